@@ -1,0 +1,403 @@
+//! The serde mirror of `userhook.yaml` (DESIGN.md section 2).
+//!
+//! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
+//! Values here are *as written* (after `${VAR}` interpolation): they are checked and compiled
+//! into a [`crate::runtime::Runtime`] by `config::validate`, never used raw on the request path.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::units::{ByteSize, Duration};
+
+/// The whole config file. Only `upstream` is required; everything else has a safe default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where clients connect (the port the IAM used to own).
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// Base URL of the IAM (`http://` or `https://`, optionally with a path prefix).
+    pub upstream: String,
+    /// Keep the client's `Host` header: IAMs build links and issuer URLs from it.
+    #[serde(default = "defaults::yes")]
+    pub preserve_host: bool,
+    /// TLS settings for an `https://` upstream.
+    #[serde(default)]
+    pub upstream_tls: UpstreamTlsSpec,
+    /// The operator's port: health, readiness, metrics, delivery records.
+    #[serde(default)]
+    pub admin: AdminSpec,
+    /// Built-in rule sets for well-known IAM APIs.
+    #[serde(default)]
+    pub profiles: Vec<ProfileSpec>,
+    /// The operator's own rules; checked before the profiles' rules.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    /// Where events go.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSpec>,
+    /// How much of each body of a matched exchange is kept for extraction.
+    #[serde(default = "defaults::capture_limit")]
+    pub capture_limit: ByteSize,
+    /// Remembers users' last known fields so deletes and logouts can name them.
+    #[serde(default)]
+    pub user_cache: UserCacheSpec,
+    #[serde(default)]
+    pub timeouts: TimeoutsSpec,
+    #[serde(default)]
+    pub delivery: DeliverySpec,
+    #[serde(default)]
+    pub log: LogSpec,
+}
+
+/// TLS to the upstream IAM.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSpec {
+    /// PEM file with extra CA certificates (an internal CA); the system roots are kept.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Localhost by default: the admin API shows delivery records and config.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminSpec {
+    fn default() -> Self {
+        Self {
+            listen: defaults::admin_listen(),
+        }
+    }
+}
+
+/// A profile reference: `keycloak` or `{name: scim, base_path: /v2}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ProfileSpec {
+    /// Just the name: the profile's default base path.
+    Name(String),
+    /// Name and a different base path.
+    Full(ProfileWithPath),
+}
+
+/// The long form of a profile reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileWithPath {
+    pub name: String,
+    #[serde(default)]
+    pub base_path: Option<String>,
+}
+
+impl ProfileSpec {
+    /// The profile's name, whichever form was written.
+    pub fn name(&self) -> &str {
+        match self {
+            ProfileSpec::Name(n) => n,
+            ProfileSpec::Full(p) => &p.name,
+        }
+    }
+
+    /// The base path the operator asked for, if any.
+    pub fn base_path(&self) -> Option<&str> {
+        match self {
+            ProfileSpec::Name(_) => None,
+            ProfileSpec::Full(p) => p.base_path.as_deref(),
+        }
+    }
+}
+
+/// One rule: "this method on this path, answered with this status, means this action".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// created | updated | deleted | login | logout | login_failed
+    pub action: String,
+    /// HTTP method, e.g. `POST` (case-insensitive).
+    pub method: String,
+    /// Path template: `/users/{id}`, `/realms/{realm}/users/{id}`.
+    pub path: String,
+    /// Statuses that count as the action happening; default any 2xx
+    /// (`login_failed`: 400, 401, 403).
+    #[serde(default)]
+    pub status: Option<Vec<u16>>,
+    /// Extra conditions: field source -> accepted values (one or a list).
+    #[serde(default)]
+    pub when: BTreeMap<String, OneOrMany>,
+    /// User field name -> field source, or a list of sources (first non-empty wins).
+    #[serde(default)]
+    pub fields: BTreeMap<String, OneOrMany>,
+}
+
+/// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(Scalar),
+            Many(Vec<Scalar>),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            S(String),
+            I(i64),
+            B(bool),
+            F(f64),
+        }
+        fn text(s: Scalar) -> String {
+            match s {
+                Scalar::S(s) => s,
+                Scalar::I(i) => i.to_string(),
+                Scalar::B(b) => b.to_string(),
+                Scalar::F(f) => f.to_string(),
+            }
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::One(s)) => Ok(OneOrMany(vec![text(s)])),
+            Ok(Raw::Many(v)) => Ok(OneOrMany(v.into_iter().map(text).collect())),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a string or a list of strings",
+            )),
+        }
+    }
+}
+
+/// A webhook subscription, as DCE 5.0's "Webhook Message Notification" defines one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// Unique name, used in logs, metrics, records and `send-test --webhook`.
+    pub name: String,
+    /// The object watched; `user` is the only object today.
+    #[serde(default = "defaults::object")]
+    pub object: String,
+    /// Actions to deliver, or `["*"]`.
+    pub actions: Vec<String>,
+    /// Target URL; `{{$$.Var$$}}` variables are URL-encoded.
+    pub url: String,
+    /// GET, POST, PUT, PATCH or DELETE.
+    #[serde(default = "defaults::post")]
+    pub method: String,
+    /// default | wecom-text | wecom-markdown | dingtalk | feishu | slack
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// Message body template; overrides the preset's.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Content type of the body; default `application/json` (bodies that are not JSON need one).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Standard Webhooks signing secret (`whsec_...` or raw).
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "defaults::webhook_timeout")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Parallel deliveries to this webhook at most; default: the global limit.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// A disabled webhook stays in the file but receives nothing.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+}
+
+/// Retry schedule: exponential backoff with full jitter between `initial` and `max`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Total attempts including the first.
+    #[serde(default = "defaults::attempts")]
+    pub attempts: u32,
+    #[serde(default = "defaults::retry_initial")]
+    pub initial: Duration,
+    #[serde(default = "defaults::retry_max")]
+    pub max: Duration,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        Self {
+            attempts: defaults::attempts(),
+            initial: defaults::retry_initial(),
+            max: defaults::retry_max(),
+        }
+    }
+}
+
+/// Size of the per-user field cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCacheSpec {
+    #[serde(default = "defaults::cache_capacity")]
+    pub capacity: usize,
+}
+
+impl Default for UserCacheSpec {
+    fn default() -> Self {
+        Self {
+            capacity: defaults::cache_capacity(),
+        }
+    }
+}
+
+/// Time limits on the proxy side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    /// TCP (and TLS) connect to the upstream.
+    #[serde(default = "defaults::connect")]
+    pub connect: Duration,
+    /// From sending the request to the upstream's response headers.
+    #[serde(default = "defaults::upstream")]
+    pub upstream: Duration,
+    /// How long SIGTERM waits for in-flight requests and deliveries.
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for TimeoutsSpec {
+    fn default() -> Self {
+        Self {
+            connect: defaults::connect(),
+            upstream: defaults::upstream(),
+            shutdown_grace: defaults::shutdown_grace(),
+        }
+    }
+}
+
+/// Delivery engine settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySpec {
+    #[serde(default = "defaults::spool_dir")]
+    pub spool_dir: String,
+    /// Deliveries in flight at once, over all webhooks.
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
+    /// fast | strict
+    #[serde(default = "defaults::guarantee")]
+    pub guarantee: String,
+    #[serde(default = "defaults::max_spool_bytes")]
+    pub max_spool_bytes: ByteSize,
+    /// Delivery outcomes kept for listing.
+    #[serde(default = "defaults::records")]
+    pub records: usize,
+}
+
+impl Default for DeliverySpec {
+    fn default() -> Self {
+        Self {
+            spool_dir: defaults::spool_dir(),
+            concurrency: defaults::concurrency(),
+            guarantee: defaults::guarantee(),
+            max_spool_bytes: defaults::max_spool_bytes(),
+            records: defaults::records(),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// text | json
+    #[serde(default = "defaults::log_format")]
+    pub format: String,
+    /// A tracing filter: `info`, `userhook=debug`, ...
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        Self {
+            format: defaults::log_format(),
+            level: defaults::log_level(),
+        }
+    }
+}
+
+/// Default values, named so the reference docs and the code say the same thing.
+pub mod defaults {
+    use super::{ByteSize, Duration};
+
+    pub fn listen() -> String {
+        "0.0.0.0:8080".into()
+    }
+    pub fn admin_listen() -> String {
+        "127.0.0.1:9090".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn capture_limit() -> ByteSize {
+        ByteSize(1024 * 1024)
+    }
+    pub fn object() -> String {
+        "user".into()
+    }
+    pub fn post() -> String {
+        "POST".into()
+    }
+    pub fn webhook_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn attempts() -> u32 {
+        12
+    }
+    pub fn retry_initial() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn retry_max() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn cache_capacity() -> usize {
+        100_000
+    }
+    pub fn connect() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn upstream() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn shutdown_grace() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn spool_dir() -> String {
+        "./data/spool".into()
+    }
+    pub fn concurrency() -> usize {
+        32
+    }
+    pub fn guarantee() -> String {
+        "fast".into()
+    }
+    pub fn max_spool_bytes() -> ByteSize {
+        ByteSize(1024 * 1024 * 1024)
+    }
+    pub fn records() -> usize {
+        10_000
+    }
+    pub fn log_format() -> String {
+        "text".into()
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}

@@ -1,0 +1,1 @@
+//! Webhook delivery (STUB, replaced by the delivery work).

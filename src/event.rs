@@ -1,0 +1,167 @@
+//! What userhook tells the world: a user lifecycle event (DESIGN.md section 3).
+//!
+//! An event is built off the request path, after the upstream's response has completed,
+//! and is immutable from then on: every webhook renders from the same values.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// What happened to the user. The names are the config's and the event `type`'s suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+    Login,
+    Logout,
+    LoginFailed,
+}
+
+impl Action {
+    /// Every action, in the order the docs list them.
+    pub const ALL: [Action; 6] = [
+        Action::Created,
+        Action::Updated,
+        Action::Deleted,
+        Action::Login,
+        Action::Logout,
+        Action::LoginFailed,
+    ];
+
+    /// The config spelling: `created`, `login_failed`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+            Action::Login => "login",
+            Action::Logout => "logout",
+            Action::LoginFailed => "login_failed",
+        }
+    }
+
+    /// The event type receivers switch on: `user.created`, ...
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Action::Created => "user.created",
+            Action::Updated => "user.updated",
+            Action::Deleted => "user.deleted",
+            Action::Login => "user.login",
+            Action::Logout => "user.logout",
+            Action::LoginFailed => "user.login_failed",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown action `{s}`; expected one of created, updated, deleted, login, logout, login_failed"
+                )
+            })
+    }
+}
+
+/// The user's fields as extracted: `ID`, `Email`, `Name`, ... plus custom ones.
+/// Ordered so serialised events and rendered bodies are stable.
+pub type UserFields = BTreeMap<String, String>;
+
+/// Where the event came from, for receivers that audit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RequestInfo {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub remote_addr: String,
+    pub request_id: String,
+    pub user_agent: String,
+}
+
+/// One user lifecycle event, as delivered in the `default` JSON event form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserEvent {
+    /// UUIDv7: sortable by time, unique across instances.
+    pub id: String,
+    /// Grows by one per event within a running instance, so receivers can spot gaps.
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub object: &'static str,
+    pub action: Action,
+    /// RFC 3339 with milliseconds, UTC.
+    pub occurred_at: String,
+    pub user: UserFields,
+    pub request: RequestInfo,
+    /// True when a body was larger than `capture_limit` and fields came from its prefix.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl UserEvent {
+    /// Builds an event stamped now with a fresh UUIDv7.
+    pub fn new(seq: u64, action: Action, user: UserFields, request: RequestInfo, truncated: bool) -> Self {
+        let now = SystemTime::now();
+        UserEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            seq,
+            event_type: action.event_type(),
+            object: "user",
+            action,
+            occurred_at: rfc3339_millis(now),
+            user,
+            request,
+            truncated,
+        }
+    }
+}
+
+/// `2026-11-30T03:36:46.123Z`: the timestamp form of events and the `Timestamp` variable.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip() {
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(a));
+        }
+        assert!("create".parse::<Action>().unwrap_err().contains("created, updated"));
+    }
+
+    #[test]
+    fn event_serialises_as_designed() {
+        let mut user = UserFields::new();
+        user.insert("ID".into(), "42".into());
+        let ev = UserEvent::new(7, Action::Created, user, RequestInfo::default(), false);
+        let v: serde_json::Value = serde_json::to_value(&ev).expect("serialise");
+        assert_eq!(v["type"], "user.created");
+        assert_eq!(v["action"], "created");
+        assert_eq!(v["object"], "user");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["user"]["ID"], "42");
+        assert!(v.get("truncated").is_none());
+        assert_eq!(ev.id.len(), 36);
+        assert!(ev.occurred_at.ends_with('Z'));
+    }
+}

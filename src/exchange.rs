@@ -1,0 +1,44 @@
+//! The hand-off from the proxy to detection: one matched request/response pair, captured.
+//!
+//! The proxy builds an [`Exchange`] only for requests whose method and path matched a rule,
+//! when the response body has been passed on (or abandoned). It is then sent over a bounded
+//! channel to the extractor task; nothing in here is ever awaited on the request path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+use crate::detect::RouteMatch;
+use crate::runtime::Runtime;
+
+/// A body as far as it was kept.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedBody {
+    /// The first `capture_limit` bytes, as sent on the wire (maybe compressed).
+    pub bytes: Bytes,
+    /// More bytes passed through than were kept, or the body ended early (client or
+    /// upstream went away): extraction works from a prefix.
+    pub truncated: bool,
+}
+
+/// One matched request and its response.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The config snapshot that served the request: rules and webhooks as they were then.
+    pub runtime: Arc<Runtime>,
+    /// Which rules' method and path matched, with the path parameters.
+    pub route: RouteMatch,
+    pub method: Method,
+    /// The URI the client sent (path and query, as received).
+    pub uri: Uri,
+    pub request_headers: HeaderMap,
+    pub request_body: CapturedBody,
+    pub status: StatusCode,
+    pub response_headers: HeaderMap,
+    pub response_body: CapturedBody,
+    pub remote_addr: Option<SocketAddr>,
+    /// `X-Request-Id`, as received or generated.
+    pub request_id: String,
+}

@@ -1,0 +1,1 @@
+//! DCE `{{$$.Var$$}}` templates (STUB, replaced by the delivery work).
