@@ -1,1 +1,134 @@
-//! admin (in progress)
+//! The operator's port: `/healthz`, `/readyz` and (as later parts land) `/config`,
+//! `/metrics`, `/deliveries`. Bound to localhost by default because it shows internals.
+//! Never proxies anything and never blocks the proxy.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::app::ReloadStats;
+use crate::runtime::Runtime;
+use crate::shutdown::ShutdownSignal;
+
+/// Longest a readiness probe waits for the upstream's TCP handshake.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The current config snapshot.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// Reload outcomes.
+    pub reloads: Arc<ReloadStats>,
+}
+
+/// Serves the admin API until shutdown.
+pub async fn serve(listener: TcpListener, state: AdminState, mut signal: ShutdownSignal) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = signal.recv() => return,
+        };
+        let state = state.clone();
+        let conn = builder
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(route(&state, req).await) }
+                }),
+            )
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"error":"only GET is supported"}"#.into(),
+        );
+    }
+    match req.uri().path() {
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
+        "/readyz" => readyz(state).await,
+        "/reloads" => {
+            let r = &state.reloads;
+            json(
+                StatusCode::OK,
+                format!(
+                    r#"{{"applied":{},"rejected":{},"unchanged":{}}}"#,
+                    r.applied.load(Ordering::Relaxed),
+                    r.rejected.load(Ordering::Relaxed),
+                    r.unchanged.load(Ordering::Relaxed)
+                ),
+            )
+        }
+        _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+    }
+}
+
+/// Ready means: a config is loaded (always, once running) and the IAM accepts TCP connections.
+async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
+    let rt = state.runtime.load_full();
+    let authority = rt.upstream.authority();
+    let port = authority
+        .port_u16()
+        .unwrap_or(if rt.upstream.is_https() { 443 } else { 80 });
+    let target = (
+        authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    );
+    let probe =
+        tokio::time::timeout(READY_PROBE_TIMEOUT, tokio::net::TcpStream::connect(target)).await;
+    let reason = match probe {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("upstream {authority} is unreachable: {e}")),
+        Err(_) => Some(format!(
+            "upstream {authority} did not accept a connection within 1s"
+        )),
+    };
+    match reason {
+        None => json(StatusCode::OK, r#"{"ready":true}"#.into()),
+        Some(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"ready": false, "reason": reason}).to_string(),
+        ),
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,1 +1,93 @@
-//! cli (in progress)
+//! The command line: `serve` (default), `check`, and the commands later parts add.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::runtime::Runtime;
+
+/// userhook: user lifecycle webhooks for an unmodified IAM, as a reverse-proxy sidecar.
+#[derive(Debug, Parser)]
+#[command(name = "userhook", version, about)]
+pub struct Cli {
+    /// Config file (also for `serve` when no subcommand is given).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "USERHOOK_CONFIG",
+        default_value = "config/userhook.yaml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default).
+    Serve,
+    /// Validate a config file and print a summary; exits non-zero listing every problem.
+    Check {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command line; the exit code is what the process returns.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config),
+        Command::Check { file } => check(file.unwrap_or(cli.config)),
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    match Runtime::load(&path, None) {
+        Ok(rt) => {
+            println!("{} is valid.", path.display());
+            println!("{}", crate::config::summary::summary(&rt.file));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{}: {errors}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let initial = match Runtime::load(&path, None) {
+            Ok(rt) => rt,
+            Err(errors) => {
+                eprint!("{}: {errors}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        crate::telemetry::init(&initial.file.log);
+        let options = crate::app::Options {
+            config_path: path,
+            watch: true,
+        };
+        match crate::app::serve(options, initial).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

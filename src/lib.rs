@@ -30,4 +30,5 @@ pub mod extract;
 pub mod proxy;
 pub mod runtime;
 pub mod shutdown;
+pub mod telemetry;
 pub mod template;

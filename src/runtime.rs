@@ -1,16 +1,153 @@
 //! The compiled, immutable snapshot of one config: what a request uses from start to end.
 //!
 //! A reload builds a new `Runtime` and swaps it in atomically; requests already in flight
-//! keep the `Arc` they started with, so no request ever sees half of two configs.
+//! keep the `Arc` they started with, so no request ever sees half of two configs. Building
+//! checks everything that needs compiling (addresses, upstream, TLS, route rules) and
+//! reports every problem with its key path; a `Runtime` that exists is valid.
 
-use crate::config::ConfigFile;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::detect::RouteTable;
+use crate::proxy::upstream::{build_client, Upstream, UpstreamClient};
+
+/// The settings that shape the upstream client; when a reload leaves them alone the
+/// connection pool is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientKey {
+    connect_timeout: Duration,
+    ca_file: Option<String>,
+}
 
 /// One loaded config, ready for the request path.
-#[derive(Debug)]
 pub struct Runtime {
     /// The file as parsed (interpolated); kept for `/config` and for diffing reloads.
     pub file: ConfigFile,
+    /// SHA-256 of the file's text, hex: tells operators which version is running.
+    pub hash: String,
+    /// When this snapshot was built.
+    pub loaded_at: SystemTime,
+    /// Where the proxy listens (a change needs a restart).
+    pub listen: SocketAddr,
+    /// Where the admin API listens (a change needs a restart).
+    pub admin_listen: SocketAddr,
+    /// The IAM's base URL, pre-split.
+    pub upstream: Upstream,
+    /// The pooled client to the IAM, shared with the previous snapshot when possible.
+    pub client: Arc<UpstreamClient>,
+    client_key: ClientKey,
+    /// Keep the client's `Host` header.
+    pub preserve_host: bool,
+    /// Bytes of each matched body kept for extraction.
+    pub capture_limit: usize,
+    /// Time allowed for the upstream's response headers.
+    pub upstream_timeout: Duration,
     /// The compiled route rules.
     pub routes: RouteTable,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hash", &self.hash)
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hex SHA-256 of config text.
+pub fn content_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runtime {
+    /// Compiles a parsed file. `previous` lends its upstream connection pool when the
+    /// client settings did not change, so a reload does not drop warm connections.
+    pub fn build(
+        file: ConfigFile,
+        hash: String,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, ConfigErrors> {
+        let mut errors = Vec::new();
+        let listen = parse_addr(&file.listen, "listen", &mut errors);
+        let admin_listen = parse_addr(&file.admin.listen, "admin.listen", &mut errors);
+        let upstream = Upstream::parse(&file.upstream)
+            .map_err(|e| errors.push(ConfigError::new("upstream", e)))
+            .ok();
+        let client_key = ClientKey {
+            connect_timeout: file.timeouts.connect.0,
+            ca_file: file.upstream_tls.ca_file.clone(),
+        };
+        let client = match previous {
+            Some(prev) if prev.client_key == client_key => Some(prev.client.clone()),
+            _ => build_client(
+                client_key.connect_timeout,
+                client_key.ca_file.as_deref().map(Path::new),
+            )
+            .map(Arc::new)
+            .map_err(|e| errors.push(ConfigError::new("upstream_tls.ca_file", e)))
+            .ok(),
+        };
+        let routes = RouteTable::compile(&file.routes, &file.profiles)
+            .map_err(|e| errors.extend(e))
+            .ok();
+
+        match (listen, admin_listen, upstream, client, routes) {
+            (Some(listen), Some(admin_listen), Some(upstream), Some(client), Some(routes))
+                if errors.is_empty() =>
+            {
+                Ok(Runtime {
+                    hash,
+                    loaded_at: SystemTime::now(),
+                    listen,
+                    admin_listen,
+                    upstream,
+                    client,
+                    client_key,
+                    preserve_host: file.preserve_host,
+                    capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
+                    upstream_timeout: file.timeouts.upstream.0,
+                    routes,
+                    file,
+                })
+            }
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Loads, parses, validates and compiles the file at `path`.
+    pub fn load(path: &Path, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "",
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+        })?;
+        Runtime::from_text(&text, previous)
+    }
+
+    /// Parses, validates and compiles config text.
+    pub fn from_text(text: &str, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
+        let file = crate::config::parse_str(text)?;
+        Runtime::build(file, content_hash(text), previous)
+    }
+}
+
+fn parse_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<SocketAddr> {
+    text.parse()
+        .map_err(|_| {
+            errors.push(ConfigError::new(
+                path,
+                format!("`{text}` is not an address; expected IP:PORT such as 0.0.0.0:8080"),
+            ))
+        })
+        .ok()
 }

@@ -54,7 +54,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
         for (name, size) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{}", self.0 / size, name);
             }
         }
@@ -94,7 +94,9 @@ impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match NumberOrText::deserialize(d)? {
             NumberOrText::Number(n) => Ok(ByteSize(n)),
-            NumberOrText::Text(t) => parse_size(&t).map(ByteSize).map_err(serde::de::Error::custom),
+            NumberOrText::Text(t) => parse_size(&t)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -112,9 +114,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(std::time::Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
-        assert_eq!(parse_duration("10m"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(
+            parse_duration("10s"),
+            Ok(std::time::Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("10m"),
+            Ok(std::time::Duration::from_secs(600))
+        );
         assert_eq!(parse_duration("3"), Ok(std::time::Duration::from_secs(3)));
         assert!(parse_duration("ten").is_err());
     }

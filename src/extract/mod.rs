@@ -18,3 +18,8 @@ impl Extractor {
         None
     }
 }
+
+impl Extractor {
+    /// Stub.
+    pub fn set_capacity(&self, _n: usize) {}
+}

@@ -1,0 +1,248 @@
+//! The proxy service: one client request in, one upstream request out, the response back.
+//!
+//! Every request takes one [`Runtime`] snapshot and uses it from start to end. Unmatched
+//! traffic is a plain streaming pass-through; matched traffic is forwarded the same way with a
+//! bounded copy kept by the tap. This code never awaits anything but the upstream: detection
+//! and delivery happen elsewhere, after the hand-off.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use super::body::{ClientBody, UpstreamBody};
+use super::error::ProxyError;
+use super::headers;
+use super::tap::{PendingExchange, RequestCaptureSlot, RequestTap, ResponseTap};
+use crate::exchange::{CapturedBody, Exchange};
+use crate::runtime::Runtime;
+
+/// `X-Request-Id`: kept when the client sent one, generated for matched requests otherwise.
+pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Exchanges dropped because the extractor's queue was full (should stay 0).
+static EXCHANGES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many matched exchanges were lost to a full extractor queue since start.
+pub fn exchanges_dropped() -> u64 {
+    EXCHANGES_DROPPED.load(Ordering::Relaxed)
+}
+
+fn count_dropped_exchange() {
+    let n = EXCHANGES_DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    // A full queue under a burst would otherwise log once per request.
+    if n == 1 || n.is_multiple_of(1000) {
+        tracing::warn!(
+            dropped_total = n,
+            "extractor queue full: a matched exchange was not examined"
+        );
+    }
+}
+
+/// What every connection's service shares.
+pub struct ProxyShared {
+    /// The current config snapshot; swapped whole by reloads.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// Where finished matched exchanges go (bounded; never awaited).
+    pub exchanges: mpsc::Sender<Exchange>,
+}
+
+/// The per-connection service: shared state plus who the client is.
+#[derive(Clone)]
+pub struct ProxyService {
+    shared: Arc<ProxyShared>,
+    remote: SocketAddr,
+}
+
+impl ProxyService {
+    /// A service for one accepted connection from `remote`.
+    pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
+        ProxyService { shared, remote }
+    }
+}
+
+impl tower::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ClientBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ClientBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let runtime = self.shared.runtime.load_full();
+        let sink = self.shared.exchanges.clone();
+        Box::pin(forward(runtime, sink, self.remote, req))
+    }
+}
+
+/// Forwards one request and returns the upstream's response (or a 502/504).
+async fn forward(
+    rt: Arc<Runtime>,
+    sink: mpsc::Sender<Exchange>,
+    remote: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<ClientBody>, Infallible> {
+    let route = rt.routes.classify(req.method(), req.uri().path());
+    let upgrade = headers::wants_upgrade(req.headers());
+    let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    let uri = match rt.upstream.uri_for(parts.uri.path_and_query()) {
+        Ok(uri) => uri,
+        Err(_) => return Ok(bad_request()),
+    };
+
+    // What the exchange needs is copied only for matched requests.
+    let mut request_id = None;
+    if route.is_some() {
+        request_id = Some(match parts.headers.get(&X_REQUEST_ID) {
+            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    parts.headers.insert(X_REQUEST_ID.clone(), v);
+                }
+                id
+            }
+        });
+    }
+    let matched = route.map(|route| (route, parts.method.clone(), parts.headers.clone()));
+
+    // HTTP/2 clients send :authority instead of Host.
+    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // 100-continue is answered by our own server when we start reading the body.
+    parts.headers.remove(header::EXPECT);
+    headers::append_forwarded(
+        &mut parts.headers,
+        Some(remote.ip()),
+        "http",
+        client_host.as_ref(),
+    );
+    match (rt.preserve_host, client_host) {
+        (true, Some(host)) => {
+            parts.headers.insert(header::HOST, host);
+        }
+        _ => {
+            parts
+                .headers
+                .insert(header::HOST, rt.upstream.host_header().clone());
+        }
+    }
+    let client_uri = std::mem::replace(&mut parts.uri, uri);
+    parts.version = Version::HTTP_11;
+
+    let (body, request_slot) = match &matched {
+        Some(_) if !upgrade => {
+            let slot = Arc::new(RequestCaptureSlot::default());
+            (
+                UpstreamBody::Tapped(RequestTap::new(body, rt.capture_limit, slot.clone())),
+                Some(slot),
+            )
+        }
+        _ => (UpstreamBody::Plain(body), None),
+    };
+
+    let sent = tokio::time::timeout(
+        rt.upstream_timeout,
+        rt.client.request(Request::from_parts(parts, body)),
+    )
+    .await;
+    let mut resp = match sent {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return Ok(fail(ProxyError::from_client(e), client_uri.path())),
+        Err(_) => {
+            return Ok(fail(
+                ProxyError::Timeout(rt.upstream_timeout),
+                client_uri.path(),
+            ))
+        }
+    };
+
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut resp);
+            tokio::spawn(tunnel(downstream, upstream));
+        }
+    }
+    headers::strip_hop_by_hop(resp.headers_mut(), switching);
+
+    let (parts, body) = resp.into_parts();
+    let body = match matched {
+        None => ClientBody::Plain(body),
+        Some((route, method, request_headers)) => {
+            let exchange = Exchange {
+                runtime: rt.clone(),
+                route,
+                method,
+                uri: client_uri,
+                request_headers,
+                request_body: CapturedBody::default(),
+                status: parts.status,
+                response_headers: parts.headers.clone(),
+                response_body: CapturedBody::default(),
+                remote_addr: Some(remote),
+                request_id: request_id.unwrap_or_default(),
+            };
+            let pending = PendingExchange {
+                exchange,
+                request_slot,
+                sink,
+                on_full: count_dropped_exchange,
+            };
+            ClientBody::Tapped(Box::new(ResponseTap::new(body, rt.capture_limit, pending)))
+        }
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
+    tracing::warn!(error = err.code(), detail = %err.detail(), path, "upstream request failed");
+    err.into_response()
+}
+
+fn bad_request() -> Response<ClientBody> {
+    let mut resp = Response::new(ClientBody::full(
+        r#"{"error":"bad_request","message":"the request target cannot be forwarded"}"#,
+    ));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Joins the client's and the IAM's upgraded connections (WebSocket) until either closes.
+async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "protocol upgrade did not complete");
+            return;
+        }
+    };
+    let mut down = TokioIo::new(down);
+    let mut up = TokioIo::new(up);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
+    }
+}

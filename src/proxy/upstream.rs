@@ -1,0 +1,184 @@
+//! The upstream side: where requests go, and the pooled client that takes them there.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::body::UpstreamBody;
+
+/// Idle pooled connections are closed after this long: kept below the keep-alive timeout of
+/// common IAM servers (Node's is 5 s) so we never reuse a connection the server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The pooled HTTP/1.1 client to the IAM, plain or TLS.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// The IAM's base URL, split once at load so each request only swaps scheme and authority.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    /// Path prefix without a trailing slash; empty when the IAM is at the root.
+    base_path: String,
+    /// `Host` for the upstream when the client's is not preserved.
+    host_header: HeaderValue,
+}
+
+impl Upstream {
+    /// Parses `http://host:port[/prefix]` or `https://...`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| {
+            format!("`{url}` is not a URL ({e}); expected e.g. http://127.0.0.1:8081")
+        })?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err(format!("`{url}` must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("`{url}` has no host"))?;
+        if uri.query().is_some() {
+            return Err(format!("`{url}` must not have a query string"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        let host_header = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("`{url}` has a host that is not a valid Host header"))?;
+        Ok(Upstream {
+            scheme,
+            authority,
+            base_path,
+            host_header,
+        })
+    }
+
+    /// `host:port` for readiness probes and messages.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The scheme, for readiness probes.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// The `Host` header naming the upstream itself.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
+    }
+
+    /// The absolute URI for a client request's path and query. Without a base path this
+    /// reuses the client's path bytes (no copy).
+    pub fn uri_for(&self, pq: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(match (self.base_path.is_empty(), pq) {
+            (true, Some(pq)) => pq.clone(),
+            (true, None) => PathAndQuery::from_static("/"),
+            (false, pq) => {
+                let rest = pq.map(|p| p.as_str()).unwrap_or("/");
+                let mut joined = String::with_capacity(self.base_path.len() + rest.len());
+                joined.push_str(&self.base_path);
+                joined.push_str(rest);
+                PathAndQuery::try_from(joined)?
+            }
+        });
+        Ok(Uri::from_parts(parts)?)
+    }
+}
+
+/// Builds the pooled client: TCP_NODELAY, connect timeout, system roots plus an optional CA.
+pub fn build_client(
+    connect_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<UpstreamClient, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(root_store(ca_file)?)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .set_host(false)
+        .build(https))
+}
+
+fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    // A machine without system roots can still reach an upstream signed by `ca_file`.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("no PEM certificates found in {}", path.display()));
+        }
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_without_base_reuses_path() {
+        let up = Upstream::parse("http://127.0.0.1:8081").expect("parse");
+        let pq = PathAndQuery::from_static("/users/1?x=1");
+        assert_eq!(
+            up.uri_for(Some(&pq)).expect("uri").to_string(),
+            "http://127.0.0.1:8081/users/1?x=1"
+        );
+    }
+
+    #[test]
+    fn uri_with_base_prefixes() {
+        let up = Upstream::parse("https://iam.internal/base/").expect("parse");
+        let pq = PathAndQuery::from_static("/users?x=1");
+        assert_eq!(
+            up.uri_for(Some(&pq)).expect("uri").to_string(),
+            "https://iam.internal/base/users?x=1"
+        );
+        assert_eq!(up.host_header().as_bytes(), b"iam.internal");
+    }
+
+    #[test]
+    fn rejects_bad_upstreams() {
+        assert!(Upstream::parse("ftp://x").unwrap_err().contains("http://"));
+        assert!(Upstream::parse("not a url").is_err());
+        assert!(Upstream::parse("http://x/?q=1")
+            .unwrap_err()
+            .contains("query"));
+    }
+}
