@@ -1,5 +1,7 @@
 //! Log setup: text for a terminal, JSON for machines. `RUST_LOG` overrides the config level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::model::LogSpec;
@@ -11,6 +13,7 @@ pub fn init(spec: &LogSpec) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if spec.format == "json" {
         builder.json().flatten_event(true).try_init()

@@ -11,14 +11,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that only describe the connection they arrived on (RFC 9110 7.6.1, plus the
 /// historical `Keep-Alive` and `Proxy-Connection`). `TE` is handled apart: `TE: trailers`
-/// is passed on so trailers can flow end to end.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// is passed on so trailers can flow end to end; `Trailer` is end-to-end (it announces the
+/// trailer fields, and hyper only sends announced ones).
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
 
