@@ -1,1 +1,3 @@
 //! Webhook delivery (STUB, replaced by the delivery work).
+
+pub mod sign;

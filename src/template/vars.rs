@@ -1,0 +1,159 @@
+//! The variables a template may name, and where their values come from.
+//!
+//! Lookups happen once per rendered template per delivery, so they borrow from the event
+//! wherever they can and never fail: a missing value is simply absent (rendered empty).
+
+use std::borrow::Cow;
+
+use crate::event::UserEvent;
+
+/// User fields every route may fill; always known to templates, even when empty.
+pub const BUILTIN_USER_FIELDS: &[&str] = &[
+    "ID",
+    "Email",
+    "Name",
+    "FirstName",
+    "LastName",
+    "CreatedAt",
+    "Enabled",
+];
+
+/// Variables describing the event itself rather than the user. These names are reserved:
+/// they take precedence over a custom user field of the same name.
+pub const EVENT_VARIABLES: &[&str] = &[
+    "Event",
+    "Object",
+    "Action",
+    "EventID",
+    "Timestamp",
+    "SourceIP",
+    "UserAgent",
+    "RequestID",
+    "Status",
+];
+
+/// Whether `name` is a built-in user field or an event variable (custom fields are not).
+pub(crate) fn is_builtin(name: &str) -> bool {
+    BUILTIN_USER_FIELDS.contains(&name) || EVENT_VARIABLES.contains(&name)
+}
+
+/// Supplies values to a rendering template. A trait so `send-test`, tests and the dispatcher
+/// can render from an event or from a fixed map alike.
+pub trait VarSource {
+    /// The value of `name`, or `None` when it has none (rendered as an empty string).
+    fn var(&self, name: &str) -> Option<Cow<'_, str>>;
+}
+
+/// The variables of one user event: user fields from `event.user`, the rest from the event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventVars<'a>(pub &'a UserEvent);
+
+impl VarSource for EventVars<'_> {
+    fn var(&self, name: &str) -> Option<Cow<'_, str>> {
+        let ev = self.0;
+        let borrowed = match name {
+            "Event" => ev.event_type,
+            "Object" => ev.object,
+            "Action" => ev.action.as_str(),
+            "EventID" => &ev.id,
+            "Timestamp" => &ev.occurred_at,
+            "SourceIP" => ip_part(&ev.request.remote_addr),
+            "UserAgent" => &ev.request.user_agent,
+            "RequestID" => &ev.request.request_id,
+            // 0 means "no response status known": render nothing rather than a fake code.
+            "Status" if ev.request.status == 0 => return None,
+            "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
+            _ => return ev.user.get(name).map(|v| Cow::Borrowed(v.as_str())),
+        };
+        Some(Cow::Borrowed(borrowed))
+    }
+}
+
+impl<S: VarSource + ?Sized> VarSource for &S {
+    fn var(&self, name: &str) -> Option<Cow<'_, str>> {
+        (**self).var(name)
+    }
+}
+
+/// Fixed values, e.g. for `send-test` samples and tests.
+impl VarSource for std::collections::BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.get(name).map(|v| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// The IP of a `host:port` peer address: `10.0.0.1:5678` -> `10.0.0.1`, `[::1]:80` -> `::1`;
+/// anything else (a bare IPv4 or IPv6 address, an empty string) is returned unchanged.
+fn ip_part(addr: &str) -> &str {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest.split_once(']').map_or(addr, |(ip, _)| ip);
+    }
+    match addr.split_once(':') {
+        // Exactly one colon: IPv4 with a port. More than one: a bare IPv6 address.
+        Some((ip, port)) if !port.contains(':') => ip,
+        _ => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, RequestInfo, UserFields};
+
+    fn event() -> UserEvent {
+        let mut user = UserFields::new();
+        user.insert("ID".into(), "42".into());
+        user.insert("Name".into(), "alice".into());
+        user.insert("Department".into(), "ops".into());
+        user.insert("Status".into(), "shadowed".into());
+        let request = RequestInfo {
+            method: "POST".into(),
+            path: "/users".into(),
+            status: 201,
+            remote_addr: "10.1.2.3:55012".into(),
+            request_id: "req-1".into(),
+            user_agent: "curl/8".into(),
+        };
+        UserEvent::new(1, Action::Created, user, request, false)
+    }
+
+    #[test]
+    fn event_vars_read_user_and_event_values() {
+        let ev = event();
+        let v = EventVars(&ev);
+        let get = |n: &str| v.var(n).map(|c| c.into_owned());
+        assert_eq!(get("ID").as_deref(), Some("42"));
+        assert_eq!(get("Name").as_deref(), Some("alice"));
+        assert_eq!(get("Department").as_deref(), Some("ops"));
+        assert_eq!(get("Email"), None);
+        assert_eq!(get("Event").as_deref(), Some("user.created"));
+        assert_eq!(get("Object").as_deref(), Some("user"));
+        assert_eq!(get("Action").as_deref(), Some("created"));
+        assert_eq!(get("EventID"), Some(ev.id.clone()));
+        assert_eq!(get("Timestamp"), Some(ev.occurred_at.clone()));
+        assert_eq!(get("SourceIP").as_deref(), Some("10.1.2.3"));
+        assert_eq!(get("UserAgent").as_deref(), Some("curl/8"));
+        assert_eq!(get("RequestID").as_deref(), Some("req-1"));
+        // Event variables are reserved: a custom field of the same name does not shadow them.
+        assert_eq!(get("Status").as_deref(), Some("201"));
+    }
+
+    #[test]
+    fn unknown_status_renders_empty() {
+        let mut ev = event();
+        ev.request.status = 0;
+        assert_eq!(EventVars(&ev).var("Status"), None);
+    }
+
+    #[test]
+    fn ip_part_handles_v4_v6_and_bare_addresses() {
+        assert_eq!(ip_part("10.0.0.1:5678"), "10.0.0.1");
+        assert_eq!(ip_part("[::1]:80"), "::1");
+        assert_eq!(ip_part("[fe80::1%eth0]:80"), "fe80::1%eth0");
+        assert_eq!(ip_part("::1"), "::1");
+        assert_eq!(ip_part("2001:db8::5"), "2001:db8::5");
+        assert_eq!(ip_part("10.0.0.1"), "10.0.0.1");
+        assert_eq!(ip_part(""), "");
+        assert_eq!(ip_part("[broken"), "[broken");
+    }
+}
