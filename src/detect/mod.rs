@@ -20,7 +20,10 @@ pub struct RouteMatch {
 
 impl RouteTable {
     /// Compiles the operator's routes and the profiles' rules.
-    pub fn compile(_routes: &[RouteSpec], _profiles: &[ProfileSpec]) -> Result<Self, Vec<ConfigError>> {
+    pub fn compile(
+        _routes: &[RouteSpec],
+        _profiles: &[ProfileSpec],
+    ) -> Result<Self, Vec<ConfigError>> {
         Ok(RouteTable {})
     }
 
