@@ -147,16 +147,18 @@ async fn run(
     let mut rescan = tokio::time::interval(RESCAN_INTERVAL);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     rescan.tick().await; // the first tick is immediate; the baseline is already known
+    let mut events_alive = true;
     loop {
         let keep_going = tokio::select! {
             _ = state.tx.closed() => false,
-            woke = wake.recv() => {
-                if woke.is_none() {
+            woke = wake.recv(), if events_alive => {
+                if woke.is_some() {
+                    settle(&mut wake, debounce).await;
+                } else {
                     // The notify thread is gone; the periodic re-hash still covers changes.
                     tracing::warn!("config file watcher stopped; relying on periodic checks");
-                    wake = mpsc::channel(1).1;
+                    events_alive = false;
                 }
-                settle(&mut wake, debounce).await;
                 state.check("file changed", false).await
             }
             _ = rescan.tick() => state.check("file changed", false).await,
