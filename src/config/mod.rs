@@ -1,12 +1,20 @@
-//! Loading `userhook.yaml`: read, interpolate `${VAR}`, parse, validate.
+//! Loading `userhook.yaml`: parse, interpolate `${VAR}`, deserialize, validate.
 //!
-//! Loading never touches running state: it returns a [`ConfigFile`] or every problem found.
-//! Turning a valid file into the snapshot the proxy uses is [`crate::runtime::Runtime::build`].
+//! Loading never touches running state: it returns a [`ConfigFile`] or every problem found,
+//! each with its key path. Turning a valid file into the snapshot the proxy uses is
+//! [`crate::runtime::Runtime::build`]. Errors must never contain a value that came from the
+//! environment (it may be a secret): they are scrubbed before they leave this module.
+//!
+//! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
+//! errors) -> `${VAR}` on string values only -> `ConfigFile` via `serde_path_to_error`, so
+//! type errors and unknown keys carry paths such as `webhooks[1].timeout` -> [`validate`].
 
 pub mod error;
+pub mod interpolate;
 pub mod model;
 pub mod summary;
 pub mod units;
+pub mod validate;
 pub mod watch;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -14,7 +22,10 @@ pub use model::ConfigFile;
 
 use std::path::Path;
 
-/// Reads and parses the file at `path`.
+use interpolate::Substitution;
+
+/// Reads and parses the file at `path` (symlinks followed), reading `${VAR}` from the
+/// process environment.
 pub fn load(path: &Path) -> Result<ConfigFile, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
@@ -25,8 +36,290 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigErrors> {
     parse_str(&text)
 }
 
-/// Parses config text (after `${VAR}` interpolation).
+/// Parses and validates config text, reading `${VAR}` from the process environment.
 pub fn parse_str(text: &str) -> Result<ConfigFile, ConfigErrors> {
-    serde_saphyr::from_str::<ConfigFile>(text)
-        .map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")).into())
+    parse_str_with_env(text, &|name| std::env::var(name).ok())
+}
+
+/// [`parse_str`] with the environment supplied by the caller, so tests (and tools that
+/// render a config for another environment) need not touch the process environment.
+pub fn parse_str_with_env(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConfigFile, ConfigErrors> {
+    let mut doc = parse_yaml(text)?;
+    if doc.is_null() {
+        return Err(ConfigError::new(
+            "",
+            "the config file is empty; at least `upstream` is required",
+        )
+        .into());
+    }
+    if !doc.is_object() {
+        return Err(ConfigError::new(
+            "",
+            "the config file must be a mapping of keys such as `upstream: http://127.0.0.1:8081`",
+        )
+        .into());
+    }
+    let subs = interpolate::interpolate(&mut doc, lookup).map_err(ConfigErrors)?;
+    let file: ConfigFile = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let mut message = e.into_inner().to_string();
+        if message.ends_with("expected a boolean") {
+            message.push_str(" (write true or false)");
+        }
+        ConfigErrors(scrub(vec![ConfigError::new(path, message)], &subs))
+    })?;
+    let problems = validate::validate(&file);
+    if problems.is_empty() {
+        Ok(file)
+    } else {
+        Err(ConfigErrors(scrub(problems, &subs)))
+    }
+}
+
+/// YAML text to a JSON value, with line and column on syntax errors.
+fn parse_yaml(text: &str) -> Result<serde_json::Value, ConfigErrors> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        // The file may hold secrets: never echo its lines into a log.
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options::<serde_json::Value>(text, options).map_err(|e| {
+        let place = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        let message = e.without_snippet().to_string();
+        // The library's advice is for programmers, not for someone editing the file.
+        let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+        // Some messages already end with their location; avoid saying it twice.
+        let message = if !place.is_empty() && message.contains(&place.trim_start().to_string()) {
+            message
+        } else {
+            format!("{message}{place}")
+        };
+        ConfigError::new("", format!("invalid YAML: {message}")).into()
+    })
+}
+
+/// Removes environment values from messages: a message about a key that received a value
+/// loses every such value; elsewhere only values long enough to be mistaken for nothing else.
+fn scrub(errors: Vec<ConfigError>, subs: &[Substitution]) -> Vec<ConfigError> {
+    const MIN_GLOBAL: usize = 6;
+    errors
+        .into_iter()
+        .map(|mut e| {
+            let mut ordered: Vec<&Substitution> = subs
+                .iter()
+                .filter(|s| {
+                    !s.value.is_empty()
+                        && (s.value.len() >= MIN_GLOBAL
+                            || e.path == s.path
+                            || e.path.starts_with(&format!("{}.", s.path))
+                            || s.path.starts_with(&format!("{}.", e.path))
+                            || s.path.starts_with(&format!("{}[", e.path)))
+                })
+                .collect();
+            ordered.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
+            for s in ordered {
+                e.message = e.message.replace(&s.value, &format!("${{{}}}", s.var));
+            }
+            e
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn parse(text: &str) -> Result<ConfigFile, ConfigErrors> {
+        parse_str_with_env(text, &env(&[]))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn reference_config_is_valid() {
+        let text = include_str!("../../config/userhook.yaml");
+        let file = parse_str_with_env(text, &env(&[])).map_err(|e| e.to_string());
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => panic!("reference config invalid:\n{e}"),
+        };
+        assert_eq!(file.upstream, "http://127.0.0.1:8081");
+        assert!(!file.webhooks.is_empty());
+        assert!(!file.routes.is_empty());
+        assert!(file.webhooks.iter().any(|w| w.url.ends_with("key=demo")));
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let file = parse("upstream: http://127.0.0.1:8081\n").map_err(|e| e.to_string());
+        let file = file.as_ref().map_err(String::as_str);
+        let Ok(file) = file else { panic!("{file:?}") };
+        assert_eq!(file.listen, "0.0.0.0:8080");
+        assert_eq!(file.admin.listen, "127.0.0.1:9090");
+        assert!(file.preserve_host);
+        assert_eq!(file.capture_limit.0, 1 << 20);
+        assert_eq!(file.delivery.guarantee, "fast");
+    }
+
+    #[test]
+    fn integers_and_booleans_survive() {
+        let text = "upstream: http://u:1\npreserve_host: false\nroutes:\n  - {action: created, method: POST, path: /users, status: [201, 200]}\ncapture_limit: 4096\n";
+        let file = parse(text).map_err(|e| e.to_string());
+        let Ok(file) = file else { panic!("{file:?}") };
+        assert!(!file.preserve_host);
+        assert_eq!(file.routes[0].status, Some(vec![201, 200]));
+        assert_eq!(file.capture_limit.0, 4096);
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_expected_keys() {
+        let errs = errors("upstream: http://u:1\nwebhooks:\n  - name: a\n    actions: ['*']\n    url: http://x\n    retyr: {attempts: 2}\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("webhooks[0]"), "{errs:?}");
+        assert!(errs[0].contains("unknown field `retyr`"), "{errs:?}");
+        assert!(errs[0].contains("`retry`"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let errs = errors("upstream: http://u:1\nlistne: 1.2.3.4:5\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("unknown field `listne`"), "{errs:?}");
+        assert!(errs[0].contains("`listen`"), "{errs:?}");
+    }
+
+    #[test]
+    fn type_error_names_path() {
+        let errs = errors("upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: http://x}\n  - {name: b, actions: ['*'], url: http://x, timeout: soon}\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("webhooks[1].timeout: "), "{errs:?}");
+        assert!(errs[0].contains("not a duration"), "{errs:?}");
+    }
+
+    #[test]
+    fn strict_booleans() {
+        let errs = errors("upstream: http://u:1\npreserve_host: yes\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0],
+            "preserve_host: invalid type: string \"yes\", expected a boolean (write true or false)"
+        );
+        // `on`/`yes` stay strings where a string is expected.
+        let file = parse("upstream: http://u:1\nroutes:\n  - {action: login, method: POST, path: /l, when: {request.form.x: on}}\n");
+        let Ok(file) = file else { panic!("{file:?}") };
+        let when = &file.routes[0].when["request.form.x"];
+        assert_eq!(when.0, vec!["on".to_string()]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let errs = errors("upstream: http://u:1\nlisten: 0.0.0.0:1\nlisten: 0.0.0.0:2\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs,
+            vec!["invalid YAML: duplicate mapping key: listen at line 3, column 1".to_string()]
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let errs = errors("upstream: http://u:1\nroutes: [\n  {a: b\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("line "), "{errs:?}");
+        assert!(errs[0].contains("column "), "{errs:?}");
+    }
+
+    #[test]
+    fn non_mapping_file_is_an_error() {
+        let errs = errors("- a\n");
+        assert_eq!(
+            errs,
+            vec!["the config file must be a mapping of keys such as `upstream: http://127.0.0.1:8081`".to_string()]
+        );
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let errs = errors("");
+        assert_eq!(
+            errs,
+            vec!["the config file is empty; at least `upstream` is required".to_string()]
+        );
+    }
+
+    #[test]
+    fn missing_env_variable_is_reported_with_path() {
+        let errs = errors("upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: 'https://x/send?key=${WECOM_KEY}'}\n");
+        assert_eq!(
+            errs,
+            vec!["webhooks[0].url: environment variable `WECOM_KEY` is not set; set it or write `${WECOM_KEY:-default}`".to_string()]
+        );
+    }
+
+    #[test]
+    fn env_value_with_newline_stays_a_string() {
+        let text = "upstream: http://u:1\nwebhooks:\n  - name: a\n    actions: ['*']\n    url: http://x\n    body: '${NOTE}'\n";
+        let file = parse_str_with_env(text, &env(&[("NOTE", "a: b\nlisten: 1")]));
+        let Ok(file) = file else { panic!("{file:?}") };
+        assert_eq!(file.webhooks[0].body.as_deref(), Some("a: b\nlisten: 1"));
+        assert_eq!(file.listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn env_values_never_appear_in_errors() {
+        let canary = "CANARY-s3cr3t-value";
+        let text = "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: '${URL}', timeout: '${T}'}\n";
+        let result = parse_str_with_env(text, &env(&[("URL", canary), ("T", "1x")]));
+        let Err(e) = result else {
+            panic!("expected an error")
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("webhooks[0].timeout"), "{shown}");
+        assert!(!shown.contains("1x"), "{shown}");
+        let text =
+            "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: 'ftp://${URL}'}\n";
+        let result = parse_str_with_env(text, &env(&[("URL", canary)]));
+        let Err(e) = result else {
+            panic!("expected an error")
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("webhooks[0].url"), "{shown}");
+        assert!(!shown.contains(canary), "{shown}");
+    }
+
+    #[test]
+    fn all_validation_problems_reported_together() {
+        let errs = errors("listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n");
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn profile_long_form_unknown_key() {
+        let errs =
+            errors("upstream: http://u:1\nprofiles:\n  - keycloak\n  - {name: scim, base: /v2}\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("profiles[1]"), "{errs:?}");
+        assert!(errs[0].contains("unknown field `base`"), "{errs:?}");
+    }
 }

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::units::{ByteSize, Duration};
 
 /// The whole config file. Only `upstream` is required; everything else has a safe default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Where clients connect (the port the IAM used to own).
@@ -52,7 +52,7 @@ pub struct ConfigFile {
 }
 
 /// TLS to the upstream IAM.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsSpec {
     /// PEM file with extra CA certificates (an internal CA); the system roots are kept.
@@ -61,7 +61,7 @@ pub struct UpstreamTlsSpec {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSpec {
     /// Localhost by default: the admin API shows delivery records and config.
@@ -78,7 +78,10 @@ impl Default for AdminSpec {
 }
 
 /// A profile reference: `keycloak` or `{name: scim, base_path: /v2}`.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Deserialized by hand (not `untagged`) so a typo in the long form is reported as the
+/// unknown key it is, not as "did not match any variant".
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ProfileSpec {
     /// Just the name: the profile's default base path.
@@ -87,8 +90,31 @@ pub enum ProfileSpec {
     Full(ProfileWithPath),
 }
 
+impl<'de> Deserialize<'de> for ProfileSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ProfileSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a profile name or {name: ..., base_path: ...}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ProfileSpec, E> {
+                Ok(ProfileSpec::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ProfileSpec, A::Error> {
+                ProfileWithPath::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ProfileSpec::Full)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// The long form of a profile reference.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileWithPath {
     pub name: String,
@@ -115,7 +141,7 @@ impl ProfileSpec {
 }
 
 /// One rule: "this method on this path, answered with this status, means this action".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     /// created | updated | deleted | login | logout | login_failed
@@ -137,7 +163,9 @@ pub struct RouteSpec {
 }
 
 /// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized as the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct OneOrMany(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for OneOrMany {
@@ -175,7 +203,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
 }
 
 /// A webhook subscription, as DCE 5.0's "Webhook Message Notification" defines one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name, used in logs, metrics, records and `send-test --webhook`.
@@ -218,7 +246,7 @@ pub struct WebhookSpec {
 }
 
 /// Retry schedule: exponential backoff with full jitter between `initial` and `max`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     /// Total attempts including the first.
@@ -241,7 +269,7 @@ impl Default for RetrySpec {
 }
 
 /// Size of the per-user field cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserCacheSpec {
     #[serde(default = "defaults::cache_capacity")]
@@ -257,7 +285,7 @@ impl Default for UserCacheSpec {
 }
 
 /// Time limits on the proxy side.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsSpec {
     /// TCP (and TLS) connect to the upstream.
@@ -282,7 +310,7 @@ impl Default for TimeoutsSpec {
 }
 
 /// Delivery engine settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySpec {
     #[serde(default = "defaults::spool_dir")]
@@ -313,7 +341,7 @@ impl Default for DeliverySpec {
 }
 
 /// Logging.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSpec {
     /// text | json

@@ -1,6 +1,396 @@
-//! STUB until the config branch lands.
-use super::ConfigFile;
-/// Stub.
+//! What a config says, shown to people: the `userhook check` screen and the admin `/config`.
+//!
+//! Both views must never show a secret: webhook secrets, URL userinfo, URL query values,
+//! sensitive header values, and path segments that look like tokens (Slack and Feishu robot
+//! URLs carry their key in the path) are replaced by `<redacted>`. Redaction works on the
+//! type of value (URL, header, secret field), not on the operator remembering to mark it.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::model::{ConfigFile, ProfileSpec};
+
+/// The replacement text for anything hidden.
+pub const REDACTED: &str = "<redacted>";
+
+/// Parts of a header name that mark its value as a credential.
+const SENSITIVE_HEADER_PARTS: [&str; 9] = [
+    "authorization",
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "cookie",
+    "password",
+    "credential",
+    "signature",
+];
+
+/// True when a header's value should never be shown (`Authorization`, `X-Api-Key`, ...).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SENSITIVE_HEADER_PARTS.iter().any(|p| lower.contains(p))
+}
+
+/// A URL with its userinfo, every query value and token-like path segments masked:
+/// `https://u:p@h/hook/abcd...?key=K&x=1` -> `https://<redacted>@h/hook/<redacted>?key=<redacted>&x=<redacted>`.
+/// `{{$$.X$$}}` placeholders are kept so the operator recognises the template.
+pub fn redact_url(url: &str) -> String {
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((b, _)) => (b, Some(REDACTED)),
+        None => (url, None),
+    };
+    let (before_query, query) = match before_fragment.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before_fragment, None),
+    };
+    let (scheme, rest) = match before_query.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, before_query),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(s) = scheme {
+        out.push_str(s);
+        out.push_str("://");
+    }
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            out.push_str(REDACTED);
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if looks_like_token(seg) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(seg);
+        }
+    }
+    if let Some(q) = query {
+        out.push('?');
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) => format!("{k}={REDACTED}"),
+                None if pair.is_empty() => String::new(),
+                None => REDACTED.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A path segment that is probably a key: long, made of token characters, with a digit.
+/// Template placeholders and ordinary words (`notifications-receiver`) are kept.
+fn looks_like_token(seg: &str) -> bool {
+    seg.len() >= 16
+        && !seg.contains("{{")
+        && seg.bytes().any(|b| b.is_ascii_digit())
+        && seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%'))
+}
+
+/// The one-screen text `userhook check` prints. Contains no secret.
 pub fn summary(file: &ConfigFile) -> String {
-    format!("upstream: {}", file.upstream)
+    let mut s = String::new();
+    // Writing to a String cannot fail; results are ignored with `let _`.
+    let _ = writeln!(s, "listen:    {}", file.listen);
+    let _ = writeln!(
+        s,
+        "upstream:  {} (Host {})",
+        redact_url(&file.upstream),
+        if file.preserve_host {
+            "preserved"
+        } else {
+            "rewritten to the upstream's"
+        }
+    );
+    if let Some(ca) = &file.upstream_tls.ca_file {
+        let _ = writeln!(s, "           extra CA certificates from {ca}");
+    }
+    let _ = writeln!(s, "admin:     {}", file.admin.listen);
+    let profiles: Vec<String> = file
+        .profiles
+        .iter()
+        .map(|p| match p {
+            ProfileSpec::Name(n) => n.clone(),
+            ProfileSpec::Full(f) => match &f.base_path {
+                Some(b) => format!("{} (base path {b})", f.name),
+                None => f.name.clone(),
+            },
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "profiles:  {}",
+        if profiles.is_empty() {
+            "none".to_string()
+        } else {
+            profiles.join(", ")
+        }
+    );
+    let _ = writeln!(s, "routes:    {} custom", file.routes.len());
+    for r in &file.routes {
+        let status = match &r.status {
+            Some(list) => format!(
+                " (status {})",
+                list.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {} {} -> {}{status}",
+            r.method.to_ascii_uppercase(),
+            r.path,
+            r.action
+        );
+    }
+    let _ = writeln!(s, "webhooks:  {}", file.webhooks.len());
+    for w in &file.webhooks {
+        let mut notes = vec![format!(
+            "preset {}",
+            w.preset.as_deref().unwrap_or("default")
+        )];
+        if w.body.is_some() {
+            notes.push("custom body".into());
+        }
+        if w.secret.is_some() {
+            notes.push("signed".into());
+        }
+        notes.push(format!(
+            "timeout {}, {} attempts",
+            w.timeout, w.retry.attempts
+        ));
+        if !w.enabled {
+            notes.push("DISABLED".into());
+        }
+        let _ = writeln!(
+            s,
+            "  {}: [{}] -> {} {} ({})",
+            w.name,
+            w.actions.join(", "),
+            w.method.to_ascii_uppercase(),
+            redact_url(&w.url),
+            notes.join(", ")
+        );
+    }
+    let d = &file.delivery;
+    let _ = writeln!(
+        s,
+        "delivery:  guarantee {}, concurrency {}, spool {} (max {}), {} records kept",
+        d.guarantee, d.concurrency, d.spool_dir, d.max_spool_bytes, d.records
+    );
+    let _ = writeln!(
+        s,
+        "capture:   {} per body; user cache {} users",
+        file.capture_limit, file.user_cache.capacity
+    );
+    let t = &file.timeouts;
+    let _ = writeln!(
+        s,
+        "timeouts:  connect {}, upstream {}, shutdown grace {}",
+        t.connect, t.upstream, t.shutdown_grace
+    );
+    let _ = writeln!(s, "log:       {}, {}", file.log.format, file.log.level);
+    s
+}
+
+/// The whole config as JSON for the admin `/config` endpoint, secrets masked.
+pub fn redacted(file: &ConfigFile) -> Value {
+    let mut v = match serde_json::to_value(file) {
+        Ok(v) => v,
+        // Serializing plain strings and numbers cannot fail; if it ever did, show nothing
+        // rather than something unredacted.
+        Err(_) => return Value::Null,
+    };
+    if let Some(u) = v.get_mut("upstream") {
+        redact_url_value(u);
+    }
+    if let Some(Value::Array(hooks)) = v.get_mut("webhooks") {
+        for w in hooks {
+            if let Some(u) = w.get_mut("url") {
+                redact_url_value(u);
+            }
+            if let Some(secret) = w.get_mut("secret") {
+                if !secret.is_null() {
+                    *secret = Value::String(REDACTED.into());
+                }
+            }
+            if let Some(Value::Object(headers)) = w.get_mut("headers") {
+                for (name, value) in headers.iter_mut() {
+                    if is_sensitive_header(name) {
+                        *value = Value::String(REDACTED.into());
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn redact_url_value(v: &mut Value) {
+    if let Value::String(s) = v {
+        *s = redact_url(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "CANARY7x9secret-value";
+
+    fn canary_config() -> ConfigFile {
+        let text = format!(
+            r#"
+listen: 0.0.0.0:8080
+upstream: http://127.0.0.1:8081/iam
+profiles: [keycloak, {{name: scim, base_path: /v2}}]
+routes:
+  - {{action: created, method: post, path: /api/v1/users, status: [201]}}
+  - {{action: deleted, method: DELETE, path: '/api/v1/users/{{id}}'}}
+webhooks:
+  - name: ops-wecom
+    actions: [created, deleted]
+    url: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={CANARY}
+    preset: wecom-text
+    secret: whsec_{CANARY}
+    headers: {{Authorization: 'Bearer {CANARY}', X-Api-Key: '{CANARY}', Cookie: 's={CANARY}', X-Source: iam}}
+  - name: slack
+    actions: ['*']
+    url: https://hooks.slack.com/services/T0001/B0002/{CANARY}
+  - name: userinfo
+    actions: [login]
+    url: https://me:{CANARY}@receiver.example/hook?a=1&token={CANARY}
+"#
+        );
+        match super::super::parse_str_with_env(&text, &|_| None) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn summary_has_no_secret() {
+        let s = summary(&canary_config());
+        assert!(!s.contains(CANARY), "{s}");
+        assert!(!s.contains("7x9"), "{s}");
+    }
+
+    #[test]
+    fn summary_lists_everything() {
+        let s = summary(&canary_config());
+        let expected = [
+            "listen:    0.0.0.0:8080",
+            "upstream:  http://127.0.0.1:8081/iam (Host preserved)",
+            "admin:     127.0.0.1:9090",
+            "profiles:  keycloak, scim (base path /v2)",
+            "routes:    2 custom",
+            "  POST /api/v1/users -> created (status 201)",
+            "  DELETE /api/v1/users/{id} -> deleted",
+            "webhooks:  3",
+            "  ops-wecom: [created, deleted] -> POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=<redacted> (preset wecom-text, signed, timeout 10s, 12 attempts)",
+            "  slack: [*] -> POST https://hooks.slack.com/services/T0001/B0002/<redacted> (preset default, timeout 10s, 12 attempts)",
+            "delivery:  guarantee fast, concurrency 32, spool ./data/spool (max 1GiB), 10000 records kept",
+            "capture:   1MiB per body; user cache 100000 users",
+            "timeouts:  connect 2s, upstream 30s, shutdown grace 10s",
+            "log:       text, info",
+        ];
+        for line in expected {
+            assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
+        }
+    }
+
+    #[test]
+    fn redacted_json_has_no_secret() {
+        let v = redacted(&canary_config());
+        let text = v.to_string();
+        assert!(!text.contains(CANARY), "{text}");
+        let w = &v["webhooks"][0];
+        assert_eq!(w["secret"], REDACTED);
+        assert_eq!(w["headers"]["Authorization"], REDACTED);
+        assert_eq!(w["headers"]["X-Api-Key"], REDACTED);
+        assert_eq!(w["headers"]["Cookie"], REDACTED);
+        assert_eq!(w["headers"]["X-Source"], "iam");
+        assert_eq!(
+            v["webhooks"][2]["url"],
+            "https://<redacted>@receiver.example/hook?a=<redacted>&token=<redacted>"
+        );
+        assert_eq!(v["webhooks"][1]["secret"], Value::Null);
+    }
+
+    #[test]
+    fn redacted_json_keeps_the_rest() {
+        let v = redacted(&canary_config());
+        assert_eq!(v["listen"], "0.0.0.0:8080");
+        assert_eq!(v["capture_limit"], "1MiB");
+        assert_eq!(v["webhooks"][0]["timeout"], "10s");
+        assert_eq!(v["webhooks"][0]["retry"]["max"], "10m");
+        assert_eq!(v["routes"][0]["status"][0], 201);
+        assert_eq!(v["profiles"][0], "keycloak");
+        assert_eq!(v["profiles"][1]["base_path"], "/v2");
+        assert_eq!(v["preserve_host"], true);
+    }
+
+    #[test]
+    fn redact_url_cases() {
+        assert_eq!(redact_url("http://127.0.0.1:8081"), "http://127.0.0.1:8081");
+        assert_eq!(
+            redact_url("https://h/users/{{$$.ID$$}}?name={{$$.Name$$}}"),
+            "https://h/users/{{$$.ID$$}}?name=<redacted>"
+        );
+        assert_eq!(
+            redact_url(
+                "https://open.feishu.cn/open-apis/bot/v2/hook/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+            ),
+            "https://open.feishu.cn/open-apis/bot/v2/hook/<redacted>"
+        );
+        assert_eq!(
+            redact_url("https://h/x?flag&k=v#frag"),
+            "https://h/x?<redacted>&k=<redacted>#<redacted>"
+        );
+        assert_eq!(
+            redact_url("https://h/notifications-receiver"),
+            "https://h/notifications-receiver"
+        );
+    }
+
+    #[test]
+    fn sensitive_headers() {
+        for h in [
+            "Authorization",
+            "X-API-KEY",
+            "X-Auth-Token",
+            "Cookie",
+            "X-Secret",
+            "Proxy-Authorization",
+            "X-Password",
+        ] {
+            assert!(is_sensitive_header(h), "{h}");
+        }
+        for h in ["X-Source", "Content-Type", "Accept"] {
+            assert!(!is_sensitive_header(h), "{h}");
+        }
+    }
 }

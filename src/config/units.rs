@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A duration written as `10s`, `250ms`, `1m30s`, or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,14 +35,21 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = NumberOrText::deserialize(d)?;
-        let text = match raw {
-            NumberOrText::Number(n) => return Ok(Duration(std::time::Duration::from_secs(n))),
-            NumberOrText::Text(t) => t,
-        };
-        parse_duration(&text)
-            .map(Duration)
-            .map_err(serde::de::Error::custom)
+        match d.deserialize_any(NumberOrText(
+            "a duration such as 500ms, 10s, 5m or a number of seconds",
+        ))? {
+            NumberOrTextValue::Number(n) => Ok(Duration(std::time::Duration::from_secs(n))),
+            NumberOrTextValue::Text(t) => parse_duration(&t)
+                .map(Duration)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Written back in the config's own spelling (`10s`, `10m`), for the admin `/config` view.
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -92,20 +99,53 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumberOrText::deserialize(d)? {
-            NumberOrText::Number(n) => Ok(ByteSize(n)),
-            NumberOrText::Text(t) => parse_size(&t)
+        match d.deserialize_any(NumberOrText(
+            "a size such as 512KiB, 1MiB, 1GiB or a number of bytes",
+        ))? {
+            NumberOrTextValue::Number(n) => Ok(ByteSize(n)),
+            NumberOrTextValue::Text(t) => parse_size(&t)
                 .map(ByteSize)
                 .map_err(serde::de::Error::custom),
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
+/// Written back in the config's own spelling (`1MiB`), for the admin `/config` view.
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A non-negative integer or a string, as written; anything else is an error that says what
+/// was expected (the `&str` is that description).
+struct NumberOrText(&'static str);
+
+enum NumberOrTextValue {
     Number(u64),
     Text(String),
+}
+
+impl serde::de::Visitor<'_> for NumberOrText {
+    type Value = NumberOrTextValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(NumberOrTextValue::Number(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        u64::try_from(v)
+            .map(NumberOrTextValue::Number)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(NumberOrTextValue::Text(v.to_string()))
+    }
 }
 
 #[cfg(test)]
