@@ -97,9 +97,7 @@ async fn bodies_and_headers_cross_byte_identical() {
 async fn forwarded_headers_host_and_hop_by_hop() {
     let up = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config_for(&up.url(), ""), false).await;
-    let raw = concat!(
-        "GET /who HTTP/1.1\r\nHost: iam.example.com\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.1.2.3\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nX-End: 1\r\n\r\n"
-    );
+    let raw = "GET /who HTTP/1.1\r\nHost: iam.example.com\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.1.2.3\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nX-End: 1\r\n\r\n";
     let out = raw_exchange(uh.handle.proxy_addr, raw.as_bytes(), b"ok").await;
     assert!(
         out.starts_with(b"HTTP/1.1 200 OK\r\n"),
