@@ -116,7 +116,13 @@ pub struct UserEvent {
 
 impl UserEvent {
     /// Builds an event stamped now with a fresh UUIDv7.
-    pub fn new(seq: u64, action: Action, user: UserFields, request: RequestInfo, truncated: bool) -> Self {
+    pub fn new(
+        seq: u64,
+        action: Action,
+        user: UserFields,
+        request: RequestInfo,
+        truncated: bool,
+    ) -> Self {
         let now = SystemTime::now();
         UserEvent {
             id: uuid::Uuid::now_v7().to_string(),
@@ -146,7 +152,10 @@ mod tests {
         for a in Action::ALL {
             assert_eq!(a.as_str().parse::<Action>(), Ok(a));
         }
-        assert!("create".parse::<Action>().unwrap_err().contains("created, updated"));
+        assert!("create"
+            .parse::<Action>()
+            .unwrap_err()
+            .contains("created, updated"));
     }
 
     #[test]

@@ -15,7 +15,10 @@ use std::path::Path;
 /// Reads and parses the file at `path`.
 pub fn load(path: &Path) -> Result<ConfigFile, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new("", format!("cannot read config file {}: {e}", path.display()))
+        ConfigError::new(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
     })?;
     parse_str(&text)
 }

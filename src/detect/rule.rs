@@ -297,11 +297,10 @@ impl Rule {
     pub fn applies(&self, view: &View<'_>) -> bool {
         self.method == view.method()
             && self.status_matches(view.status().as_u16())
-            && self.when.iter().all(|c| {
-                c.source
-                    .eval(view)
-                    .is_some_and(|v| c.accepted.iter().any(|a| *a == v))
-            })
+            && self
+                .when
+                .iter()
+                .all(|c| c.source.eval(view).is_some_and(|v| c.accepted.contains(&v)))
     }
 
     /// The user fields this rule extracts (empty values skipped).

@@ -102,3 +102,6 @@ fn request_info(ex: &Exchange) -> RequestInfo {
             .to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;
