@@ -14,11 +14,13 @@ use crate::config::model::{OneOrMany, RouteSpec};
 pub struct ProfileRule {
     /// An event action, or `remember` (the response only feeds the user cache).
     pub action: &'static str,
+    /// HTTP method, upper-case.
     pub method: &'static str,
     /// Template relative to the profile's base path.
     pub path: &'static str,
     /// Empty: the action's default statuses.
     pub status: &'static [u16],
+    /// Conditions: field source -> accepted values.
     pub when: &'static [(&'static str, &'static [&'static str])],
     /// User field -> sources, first non-empty wins.
     pub fields: &'static [(&'static str, &'static [&'static str])],
@@ -29,10 +31,13 @@ pub struct ProfileRule {
 /// A named rule set with its default base path.
 #[derive(Debug)]
 pub struct Profile {
+    /// The name used under `profiles:`.
     pub name: &'static str,
     /// Prefix of every rule's path unless the config gives another (`""`: none).
     pub base_path: &'static str,
+    /// One paragraph for the docs.
     pub about: &'static str,
+    /// The rules, in priority order.
     pub rules: &'static [ProfileRule],
 }
 

@@ -49,7 +49,9 @@ pub enum RuleKind {
 /// Who wrote the rule: the operator's rules may extract credentials they name explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleOrigin {
+    /// From the config's `routes:`.
     Operator,
+    /// From the named built-in profile.
     Profile(&'static str),
 }
 
@@ -70,20 +72,26 @@ struct Condition {
 /// One user field and where its value may come from, in order.
 #[derive(Debug, Clone)]
 pub struct FieldRule {
+    /// The field (template variable) name, e.g. `Email`.
     pub name: String,
+    /// Tried in order; the first non-empty value wins.
     pub sources: Vec<FieldSource>,
 }
 
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Emit an event, or only remember the user.
     pub kind: RuleKind,
+    /// The request method this rule needs.
     pub method: Method,
     /// The full path template, base path included, as written.
     pub template: String,
+    /// Operator rule or built-in profile rule.
     pub origin: RuleOrigin,
     statuses: Statuses,
     when: Vec<Condition>,
+    /// The user fields this rule extracts.
     pub fields: Vec<FieldRule>,
 }
 

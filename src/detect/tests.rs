@@ -216,3 +216,9 @@ fn describe_lists_every_rule() {
     }
     assert!(d.contains("`response.header.location \\| last_segment`"));
 }
+
+#[test]
+#[ignore = "prints the profile tables for the README: cargo test print_profiles -- --ignored --nocapture"]
+fn print_profiles() {
+    println!("{}", profiles::describe());
+}

@@ -15,6 +15,7 @@ pub const EXPANSION_FACTOR: usize = 8;
 /// A body ready for parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedBody<'a> {
+    /// The decoded bytes (borrowed when there was nothing to undo).
     pub bytes: Cow<'a, [u8]>,
     /// Decoding stopped early: the stream was cut, corrupt, or hit the output cap.
     pub cut: bool,

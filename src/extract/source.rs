@@ -28,7 +28,9 @@ const CREDENTIAL_WORDS: [&str; 9] = [
 /// Which half of the exchange a body or header source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// What the client sent.
     Request,
+    /// What the upstream answered.
     Response,
 }
 
