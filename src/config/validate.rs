@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use super::error::ConfigError;
-use super::model::{ConfigFile, ProfileSpec, RouteSpec, WebhookSpec};
+use super::model::{ConfigFile, WebhookSpec};
 use super::summary::redact_url;
 use crate::event::Action;
 
@@ -41,11 +41,10 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
     if let Some(ca) = &file.upstream_tls.ca_file {
         readable_file(&mut errs, "upstream_tls.ca_file", ca);
     }
-    for (i, p) in file.profiles.iter().enumerate() {
-        profile(&mut errs, i, p);
-    }
-    for (i, r) in file.routes.iter().enumerate() {
-        route(&mut errs, &format!("routes[{i}]"), r);
+    // Route rules and profiles are checked by the compiler that owns their meaning, so the
+    // messages cannot drift apart; compiling here lets `check` report them with the rest.
+    if let Err(route_errors) = crate::detect::RouteTable::compile(&file.routes, &file.profiles) {
+        errs.extend(route_errors);
     }
     let mut names = HashSet::new();
     for (i, w) in file.webhooks.iter().enumerate() {
@@ -204,71 +203,6 @@ fn upstream(errs: &mut Vec<ConfigError>, url: &str) {
                 redact_url(url)
             ),
         ));
-    }
-}
-
-fn profile(errs: &mut Vec<ConfigError>, i: usize, p: &ProfileSpec) {
-    let (name_path, base_path) = match p {
-        ProfileSpec::Name(_) => (format!("profiles[{i}]"), format!("profiles[{i}]")),
-        ProfileSpec::Full(_) => (
-            format!("profiles[{i}].name"),
-            format!("profiles[{i}].base_path"),
-        ),
-    };
-    if !PROFILES.contains(&p.name()) {
-        errs.push(ConfigError::new(
-            name_path,
-            format!(
-                "unknown profile `{}`; expected one of {}",
-                p.name(),
-                PROFILES.join(", ")
-            ),
-        ));
-    }
-    if let Some(b) = p.base_path() {
-        if !b.starts_with('/') {
-            errs.push(ConfigError::new(
-                base_path,
-                format!("`{b}` must start with `/`, e.g. /v2"),
-            ));
-        }
-    }
-}
-
-fn route(errs: &mut Vec<ConfigError>, at: &str, r: &RouteSpec) {
-    if let Err(e) = Action::from_str(&r.action) {
-        errs.push(ConfigError::new(format!("{at}.action"), e));
-    }
-    if r.method.is_empty() || http::Method::from_bytes(r.method.as_bytes()).is_err() {
-        errs.push(ConfigError::new(
-            format!("{at}.method"),
-            format!(
-                "`{}` is not an HTTP method; expected e.g. POST, PUT, DELETE",
-                r.method
-            ),
-        ));
-    }
-    if !r.path.starts_with('/') {
-        errs.push(ConfigError::new(
-            format!("{at}.path"),
-            format!("`{}` must start with `/`, e.g. /users/{{id}}", r.path),
-        ));
-    }
-    if let Some(statuses) = &r.status {
-        if statuses.is_empty() {
-            errs.push(ConfigError::new(
-                format!("{at}.status"),
-                "is empty, so the rule could never fire; list statuses such as [201] or remove the key for any 2xx",
-            ));
-        }
-        for (j, s) in statuses.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                errs.push(ConfigError::new(
-                    format!("{at}.status[{j}]"),
-                    format!("{s} is not an HTTP status; expected 100 to 599"),
-                ));
-            }
-        }
     }
 }
 
@@ -506,60 +440,6 @@ mod tests {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "pem").unwrap();
         assert!(problems(&format!("upstream_tls: {{ca_file: '{}'}}\n", ca.display())).is_empty());
-    }
-
-    #[test]
-    fn profiles() {
-        one(
-            problems("profiles: [okta]\n"),
-            "profiles[0]",
-            "expected one of generic",
-        );
-        one(
-            problems("profiles: [{name: scm}]\n"),
-            "profiles[0].name",
-            "unknown profile `scm`",
-        );
-        one(
-            problems("profiles: [keycloak, {name: scim, base_path: v2}]\n"),
-            "profiles[1].base_path",
-            "must start with `/`",
-        );
-        assert!(
-            problems("profiles: [generic, keycloak, {name: scim, base_path: /v2}, dce]\n")
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn route_rules() {
-        let r = |s: &str| problems(&format!("routes:\n  - {{{s}}}\n"));
-        assert!(r("action: created, method: POST, path: /users, status: [201]").is_empty());
-        one(
-            r("action: create, method: POST, path: /u"),
-            "routes[0].action",
-            "unknown action `create`",
-        );
-        one(
-            r("action: login, method: 'PO ST', path: /u"),
-            "routes[0].method",
-            "not an HTTP method",
-        );
-        one(
-            r("action: login, method: POST, path: u"),
-            "routes[0].path",
-            "must start with `/`",
-        );
-        one(
-            r("action: login, method: POST, path: /u, status: [200, 600]"),
-            "routes[0].status[1]",
-            "100 to 599",
-        );
-        one(
-            r("action: login, method: POST, path: /u, status: []"),
-            "routes[0].status",
-            "never fire",
-        );
     }
 
     #[test]

@@ -1,44 +1,227 @@
-//! Detection: which requests are user lifecycle calls (STUB, replaced by the detection work).
+//! Detection: which requests are user lifecycle calls, and which rule an outcome fires.
+//!
+//! [`RouteTable::classify`] runs on *every* proxied request, so for unmatched traffic it must
+//! stay a router lookup plus a method comparison, without allocating. The decision that needs
+//! the response (status, `when` conditions) is [`RouteTable::resolve`], run off the request
+//! path by the extractor. Operator routes come first, then each listed profile's rules.
+
+pub mod profiles;
+pub mod rule;
+
+use std::collections::{BTreeSet, HashMap};
 
 use http::Method;
 
 use crate::config::model::{ProfileSpec, RouteSpec};
 use crate::config::ConfigError;
+use crate::extract::view::View;
+pub use rule::{Rule, RuleKind, RuleOrigin, Template, BUILTIN_FIELDS};
+
+/// All rules sharing one path template (several methods, several outcomes).
+#[derive(Debug)]
+struct Entry {
+    /// Parameter names of the first rule with this template (for [`RouteMatch::params`]).
+    params: Vec<String>,
+    /// Methods any rule here accepts: the per-request check scans this short list.
+    methods: Vec<Method>,
+    /// Rule indices, in priority order.
+    rules: Vec<usize>,
+}
 
 /// The compiled rules of one config snapshot.
 #[derive(Debug, Default)]
-pub struct RouteTable {}
+pub struct RouteTable {
+    router: matchit::Router<usize>,
+    entries: Vec<Entry>,
+    rules: Vec<Rule>,
+    field_names: BTreeSet<String>,
+}
 
 /// Method and path matched some rules; the outcome is decided when the response is known.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
     /// Index of the matched path entry in the table.
     pub entry: usize,
-    /// Path parameters, e.g. `("id", "42")`.
+    /// Path parameters in path order, as sent (percent-encoded), e.g. `("id", "42")`.
     pub params: Vec<(String, String)>,
 }
 
 impl RouteTable {
-    /// Compiles the operator's routes and the profiles' rules.
+    /// Compiles the operator's routes and the profiles' rules; every error carries its key path.
     pub fn compile(
-        _routes: &[RouteSpec],
-        _profiles: &[ProfileSpec],
+        routes: &[RouteSpec],
+        profiles: &[ProfileSpec],
     ) -> Result<Self, Vec<ConfigError>> {
-        Ok(RouteTable {})
+        let mut table = RouteTable {
+            field_names: BUILTIN_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
+            ..RouteTable::default()
+        };
+        let mut by_route: HashMap<String, usize> = HashMap::new();
+        let mut errors = Vec::new();
+        for (i, spec) in routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            table.add(spec, &key, RuleOrigin::Operator, &mut by_route, &mut errors);
+        }
+        for (i, p) in profiles.iter().enumerate() {
+            let key = format!("profiles[{i}]");
+            let Some(profile) = profiles::find(p.name()) else {
+                errors.push(ConfigError::new(
+                    key,
+                    format!(
+                        "unknown profile `{}`; known: {}",
+                        p.name(),
+                        profiles::names()
+                    ),
+                ));
+                continue;
+            };
+            let base = match p.base_path() {
+                None => profile.base_path,
+                Some(b)
+                    if b.is_empty()
+                        || (b.starts_with('/') && !b.contains(['{', '}', '?', '#'])) =>
+                {
+                    b
+                }
+                Some(b) => {
+                    errors.push(ConfigError::new(
+                        format!("{key}.base_path"),
+                        format!("`{b}` must be a plain path starting with `/` (e.g. /auth)"),
+                    ));
+                    continue;
+                }
+            };
+            for (j, r) in profile.rules.iter().enumerate() {
+                let spec = r.to_spec(base);
+                let key = format!("{key} ({} rule {j})", profile.name);
+                table.add(
+                    &spec,
+                    &key,
+                    RuleOrigin::Profile(profile.name),
+                    &mut by_route,
+                    &mut errors,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(table)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn add(
+        &mut self,
+        spec: &RouteSpec,
+        key: &str,
+        origin: RuleOrigin,
+        by_route: &mut HashMap<String, usize>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let (rule, template) = match rule::Rule::compile(spec, key, origin) {
+            Ok(r) => r,
+            Err(mut e) => {
+                errors.append(&mut e);
+                return;
+            }
+        };
+        let entry = match by_route.get(&template.route) {
+            Some(&e) => e,
+            None => {
+                let e = self.entries.len();
+                if let Err(err) = self.router.insert(template.route.clone(), e) {
+                    errors.push(ConfigError::new(
+                        format!("{key}.path"),
+                        format!(
+                            "`{}` cannot be matched beside the other paths: {err}",
+                            template.text
+                        ),
+                    ));
+                    return;
+                }
+                self.entries.push(Entry {
+                    params: template.params.clone(),
+                    methods: Vec::new(),
+                    rules: Vec::new(),
+                });
+                by_route.insert(template.route.clone(), e);
+                e
+            }
+        };
+        let Some(slot) = self.entries.get_mut(entry) else {
+            return;
+        };
+        if !slot.methods.contains(&rule.method) {
+            slot.methods.push(rule.method.clone());
+        }
+        slot.rules.push(self.rules.len());
+        self.field_names
+            .extend(rule.fields.iter().map(|f| f.name.clone()));
+        self.rules.push(rule);
     }
 
     /// Which rules could apply to this request; `None` (without allocating) for most traffic.
-    pub fn classify(&self, _method: &Method, _path: &str) -> Option<RouteMatch> {
-        None
+    /// `path` may carry a query, which is ignored; one trailing slash is tolerated.
+    pub fn classify(&self, method: &Method, path: &str) -> Option<RouteMatch> {
+        let path = match path.find('?') {
+            Some(i) => &path[..i],
+            None => path,
+        };
+        let found = match self.router.at(path) {
+            Ok(m) => m,
+            Err(_) if path.len() > 1 && path.ends_with('/') => {
+                self.router.at(&path[..path.len() - 1]).ok()?
+            }
+            Err(_) => return None,
+        };
+        let index = *found.value;
+        let entry = self.entries.get(index)?;
+        if !entry.methods.iter().any(|m| m == method) {
+            return None;
+        }
+        let params = found
+            .params
+            .iter()
+            .zip(&entry.params)
+            .map(|((_, value), name)| (name.clone(), value.to_owned()))
+            .collect();
+        Some(RouteMatch {
+            entry: index,
+            params,
+        })
+    }
+
+    /// The first rule of the match whose method, status and `when` conditions hold.
+    pub fn resolve(&self, m: &RouteMatch, view: &View<'_>) -> Option<&Rule> {
+        self.entries
+            .get(m.entry)?
+            .rules
+            .iter()
+            .filter_map(|&i| self.rules.get(i))
+            .find(|r| r.applies(view))
+    }
+
+    /// Every user field name the rules can produce (built-ins included): the templates'
+    /// user variables.
+    pub fn field_names(&self) -> &BTreeSet<String> {
+        &self.field_names
+    }
+
+    /// The compiled rules, in priority order per path.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// Number of rules.
     pub fn len(&self) -> usize {
-        0
+        self.rules.len()
     }
 
     /// True when no rule exists.
     pub fn is_empty(&self) -> bool {
-        true
+        self.rules.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,383 @@
+//! One compiled rule: method, path template, outcome (status set and `when` conditions) and
+//! the field sources it extracts.
+//!
+//! Compiling checks everything a rule says, with the config key path in every error, so a
+//! loaded rule is always valid. Evaluating a rule never fails and never panics.
+
+use http::Method;
+
+use crate::config::model::RouteSpec;
+use crate::config::ConfigError;
+use crate::event::{Action, UserFields};
+use crate::extract::source::FieldSource;
+use crate::extract::view::View;
+
+/// The user fields every profile knows; templates may always use them.
+pub const BUILTIN_FIELDS: [&str; 7] = [
+    "ID",
+    "Email",
+    "Name",
+    "FirstName",
+    "LastName",
+    "CreatedAt",
+    "Enabled",
+];
+
+/// Template variables of the event itself: a user field may not take one of these names.
+pub const EVENT_VARIABLES: [&str; 9] = [
+    "Event",
+    "Object",
+    "Action",
+    "EventID",
+    "Timestamp",
+    "SourceIP",
+    "UserAgent",
+    "RequestID",
+    "Status",
+];
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Emit an event with this action.
+    Event(Action),
+    /// Emit nothing; the extracted fields only refresh the user cache (`action: remember`,
+    /// e.g. `GET /users/{id}` responses).
+    Remember,
+}
+
+/// Who wrote the rule: the operator's rules may extract credentials they name explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// From the config's `routes:`.
+    Operator,
+    /// From the named built-in profile.
+    Profile(&'static str),
+}
+
+/// Which response statuses mean the action happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Statuses {
+    AnySuccess,
+    Listed(Vec<u16>),
+}
+
+/// A field condition: the source's value must be one of `accepted`.
+#[derive(Debug, Clone)]
+struct Condition {
+    source: FieldSource,
+    accepted: Vec<String>,
+}
+
+/// One user field and where its value may come from, in order.
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    /// The field (template variable) name, e.g. `Email`.
+    pub name: String,
+    /// Tried in order; the first non-empty value wins.
+    pub sources: Vec<FieldSource>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Emit an event, or only remember the user.
+    pub kind: RuleKind,
+    /// The request method this rule needs.
+    pub method: Method,
+    /// The full path template, base path included, as written.
+    pub template: String,
+    /// Operator rule or built-in profile rule.
+    pub origin: RuleOrigin,
+    statuses: Statuses,
+    when: Vec<Condition>,
+    /// The user fields this rule extracts.
+    pub fields: Vec<FieldRule>,
+}
+
+/// A parsed path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// As written (base path joined, trailing slash removed).
+    pub text: String,
+    /// The matchit route with positional parameter names (`/users/{p0}`), so templates that
+    /// differ only in parameter names share one router entry.
+    pub route: String,
+    /// Parameter names in path order.
+    pub params: Vec<String>,
+}
+
+impl Template {
+    /// Parses `/realms/{realm}/users/{id}` or `/files/{*rest}`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!("`{text}` must start with `/`"));
+        }
+        if text.contains(['?', '#']) {
+            return Err(format!(
+                "`{text}`: a path template has no query or fragment"
+            ));
+        }
+        let trimmed = if text.len() > 1 {
+            text.trim_end_matches('/')
+        } else {
+            text
+        };
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let mut route = String::with_capacity(trimmed.len());
+        let mut params: Vec<String> = Vec::new();
+        let mut rest = trimmed;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest.as_bytes()[open] == b'}' {
+                return Err(format!("`{text}`: `}}` without `{{`"));
+            }
+            route.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("`{text}`: unclosed `{{`"))?;
+            let inner = &after[..close];
+            let (catch_all, name) = match inner.strip_prefix('*') {
+                Some(n) => (true, n),
+                None => (false, inner),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`{text}`: parameter `{{{inner}}}` must be a name of letters, digits and `_`"
+                ));
+            }
+            if params.iter().any(|p| p == name) {
+                return Err(format!("`{text}`: parameter `{name}` appears twice"));
+            }
+            rest = &after[close + 1..];
+            if catch_all && !rest.is_empty() {
+                return Err(format!("`{text}`: `{{*{name}}}` must end the path"));
+            }
+            let star = if catch_all { "*" } else { "" };
+            route.push_str(&format!("{{{star}p{}}}", params.len()));
+            params.push(name.to_owned());
+        }
+        route.push_str(rest);
+        Ok(Template {
+            text: trimmed.to_owned(),
+            route,
+            params,
+        })
+    }
+}
+
+impl Rule {
+    /// Compiles one config rule; `key` is its config path (`routes[2]`) for errors.
+    pub fn compile(
+        spec: &RouteSpec,
+        key: &str,
+        origin: RuleOrigin,
+    ) -> Result<(Rule, Template), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let kind = match spec.action.as_str() {
+            "remember" => Some(RuleKind::Remember),
+            other => match other.parse::<Action>() {
+                Ok(a) => Some(RuleKind::Event(a)),
+                Err(e) => {
+                    errors.push(ConfigError::new(
+                        format!("{key}.action"),
+                        format!("{e} (or remember)"),
+                    ));
+                    None
+                }
+            },
+        };
+        let method = match Method::from_bytes(spec.method.trim().to_ascii_uppercase().as_bytes()) {
+            Ok(m) if !spec.method.trim().is_empty() => Some(m),
+            _ => {
+                errors.push(ConfigError::new(
+                    format!("{key}.method"),
+                    format!("`{}` is not an HTTP method", spec.method),
+                ));
+                None
+            }
+        };
+        let template = match Template::parse(&spec.path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(ConfigError::new(format!("{key}.path"), e));
+                None
+            }
+        };
+        let params: &[String] = template
+            .as_ref()
+            .map(|t| t.params.as_slice())
+            .unwrap_or(&[]);
+
+        let statuses = match &spec.status {
+            None => Statuses::AnySuccess,
+            Some(list) if list.is_empty() => {
+                errors.push(ConfigError::new(
+                    format!("{key}.status"),
+                    "empty list; omit it for the default",
+                ));
+                Statuses::AnySuccess
+            }
+            Some(list) => {
+                for s in list.iter().filter(|s| !(100..=599).contains(*s)) {
+                    errors.push(ConfigError::new(
+                        format!("{key}.status"),
+                        format!("{s} is not an HTTP status"),
+                    ));
+                }
+                Statuses::Listed(list.clone())
+            }
+        };
+        let statuses = match (&statuses, kind) {
+            (Statuses::AnySuccess, Some(RuleKind::Event(Action::LoginFailed))) => {
+                Statuses::Listed(vec![400, 401, 403])
+            }
+            _ => statuses,
+        };
+
+        let mut when = Vec::new();
+        for (source, accepted) in &spec.when {
+            let at = format!("{key}.when.{source}");
+            match FieldSource::parse(source, params) {
+                Ok(s) if !accepted.0.is_empty() => when.push(Condition {
+                    source: s,
+                    accepted: accepted.0.clone(),
+                }),
+                Ok(_) => errors.push(ConfigError::new(at, "list at least one accepted value")),
+                Err(e) if template.is_some() => errors.push(ConfigError::new(at, e)),
+                Err(_) => {} // path errors are reported once, at `.path`
+            }
+        }
+
+        let mut fields = Vec::new();
+        for (name, sources) in &spec.fields {
+            let at = format!("{key}.fields.{name}");
+            if let Err(e) = check_field_name(name) {
+                errors.push(ConfigError::new(at.clone(), e));
+            }
+            if sources.0.is_empty() {
+                errors.push(ConfigError::new(at.clone(), "list at least one source"));
+            }
+            let mut parsed = Vec::new();
+            for text in &sources.0 {
+                match FieldSource::parse(text, params) {
+                    Ok(s) if s.yields_credential() && origin != RuleOrigin::Operator => errors.push(ConfigError::new(
+                        at.clone(),
+                        format!("`{s}` is a credential; built-in profiles never extract credentials"),
+                    )),
+                    Ok(s) => parsed.push(s),
+                    Err(e) if template.is_some() => errors.push(ConfigError::new(at.clone(), e)),
+                    Err(_) => {}
+                }
+            }
+            fields.push(FieldRule {
+                name: name.clone(),
+                sources: parsed,
+            });
+        }
+
+        match (kind, method, template) {
+            (Some(kind), Some(method), Some(template)) if errors.is_empty() => Ok((
+                Rule {
+                    kind,
+                    method,
+                    template: template.text.clone(),
+                    origin,
+                    statuses,
+                    when,
+                    fields,
+                },
+                template,
+            )),
+            _ => Err(errors),
+        }
+    }
+
+    /// The response status counts as this rule's action happening.
+    pub fn status_matches(&self, status: u16) -> bool {
+        match &self.statuses {
+            Statuses::AnySuccess => (200..300).contains(&status),
+            Statuses::Listed(list) => list.contains(&status),
+        }
+    }
+
+    /// Method, status and every `when` condition hold for this exchange.
+    pub fn applies(&self, view: &View<'_>) -> bool {
+        self.method == view.method()
+            && self.status_matches(view.status().as_u16())
+            && self
+                .when
+                .iter()
+                .all(|c| c.source.eval(view).is_some_and(|v| c.accepted.contains(&v)))
+    }
+
+    /// The user fields this rule extracts (empty values skipped).
+    pub fn extract(&self, view: &View<'_>) -> UserFields {
+        let mut out = UserFields::new();
+        for f in &self.fields {
+            if let Some(v) = f.sources.iter().find_map(|s| s.eval(view)) {
+                out.insert(f.name.clone(), v);
+            }
+        }
+        out
+    }
+}
+
+/// Field names become template variables `{{$$.Name$$}}`: identifiers, not event variables.
+fn check_field_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !ok_start || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "`{name}` is not a field name; use letters, digits and `_`, starting with a letter"
+        ));
+    }
+    if EVENT_VARIABLES.contains(&name) {
+        return Err(format!(
+            "`{name}` is an event variable; pick another field name"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        let t = Template::parse("/realms/{realm}/users/{id}/").expect("ok");
+        assert_eq!(t.text, "/realms/{realm}/users/{id}");
+        assert_eq!(t.route, "/realms/{p0}/users/{p1}");
+        assert_eq!(t.params, vec!["realm".to_owned(), "id".to_owned()]);
+        let t = Template::parse("/files/{*rest}").expect("ok");
+        assert_eq!(t.route, "/files/{*p0}");
+        assert_eq!(Template::parse("/").expect("ok").route, "/");
+        for (bad, want) in [
+            ("users", "must start with `/`"),
+            ("/users?x=1", "no query"),
+            ("/users/{id", "unclosed"),
+            ("/users/id}", "without `{`"),
+            ("/users/{}", "must be a name"),
+            ("/a/{id}/b/{id}", "appears twice"),
+            ("/a/{*rest}/b", "must end the path"),
+        ] {
+            let e = Template::parse(bad).expect_err(bad);
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn field_names() {
+        assert!(check_field_name("Department").is_ok());
+        assert!(check_field_name("dept_2").is_ok());
+        assert!(check_field_name("2x").is_err());
+        assert!(check_field_name("a-b").is_err());
+        assert!(check_field_name("").is_err());
+        assert!(check_field_name("Action")
+            .unwrap_err()
+            .contains("event variable"));
+    }
+}

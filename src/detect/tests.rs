@@ -1,0 +1,225 @@
+//! Route table tests: templates, base paths, trailing slashes, methods, errors, profiles.
+
+use http::Method;
+
+use super::*;
+use crate::config::parse_str;
+
+fn table(yaml: &str) -> RouteTable {
+    let file = parse_str(&format!("upstream: http://127.0.0.1:1\n{yaml}")).expect("yaml");
+    RouteTable::compile(&file.routes, &file.profiles).expect("compiles")
+}
+
+/// Route errors as the operator sees them: config loading reports them with the rest.
+fn errors(yaml: &str) -> Vec<String> {
+    parse_str(&format!("upstream: http://127.0.0.1:1\n{yaml}"))
+        .expect_err("must fail")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn params(m: &RouteMatch) -> Vec<(&str, &str)> {
+    m.params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+const ROUTES: &str = r#"
+routes:
+  - {action: created, method: POST, path: /api/users}
+  - {action: updated, method: put, path: "/realms/{realm}/users/{id}"}
+  - {action: deleted, method: DELETE, path: "/realms/{r}/users/{uid}/"}
+  - {action: updated, method: POST, path: /api/users/me}
+"#;
+
+#[test]
+fn matches_templates_and_params() {
+    let t = table(ROUTES);
+    assert_eq!(t.len(), 4);
+    let m = t
+        .classify(&Method::PUT, "/realms/acme/users/42")
+        .expect("match");
+    assert_eq!(params(&m), vec![("realm", "acme"), ("id", "42")]);
+    // Same template with other parameter names shares the entry (and its first names).
+    let d = t
+        .classify(&Method::DELETE, "/realms/acme/users/42")
+        .expect("match");
+    assert_eq!(d.entry, m.entry);
+    assert_eq!(params(&d), vec![("realm", "acme"), ("id", "42")]);
+    assert!(t.classify(&Method::POST, "/api/users").is_some());
+    assert!(t.classify(&Method::POST, "/api/users/me").is_some());
+}
+
+#[test]
+fn query_and_trailing_slash() {
+    let t = table(ROUTES);
+    let m = t
+        .classify(&Method::PUT, "/realms/acme/users/42/?x=1")
+        .expect("match");
+    assert_eq!(params(&m), vec![("realm", "acme"), ("id", "42")]);
+    assert!(t.classify(&Method::POST, "/api/users?draft=true").is_some());
+    assert!(t.classify(&Method::POST, "/api/users/").is_some());
+    assert!(t.classify(&Method::POST, "/api/users//").is_none());
+}
+
+#[test]
+fn no_match_and_method_mismatch() {
+    let t = table(ROUTES);
+    assert_eq!(t.classify(&Method::GET, "/api/users"), None);
+    assert_eq!(t.classify(&Method::POST, "/realms/acme/users/42"), None);
+    assert_eq!(t.classify(&Method::POST, "/api/user"), None);
+    assert_eq!(t.classify(&Method::POST, "/api/users/x/y"), None);
+    assert_eq!(t.classify(&Method::PUT, "/realms/acme/users"), None);
+    assert_eq!(t.classify(&Method::GET, "/"), None);
+    assert_eq!(t.classify(&Method::GET, ""), None);
+    assert_eq!(t.classify(&Method::GET, "no-slash"), None);
+    assert!(RouteTable::default().is_empty());
+    assert_eq!(RouteTable::default().classify(&Method::GET, "/x"), None);
+}
+
+#[test]
+fn profiles_with_base_paths() {
+    let t = table("profiles: [keycloak, {name: keycloak, base_path: /auth/}, scim, {name: dce, base_path: /v1}]");
+    assert!(t.classify(&Method::POST, "/admin/realms/r/users").is_some());
+    assert!(t
+        .classify(&Method::POST, "/auth/admin/realms/r/users")
+        .is_some());
+    assert!(t
+        .classify(
+            &Method::POST,
+            "/auth/realms/r/protocol/openid-connect/token"
+        )
+        .is_some());
+    assert!(t.classify(&Method::PATCH, "/scim/v2/Users/abc").is_some());
+    assert!(t.classify(&Method::PATCH, "/Users/abc").is_none());
+    assert!(t.classify(&Method::DELETE, "/v1/logout").is_some());
+    assert!(t
+        .classify(&Method::DELETE, "/apis/ghippo.io/v1alpha1/logout")
+        .is_none());
+    // Unmatched Keycloak traffic.
+    assert!(t
+        .classify(&Method::GET, "/realms/r/protocol/openid-connect/certs")
+        .is_none());
+    assert!(t.classify(&Method::GET, "/admin/realms/r/users").is_none());
+}
+
+#[test]
+fn every_profile_compiles_alone_and_together() {
+    for p in profiles::PROFILES {
+        let t = table(&format!("profiles: [{}]", p.name));
+        assert_eq!(t.len(), p.rules.len(), "{}", p.name);
+        assert!(t
+            .rules()
+            .iter()
+            .all(|r| r.origin == RuleOrigin::Profile(p.name)));
+    }
+    let all = table("profiles: [generic, keycloak, scim, dce]");
+    assert_eq!(
+        all.len(),
+        profiles::PROFILES
+            .iter()
+            .map(|p| p.rules.len())
+            .sum::<usize>()
+    );
+}
+
+#[test]
+fn operator_rules_come_first() {
+    let t = table(
+        "profiles: [generic]\nroutes:\n  - {action: created, method: POST, path: /users, fields: {ID: response.body.uid}}",
+    );
+    assert_eq!(t.rules()[0].origin, RuleOrigin::Operator);
+    let m = t.classify(&Method::POST, "/users").expect("match");
+    assert_eq!(t.entries[m.entry].rules[0], 0);
+}
+
+#[test]
+fn field_names_include_custom_ones() {
+    let t = table(
+        "routes:\n  - {action: created, method: POST, path: /u, fields: {Department: request.body.attributes.department.0}}",
+    );
+    let names: Vec<&str> = t.field_names().iter().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "CreatedAt",
+            "Department",
+            "Email",
+            "Enabled",
+            "FirstName",
+            "ID",
+            "LastName",
+            "Name"
+        ]
+    );
+}
+
+#[test]
+fn errors_carry_key_paths() {
+    let e = errors(
+        r#"
+profiles: [okta, {name: scim, base_path: "v2"}]
+routes:
+  - {action: create, method: POST, path: /u}
+  - {action: created, method: "PO ST", path: /u}
+  - {action: created, method: POST, path: "u/{id"}
+  - {action: created, method: POST, path: /u, status: [99, 201]}
+  - {action: created, method: POST, path: "/u/{id}", fields: {ID: [body.id], Action: path.id, X: path.nope}}
+  - {action: login, method: POST, path: /t, when: {request.form.grant: []}, fields: {Name: "request.body.u | upper"}}
+  - {action: created, method: POST, path: "/x/{*a}"}
+  - {action: created, method: POST, path: "/x/{b}"}
+"#,
+    );
+    let want = [
+        "routes[0].action: unknown action `create`",
+        "routes[1].method: `PO ST` is not an HTTP method",
+        "routes[2].path: `u/{id` must start with `/`",
+        "routes[3].status: 99 is not an HTTP status",
+        "routes[4].fields.Action: `Action` is an event variable",
+        "routes[4].fields.ID: unknown source `body.id`",
+        "routes[4].fields.X: `path.nope`: the path template has no `{nope}`; it has id",
+        "routes[5].when.request.form.grant: list at least one accepted value",
+        "routes[5].fields.Name: unknown transform `upper`",
+        "routes[7].path: `/x/{b}` cannot be matched beside the other paths",
+        "profiles[0]: unknown profile `okta`; known: generic, keycloak, scim, dce",
+        "profiles[1].base_path: `v2` must be a plain path",
+    ];
+    for w in want {
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+}
+
+#[test]
+fn operator_may_name_credentials_explicitly() {
+    let t = table("routes:\n  - {action: created, method: POST, path: /u, fields: {Password: request.body.password}}");
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn describe_lists_every_rule() {
+    let d = profiles::describe();
+    for p in profiles::PROFILES {
+        assert!(d.contains(&format!("### `{}`", p.name)));
+        for r in p.rules {
+            let path = profiles::join_base(p.base_path, r.path);
+            assert!(
+                d.contains(&format!("| {} | {} | `{path}` |", r.action, r.method)),
+                "{path}"
+            );
+        }
+    }
+    assert!(d.contains("`response.header.location \\| last_segment`"));
+}
+
+#[test]
+#[ignore = "prints the profile tables for the README: cargo test print_profiles -- --ignored --nocapture"]
+fn print_profiles() {
+    println!("{}", profiles::describe());
+}

@@ -1,0 +1,431 @@
+//! Field sources and transforms (DESIGN.md section 2 "Field sources"), parsed once at load.
+//!
+//! `response.body.access_token | jwt.email` becomes a [`FieldSource`] when the config is
+//! compiled, so the extractor never parses source text per request. Evaluating a source never
+//! fails: a missing, empty or non-scalar value is simply "no value".
+
+use std::fmt;
+
+use http::HeaderName;
+use serde_json::Value;
+
+use super::view::View;
+
+/// Name fragments that mark a credential. A source naming one is refused in the built-in
+/// profiles and honoured only when an operator's rule names it explicitly.
+const CREDENTIAL_WORDS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "authorization",
+    "cookie",
+    "apikey",
+    "api_key",
+];
+
+/// Which half of the exchange a body or header source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What the client sent.
+    Request,
+    /// What the upstream answered.
+    Response,
+}
+
+/// One step of a JSON path: an object key, or an array index when it is a number. On an
+/// array, the step `primary` picks the element with `"primary": true`, else the first
+/// (SCIM multi-valued attributes such as `emails`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    key: String,
+    index: Option<usize>,
+}
+
+/// A dotted JSON path, e.g. `emails.primary.value` or `attributes.department.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(Vec<Step>);
+
+impl JsonPath {
+    /// Parses `a.b.0`; every step must be non-empty.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("empty path".into());
+        }
+        let mut steps = Vec::new();
+        for part in text.split('.') {
+            if part.is_empty() {
+                return Err(format!("empty step in path `{text}`"));
+            }
+            steps.push(Step {
+                key: part.to_owned(),
+                index: part.parse().ok(),
+            });
+        }
+        Ok(JsonPath(steps))
+    }
+
+    /// The value at this path, if every step exists.
+    pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
+        let mut v = root;
+        for step in &self.0 {
+            v = match v {
+                Value::Object(map) => map.get(&step.key)?,
+                Value::Array(items) if step.key == "primary" => primary(items)?,
+                Value::Array(items) => items.get(step.index?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+
+    fn names_credential(&self) -> bool {
+        self.0.iter().any(|s| is_credential_name(&s.key))
+    }
+}
+
+/// The element marked `primary` (boolean or `"true"`), else the first.
+fn primary(items: &[Value]) -> Option<&Value> {
+    items
+        .iter()
+        .find(|e| {
+            matches!(e.get("primary"), Some(Value::Bool(true)))
+                || e.get("primary").and_then(Value::as_str) == Some("true")
+        })
+        .or_else(|| items.first())
+}
+
+/// Where a raw value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `request.body.<path>` / `response.body.<path>`: JSON.
+    Body(Side, JsonPath),
+    /// `request.form.<name>`: `application/x-www-form-urlencoded` request body.
+    Form(String),
+    /// `path.<param>`: the template parameter at this position.
+    Path(usize),
+    /// `query.<name>`.
+    Query(String),
+    /// `request.header.<name>` / `response.header.<name>` (first value).
+    Header(Side, HeaderName),
+    /// `request.jwt.<claim>`: claims of the `Authorization: Bearer` token.
+    BearerClaim(JsonPath),
+}
+
+/// A step applied to a value after `|`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transform {
+    /// The text after the last `/` (ids in `Location` headers).
+    LastSegment,
+    /// The value is a JWT: take this claim from its payload.
+    Jwt(JsonPath),
+    /// Lower-cased (IAMs that store usernames and emails lower-case).
+    Lower,
+}
+
+/// A compiled source with its transforms; displays as it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSource {
+    source: Source,
+    transforms: Vec<Transform>,
+    text: String,
+}
+
+impl fmt::Display for FieldSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FieldSource {
+    /// Parses `source | transform | ...`; `params` are the path template's parameter names.
+    pub fn parse(text: &str, params: &[String]) -> Result<Self, String> {
+        let mut parts = text.split('|').map(str::trim);
+        let head = parts.next().unwrap_or_default();
+        let source = parse_source(head, params)?;
+        let transforms = parts.map(parse_transform).collect::<Result<Vec<_>, _>>()?;
+        let text = std::iter::once(head.to_owned())
+            .chain(text.split('|').skip(1).map(|t| t.trim().to_owned()))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        Ok(FieldSource {
+            source,
+            transforms,
+            text,
+        })
+    }
+
+    /// The source reads a credential and hands it on as is (no `jwt.<claim>` step that would
+    /// turn the token into a claim about the user).
+    pub fn yields_credential(&self) -> bool {
+        let names = match &self.source {
+            Source::Body(_, path) | Source::BearerClaim(path) => path.names_credential(),
+            Source::Form(name) | Source::Query(name) => is_credential_name(name),
+            Source::Header(_, name) => is_credential_name(name.as_str()),
+            Source::Path(_) => false,
+        };
+        names
+            && !self
+                .transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Jwt(_)))
+    }
+
+    /// The value for this exchange; `None` when missing, empty, or not a scalar.
+    pub fn eval(&self, view: &View<'_>) -> Option<String> {
+        let mut value = match &self.source {
+            Source::Body(side, path) => view
+                .json(*side)
+                .and_then(|v| path.lookup(v))
+                .and_then(scalar_text),
+            Source::Form(name) => view.form_value(name),
+            Source::Path(i) => view.path_param(*i),
+            Source::Query(name) => view.query_value(name),
+            Source::Header(side, name) => view.header(*side, name).map(str::to_owned),
+            Source::BearerClaim(path) => view
+                .bearer_claims()
+                .and_then(|c| path.lookup(c))
+                .and_then(scalar_text),
+        }?;
+        for t in &self.transforms {
+            value = match t {
+                Transform::LastSegment => last_segment(&value)?.to_owned(),
+                Transform::Jwt(path) => {
+                    let claims = super::jwt::claims(&value)?;
+                    path.lookup(&claims).and_then(scalar_text)?
+                }
+                Transform::Lower => value.to_lowercase(),
+            };
+        }
+        (!value.is_empty()).then_some(value)
+    }
+}
+
+/// True when a key or parameter name looks like a credential (`password`, `client_secret`,
+/// `refresh_token`, `credentials`, ...).
+pub fn is_credential_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// JSON scalars as text (`"x"` -> `x`, `42`, `true`); null, objects and arrays are no value.
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `http://kc/admin/realms/r/users/abc?x=1` -> `abc`; a trailing slash is ignored.
+fn last_segment(value: &str) -> Option<&str> {
+    let value = value.split(['?', '#']).next().unwrap_or_default();
+    let value = value.trim_end_matches('/');
+    let seg = value.rsplit('/').next()?;
+    (!seg.is_empty()).then_some(seg)
+}
+
+fn parse_source(text: &str, params: &[String]) -> Result<Source, String> {
+    let known = "known sources: request.body.<path>, response.body.<path>, request.form.<name>, \
+                 path.<param>, query.<name>, request.header.<name>, response.header.<name>, \
+                 request.jwt.<claim>";
+    let unknown = || format!("unknown source `{text}`; {known}");
+    let need = |rest: &str| -> Result<(), String> {
+        if rest.is_empty() {
+            Err(format!("source `{text}` needs a name after the last `.`"))
+        } else {
+            Ok(())
+        }
+    };
+    let (scope, rest) = text.split_once('.').ok_or_else(unknown)?;
+    match scope {
+        "request" | "response" => {
+            let side = if scope == "request" {
+                Side::Request
+            } else {
+                Side::Response
+            };
+            let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
+            need(rest)?;
+            match (kind, side) {
+                ("body", _) => Ok(Source::Body(side, JsonPath::parse(rest)?)),
+                ("header", _) => HeaderName::from_bytes(rest.to_ascii_lowercase().as_bytes())
+                    .map(|h| Source::Header(side, h))
+                    .map_err(|_| format!("`{rest}` is not a valid header name")),
+                ("form", Side::Request) => Ok(Source::Form(rest.to_owned())),
+                ("jwt", Side::Request) => Ok(Source::BearerClaim(JsonPath::parse(rest)?)),
+                _ => Err(unknown()),
+            }
+        }
+        "path" => {
+            need(rest)?;
+            params
+                .iter()
+                .position(|p| p == rest)
+                .map(Source::Path)
+                .ok_or_else(|| {
+                    if params.is_empty() {
+                        format!("`{text}`: the path template has no parameters")
+                    } else {
+                        format!(
+                            "`{text}`: the path template has no `{{{rest}}}`; it has {}",
+                            params.join(", ")
+                        )
+                    }
+                })
+        }
+        "query" => {
+            need(rest)?;
+            Ok(Source::Query(rest.to_owned()))
+        }
+        _ => Err(unknown()),
+    }
+}
+
+fn parse_transform(text: &str) -> Result<Transform, String> {
+    match text {
+        "last_segment" => Ok(Transform::LastSegment),
+        "lower" => Ok(Transform::Lower),
+        _ => match text.strip_prefix("jwt.") {
+            Some(claim) => Ok(Transform::Jwt(JsonPath::parse(claim)?)),
+            None => Err(format!(
+                "unknown transform `{text}`; known transforms: last_segment, jwt.<claim>, lower"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(text: &str) -> Result<FieldSource, String> {
+        FieldSource::parse(text, &["realm".to_owned(), "id".to_owned()])
+    }
+
+    #[test]
+    fn parses_every_source() {
+        assert_eq!(parse("path.id").expect("ok").source, Source::Path(1));
+        assert!(matches!(
+            parse("request.body.a.0").expect("ok").source,
+            Source::Body(Side::Request, _)
+        ));
+        assert!(matches!(
+            parse("response.body.a").expect("ok").source,
+            Source::Body(Side::Response, _)
+        ));
+        assert_eq!(
+            parse("request.form.username").expect("ok").source,
+            Source::Form("username".into())
+        );
+        assert_eq!(
+            parse("query.q").expect("ok").source,
+            Source::Query("q".into())
+        );
+        assert_eq!(
+            parse("response.header.Location").expect("ok").source,
+            Source::Header(Side::Response, HeaderName::from_static("location"))
+        );
+        assert!(matches!(
+            parse("request.jwt.sub").expect("ok").source,
+            Source::BearerClaim(_)
+        ));
+        let s = parse("response.body.access_token|jwt.email |  lower").expect("ok");
+        assert_eq!(s.transforms.len(), 2);
+        assert_eq!(
+            s.to_string(),
+            "response.body.access_token | jwt.email | lower"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_sources() {
+        for (bad, want) in [
+            ("body.id", "unknown source"),
+            ("response.form.x", "unknown source"),
+            ("response.jwt.sub", "unknown source"),
+            ("request.body.", "needs a name"),
+            ("request.body.a..b", "empty step"),
+            ("path.user", "has no `{user}`; it has realm, id"),
+            ("request.header.bad header", "not a valid header name"),
+            ("path.id | upper", "unknown transform `upper`"),
+            ("", "unknown source"),
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = FieldSource::parse("path.id", &[]).expect_err("no params");
+        assert!(err.contains("no parameters"), "{err}");
+    }
+
+    #[test]
+    fn credentials_are_recognised() {
+        for cred in [
+            "request.body.password",
+            "request.form.client_secret",
+            "request.body.credentials.0.value",
+            "request.header.authorization",
+            "response.body.access_token",
+            "request.form.refresh_token | lower",
+        ] {
+            assert!(parse(cred).expect(cred).yields_credential(), "{cred}");
+        }
+        for ok in [
+            "request.body.username",
+            "response.body.access_token | jwt.email",
+            "request.form.refresh_token | jwt.sub",
+            "request.jwt.sub",
+            "path.id",
+        ] {
+            assert!(!parse(ok).expect(ok).yields_credential(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn json_paths() {
+        let doc = json!({
+            "a": {"b": [10, {"c": "deep"}]},
+            "emails": [{"value": "w@x", "primary": false}, {"value": "p@x", "primary": true}],
+            "others": [{"value": "first@x"}, {"value": "second@x"}],
+            "0": "key zero"
+        });
+        let at = |p: &str| JsonPath::parse(p).expect("path").lookup(&doc).cloned();
+        assert_eq!(at("a.b.0"), Some(json!(10)));
+        assert_eq!(at("a.b.1.c"), Some(json!("deep")));
+        assert_eq!(at("a.b.2"), None);
+        assert_eq!(at("a.b.x"), None);
+        assert_eq!(at("a.b.1.c.d"), None);
+        assert_eq!(at("0"), Some(json!("key zero")));
+        assert_eq!(at("emails.primary.value"), Some(json!("p@x")));
+        assert_eq!(at("others.primary.value"), Some(json!("first@x")));
+        assert_eq!(at("emails.0.value"), Some(json!("w@x")));
+    }
+
+    #[test]
+    fn scalars_render_as_text() {
+        assert_eq!(scalar_text(&json!("x")), Some("x".into()));
+        assert_eq!(scalar_text(&json!(42)), Some("42".into()));
+        assert_eq!(scalar_text(&json!(1.5)), Some("1.5".into()));
+        assert_eq!(scalar_text(&json!(true)), Some("true".into()));
+        assert_eq!(scalar_text(&json!("")), None);
+        assert_eq!(scalar_text(&json!(null)), None);
+        assert_eq!(scalar_text(&json!({"a": 1})), None);
+        assert_eq!(scalar_text(&json!([1])), None);
+    }
+
+    #[test]
+    fn last_segments() {
+        assert_eq!(
+            last_segment("http://kc/admin/realms/r/users/abc-1"),
+            Some("abc-1")
+        );
+        assert_eq!(last_segment("/Users/2819c223/"), Some("2819c223"));
+        assert_eq!(last_segment("/users/7?expand=1"), Some("7"));
+        assert_eq!(last_segment("plain"), Some("plain"));
+        assert_eq!(last_segment("/"), None);
+        assert_eq!(last_segment(""), None);
+    }
+}

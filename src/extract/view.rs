@@ -1,0 +1,224 @@
+//! A read-only view of one captured exchange that parses each body at most once.
+//!
+//! Sources and `when` conditions ask the view for values; decoding (`Content-Encoding`),
+//! JSON and form parsing happen lazily on first use and are then reused. Nothing here may
+//! panic on any input: unreadable bodies simply have no values.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+use super::decode::{decode, DecodedBody};
+use super::partial_json::close_prefix;
+use super::source::Side;
+use crate::exchange::{CapturedBody, Exchange};
+
+/// One body with its lazily decoded and parsed forms.
+struct LazyBody<'a> {
+    captured: &'a CapturedBody,
+    headers: &'a HeaderMap,
+    limit: usize,
+    decoded: OnceCell<Option<DecodedBody<'a>>>,
+    json: OnceCell<Option<Value>>,
+    form: OnceCell<Vec<(String, String)>>,
+}
+
+impl<'a> LazyBody<'a> {
+    fn new(captured: &'a CapturedBody, headers: &'a HeaderMap, limit: usize) -> Self {
+        LazyBody {
+            captured,
+            headers,
+            limit,
+            decoded: OnceCell::new(),
+            json: OnceCell::new(),
+            form: OnceCell::new(),
+        }
+    }
+
+    fn decoded(&self) -> Option<&DecodedBody<'a>> {
+        self.decoded
+            .get_or_init(|| decode(&self.captured.bytes, self.headers, self.limit))
+            .as_ref()
+    }
+
+    /// Only a prefix is known: the capture stopped early or decoding was cut.
+    fn partial(&self) -> bool {
+        self.captured.truncated
+            || self
+                .decoded
+                .get()
+                .and_then(Option::as_ref)
+                .is_some_and(|d| d.cut)
+    }
+
+    fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| {
+                let bytes = &self.decoded()?.bytes;
+                match serde_json::from_slice(bytes) {
+                    Ok(v) => Some(v),
+                    // A cut body still yields its complete members; a malformed whole one nothing.
+                    Err(_) if self.partial() => serde_json::from_slice(&close_prefix(bytes)?).ok(),
+                    Err(_) => None,
+                }
+            })
+            .as_ref()
+    }
+
+    fn form(&self) -> &[(String, String)] {
+        self.form.get_or_init(|| match self.decoded() {
+            Some(d) => parse_urlencoded(&String::from_utf8_lossy(&d.bytes)),
+            None => Vec::new(),
+        })
+    }
+}
+
+/// What sources read from one exchange.
+pub struct View<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    status: StatusCode,
+    params: &'a [(String, String)],
+    request_headers: &'a HeaderMap,
+    response_headers: &'a HeaderMap,
+    request: LazyBody<'a>,
+    response: LazyBody<'a>,
+    query: OnceCell<Vec<(String, String)>>,
+    bearer: OnceCell<Option<Value>>,
+}
+
+impl<'a> View<'a> {
+    /// A view of `ex`; decoded bodies are capped at `decode_limit` bytes each.
+    pub fn new(ex: &'a Exchange, decode_limit: usize) -> Self {
+        View {
+            method: &ex.method,
+            uri: &ex.uri,
+            status: ex.status,
+            params: &ex.route.params,
+            request_headers: &ex.request_headers,
+            response_headers: &ex.response_headers,
+            request: LazyBody::new(&ex.request_body, &ex.request_headers, decode_limit),
+            response: LazyBody::new(&ex.response_body, &ex.response_headers, decode_limit),
+            query: OnceCell::new(),
+            bearer: OnceCell::new(),
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        self.method
+    }
+
+    /// The upstream's response status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// True when some body was only partly captured or decoded (the event says `truncated`).
+    pub fn truncated(&self) -> bool {
+        self.request.partial() || self.response.partial()
+    }
+
+    /// The parsed JSON body of one side.
+    pub fn json(&self, side: Side) -> Option<&Value> {
+        self.body(side).json()
+    }
+
+    /// A field of the urlencoded request body (first occurrence).
+    pub fn form_value(&self, name: &str) -> Option<String> {
+        find(self.request.form(), name)
+    }
+
+    /// A query parameter (first occurrence), decoded.
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        let pairs = self
+            .query
+            .get_or_init(|| self.uri.query().map(parse_urlencoded).unwrap_or_default());
+        find(pairs, name)
+    }
+
+    /// The path parameter at `index`, percent-decoded.
+    pub fn path_param(&self, index: usize) -> Option<String> {
+        let (_, raw) = self.params.get(index)?;
+        let value = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// A header's first value, if it is text.
+    pub fn header(&self, side: Side, name: &HeaderName) -> Option<&str> {
+        let headers = match side {
+            Side::Request => self.request_headers,
+            Side::Response => self.response_headers,
+        };
+        headers
+            .get(name)?
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Claims of the request's bearer token, decoded once.
+    pub fn bearer_claims(&self) -> Option<&Value> {
+        self.bearer
+            .get_or_init(|| super::jwt::claims(super::jwt::bearer(self.request_headers)?))
+            .as_ref()
+    }
+
+    fn body(&self, side: Side) -> &LazyBody<'a> {
+        match side {
+            Side::Request => &self.request,
+            Side::Response => &self.response,
+        }
+    }
+}
+
+fn find(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+}
+
+/// `a=1&b=x+y%21` -> `[(a, 1), (b, "x y!")]`; malformed escapes are kept as written.
+pub fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let spaced: Cow<'_, str> = if s.contains('+') {
+            Cow::Owned(s.replace('+', " "))
+        } else {
+            Cow::Borrowed(s)
+        };
+        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    };
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencoded() {
+        assert_eq!(
+            parse_urlencoded("grant_type=password&username=J%C3%B6+Doe&flag&=x&bad=%zz"),
+            vec![
+                ("grant_type".into(), "password".into()),
+                ("username".into(), "Jö Doe".into()),
+                ("flag".into(), String::new()),
+                (String::new(), "x".into()),
+                ("bad".into(), "%zz".into()),
+            ]
+        );
+        assert!(parse_urlencoded("").is_empty());
+    }
+}
