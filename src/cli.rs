@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy (the default).
     Serve,
+    /// See it work: a sample IAM, userhook in front of it and a console webhook receiver.
+    Demo,
     /// Validate a config file and print a summary; exits non-zero listing every problem.
     Check {
         /// The file to check (default: --config).
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
+        Command::Demo => demo(),
     }
 }
 
@@ -90,4 +93,24 @@ fn serve(path: PathBuf) -> ExitCode {
             }
         }
     })
+}
+
+fn demo() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::demo::run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

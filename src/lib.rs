@@ -23,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod detect;
 pub mod event;
 pub mod exchange;
