@@ -95,10 +95,23 @@ async fn dce_create_update_logout_delete() {
     }));
     let logout = format!("{BASE}/logout");
     let bearer = format!("Bearer {token}");
-    let reply = call(&uh.url(), "DELETE", &logout, &[("authorization", &bearer)], "").await;
+    let reply = call(
+        &uh.url(),
+        "DELETE",
+        &logout,
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
     reply.assert_is(&dce(&json!({})));
     let ev = next_event(&mut rx).await;
-    assert_event(&ev, "user.logout", ("DELETE", &logout, 200), &updated, false);
+    assert_event(
+        &ev,
+        "user.logout",
+        ("DELETE", &logout, 200),
+        &updated,
+        false,
+    );
 
     let reply = call(&uh.url(), "DELETE", &one, &[("authorization", &bearer)], "").await;
     reply.assert_is(&dce(&json!({})));
@@ -195,7 +208,10 @@ async fn custom_route_with_when_fallbacks_and_brotli() {
         &uh.url(),
         "POST",
         path,
-        &[("content-type", "application/json"), ("accept-encoding", "br")],
+        &[
+            ("content-type", "application/json"),
+            ("accept-encoding", "br"),
+        ],
         carol.to_string(),
     )
     .await;

@@ -129,10 +129,7 @@ async fn keycloak() -> FakeUpstream {
             ("POST", TOKEN) if form.contains("grant_type=refresh_token") => alice_tokens(),
             ("POST", TOKEN) if form.contains("grant_type=client_credentials") => service_token(),
             ("POST", LOGOUT) => kc(204),
-            _ => kc(404).json(
-                "application/json",
-                &json!({"error": "HTTP 404 Not Found"}),
-            ),
+            _ => kc(404).json("application/json", &json!({"error": "HTTP 404 Not Found"})),
         }
     })
     .await
@@ -197,6 +194,14 @@ async fn admin_create_update_delete() {
         ],
         false,
     );
+
+    // A password reset is not a user update (and its body holds a credential): no event; the
+    // next event seen is the delete after it.
+    let reset = format!("{alice_path}/reset-password");
+    let body = format!(r#"{{"type":"password","value":"{CANARY}","temporary":false}}"#);
+    call(&uh.url(), "PUT", &reset, auth, body)
+        .await
+        .assert_is(&kc(204));
 
     // Delete: 204 and no body; every field but the id comes from the cache.
     let reply = call(&uh.url(), "DELETE", &alice_path, auth, "").await;
@@ -362,6 +367,105 @@ async fn token_endpoint_login_refresh_failure_and_logout() {
         "user.logout",
         ("POST", LOGOUT, 204),
         &[("ID", BOB), ("Name", "bob"), ("Email", "bob@example.com")],
+        false,
+    );
+    uh.handle.stop().await;
+}
+
+/// Keycloak before 17 (`/auth`), a 409 on a duplicate create, an `authorization_code` login
+/// answered with an id_token, and a percent-encoded username in a failed login.
+#[tokio::test]
+async fn legacy_base_path_conflict_code_grant_and_encoded_username() {
+    let conflict = || {
+        kc(409).json(
+            "application/json",
+            &json!({"errorMessage": "User exists with same username"}),
+        )
+    };
+    let code_tokens = || {
+        kc(200).header("cache-control", "no-store").json(
+            "application/json",
+            &json!({
+                "access_token": access_token(BOB, "bob", None),
+                "id_token": jwt(&json!({"sub": BOB, "typ": "ID", "preferred_username": "bob",
+                                       "email": "bob@example.com", "given_name": "Bob",
+                                       "family_name": "Builder"})),
+                "refresh_token": refresh_token(BOB), "token_type": "Bearer", "expires_in": 300
+            }),
+        )
+    };
+    let up = fake_iam(move |r| match path_of(r) {
+        "/auth/admin/realms/acme/users" if body_text(r).contains("taken") => conflict(),
+        "/auth/admin/realms/acme/users" => kc(201).header(
+            "location",
+            "http://kc/auth/admin/realms/acme/users/legacy-1",
+        ),
+        p if p.ends_with("/token") && body_text(r).contains("authorization_code") => code_tokens(),
+        _ => invalid_grant(),
+    })
+    .await;
+    let uh = Userhook::start(
+        &config_for(
+            &up.url(),
+            "profiles: [{name: keycloak, base_path: /auth}]\n",
+        ),
+        false,
+    )
+    .await;
+    let mut rx = uh.handle.subscribe();
+    let users = "/auth/admin/realms/acme/users";
+    let token = "/auth/realms/acme/protocol/openid-connect/token";
+
+    call(&uh.url(), "POST", users, JSON, r#"{"username":"taken"}"#)
+        .await
+        .assert_is(&conflict());
+    call(&uh.url(), "POST", users, JSON, r#"{"username":"Legacy"}"#)
+        .await
+        .assert_is(&kc(201).header(
+            "location",
+            "http://kc/auth/admin/realms/acme/users/legacy-1",
+        ));
+    let first = next_event(&mut rx).await;
+    assert_event(
+        &first,
+        "user.created",
+        ("POST", users, 201),
+        &[("ID", "legacy-1"), ("Name", "legacy")],
+        false,
+    );
+
+    // This access token has no email or names: each field takes the first token that has it,
+    // so the id_token supplies them.
+    let code = "grant_type=authorization_code&code=5f1e2d3c.4b5a&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcb&client_id=app";
+    call(&uh.url(), "POST", token, FORM, code)
+        .await
+        .assert_is(&code_tokens());
+    let ev = next_event(&mut rx).await;
+    assert_event(
+        &ev,
+        "user.login",
+        ("POST", token, 200),
+        &[
+            ("ID", BOB),
+            ("Name", "bob"),
+            ("Email", "bob@example.com"),
+            ("FirstName", "Bob"),
+            ("LastName", "Builder"),
+        ],
+        false,
+    );
+    assert_eq!(ev.seq, first.seq + 1, "seq grows by one per event");
+
+    let bad = "grant_type=password&username=Carol%40Example.COM&password=nope&client_id=app";
+    call(&uh.url(), "POST", token, FORM, bad)
+        .await
+        .assert_is(&invalid_grant());
+    let ev = next_event(&mut rx).await;
+    assert_event(
+        &ev,
+        "user.login_failed",
+        ("POST", token, 401),
+        &[("Name", "carol@example.com")],
         false,
     );
     uh.handle.stop().await;

@@ -46,21 +46,30 @@ fn resource(id: &str, user_name: &str, active: bool, family: &str) -> Value {
 
 fn created() -> Canned {
     Canned::status(201)
-        .header("location", &format!("https://example.com/v2/Users/{BJENSEN}"))
+        .header(
+            "location",
+            &format!("https://example.com/v2/Users/{BJENSEN}"),
+        )
         .header("etag", "W/\"f250dd84f0671c3\"")
         .json(SCIM, &resource(BJENSEN, "bjensen", true, "Jensen"))
 }
 
 fn patched() -> Canned {
     Canned::status(200)
-        .header("location", &format!("https://example.com/v2/Users/{BJENSEN}"))
+        .header(
+            "location",
+            &format!("https://example.com/v2/Users/{BJENSEN}"),
+        )
         .header("etag", "W/\"3694e05e9dff591\"")
         .json(SCIM, &resource(BJENSEN, "bjensen", false, "Jensen"))
 }
 
 fn replaced() -> Canned {
     Canned::status(200)
-        .header("location", &format!("https://example.com/v2/Users/{BJENSEN}"))
+        .header(
+            "location",
+            &format!("https://example.com/v2/Users/{BJENSEN}"),
+        )
         .header("etag", "W/\"3694e05e9dff592\"")
         .json(SCIM, &resource(BJENSEN, "bjensen", true, "Jensen-Smith"))
 }
@@ -162,8 +171,8 @@ async fn create_patch_put_delete() {
         false,
     );
 
-    let put = serde_json::to_string(&resource(BJENSEN, "bjensen", true, "Jensen-Smith"))
-        .expect("json");
+    let put =
+        serde_json::to_string(&resource(BJENSEN, "bjensen", true, "Jensen-Smith")).expect("json");
     let reply = call(&uh.url(), "PUT", &one, SCIM_HEADERS, put).await;
     reply.assert_is(&replaced());
     let ev = next_event(&mut rx).await;
@@ -207,7 +216,8 @@ async fn gzip_response_is_decoded_for_extraction_only() {
     let uh = Userhook::start(&config_for(&up.url(), "profiles: [scim]\n"), false).await;
     let mut rx = uh.handle.subscribe();
 
-    let create = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"gzuser"}"#;
+    let create =
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"gzuser"}"#;
     let headers = [
         ("content-type", SCIM),
         ("accept-encoding", "gzip, deflate, br"),
@@ -254,9 +264,15 @@ async fn patch_answered_204_takes_the_change_from_the_patch_op() {
         r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}"#,
     ] {
         // Each time the cache knows the user as active.
-        call(&uh.url(), "POST", USERS, SCIM_HEADERS, r#"{"userName":"bjensen"}"#)
-            .await
-            .assert_is(&created());
+        call(
+            &uh.url(),
+            "POST",
+            USERS,
+            SCIM_HEADERS,
+            r#"{"userName":"bjensen"}"#,
+        )
+        .await
+        .assert_is(&created());
         assert_eq!(next_event(&mut rx).await.user["Enabled"], "true");
         let reply = call(&uh.url(), "PATCH", &one, SCIM_HEADERS, patch).await;
         reply.assert_is(&Canned::status(204));
