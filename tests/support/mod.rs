@@ -19,6 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod iam;
+
 /// A body type fake servers can answer with.
 pub type TestBody = BoxBody<Bytes, Infallible>;
 
