@@ -248,7 +248,6 @@ async fn gzip_response_is_decoded_for_extraction_only() {
 /// RFC 7644 section 3.5.2: a PATCH may answer 204 without the resource. Then the event must
 /// still say what the PatchOp changed (`active` -> false), not the cached `true`.
 #[tokio::test]
-#[ignore = "src bug: a PatchOp with `path: active` and a scalar value is not read; see report"]
 async fn patch_answered_204_takes_the_change_from_the_patch_op() {
     let up = fake_iam(|r| match r.method.as_str() {
         "POST" => created(),

@@ -523,7 +523,14 @@ pub const SCIM: Profile = Profile {
                 ("Email", &["response.body.emails.primary.value"]),
                 ("FirstName", &["response.body.name.givenName"]),
                 ("LastName", &["response.body.name.familyName"]),
-                ("Enabled", &["response.body.active", "request.body.Operations.0.value.active"]),
+                (
+                    "Enabled",
+                    &[
+                        "response.body.active",
+                        "request.body.Operations.path=active.value | lower",
+                        "request.body.Operations.0.value.active",
+                    ],
+                ),
                 ("CreatedAt", S_CREATED),
             ],
             note: "The request is a PatchOp; fields from the returned resource (200), or only the id \

@@ -43,7 +43,9 @@ pub struct Step {
     index: Option<usize>,
 }
 
-/// A dotted JSON path, e.g. `emails.primary.value` or `attributes.department.0`.
+/// A dotted JSON path, e.g. `emails.primary.value` or `attributes.department.0`. On an
+/// array, a number indexes, `primary` picks the primary element, and `key=value` picks the
+/// first element whose `key` is `value` (ASCII case ignored), e.g. `Operations.path=active.value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPath(Vec<Step>);
 
@@ -73,7 +75,16 @@ impl JsonPath {
             v = match v {
                 Value::Object(map) => map.get(&step.key)?,
                 Value::Array(items) if step.key == "primary" => primary(items)?,
-                Value::Array(items) => items.get(step.index?)?,
+                Value::Array(items) => match (step.index, step.key.split_once('=')) {
+                    (Some(i), _) => items.get(i)?,
+                    // `Operations.path=active`: the first element whose `path` is `active`.
+                    (None, Some((key, want))) => items.iter().find(|e| {
+                        e.get(key)
+                            .and_then(Value::as_str)
+                            .is_some_and(|v| v.eq_ignore_ascii_case(want))
+                    })?,
+                    (None, None) => return None,
+                },
                 _ => return None,
             };
         }
