@@ -550,6 +550,51 @@ async fn one_users_events_stay_in_order_while_others_flow() {
 }
 
 #[tokio::test]
+async fn concurrency_limits_hold_per_webhook_and_globally() {
+    // Each answer takes 150ms; with a limit of 1 the next request cannot arrive sooner.
+    let slow = Duration::from_millis(150);
+    let recv = WebhookReceiver::start(move |_, _| Answer::ok().after(slow)).await;
+    let e = Engine::start(&format!(
+        "  - {{name: one, actions: ['*'], url: '{}', concurrency: 1}}\n  - {{name: many, actions: ['*'], url: '{}'}}\n",
+        recv.url("/one"),
+        recv.url("/many")
+    ));
+    for user in ["a", "b", "c"] {
+        e.send(&event(Action::Created, &[("ID", user)]));
+    }
+    e.finals(6).await;
+    let got = recv.received();
+    let at = |path: &str| -> Vec<std::time::Instant> {
+        got.iter().filter(|r| r.uri == path).map(|r| r.at).collect()
+    };
+    let one = at("/one");
+    assert_eq!(one.len(), 3);
+    assert!(
+        one.windows(2)
+            .all(|w| w[1].duration_since(w[0]) >= slow - Duration::from_millis(10)),
+        "concurrency 1 overlapped: {one:?}"
+    );
+    let many = at("/many");
+    assert!(
+        many[2].duration_since(many[0]) < slow,
+        "the other webhook ran its three users in parallel: {many:?}"
+    );
+
+    // A global limit of 1 serialises everything.
+    let recv = WebhookReceiver::start(move |_, _| Answer::ok().after(slow)).await;
+    let text = config(&format!(
+        "  - {{name: x, actions: ['*'], url: '{}'}}\n  - {{name: y, actions: ['*'], url: '{}'}}\n",
+        recv.url("/x"),
+        recv.url("/y")
+    )) + "delivery: {concurrency: 1}\n";
+    let rt = Runtime::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
+    Dispatcher::new(engine.clone()).dispatch(&event(Action::Created, &[("ID", "a")]));
+    let got = received(&recv, 2).await;
+    assert!(got[1].at.duration_since(got[0].at) >= slow - Duration::from_millis(10));
+}
+
+#[tokio::test]
 async fn disabled_and_unsubscribed_webhooks_get_nothing() {
     let recv = WebhookReceiver::fixed(200, "ok").await;
     let e = Engine::start(&format!(

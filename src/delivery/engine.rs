@@ -108,7 +108,7 @@ impl DeliveryEngine {
                 d.last_error = Some(format!(
                     "not queued: {OUTBOX_CAPACITY} deliveries are already waiting"
                 ));
-                finish_dead(&self.shared, d, None);
+                finish_dead(&self.shared, d, None, "");
             }
         }
     }
@@ -309,19 +309,19 @@ async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                 delivery.attempt
             ));
             lock(&shared.state).outbox.dead_letter(&delivery.id);
-            finish_dead(&shared, delivery, http_status);
+            finish_dead(&shared, delivery, http_status, &url);
         }
         RetryDecision::Final { reason } => {
             delivery.last_error = Some(reason);
             lock(&shared.state).outbox.dead_letter(&delivery.id);
-            finish_dead(&shared, delivery, http_status);
+            finish_dead(&shared, delivery, http_status, &url);
         }
     }
     shared.wake.notify_one();
 }
 
 /// Records and keeps a delivery that will not be attempted again.
-fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>) {
+fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>, url: &str) {
     let reason = delivery.last_error.clone().unwrap_or_default();
     tracing::warn!(
         webhook = %delivery.webhook,
@@ -330,6 +330,7 @@ fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>) {
         event_id = %delivery.event.id,
         attempts = delivery.attempt,
         http_status = http_status.unwrap_or(0),
+        url = %url,
         status = "failed",
         error = %reason,
         "webhook delivery failed; kept as a dead letter"

@@ -139,7 +139,9 @@ fn show_request(out: &mut String, r: &RenderedRequest) {
     show_headers(out, &r.headers);
     out.push('\n');
     out.push_str(&String::from_utf8_lossy(&r.body));
-    out.push('\n');
+    if !r.body.ends_with(b"\n") {
+        out.push('\n');
+    }
 }
 
 fn show_reply(out: &mut String, r: &Reply) {
