@@ -31,6 +31,8 @@ pub struct AdminState {
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// Reload outcomes.
     pub reloads: Arc<ReloadStats>,
+    /// Delivery records for `/deliveries`.
+    pub deliveries: crate::delivery::DeliveryEngine,
 }
 
 /// Serves the admin API until shutdown.
@@ -86,7 +88,41 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
                 ),
             )
         }
+        "/deliveries" => deliveries(state, req.uri().query()),
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+    }
+}
+
+/// `/deliveries[?status=successful|failed|retrying]`: the last outcomes, newest first.
+fn deliveries(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut status = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("status", value)) => match value.parse::<crate::delivery::DeliveryStatus>() {
+                Ok(s) => status = Some(s),
+                Err(e) => {
+                    return json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({ "error": e }).to_string(),
+                    )
+                }
+            },
+            _ => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":"unknown parameter; expected status=successful|failed|retrying"}"#
+                        .into(),
+                )
+            }
+        }
+    }
+    let records = state.deliveries.records(status);
+    match serde_json::to_string(&serde_json::json!({ "deliveries": records })) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(_) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"cannot serialise records"}"#.into(),
+        ),
     }
 }
 

@@ -20,6 +20,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::watch::{spawn_watcher, ReloadTrigger};
+use crate::delivery::DeliveryEngine;
+use crate::dispatch::Dispatcher;
 use crate::event::UserEvent;
 use crate::exchange::Exchange;
 use crate::extract::Extractor;
@@ -64,6 +66,8 @@ pub struct ServerHandle {
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// Reload outcomes so far.
     pub reloads: Arc<ReloadStats>,
+    /// The webhook delivery engine: records, dead letters, pending deliveries.
+    pub deliveries: DeliveryEngine,
     events: broadcast::Sender<UserEvent>,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<()>>,
@@ -93,6 +97,9 @@ impl ServerHandle {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Requests and extraction are done; let attempts in flight finish within the grace.
+        let grace = self.runtime.load().file.timeouts.shutdown_grace.0;
+        self.deliveries.stop(grace).await;
     }
 }
 
@@ -116,12 +123,14 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
     let (shutdown, signal) = Shutdown::new();
     let (events, _) = broadcast::channel(1024);
     let (exchange_tx, exchange_rx) = mpsc::channel(EXCHANGE_QUEUE);
+    let deliveries = DeliveryEngine::start(runtime.clone())?;
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(run_extractor(
         exchange_rx,
         extractor.clone(),
         events.clone(),
+        Dispatcher::new(deliveries.clone()),
     )));
     if options.watch {
         let triggers = spawn_watcher(options.config_path.clone(), RELOAD_DEBOUNCE)
@@ -143,6 +152,7 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
         crate::admin::AdminState {
             runtime: runtime.clone(),
             reloads: reloads.clone(),
+            deliveries: deliveries.clone(),
         },
         signal.clone(),
     )));
@@ -159,6 +169,7 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
         admin_addr,
         runtime,
         reloads,
+        deliveries,
         events,
         shutdown,
         tasks,
@@ -216,11 +227,13 @@ async fn serve_proxy(
     }
 }
 
-/// Turns finished exchanges into events, off the request path.
+/// Turns finished exchanges into events and hands each to the dispatcher, off the request
+/// path. Dispatching only queues (a short lock, no I/O), so this loop never waits on a target.
 async fn run_extractor(
     mut exchanges: mpsc::Receiver<Exchange>,
     extractor: Arc<Extractor>,
     events: broadcast::Sender<UserEvent>,
+    dispatcher: Dispatcher,
 ) {
     while let Some(exchange) = exchanges.recv().await {
         if let Some(event) = extractor.process(&exchange) {
@@ -232,6 +245,7 @@ async fn run_extractor(
                 status = event.request.status,
                 "user event"
             );
+            dispatcher.dispatch(&event);
             let _ = events.send(event);
         }
     }

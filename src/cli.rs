@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::event::Action;
 use crate::runtime::Runtime;
 
 /// userhook: user lifecycle webhooks for an unmodified IAM, as a reverse-proxy sidecar.
@@ -36,6 +37,20 @@ pub enum Command {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
     },
+    /// Send a sample event (user 42, alice) to one webhook once and print request and reply.
+    /// Exits 0 when the webhook's success check passes, 1 when not, 2 on a config problem.
+    SendTest {
+        /// The webhook's `name` in the config.
+        #[arg(long)]
+        webhook: String,
+        /// The sample event's action.
+        #[arg(long, default_value = "created", value_parser = parse_action)]
+        action: Action,
+    },
+}
+
+fn parse_action(s: &str) -> Result<Action, String> {
+    s.parse()
 }
 
 /// Runs the parsed command line; the exit code is what the process returns.
@@ -44,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
         Command::Demo => demo(),
+        Command::SendTest { webhook, action } => send_test(cli.config, &webhook, action),
     }
 }
 
@@ -56,6 +72,40 @@ fn check(path: PathBuf) -> ExitCode {
         }
         Err(errors) => {
             eprint!("{}: {errors}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn send_test(path: PathBuf, webhook: &str, action: Action) -> ExitCode {
+    let rt = match Runtime::load(&path, None) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            eprint!("{}: {errors}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::delivery::send_test::send_test(&rt, webhook, action)) {
+        Ok(report) => {
+            print!("{}", report.text);
+            if report.delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
             ExitCode::from(2)
         }
     }

@@ -8,10 +8,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// What happened to the user. The names are the config's and the event `type`'s suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
@@ -84,7 +84,7 @@ impl FromStr for Action {
 pub type UserFields = BTreeMap<String, String>;
 
 /// Where the event came from, for receivers that audit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestInfo {
     pub method: String,
     pub path: String,
@@ -95,23 +95,49 @@ pub struct RequestInfo {
 }
 
 /// One user lifecycle event, as delivered in the `default` JSON event form.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Deserialisable so queued deliveries (which carry their event) can be stored and read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserEvent {
     /// UUIDv7: sortable by time, unique across instances.
     pub id: String,
     /// Grows by one per event within a running instance, so receivers can spot gaps.
     pub seq: u64,
-    #[serde(rename = "type")]
-    pub event_type: &'static str,
-    pub object: &'static str,
+    #[serde(rename = "type", deserialize_with = "event_type")]
+    pub event_type: StaticName,
+    #[serde(deserialize_with = "object")]
+    pub object: StaticName,
     pub action: Action,
     /// RFC 3339 with milliseconds, UTC.
     pub occurred_at: String,
     pub user: UserFields,
     pub request: RequestInfo,
     /// True when a body was larger than `capture_limit` and fields came from its prefix.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// A name from a fixed set. An alias so serde's derive does not try to borrow it from the
+/// input (it is read back through [`event_type`] / [`object`] instead).
+pub type StaticName = &'static str;
+
+/// Reads `type` back into the static name [`Action::event_type`] gives.
+fn event_type<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    Action::ALL
+        .into_iter()
+        .map(Action::event_type)
+        .find(|t| *t == s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown event type `{s}`")))
+}
+
+/// Reads `object` back; `user` is the only object today.
+fn object<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.as_str() {
+        "user" => Ok("user"),
+        _ => Err(serde::de::Error::custom(format!("unknown object `{s}`"))),
+    }
 }
 
 impl UserEvent {
@@ -172,5 +198,17 @@ mod tests {
         assert!(v.get("truncated").is_none());
         assert_eq!(ev.id.len(), 36);
         assert!(ev.occurred_at.ends_with('Z'));
+    }
+
+    #[test]
+    fn event_round_trips_through_json() {
+        let mut user = UserFields::new();
+        user.insert("ID".into(), "42".into());
+        let ev = UserEvent::new(3, Action::LoginFailed, user, RequestInfo::default(), true);
+        let text = serde_json::to_string(&ev).expect("serialise");
+        let back: UserEvent = serde_json::from_str(&text).expect("deserialise");
+        assert_eq!(back, ev);
+        let bad = text.replace("user.login_failed", "user.exploded");
+        assert!(serde_json::from_str::<UserEvent>(&bad).is_err());
     }
 }

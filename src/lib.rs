@@ -14,7 +14,7 @@
 //! - [`runtime`]: the compiled, immutable snapshot a request uses from start to end.
 //! - [`proxy`]: the streaming reverse proxy, its upstream client and the body tap.
 //! - [`detect`], [`extract`], [`event`], [`exchange`]: from a matched exchange to a user event.
-//! - [`template`], [`delivery`]: from an event to webhook requests.
+//! - [`dispatch`], [`template`], [`delivery`]: from an event to webhook requests.
 //! - [`admin`]: health, readiness and operator endpoints.
 #![forbid(unsafe_code)]
 
@@ -25,6 +25,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod detect;
+pub mod dispatch;
 pub mod event;
 pub mod exchange;
 pub mod extract;

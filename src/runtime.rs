@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
+use crate::delivery::Webhooks;
 use crate::detect::RouteTable;
 use crate::proxy::upstream::{build_client, Upstream, UpstreamClient};
 
@@ -49,6 +50,9 @@ pub struct Runtime {
     pub upstream_timeout: Duration,
     /// The compiled route rules.
     pub routes: RouteTable,
+    /// The compiled webhooks (templates, headers, signers); deliveries look theirs up by name
+    /// at each attempt.
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -58,6 +62,7 @@ impl std::fmt::Debug for Runtime {
             .field("listen", &self.listen)
             .field("upstream", &self.upstream)
             .field("routes", &self.routes.len())
+            .field("webhooks", &self.webhooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -99,26 +104,31 @@ impl Runtime {
         let routes = RouteTable::compile(&file.routes, &file.profiles)
             .map_err(|e| errors.extend(e))
             .ok();
+        let webhooks = Webhooks::compile(&file).map_err(|e| errors.extend(e)).ok();
 
-        match (listen, admin_listen, upstream, client, routes) {
-            (Some(listen), Some(admin_listen), Some(upstream), Some(client), Some(routes))
-                if errors.is_empty() =>
-            {
-                Ok(Runtime {
-                    hash,
-                    loaded_at: SystemTime::now(),
-                    listen,
-                    admin_listen,
-                    upstream,
-                    client,
-                    client_key,
-                    preserve_host: file.preserve_host,
-                    capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
-                    upstream_timeout: file.timeouts.upstream.0,
-                    routes,
-                    file,
-                })
-            }
+        match (listen, admin_listen, upstream, client, routes, webhooks) {
+            (
+                Some(listen),
+                Some(admin_listen),
+                Some(upstream),
+                Some(client),
+                Some(routes),
+                Some(webhooks),
+            ) if errors.is_empty() => Ok(Runtime {
+                hash,
+                loaded_at: SystemTime::now(),
+                listen,
+                admin_listen,
+                upstream,
+                client,
+                client_key,
+                preserve_host: file.preserve_host,
+                capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
+                upstream_timeout: file.timeouts.upstream.0,
+                routes,
+                webhooks: Arc::new(webhooks),
+                file,
+            }),
             _ => Err(ConfigErrors(errors)),
         }
     }

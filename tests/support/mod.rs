@@ -2,6 +2,8 @@
 //! `eventually` for polling with a deadline (never sleeping as synchronisation).
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

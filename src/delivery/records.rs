@@ -1,0 +1,303 @@
+//! What happened to recent deliveries, as DCE shows its webhook records, and the dead letters.
+//!
+//! Both are bounded (`delivery.records`): the oldest entries go first. Records carry ids,
+//! statuses and short error texts only, never a body, header or URL, so listing them over the
+//! admin API cannot leak a secret.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::outbox::Delivery;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The target took it.
+    Successful,
+    /// Dead-lettered: final error or out of attempts.
+    Failed,
+    /// Failed at least once; another attempt is scheduled.
+    Retrying,
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "successful" => Ok(DeliveryStatus::Successful),
+            "failed" => Ok(DeliveryStatus::Failed),
+            "retrying" => Ok(DeliveryStatus::Retrying),
+            _ => Err(format!(
+                "unknown status `{s}`; expected successful, failed or retrying"
+            )),
+        }
+    }
+}
+
+/// One delivery's latest outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub webhook: String,
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// Empty when the event named no user.
+    pub user_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The last reply's status; absent after a timeout or connection error.
+    pub last_http_status: Option<u16>,
+    /// RFC 3339: when the delivery was created.
+    pub created_at: String,
+    /// RFC 3339: when this outcome was recorded.
+    pub updated_at: String,
+    /// RFC 3339: the next attempt, while retrying.
+    pub next_attempt_at: Option<String>,
+}
+
+impl DeliveryRecord {
+    /// The record of `delivery` after an attempt with this outcome.
+    pub fn of(
+        delivery: &Delivery,
+        status: DeliveryStatus,
+        http_status: Option<u16>,
+        now_ms: u64,
+    ) -> Self {
+        DeliveryRecord {
+            webhook: delivery.webhook.clone(),
+            delivery_id: delivery.id.clone(),
+            event_id: delivery.event.id.clone(),
+            event_type: delivery.event.event_type.to_string(),
+            user_id: delivery.user_id().unwrap_or("").to_string(),
+            status,
+            attempts: delivery.attempt,
+            last_error: delivery.last_error.clone(),
+            last_http_status: http_status,
+            created_at: rfc3339(delivery.created_at),
+            updated_at: rfc3339(now_ms),
+            next_attempt_at: (status == DeliveryStatus::Retrying)
+                .then(|| rfc3339(delivery.next_attempt_at)),
+        }
+    }
+}
+
+/// Unix milliseconds as `2026-11-30T03:36:46.123Z`.
+pub fn rfc3339(ms: u64) -> String {
+    crate::event::rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// The last N outcomes, one entry per delivery (updated in place as it moves from retrying to
+/// successful or failed).
+#[derive(Debug)]
+pub struct Records {
+    capacity: usize,
+    buf: VecDeque<DeliveryRecord>,
+    /// Sequence number of `buf[0]`.
+    base: u64,
+    /// Delivery id -> sequence number.
+    index: HashMap<String, u64>,
+}
+
+impl Records {
+    /// Keeps at most `capacity` records (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Records {
+            capacity: capacity.max(1),
+            buf: VecDeque::new(),
+            base: 0,
+            index: HashMap::new(),
+        }
+    }
+
+    /// Adds a record, or replaces the one for the same delivery.
+    pub fn upsert(&mut self, record: DeliveryRecord) {
+        if let Some(&seq) = self.index.get(&record.delivery_id) {
+            let slot = usize::try_from(seq.wrapping_sub(self.base))
+                .ok()
+                .and_then(|i| self.buf.get_mut(i));
+            if let Some(slot) = slot {
+                *slot = record;
+                return;
+            }
+        }
+        let seq = self.base + self.buf.len() as u64;
+        self.index.insert(record.delivery_id.clone(), seq);
+        self.buf.push_back(record);
+        self.trim();
+    }
+
+    /// Changes the bound (config reload); the oldest records go if it shrank.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        self.trim();
+    }
+
+    /// Records newest first, optionally only those with `status`.
+    pub fn list(&self, status: Option<DeliveryStatus>) -> Vec<DeliveryRecord> {
+        self.buf
+            .iter()
+            .rev()
+            .filter(|r| status.is_none_or(|s| r.status == s))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of records held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn trim(&mut self) {
+        while self.buf.len() > self.capacity {
+            if let Some(old) = self.buf.pop_front() {
+                if self.index.get(&old.delivery_id) == Some(&self.base) {
+                    self.index.remove(&old.delivery_id);
+                }
+            }
+            self.base += 1;
+        }
+    }
+}
+
+/// A delivery that will not be attempted again, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub delivery: Delivery,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// The most recent dead letters (kept in memory until the durability work makes them
+/// durable and replayable).
+#[derive(Debug)]
+pub struct DeadLetters {
+    capacity: usize,
+    buf: VecDeque<DeadLetter>,
+}
+
+impl DeadLetters {
+    /// Keeps at most `capacity` dead letters (at least one).
+    pub fn new(capacity: usize) -> Self {
+        DeadLetters {
+            capacity: capacity.max(1),
+            buf: VecDeque::new(),
+        }
+    }
+
+    /// Keeps `letter`, dropping the oldest beyond the bound.
+    pub fn push(&mut self, letter: DeadLetter) {
+        self.buf.push_back(letter);
+        self.set_capacity(self.capacity);
+    }
+
+    /// Changes the bound.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.buf.len() > self.capacity {
+            self.buf.pop_front();
+        }
+    }
+
+    /// Dead letters newest first.
+    pub fn list(&self) -> Vec<DeadLetter> {
+        self.buf.iter().rev().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, RequestInfo, UserEvent, UserFields};
+
+    fn delivery(user: &str) -> Delivery {
+        let mut f = UserFields::new();
+        f.insert("ID".into(), user.into());
+        Delivery::new(
+            "w",
+            UserEvent::new(1, Action::Created, f, RequestInfo::default(), false),
+            1_000,
+        )
+    }
+
+    #[test]
+    fn record_fields_come_from_the_delivery() {
+        let mut d = delivery("42");
+        d.attempt = 2;
+        d.last_error = Some("HTTP 503".into());
+        d.next_attempt_at = 61_000;
+        let r = DeliveryRecord::of(&d, DeliveryStatus::Retrying, Some(503), 2_000);
+        assert_eq!(r.user_id, "42");
+        assert_eq!(r.event_type, "user.created");
+        assert_eq!(r.attempts, 2);
+        assert_eq!(r.last_http_status, Some(503));
+        assert_eq!(r.created_at, "1970-01-01T00:00:01.000Z");
+        assert_eq!(r.updated_at, "1970-01-01T00:00:02.000Z");
+        assert_eq!(
+            r.next_attempt_at.as_deref(),
+            Some("1970-01-01T00:01:01.000Z")
+        );
+        let done = DeliveryRecord::of(&d, DeliveryStatus::Failed, None, 2_000);
+        assert_eq!(done.next_attempt_at, None);
+        let v = serde_json::to_value(&done).expect("json");
+        assert_eq!(v["status"], "failed");
+    }
+
+    #[test]
+    fn ring_keeps_the_last_n_and_updates_in_place() {
+        let mut rs = Records::new(3);
+        let ds: Vec<Delivery> = (0..5).map(|i| delivery(&i.to_string())).collect();
+        let rec = |d: &Delivery, s| DeliveryRecord::of(d, s, None, 0);
+        rs.upsert(rec(&ds[0], DeliveryStatus::Retrying));
+        rs.upsert(rec(&ds[1], DeliveryStatus::Successful));
+        rs.upsert(rec(&ds[0], DeliveryStatus::Failed));
+        assert_eq!(rs.len(), 2);
+        let ids = |v: Vec<DeliveryRecord>| v.into_iter().map(|r| r.user_id).collect::<Vec<_>>();
+        assert_eq!(ids(rs.list(None)), ["1", "0"]);
+        assert_eq!(ids(rs.list(Some(DeliveryStatus::Failed))), ["0"]);
+        for d in &ds[2..] {
+            rs.upsert(rec(d, DeliveryStatus::Successful));
+        }
+        assert_eq!(ids(rs.list(None)), ["4", "3", "2"]);
+        // An evicted delivery that reports again comes back as a new record.
+        rs.upsert(rec(&ds[0], DeliveryStatus::Failed));
+        assert_eq!(ids(rs.list(None)), ["0", "4", "3"]);
+        rs.upsert(rec(&ds[3], DeliveryStatus::Failed));
+        assert_eq!(ids(rs.list(Some(DeliveryStatus::Failed))), ["0", "3"]);
+        assert_eq!(rs.index.len(), 3);
+        rs.set_capacity(1);
+        assert_eq!(ids(rs.list(None)), ["0"]);
+        assert_eq!(rs.index.len(), 1);
+    }
+
+    #[test]
+    fn statuses_parse() {
+        assert_eq!("failed".parse(), Ok(DeliveryStatus::Failed));
+        assert_eq!("successful".parse(), Ok(DeliveryStatus::Successful));
+        assert_eq!("retrying".parse(), Ok(DeliveryStatus::Retrying));
+        assert!("ok".parse::<DeliveryStatus>().is_err());
+    }
+
+    #[test]
+    fn dead_letters_are_bounded() {
+        let mut dl = DeadLetters::new(2);
+        for i in 0..3 {
+            dl.push(DeadLetter {
+                delivery: delivery(&i.to_string()),
+                reason: format!("r{i}"),
+                at: String::new(),
+            });
+        }
+        let reasons: Vec<_> = dl.list().into_iter().map(|d| d.reason).collect();
+        assert_eq!(reasons, ["r2", "r1"]);
+    }
+}

@@ -1,0 +1,83 @@
+//! From one user event to one [`Delivery`] per subscribed webhook.
+//!
+//! Runs on the extractor's task, off the request path, and must never wait: it reads the
+//! current config snapshot, builds the deliveries and hands them to the engine's outbox (a
+//! short lock). It never renders or sends anything; that happens per attempt.
+
+use crate::delivery::{now_ms, Delivery, DeliveryEngine, Webhooks};
+use crate::event::UserEvent;
+
+/// Hands events to the delivery engine.
+#[derive(Clone)]
+pub struct Dispatcher {
+    engine: DeliveryEngine,
+}
+
+impl Dispatcher {
+    /// A dispatcher feeding `engine`, with webhooks from the engine's config cell.
+    pub fn new(engine: DeliveryEngine) -> Self {
+        Dispatcher { engine }
+    }
+
+    /// Queues one delivery per enabled webhook subscribed to the event; returns how many.
+    pub fn dispatch(&self, event: &UserEvent) -> usize {
+        let rt = self.engine.runtime().load();
+        let deliveries = plan(event, &rt.webhooks, now_ms());
+        let n = deliveries.len();
+        for d in deliveries {
+            self.engine.enqueue(d);
+        }
+        n
+    }
+}
+
+/// The deliveries an event causes: one per enabled webhook watching its object and action,
+/// in config order, each with a fresh id.
+pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery> {
+    webhooks
+        .iter()
+        .filter(|w| w.enabled && event.object == "user" && w.subscribes(event.action))
+        .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, RequestInfo, UserFields};
+
+    #[test]
+    fn one_delivery_per_enabled_subscribed_webhook() {
+        let text = "upstream: http://127.0.0.1:1\nwebhooks:\n  - {name: all, actions: ['*'], url: 'http://x/'}\n  - {name: created, actions: [created], url: 'http://x/'}\n  - {name: off, actions: ['*'], url: 'http://x/', enabled: false}\n  - {name: deleted, actions: [deleted, login], url: 'http://x/'}\n";
+        let file = crate::config::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let hooks = Webhooks::compile(&file).unwrap_or_else(|e| panic!("{e:?}"));
+        let ev = UserEvent::new(
+            1,
+            Action::Created,
+            UserFields::new(),
+            RequestInfo::default(),
+            false,
+        );
+        let ds = plan(&ev, &hooks, 77);
+        let names: Vec<_> = ds.iter().map(|d| d.webhook.as_str()).collect();
+        assert_eq!(names, ["all", "created"]);
+        assert_ne!(ds[0].id, ds[1].id);
+        assert!(ds.iter().all(|d| d.attempt == 0
+            && d.created_at == 77
+            && d.next_attempt_at == 77
+            && d.event == ev
+            && uuid::Uuid::parse_str(&d.id).map(|u| u.get_version_num()) == Ok(7)));
+        let login = UserEvent::new(
+            2,
+            Action::Login,
+            UserFields::new(),
+            RequestInfo::default(),
+            false,
+        );
+        let names: Vec<_> = plan(&login, &hooks, 0)
+            .into_iter()
+            .map(|d| d.webhook)
+            .collect();
+        assert_eq!(names, ["all", "deleted"]);
+    }
+}
