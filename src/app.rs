@@ -235,7 +235,8 @@ async fn run_extractor(
     events: broadcast::Sender<UserEvent>,
     dispatcher: Dispatcher,
 ) {
-    while let Some(exchange) = exchanges.recv().await {
+    while let Some(mut exchange) = exchanges.recv().await {
+        let durable = exchange.durable.take();
         if let Some(event) = extractor.process(&exchange) {
             tracing::info!(
                 event = event.event_type,
@@ -246,6 +247,9 @@ async fn run_extractor(
                 "user event"
             );
             dispatcher.dispatch(&event);
+            if let Some(ack) = durable {
+                dispatcher.notify_when_durable(ack);
+            }
             let _ = events.send(event);
         }
     }

