@@ -247,10 +247,11 @@ async fn run_extractor(
                 "user event"
             );
             dispatcher.dispatch(&event);
+            // Subscribers hear of the event before a strict-mode client sees its response.
+            let _ = events.send(event);
             if let Some(ack) = durable {
                 dispatcher.notify_when_durable(ack);
             }
-            let _ = events.send(event);
         }
     }
 }

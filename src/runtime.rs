@@ -50,6 +50,9 @@ pub struct Runtime {
     pub upstream_timeout: Duration,
     /// The compiled route rules.
     pub routes: RouteTable,
+    /// `delivery.guarantee: strict`: hold the end of matched responses until their event is
+    /// durable.
+    pub strict: bool,
     /// The compiled webhooks (templates, headers, signers); deliveries look theirs up by name
     /// at each attempt.
     pub webhooks: Arc<Webhooks>,
@@ -127,6 +130,7 @@ impl Runtime {
                 upstream_timeout: file.timeouts.upstream.0,
                 routes,
                 webhooks: Arc::new(webhooks),
+                strict: file.delivery.guarantee == "strict",
                 file,
             }),
             _ => Err(ConfigErrors(errors)),

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
@@ -189,6 +190,12 @@ async fn forward(
     let body = match matched {
         None => ClientBody::Plain(body),
         Some((route, method, request_headers)) => {
+            // No body will be polled for HEAD, 204, 304 or an empty body: in strict mode the
+            // response headers are what is held back.
+            let bodiless = method == http::Method::HEAD
+                || parts.status == StatusCode::NO_CONTENT
+                || parts.status == StatusCode::NOT_MODIFIED
+                || body.is_end_stream();
             let exchange = Exchange {
                 runtime: rt.clone(),
                 route,
@@ -209,7 +216,21 @@ async fn forward(
                 sink,
                 on_full: count_dropped_exchange,
             };
-            ClientBody::Tapped(Box::new(ResponseTap::new(body, rt.capture_limit, pending)))
+            if rt.strict && bodiless {
+                let ended = CapturedBody {
+                    bytes: bytes::Bytes::new(),
+                    truncated: false,
+                };
+                pending.hand_off_durable(ended).await;
+                ClientBody::Plain(body)
+            } else {
+                ClientBody::Tapped(Box::new(ResponseTap::new(
+                    body,
+                    rt.capture_limit,
+                    pending,
+                    rt.strict,
+                )))
+            }
         }
     };
     Ok(Response::from_parts(parts, body))
