@@ -22,7 +22,9 @@ use userhook::event::{Action, RequestInfo, UserEvent, UserFields};
 use userhook::runtime::Runtime;
 
 async fn receiver() -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
@@ -58,14 +60,20 @@ fn event(i: u64) -> UserEvent {
 async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
     let (url, count) = receiver().await;
     let spool = std::env::temp_dir().join(format!("userhook-bench-{}", uuid::Uuid::now_v7()));
-    let secret = if signed { "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n" } else { "" };
+    let secret = if signed {
+        "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+    } else {
+        ""
+    };
     let yaml = format!(
         "upstream: http://127.0.0.1:1\nlisten: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\n\
          delivery: {{concurrency: {concurrency}, spool_dir: {}}}\n\
          webhooks:\n  - name: bench\n    actions: [\"*\"]\n    url: {url}\n{secret}",
         spool.display()
     );
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::from_text(&yaml, None).expect("config")));
+    let runtime = Arc::new(ArcSwap::from_pointee(
+        Runtime::from_text(&yaml, None).expect("config"),
+    ));
     let engine = DeliveryEngine::start(runtime).expect("engine");
     let dispatcher = Dispatcher::new(engine.clone());
     let started = Instant::now();
@@ -74,7 +82,10 @@ async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
     }
     while count.load(Ordering::Relaxed) < events {
         if started.elapsed() > Duration::from_secs(120) {
-            eprintln!("gave up: {} of {events} delivered", count.load(Ordering::Relaxed));
+            eprintln!(
+                "gave up: {} of {events} delivered",
+                count.load(Ordering::Relaxed)
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -86,10 +97,19 @@ async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
 }
 
 fn main() {
-    let events: u64 = std::env::var("EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let events: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("webhook delivery throughput, {events} deliveries per row, receiver on 127.0.0.1");
-    println!("{:>12} {:>16} {:>16}", "concurrency", "unsigned del/s", "signed del/s");
+    println!(
+        "{:>12} {:>16} {:>16}",
+        "concurrency", "unsigned del/s", "signed del/s"
+    );
     for concurrency in [8usize, 32, 128] {
         let unsigned = rt.block_on(run(events, concurrency, false));
         let signed = rt.block_on(run(events, concurrency, true));

@@ -105,9 +105,32 @@ impl ServerHandle {
 
 /// Binds the listeners and starts every task; returns once the server accepts connections.
 pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, String> {
-    let proxy_listener = TcpListener::bind(initial.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {} (listen): {e}", initial.listen))?;
+    start_on(options, initial, ProxyThreads::Caller).await
+}
+
+/// Where the proxy's accept loops and connections run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyThreads {
+    /// On the runtime that called [`start`] (tests, the demo).
+    Caller,
+    /// On N dedicated threads, each a single-threaded runtime with its own `SO_REUSEPORT`
+    /// listener and its own upstream pool, as nginx runs one worker per core: no work
+    /// stealing, no cross-thread wakeups, no shared pool lock on the request path. Detection
+    /// and delivery stay on the calling runtime.
+    Dedicated(usize),
+}
+
+/// [`start`] with the proxy's threads chosen.
+pub async fn start_on(
+    options: Options,
+    initial: Runtime,
+    threads: ProxyThreads,
+) -> Result<ServerHandle, String> {
+    let proxy_listener = match threads {
+        ProxyThreads::Caller => TcpListener::bind(initial.listen).await,
+        ProxyThreads::Dedicated(_) => bind_reuseport(initial.listen),
+    }
+    .map_err(|e| format!("cannot listen on {} (listen): {e}", initial.listen))?;
     let admin_listener = TcpListener::bind(initial.admin_listen).await.map_err(|e| {
         format!(
             "cannot listen on {} (admin.listen): {e}",
@@ -156,12 +179,35 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
         },
         signal.clone(),
     )));
-    tasks.push(tokio::spawn(serve_proxy(
-        proxy_listener,
-        shared,
-        runtime.clone(),
-        signal,
-    )));
+    match threads {
+        ProxyThreads::Caller => tasks.push(tokio::spawn(serve_proxy(
+            proxy_listener,
+            shared,
+            runtime.clone(),
+            signal,
+        ))),
+        ProxyThreads::Dedicated(n) => {
+            let mut listeners = vec![proxy_listener];
+            for _ in 1..n.max(1) {
+                listeners.push(
+                    bind_reuseport(proxy_addr)
+                        .map_err(|e| format!("cannot listen on {proxy_addr} (listen): {e}"))?,
+                );
+            }
+            for (i, listener) in listeners.into_iter().enumerate() {
+                let done = spawn_proxy_thread(
+                    i,
+                    listener,
+                    shared.clone(),
+                    runtime.clone(),
+                    signal.clone(),
+                )?;
+                tasks.push(tokio::spawn(async move {
+                    let _ = done.await;
+                }));
+            }
+        }
+    }
 
     tracing::info!(%proxy_addr, %admin_addr, upstream = %runtime.load().file.upstream, "userhook is listening");
     Ok(ServerHandle {
@@ -176,9 +222,60 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
     })
 }
 
-/// `start`, then wait for SIGTERM/SIGINT and drain.
-pub async fn serve(options: Options, initial: Runtime) -> Result<(), String> {
-    let handle = start(options, initial).await?;
+/// Binds `addr` with `SO_REUSEPORT`, so several threads can each accept on their own socket
+/// and the kernel spreads connections between them.
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Runs one proxy worker on its own thread; the receiver resolves when it has drained.
+fn spawn_proxy_thread(
+    index: usize,
+    listener: TcpListener,
+    shared: Arc<ProxyShared>,
+    runtime: Arc<ArcSwap<Runtime>>,
+    signal: ShutdownSignal,
+) -> Result<tokio::sync::oneshot::Receiver<()>, String> {
+    let listener = listener.into_std().map_err(|e| e.to_string())?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("userhook-proxy-{index}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a proxy worker runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve_proxy(listener, shared, runtime, signal).await,
+                    Err(e) => tracing::error!(error = %e, "proxy worker cannot use its listener"),
+                }
+            });
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| format!("cannot start proxy worker thread: {e}"))?;
+    Ok(done_rx)
+}
+
+/// `start` with the proxy on `workers` dedicated threads, then wait for SIGTERM/SIGINT and
+/// drain.
+pub async fn serve(options: Options, initial: Runtime, workers: usize) -> Result<(), String> {
+    let handle = start_on(options, initial, ProxyThreads::Dedicated(workers)).await?;
     crate::shutdown::termination_signal().await;
     handle.stop().await;
     tracing::info!("userhook stopped");

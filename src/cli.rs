@@ -21,6 +21,10 @@ pub struct Cli {
         default_value = "config/userhook.yaml"
     )]
     pub config: PathBuf,
+    /// Proxy worker threads (default: one per available core). Each runs its own listener
+    /// and upstream pool; detection and delivery run beside them.
+    #[arg(long, global = true, env = "USERHOOK_WORKERS")]
+    pub workers: Option<usize>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -56,7 +60,7 @@ fn parse_action(s: &str) -> Result<Action, String> {
 /// Runs the parsed command line; the exit code is what the process returns.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config),
+        Command::Serve => serve(cli.config, cli.workers),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
         Command::Demo => demo(),
         Command::SendTest { webhook, action } => send_test(cli.config, &webhook, action),
@@ -111,8 +115,15 @@ fn send_test(path: PathBuf, webhook: &str, action: Action) -> ExitCode {
     }
 }
 
-fn serve(path: PathBuf) -> ExitCode {
+fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
+    let workers = workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // The proxy runs on its own worker threads; this runtime carries detection, delivery,
+    // reloads and the admin API.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.clamp(1, 4))
+        .thread_name("userhook-control")
         .enable_all()
         .build()
     {
@@ -135,7 +146,7 @@ fn serve(path: PathBuf) -> ExitCode {
             config_path: path,
             watch: true,
         };
-        match crate::app::serve(options, initial).await {
+        match crate::app::serve(options, initial, workers).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::delivery::Webhooks;
 use crate::detect::RouteTable;
-use crate::proxy::upstream::{build_client, Upstream, UpstreamClient};
+use crate::proxy::upstream::{Upstream, UpstreamConnector};
 
 /// The settings that shape the upstream client; when a reload leaves them alone the
 /// connection pool is kept.
@@ -39,8 +39,9 @@ pub struct Runtime {
     pub admin_listen: SocketAddr,
     /// The IAM's base URL, pre-split.
     pub upstream: Upstream,
-    /// The pooled client to the IAM, shared with the previous snapshot when possible.
-    pub client: Arc<UpstreamClient>,
+    /// How to reach the IAM; kept from the previous snapshot when its settings did not
+    /// change, so every thread keeps its warm connection pool across reloads.
+    pub client: Arc<UpstreamConnector>,
     client_key: ClientKey,
     /// Keep the client's `Host` header.
     pub preserve_host: bool,
@@ -96,7 +97,7 @@ impl Runtime {
         };
         let client = match previous {
             Some(prev) if prev.client_key == client_key => Some(prev.client.clone()),
-            _ => build_client(
+            _ => UpstreamConnector::new(
                 client_key.connect_timeout,
                 client_key.ca_file.as_deref().map(Path::new),
             )

@@ -101,12 +101,48 @@ pub fn append_forwarded(
     host: Option<&HeaderValue>,
 ) {
     if let Some(ip) = client_ip {
-        let ip = ip.to_string();
-        append_value(headers, &X_FORWARDED_FOR, ip.as_bytes());
+        let mut buf = IpText::default();
+        append_value(headers, &X_FORWARDED_FOR, buf.format(ip));
     }
-    append_value(headers, &X_FORWARDED_PROTO, proto.as_bytes());
+    // The common case (no such header yet) reuses static and shared bytes: no copies.
+    if headers.contains_key(&X_FORWARDED_PROTO) {
+        append_value(headers, &X_FORWARDED_PROTO, proto.as_bytes());
+    } else {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
     if let Some(host) = host {
-        append_value(headers, &X_FORWARDED_HOST, host.as_bytes());
+        if headers.contains_key(&X_FORWARDED_HOST) {
+            append_value(headers, &X_FORWARDED_HOST, host.as_bytes());
+        } else {
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        }
+    }
+}
+
+/// An IP address written on the stack (the longest IPv6 text is 45 bytes).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, ip: IpAddr) -> &[u8] {
+        use std::io::Write;
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        self.len = match write!(cursor, "{ip}") {
+            Ok(()) => cursor.position() as usize,
+            Err(_) => 0,
+        };
+        &self.buf[..self.len]
     }
 }
 
@@ -201,5 +237,21 @@ mod tests {
             h.get("x-forwarded-host").map(|v| v.as_bytes()),
             Some(&b"iam.example"[..])
         );
+    }
+
+    #[test]
+    fn ip_text_fits_the_longest_addresses() {
+        let mut t = IpText::default();
+        let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .expect("ip");
+        assert_eq!(t.format(v6), v6.to_string().as_bytes());
+        let mut h = HeaderMap::new();
+        append_forwarded(&mut h, Some("::1".parse().expect("ip")), "http", None);
+        assert_eq!(
+            h.get("x-forwarded-for").map(|v| v.as_bytes()),
+            Some(&b"::1"[..])
+        );
+        assert!(h.get("x-forwarded-host").is_none());
     }
 }

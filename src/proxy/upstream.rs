@@ -1,13 +1,15 @@
 //! The upstream side: where requests go, and the pooled client that takes them there.
 
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Uri};
+use http::{HeaderValue, Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::UpstreamBody;
@@ -18,6 +20,58 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The pooled HTTP/1.1 client to the IAM, plain or TLS.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// Tells connectors apart so a thread rebuilds its pool only when the settings changed.
+static NEXT_CONNECTOR_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Each thread's own pool of upstream connections: a worker thread never waits on
+    /// another's pool lock, and its connections' tasks run on its own runtime.
+    static LOCAL_CLIENT: RefCell<Option<(u64, UpstreamClient)>> = const { RefCell::new(None) };
+}
+
+/// How to reach the IAM: connect timeout and TLS roots, checked at config load. Each thread
+/// that sends requests builds its own pooled client from it on first use.
+#[derive(Clone)]
+pub struct UpstreamConnector {
+    id: u64,
+    connector: HttpsConnector<HttpConnector>,
+}
+
+impl std::fmt::Debug for UpstreamConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConnector")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamConnector {
+    /// Builds the connector: TCP_NODELAY, connect timeout, system roots plus an optional CA.
+    pub fn new(connect_timeout: Duration, ca_file: Option<&Path>) -> Result<Self, String> {
+        Ok(UpstreamConnector {
+            id: NEXT_CONNECTOR_ID.fetch_add(1, Ordering::Relaxed),
+            connector: build_connector(connect_timeout, ca_file)?,
+        })
+    }
+
+    /// Sends `req` on this thread's pool (built on first use, and again after a reload
+    /// changed the connection settings).
+    pub fn request(&self, req: Request<UpstreamBody>) -> ResponseFuture {
+        LOCAL_CLIENT.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            match &*slot {
+                Some((id, client)) if *id == self.id => client.request(req),
+                _ => {
+                    let client = client_from(self.connector.clone());
+                    let fut = client.request(req);
+                    *slot = Some((self.id, client));
+                    fut
+                }
+            }
+        })
+    }
+}
 
 /// The IAM's base URL, split once at load so each request only swaps scheme and authority.
 #[derive(Debug, Clone)]
@@ -95,11 +149,18 @@ impl Upstream {
     }
 }
 
-/// Builds the pooled client: TCP_NODELAY, connect timeout, system roots plus an optional CA.
-pub fn build_client(
+fn client_from(connector: HttpsConnector<HttpConnector>) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .set_host(false)
+        .build(connector)
+}
+
+fn build_connector(
     connect_timeout: Duration,
     ca_file: Option<&Path>,
-) -> Result<UpstreamClient, String> {
+) -> Result<HttpsConnector<HttpConnector>, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -108,17 +169,11 @@ pub fn build_client(
     let tls = rustls::ClientConfig::builder()
         .with_root_certificates(root_store(ca_file)?)
         .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .set_host(false)
-        .build(https))
+        .wrap_connector(http))
 }
 
 fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
