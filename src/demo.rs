@@ -322,17 +322,65 @@ fn tempfile_dir() -> Result<std::path::PathBuf, String> {
 // ----- the console webhook receiver -------------------------------------------------------
 
 async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received>), String> {
+    let (tx, rx) = mpsc::channel(64);
+    let addr = serve_local(move |parts, body| {
+        let tx = tx.clone();
+        async move {
+            let signature_headers = parts
+                .headers
+                .iter()
+                .filter(|(k, _)| k.as_str().starts_with("webhook-"))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let target = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let is_robot = target.starts_with("/cgi-bin/webhook/send");
+            let _ = tx
+                .send(Received {
+                    method: parts.method,
+                    target,
+                    signature_headers,
+                    body,
+                })
+                .await;
+            // Answer like the robot it stands in for.
+            let reply = if is_robot {
+                r#"{"errcode":0,"errmsg":"ok"}"#
+            } else {
+                ""
+            };
+            Response::new(Full::new(Bytes::from_static(reply.as_bytes())))
+        }
+    })
+    .await?;
+    Ok((addr, rx))
+}
+
+/// Serves `handler` (given the request head and whole body) on a fresh 127.0.0.1 port for
+/// the rest of the demo.
+async fn serve_local<F, Fut>(handler: F) -> Result<SocketAddr, String>
+where
+    F: Fn(http::request::Parts, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
+            let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let tx = tx.clone();
+                    let handler = handler.clone();
                     async move {
                         let (parts, body) = req.into_parts();
                         let body = body
@@ -340,40 +388,7 @@ async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received
                             .await
                             .map(|c| c.to_bytes())
                             .unwrap_or_default();
-                        let signature_headers = parts
-                            .headers
-                            .iter()
-                            .filter(|(k, _)| k.as_str().starts_with("webhook-"))
-                            .map(|(k, v)| {
-                                (
-                                    k.to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect();
-                        let target = parts
-                            .uri
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        let is_robot = target.starts_with("/cgi-bin/webhook/send");
-                        let _ = tx
-                            .send(Received {
-                                method: parts.method,
-                                target,
-                                signature_headers,
-                                body,
-                            })
-                            .await;
-                        // Answer like the robot it stands in for.
-                        let reply = if is_robot {
-                            r#"{"errcode":0,"errmsg":"ok"}"#
-                        } else {
-                            ""
-                        };
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                            reply.as_bytes(),
-                        ))))
+                        Ok::<_, Infallible>(handler(parts, body).await)
                     }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -382,7 +397,7 @@ async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received
             });
         }
     });
-    Ok((addr, rx))
+    Ok(addr)
 }
 
 // ----- the sample IAM ---------------------------------------------------------------------
@@ -395,57 +410,35 @@ struct SampleIam {
 }
 
 async fn start_sample_iam() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = Arc::new(Mutex::new(SampleIam {
         next_id: 1001,
         ..SampleIam::default()
     }));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let state = state.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|c| c.to_bytes())
-                            .unwrap_or_default();
-                        let (status, json) = match state.lock() {
-                            Ok(mut iam) => {
-                                iam.handle(&parts.method, parts.uri.path(), &parts.headers, &body)
-                            }
-                            Err(_) => (
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                serde_json::json!({"error": "state"}),
-                            ),
-                        };
-                        let mut resp =
-                            Response::new(Full::new(if status == StatusCode::NO_CONTENT {
-                                Bytes::new()
-                            } else {
-                                Bytes::from(json.to_string())
-                            }));
-                        *resp.status_mut() = status;
-                        resp.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    serve_local(move |parts, body| {
+        let state = state.clone();
+        async move {
+            let (status, json) = match state.lock() {
+                Ok(mut iam) => iam.handle(&parts.method, parts.uri.path(), &parts.headers, &body),
+                Err(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({"error": "state"}),
+                ),
+            };
+            let body = if status == StatusCode::NO_CONTENT {
+                Bytes::new()
+            } else {
+                Bytes::from(json.to_string())
+            };
+            let mut resp = Response::new(Full::new(body));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
         }
-    });
-    Ok(addr)
+    })
+    .await
 }
 
 impl SampleIam {

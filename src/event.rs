@@ -79,6 +79,31 @@ impl FromStr for Action {
     }
 }
 
+/// The user fields every profile knows and every template may use (DESIGN.md section 4).
+pub const BUILTIN_USER_FIELDS: &[&str] = &[
+    "ID",
+    "Email",
+    "Name",
+    "FirstName",
+    "LastName",
+    "CreatedAt",
+    "Enabled",
+];
+
+/// Template variables describing the event rather than the user. Reserved: a custom user
+/// field may not take one of these names.
+pub const EVENT_VARIABLES: &[&str] = &[
+    "Event",
+    "Object",
+    "Action",
+    "EventID",
+    "Timestamp",
+    "SourceIP",
+    "UserAgent",
+    "RequestID",
+    "Status",
+];
+
 /// The user's fields as extracted: `ID`, `Email`, `Name`, ... plus custom ones.
 /// Ordered so serialised events and rendered bodies are stable.
 pub type UserFields = BTreeMap<String, String>;

@@ -15,7 +15,7 @@ use http::Method;
 use crate::config::model::{ProfileSpec, RouteSpec};
 use crate::config::ConfigError;
 use crate::extract::view::View;
-pub use rule::{Rule, RuleKind, RuleOrigin, Template, BUILTIN_FIELDS};
+pub use rule::{Rule, RuleKind, RuleOrigin, Template};
 
 /// All rules sharing one path template (several methods, several outcomes).
 #[derive(Debug)]
@@ -53,7 +53,10 @@ impl RouteTable {
         profiles: &[ProfileSpec],
     ) -> Result<Self, Vec<ConfigError>> {
         let mut table = RouteTable {
-            field_names: BUILTIN_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
+            field_names: crate::event::BUILTIN_USER_FIELDS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             ..RouteTable::default()
         };
         let mut by_route: HashMap<String, usize> = HashMap::new();

@@ -8,33 +8,9 @@ use http::Method;
 
 use crate::config::model::RouteSpec;
 use crate::config::ConfigError;
-use crate::event::{Action, UserFields};
+use crate::event::{Action, UserFields, EVENT_VARIABLES};
 use crate::extract::source::FieldSource;
 use crate::extract::view::View;
-
-/// The user fields every profile knows; templates may always use them.
-pub const BUILTIN_FIELDS: [&str; 7] = [
-    "ID",
-    "Email",
-    "Name",
-    "FirstName",
-    "LastName",
-    "CreatedAt",
-    "Enabled",
-];
-
-/// Template variables of the event itself: a user field may not take one of these names.
-pub const EVENT_VARIABLES: [&str; 9] = [
-    "Event",
-    "Object",
-    "Action",
-    "EventID",
-    "Timestamp",
-    "SourceIP",
-    "UserAgent",
-    "RequestID",
-    "Status",
-];
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

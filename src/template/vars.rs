@@ -7,30 +7,7 @@ use std::borrow::Cow;
 
 use crate::event::UserEvent;
 
-/// User fields every route may fill; always known to templates, even when empty.
-pub const BUILTIN_USER_FIELDS: &[&str] = &[
-    "ID",
-    "Email",
-    "Name",
-    "FirstName",
-    "LastName",
-    "CreatedAt",
-    "Enabled",
-];
-
-/// Variables describing the event itself rather than the user. These names are reserved:
-/// they take precedence over a custom user field of the same name.
-pub const EVENT_VARIABLES: &[&str] = &[
-    "Event",
-    "Object",
-    "Action",
-    "EventID",
-    "Timestamp",
-    "SourceIP",
-    "UserAgent",
-    "RequestID",
-    "Status",
-];
+pub use crate::event::{BUILTIN_USER_FIELDS, EVENT_VARIABLES};
 
 /// Whether `name` is a built-in user field or an event variable (custom fields are not).
 pub(crate) fn is_builtin(name: &str) -> bool {
