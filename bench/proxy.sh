@@ -5,8 +5,10 @@
 #   bash bench/proxy.sh            # 3 rounds x 5 s per case (about 3 minutes)
 #   ROUNDS=5 DURATION=10 bash bench/proxy.sh
 #
-# Cases: a small GET, a ~500-byte JSON POST (both unmatched: pure pass-through), and a
-# matched user-create POST (tapped, fires an event). The proxy under test is pinned to CPU 0,
+# Cases: a small GET, a ~500-byte JSON POST (both unmatched: pure pass-through), a matched
+# user-create POST (tapped, fires an event, no webhook), the same create where every event
+# fires a webhook to a receiver that answers after 2 s (userhook+hook2s), and the create
+# with a webhook to an immediate receiver in delivery.guarantee fast and strict. The proxy under test is pinned to CPU 0,
 # the upstream and wrk to CPU 1 (on a 2-core machine). Medians of interleaved rounds are
 # printed side by side with the ratios userhook/nginx. Needs: wrk, nginx (Debian: wrk,
 # nginx-light); installs them with apt-get when missing and running as root.
@@ -21,6 +23,14 @@ UP_PORT=${UP_PORT:-18181}
 NGINX_PORT=${NGINX_PORT:-18182}
 UH_PORT=${UH_PORT:-18183}
 UH_ADMIN=${UH_ADMIN:-18184}
+HOOK_PORT=${HOOK_PORT:-18185}
+UH2_PORT=${UH2_PORT:-18186}
+UH2_ADMIN=${UH2_ADMIN:-18187}
+UH3_PORT=${UH3_PORT:-18188}
+UH3_ADMIN=${UH3_ADMIN:-18189}
+FASTHOOK_PORT=${FASTHOOK_PORT:-18190}
+UH4_PORT=${UH4_PORT:-18191}
+UH4_ADMIN=${UH4_ADMIN:-18192}
 
 need() { command -v "$1" >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq "$2" >/dev/null; } || { echo "missing $1 (apt-get install $2)" >&2; exit 1; }; }
 need wrk wrk
@@ -59,19 +69,36 @@ http { access_log off; keepalive_requests 1000000;
 NGX
 taskset -c 0 nginx -c "$WORK/px/nginx.conf" -p "$WORK/px" & PIDS+=($!)
 
-# userhook with a route that matches user creation (and nothing else).
-cat > "$WORK/userhook.yaml" <<YAML
-listen: 127.0.0.1:$UH_PORT
+# userhook with a route that matches user creation (and nothing else), in three variants:
+# no webhook; a webhook to a receiver that answers after 2 s; strict delivery guarantee.
+uh_config() { # PORT ADMIN NAME EXTRA
+  cat > "$WORK/$3.yaml" <<YAML
+listen: 127.0.0.1:$1
 upstream: http://127.0.0.1:$UP_PORT
-admin: {listen: 127.0.0.1:$UH_ADMIN}
+admin: {listen: 127.0.0.1:$2}
 routes:
   - {action: created, method: POST, path: /api/v1/users, fields: {ID: response.body.id, Name: request.body.username, Email: request.body.email}}
-delivery: {spool_dir: $WORK/spool}
-log: {level: warn}
+log: {level: error}
+$4
 YAML
-taskset -c 0 "$BIN" serve --config "$WORK/userhook.yaml" 2>"$WORK/userhook.log" & PIDS+=($!)
+}
+uh_config "$UH_PORT" "$UH_ADMIN" plain "delivery: {spool_dir: $WORK/spool1}"
+uh_config "$UH2_PORT" "$UH2_ADMIN" hooked "delivery: {spool_dir: $WORK/spool2}
+webhooks:
+  - {name: slow, actions: [created], url: http://127.0.0.1:$HOOK_PORT/hook, timeout: 5s, retry: {attempts: 1}}"
+uh_config "$UH3_PORT" "$UH3_ADMIN" fast "delivery: {spool_dir: $WORK/spool3, guarantee: fast}
+webhooks:
+  - {name: quick, actions: [created], url: http://127.0.0.1:$FASTHOOK_PORT/hook, retry: {attempts: 1}}"
+uh_config "$UH4_PORT" "$UH4_ADMIN" strict "delivery: {spool_dir: $WORK/spool4, guarantee: strict}
+webhooks:
+  - {name: quick, actions: [created], url: http://127.0.0.1:$FASTHOOK_PORT/hook, retry: {attempts: 1}}"
+taskset -c 1 python3 bench/slow_receiver.py "$HOOK_PORT" 2 & PIDS+=($!)
+taskset -c 1 python3 bench/slow_receiver.py "$FASTHOOK_PORT" 0 & PIDS+=($!)
+for v in plain hooked fast strict; do
+  taskset -c 0 "$BIN" serve --config "$WORK/$v.yaml" 2>"$WORK/$v.log" & PIDS+=($!)
+done
 
-for port in $UP_PORT $NGINX_PORT $UH_PORT; do
+for port in $UP_PORT $NGINX_PORT $UH_PORT $UH2_PORT $UH3_PORT $UH4_PORT; do
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -97,40 +124,54 @@ run() {
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A R
-CASES=("get:/users/42:" "post:/api/v1/echo:$WORK/post.lua" "create:/api/v1/users:$WORK/post.lua")
-TARGETS=("direct:$UP_PORT" "nginx:$NGINX_PORT" "userhook:$UH_PORT")
+# ROWS: case:target:port:path:script
+ROWS=(
+  "get:direct:$UP_PORT:/users/42:"
+  "get:nginx:$NGINX_PORT:/users/42:"
+  "get:userhook:$UH_PORT:/users/42:"
+  "post:direct:$UP_PORT:/api/v1/echo:$WORK/post.lua"
+  "post:nginx:$NGINX_PORT:/api/v1/echo:$WORK/post.lua"
+  "post:userhook:$UH_PORT:/api/v1/echo:$WORK/post.lua"
+  "create:direct:$UP_PORT:/api/v1/users:$WORK/post.lua"
+  "create:nginx:$NGINX_PORT:/api/v1/users:$WORK/post.lua"
+  "create:userhook:$UH_PORT:/api/v1/users:$WORK/post.lua"
+  "create:userhook+hook2s:$UH2_PORT:/api/v1/users:$WORK/post.lua"
+  "create:hook-fast:$UH3_PORT:/api/v1/users:$WORK/post.lua"
+  "create:hook-strict:$UH4_PORT:/api/v1/users:$WORK/post.lua"
+)
 echo "warming up..." >&2
-for t in "${TARGETS[@]}"; do run x "${t#*:}" /users/42 >/dev/null; done
+for port in $UP_PORT $NGINX_PORT $UH_PORT $UH2_PORT $UH3_PORT $UH4_PORT; do run x "$port" /users/42 >/dev/null; done
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  for c in "${CASES[@]}"; do
-    IFS=: read -r cname cpath cscript <<<"$c"
-    for t in "${TARGETS[@]}"; do
-      tname=${t%%:*}; tport=${t#*:}
-      R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript")
-    done
+  for row in "${ROWS[@]}"; do
+    IFS=: read -r cname tname tport cpath cscript <<<"$row"
+    R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript")
   done
 done
 
-printf '\n%-8s %-9s %12s %10s %10s\n' case target "req/s" "p50 ms" "p99 ms"
-for c in "${CASES[@]}"; do
-  cname=${c%%:*}
-  for t in "${TARGETS[@]}"; do
-    tname=${t%%:*}
-    for f in 1 2 3; do
-      M[$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$cname/$tname/$r]}" | cut -d' ' -f$f; done | median)
-    done
-    printf '%-8s %-9s %12s %10s %10s\n' "$cname" "$tname" "${M[1]}" "${M[2]}" "${M[3]}"
-    eval "S_${cname}_${tname}=\"${M[1]} ${M[2]} ${M[3]}\""
+declare -A S
+printf '\n%-8s %-16s %12s %10s %10s\n' case target "req/s" "p50 ms" "p99 ms"
+for row in "${ROWS[@]}"; do
+  IFS=: read -r cname tname _ _ _ <<<"$row"
+  M=()
+  for f in 1 2 3; do
+    M[$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$cname/$tname/$r]}" | cut -d' ' -f$f; done | median)
   done
+  printf '%-8s %-16s %12s %10s %10s\n' "$cname" "$tname" "${M[1]}" "${M[2]}" "${M[3]}"
+  S["$cname/$tname"]="${M[1]} ${M[2]} ${M[3]}"
 done
+ratio() { # label caseA targetA caseB targetB
+  read -r ar _ ap <<<"${S[$2/$3]}"; read -r br _ bp <<<"${S[$4/$5]}"
+  awk -v l="$1" -v ar="$ar" -v br="$br" -v ap="$ap" -v bp="$bp" \
+    'BEGIN { printf "%-44s throughput %.2fx   p99 %.2fx\n", l, ar/br, ap/bp }'
+}
 echo
-echo "ratios userhook/nginx (throughput: higher is better; p99: lower is better)"
-for c in "${CASES[@]}"; do
-  cname=${c%%:*}
-  eval "u=(\$S_${cname}_userhook)"; eval "n=(\$S_${cname}_nginx)"
-  awk -v c="$cname" -v ur="${u[0]}" -v nr="${n[0]}" -v up="${u[2]}" -v np="${n[2]}" \
-    'BEGIN { printf "%-8s throughput %.2fx   p99 %.2fx\n", c, ur/nr, up/np }'
-done
-eval "g=(\$S_get_userhook)"; eval "m=(\$S_create_userhook)"
-awk -v g="${g[0]}" -v m="${m[0]}" 'BEGIN { printf "userhook matched create vs passthrough GET: %.2fx throughput\n", m/g }'
+echo "ratios (throughput: higher is better; p99: lower is better)"
+ratio "get: userhook / nginx" get userhook get nginx
+ratio "post: userhook / nginx" post userhook post nginx
+ratio "create: userhook / nginx" create userhook create nginx
+ratio "userhook: matched create / passthrough post" create userhook post userhook
+ratio "create: webhook to a 2 s receiver / none" create userhook+hook2s create userhook
+ratio "create with webhook: strict / fast" create hook-strict create hook-fast
+hooked=$(curl -fsS "http://127.0.0.1:$UH2_ADMIN/deliveries" 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo "?")
+echo "delivery records kept by the hooked instance at the end: $hooked"

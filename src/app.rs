@@ -113,10 +113,11 @@ pub async fn start(options: Options, initial: Runtime) -> Result<ServerHandle, S
 pub enum ProxyThreads {
     /// On the runtime that called [`start`] (tests, the demo).
     Caller,
-    /// On N dedicated threads, each a single-threaded runtime with its own `SO_REUSEPORT`
-    /// listener and its own upstream pool, as nginx runs one worker per core: no work
-    /// stealing, no cross-thread wakeups, no shared pool lock on the request path. Detection
-    /// and delivery stay on the calling runtime.
+    /// On N threads, each a single-threaded runtime with its own `SO_REUSEPORT` listener and
+    /// its own upstream pool, as nginx runs one worker per core: no work stealing, no shared
+    /// pool lock on the request path. The first worker is the calling thread itself, which
+    /// should be a current-thread runtime: detection and delivery then share it, so with one
+    /// worker a request never costs a cross-thread wakeup.
     Dedicated(usize),
 }
 
@@ -194,9 +195,18 @@ pub async fn start_on(
                         .map_err(|e| format!("cannot listen on {proxy_addr} (listen): {e}"))?,
                 );
             }
-            for (i, listener) in listeners.into_iter().enumerate() {
+            let mut listeners = listeners.into_iter();
+            if let Some(first) = listeners.next() {
+                tasks.push(tokio::spawn(serve_proxy(
+                    first,
+                    shared.clone(),
+                    runtime.clone(),
+                    signal.clone(),
+                )));
+            }
+            for (i, listener) in listeners.enumerate() {
                 let done = spawn_proxy_thread(
-                    i,
+                    i + 1,
                     listener,
                     shared.clone(),
                     runtime.clone(),

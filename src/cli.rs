@@ -119,11 +119,10 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
     let workers = workers
         .filter(|n| *n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // The proxy runs on its own worker threads; this runtime carries detection, delivery,
-    // reloads and the admin API.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(1, 4))
-        .thread_name("userhook-control")
+    // This thread is the first proxy worker and also carries detection, delivery, reloads
+    // and the admin API; workers 2..N get threads of their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .thread_name("userhook")
         .enable_all()
         .build()
     {
