@@ -173,5 +173,10 @@ ratio "create: userhook / nginx" create userhook create nginx
 ratio "userhook: matched create / passthrough post" create userhook post userhook
 ratio "create: webhook to a 2 s receiver / none" create userhook+hook2s create userhook
 ratio "create with webhook: strict / fast" create hook-strict create hook-fast
-hooked=$(curl -fsS "http://127.0.0.1:$UH2_ADMIN/deliveries" 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo "?")
-echo "delivery records kept by the hooked instance at the end: $hooked"
+count_records() { # ADMIN_PORT -> "successful=N failed=N retrying=N" of the kept records
+  curl -fsS "http://127.0.0.1:$1/deliveries" 2>/dev/null | python3 -c '
+import collections, json, sys
+c = collections.Counter(r.get("status") for r in json.load(sys.stdin).get("deliveries", []))
+print(" ".join(f"{k}={c[k]}" for k in ("successful", "failed", "retrying")))' 2>/dev/null || echo "unavailable"
+}
+echo "delivery records at the end (last delivery.records kept): hook2s: $(count_records "$UH2_ADMIN"); hook-fast: $(count_records "$UH3_ADMIN"); hook-strict: $(count_records "$UH4_ADMIN")"
