@@ -1,6 +1,8 @@
-//! The operator's port: `/healthz`, `/readyz` and (as later parts land) `/config`,
-//! `/metrics`, `/deliveries`. Bound to localhost by default because it shows internals.
-//! Never proxies anything and never blocks the proxy.
+//! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
+//! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`.
+//! Bound to localhost by default because it shows internals. Never proxies anything, never
+//! blocks the proxy, and never shows a secret (the config view goes through
+//! [`crate::config::summary::redacted`]).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -76,6 +78,8 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
         "/readyz" => readyz(state).await,
+        "/metrics" => metrics(),
+        "/config" => config(state),
         "/reloads" => {
             let r = &state.reloads;
             json(
@@ -126,7 +130,33 @@ fn deliveries(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> 
     }
 }
 
+/// `/metrics`: every metric in the Prometheus text format.
+fn metrics() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(crate::metrics::render())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+/// `/config`: the running config with secrets redacted, when it was loaded and its hash, so
+/// an operator can tell which version of the file is live.
+fn config(state: &AdminState) -> Response<Full<Bytes>> {
+    let rt = state.runtime.load_full();
+    let body = serde_json::json!({
+        "hash": rt.hash,
+        "loaded_at": crate::event::rfc3339_millis(rt.loaded_at),
+        "config": crate::config::summary::redacted(&rt.file),
+    });
+    json(StatusCode::OK, body.to_string())
+}
+
 /// Ready means: a config is loaded (always, once running) and the IAM accepts TCP connections.
+///
+/// A rejected reload is *not* a readiness failure: the previous, valid config keeps serving,
+/// and taking the pod out of its Service would turn a typo into an outage. It is reported in
+/// the body (`last_reload_rejected`) and in the logs and metrics instead.
 async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
     let rt = state.runtime.load_full();
     let authority = rt.upstream.authority();
@@ -150,11 +180,21 @@ async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
             "upstream {authority} did not accept a connection within 1s"
         )),
     };
+    let last_reload_rejected = state.reloads.last_rejected.load(Ordering::Relaxed);
     match reason {
-        None => json(StatusCode::OK, r#"{"ready":true}"#.into()),
+        None => json(
+            StatusCode::OK,
+            serde_json::json!({"ready": true, "last_reload_rejected": last_reload_rejected})
+                .to_string(),
+        ),
         Some(reason) => json(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"ready": false, "reason": reason}).to_string(),
+            serde_json::json!({
+                "ready": false,
+                "reason": reason,
+                "last_reload_rejected": last_reload_rejected,
+            })
+            .to_string(),
         ),
     }
 }

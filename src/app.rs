@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::dispatch::Dispatcher;
 use crate::event::UserEvent;
 use crate::exchange::Exchange;
 use crate::extract::Extractor;
+use crate::metrics::ReloadResult;
 use crate::proxy::{ProxyService, ProxyShared};
 use crate::runtime::Runtime;
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -35,6 +36,9 @@ const EXCHANGE_QUEUE: usize = 8192;
 
 /// Quiet time after a file event before the config is re-read (editors write in bursts).
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// How often the metrics recorder's housekeeping runs (drains histogram samples).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// How the server is started.
 #[derive(Debug, Clone)]
@@ -54,6 +58,9 @@ pub struct ReloadStats {
     pub rejected: AtomicU64,
     /// Triggers whose content matched the running config.
     pub unchanged: AtomicU64,
+    /// The latest trigger was refused: the file on disk is not what runs (shown by `/readyz`
+    /// as information, never as a readiness failure).
+    pub last_rejected: AtomicBool,
 }
 
 /// A running server.
@@ -150,6 +157,8 @@ pub async fn start_on(
     let deliveries = DeliveryEngine::start(runtime.clone())?;
 
     let mut tasks = Vec::new();
+    crate::metrics::install();
+    tasks.push(tokio::spawn(run_metrics_upkeep(signal.clone())));
     tasks.push(tokio::spawn(run_extractor(
         exchange_rx,
         extractor.clone(),
@@ -351,14 +360,28 @@ async fn run_extractor(
                 seq = event.seq,
                 user_id = event.user.get("ID").map(String::as_str).unwrap_or(""),
                 status = event.request.status,
+                request_id = %event.request.request_id,
                 "user event"
             );
+            crate::metrics::event_detected(event.action);
             dispatcher.dispatch(&event);
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
             if let Some(ack) = durable {
                 dispatcher.notify_when_durable(ack);
             }
+        }
+    }
+}
+
+/// Runs the metrics recorder's upkeep on an interval until shutdown.
+async fn run_metrics_upkeep(mut signal: ShutdownSignal) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => crate::metrics::run_upkeep(),
+            _ = signal.recv() => return,
         }
     }
 }
@@ -393,6 +416,8 @@ fn apply_reload(
         Ok(next) => next,
         Err(errors) => {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
+            stats.last_rejected.store(true, Ordering::Relaxed);
+            crate::metrics::config_reload(ReloadResult::Rejected);
             tracing::error!(
                 reason = trigger.reason,
                 "config reload rejected, the running config stays: {errors}"
@@ -402,6 +427,8 @@ fn apply_reload(
     };
     if next.hash == current.hash {
         stats.unchanged.fetch_add(1, Ordering::Relaxed);
+        stats.last_rejected.store(false, Ordering::Relaxed);
+        crate::metrics::config_reload(ReloadResult::Unchanged);
         tracing::info!(reason = trigger.reason, hash = %short(&next.hash), "config unchanged");
         return Ok(());
     }
@@ -421,6 +448,8 @@ fn apply_reload(
     );
     cell.store(Arc::new(next));
     stats.applied.fetch_add(1, Ordering::Relaxed);
+    stats.last_rejected.store(false, Ordering::Relaxed);
+    crate::metrics::config_reload(ReloadResult::Applied);
     Ok(())
 }
 

@@ -15,7 +15,8 @@
 //! - [`proxy`]: the streaming reverse proxy, its upstream client and the body tap.
 //! - [`detect`], [`extract`], [`event`], [`exchange`]: from a matched exchange to a user event.
 //! - [`dispatch`], [`template`], [`delivery`]: from an event to webhook requests.
-//! - [`admin`]: health, readiness and operator endpoints.
+//! - [`admin`], [`metrics`], [`telemetry`]: health, readiness, config view, Prometheus
+//!   metrics and logs.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod event;
 pub mod exchange;
 pub mod extract;
+pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod shutdown;

@@ -57,6 +57,8 @@ pub struct Runtime {
     /// The compiled webhooks (templates, headers, signers); deliveries look theirs up by name
     /// at each attempt.
     pub webhooks: Arc<Webhooks>,
+    /// Proxied-request counters registered for these routes (the request path only indexes).
+    pub proxy_counters: crate::metrics::ProxyCounters,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -119,6 +121,7 @@ impl Runtime {
                 Some(routes),
                 Some(webhooks),
             ) if errors.is_empty() => Ok(Runtime {
+                proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
                 hash,
                 loaded_at: SystemTime::now(),
                 listen,

@@ -24,6 +24,7 @@ use super::attempt::{self, RenderedRequest};
 use super::outbox::{Delivery, Outbox};
 use super::records::{rfc3339, DeadLetter, DeadLetters, DeliveryRecord, DeliveryStatus, Records};
 use super::retry::{decide, AttemptResult, RetryDecision};
+use crate::metrics::AttemptOutcome;
 use crate::runtime::Runtime;
 
 /// Deliveries held in memory at most; beyond this new ones are dead-lettered at once rather
@@ -104,6 +105,7 @@ impl DeliveryEngine {
         match refused {
             Ok(()) => self.shared.wake.notify_one(),
             Err(d) => {
+                crate::metrics::event_dropped(crate::metrics::DropReason::OutboxFull);
                 let mut d = *d;
                 d.last_error = Some(format!(
                     "not queued: {OUTBOX_CAPACITY} deliveries are already waiting"
@@ -153,6 +155,7 @@ async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Option<Duration
             break grace;
         }
         start_ready(&shared, &mut attempts);
+        crate::metrics::spool_usage(lock(&shared.state).outbox.len(), 0);
         let wait = {
             let now = now_ms();
             match lock(&shared.state).outbox.next_due() {
@@ -270,11 +273,14 @@ async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
         RetryDecision::Delivered => {
             delivery.last_error = None;
             lock(&shared.state).outbox.ack(&delivery.id);
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Success);
+            crate::metrics::delivery_succeeded(&delivery.webhook, delivery.created_at, now_ms());
             tracing::info!(
                 webhook = %delivery.webhook,
                 delivery_id = %delivery.id,
                 event = delivery.event.event_type,
                 event_id = %delivery.event.id,
+                request_id = %delivery.event.request.request_id,
                 attempts = delivery.attempt,
                 http_status = http_status.unwrap_or(0),
                 url = %url,
@@ -289,11 +295,13 @@ async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
         } if delivery.attempt < max_attempts => {
             let backoff = webhook.as_ref().map(|w| w.backoff);
             let wait = backoff.map_or(Duration::ZERO, |b| b.delay(delivery.attempt, retry_after));
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Retry);
             delivery.next_attempt_at =
                 now_ms().saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
             tracing::debug!(
                 webhook = %delivery.webhook,
                 delivery_id = %delivery.id,
+                request_id = %delivery.event.request.request_id,
                 attempts = delivery.attempt,
                 wait_ms = wait.as_millis() as u64,
                 error = %reason,
@@ -309,11 +317,13 @@ async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                 delivery.attempt
             ));
             lock(&shared.state).outbox.dead_letter(&delivery.id);
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
             finish_dead(&shared, delivery, http_status, &url);
         }
         RetryDecision::Final { reason } => {
             delivery.last_error = Some(reason);
             lock(&shared.state).outbox.dead_letter(&delivery.id);
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
             finish_dead(&shared, delivery, http_status, &url);
         }
     }
@@ -328,6 +338,7 @@ fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
         delivery_id = %delivery.id,
         event = delivery.event.event_type,
         event_id = %delivery.event.id,
+        request_id = %delivery.event.request.request_id,
         attempts = delivery.attempt,
         http_status = http_status.unwrap_or(0),
         url = %url,
@@ -336,6 +347,7 @@ fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
         "webhook delivery failed; kept as a dead letter"
     );
     record(shared, &delivery, DeliveryStatus::Failed, http_status);
+    crate::metrics::delivery_dead_lettered(&delivery.webhook);
     let capacity = shared.runtime.load().file.delivery.records;
     let mut dead = lock(&shared.dead);
     dead.set_capacity(capacity);
@@ -344,6 +356,7 @@ fn finish_dead(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
         reason,
         at: rfc3339(now_ms()),
     });
+    crate::metrics::dead_letters_kept(dead.len());
 }
 
 fn record(shared: &Shared, delivery: &Delivery, status: DeliveryStatus, http: Option<u16>) {

@@ -208,6 +208,16 @@ impl DeadLetters {
         }
     }
 
+    /// How many are kept (for the dead-letter gauge).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Dead letters newest first.
     pub fn list(&self) -> Vec<DeadLetter> {
         self.buf.iter().rev().cloned().collect()

@@ -210,6 +210,20 @@ impl RouteTable {
         &self.field_names
     }
 
+    /// Each path entry's template (as its first rule wrote it) and the methods its rules
+    /// accept, in entry order ([`RouteMatch::entry`] indexes it): what metrics pre-register
+    /// counters for, so the request path never builds a label.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[Method])> {
+        self.entries.iter().map(|e| {
+            let template = e
+                .rules
+                .first()
+                .and_then(|&i| self.rules.get(i))
+                .map_or("", |r| r.template.as_str());
+            (template, e.methods.as_slice())
+        })
+    }
+
     /// The compiled rules, in priority order per path.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

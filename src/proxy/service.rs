@@ -25,6 +25,7 @@ use super::body::{ClientBody, UpstreamBody};
 use super::error::ProxyError;
 use super::headers;
 use super::tap::{PendingExchange, RequestCaptureSlot, RequestTap, ResponseTap};
+use crate::detect::RouteMatch;
 use crate::exchange::{CapturedBody, Exchange};
 use crate::runtime::Runtime;
 
@@ -40,6 +41,7 @@ pub fn exchanges_dropped() -> u64 {
 }
 
 fn count_dropped_exchange() {
+    crate::metrics::event_dropped(crate::metrics::DropReason::ExtractorQueueFull);
     let n = EXCHANGES_DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
     // A full queue under a burst would otherwise log once per request.
     if n == 1 || n.is_multiple_of(1000) {
@@ -88,14 +90,33 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     }
 }
 
-/// Forwards one request and returns the upstream's response (or a 502/504).
+/// Classifies and forwards one request, and counts its response by route and status class
+/// (pre-registered counters: an index and an atomic add).
 async fn forward(
     rt: Arc<Runtime>,
     sink: mpsc::Sender<Exchange>,
     remote: SocketAddr,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
+    let counters = rt
+        .proxy_counters
+        .select(route.as_ref().map(|r| r.entry), req.method());
+    let resp = forward_classified(&rt, route, sink, remote, req).await;
+    if let Ok(resp) = &resp {
+        counters.record(resp.status().as_u16());
+    }
+    resp
+}
+
+/// Forwards one request and returns the upstream's response (or a 502/504).
+async fn forward_classified(
+    rt: &Arc<Runtime>,
+    route: Option<RouteMatch>,
+    sink: mpsc::Sender<Exchange>,
+    remote: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<ClientBody>, Infallible> {
     let upgrade = headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -237,6 +258,7 @@ async fn forward(
 }
 
 fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
+    crate::metrics::upstream_error(&err);
     tracing::warn!(error = err.code(), detail = %err.detail(), path, "upstream request failed");
     err.into_response()
 }

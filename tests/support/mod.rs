@@ -245,11 +245,17 @@ pub struct Binary {
 impl Binary {
     /// Starts `userhook serve --config path` and waits until it listens.
     pub async fn start(config: &Path) -> Binary {
+        Binary::start_with_env(config, &[("RUST_LOG", "info")]).await
+    }
+
+    /// Starts it with extra environment variables (e.g. `RUST_LOG=debug`, `${VAR}` values);
+    /// the listening line may be text or JSON.
+    pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Binary {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_userhook"))
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -317,8 +323,15 @@ impl Binary {
 }
 
 fn field(line: &str, key: &str) -> Option<SocketAddr> {
-    let start = line.find(key)? + key.len();
+    // `key=value` in text logs, `"key":"value"` in JSON logs.
+    let json_key = format!("\"{}\":", key.trim_end_matches('='));
+    let start = match line.find(key) {
+        Some(i) => i + key.len(),
+        None => line.find(&json_key)? + json_key.len(),
+    };
     let rest = &line[start..];
-    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == ',' || c == '}')
+        .unwrap_or(rest.len());
     rest[..end].trim_matches('"').parse().ok()
 }

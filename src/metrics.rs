@@ -1,0 +1,455 @@
+//! Every metric userhook exports, by name, with one typed recording function each, so a call
+//! site is one line and the names live in one place (the README's table mirrors this file).
+//!
+//! The recorder is `metrics-exporter-prometheus` installed once, process-wide, without its own
+//! HTTP listener: the admin API renders it at `GET /metrics`. Histograms get explicit buckets so
+//! they render as Prometheus histograms, not summaries. [`run_upkeep`] must be called on an
+//! interval (the app does) to drain histogram samples.
+//!
+//! The proxied-request counter runs on every request, so it never builds a label or looks a
+//! name up per request: [`ProxyCounters`] registers one handle per (route, method, status
+//! class) when a config snapshot is compiled, and a request increments a handle it indexes.
+//! This module must never take a label value from a request (paths, ids, users): label values
+//! are config names and fixed words, so the series count stays bounded.
+
+use std::sync::OnceLock;
+
+use ::metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Unit,
+};
+use http::Method;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::event::Action;
+use crate::proxy::error::ProxyError;
+
+/// Requests proxied, by `rule` ("METHOD /template" of the matched route, "none" when no rule
+/// matched) and `status` class (1xx..5xx). Includes 502/504 answers made by userhook itself.
+pub const PROXIED_REQUESTS: &str = "userhook_proxied_requests_total";
+/// Upstream failures answered with 502/504, by `kind`: unreachable, broken, timeout.
+pub const UPSTREAM_ERRORS: &str = "userhook_upstream_errors_total";
+/// User events detected, by `action`.
+pub const EVENTS: &str = "userhook_events_total";
+/// Events or deliveries lost before reaching the spool, by `reason`; must stay 0.
+pub const EVENTS_DROPPED: &str = "userhook_events_dropped_total";
+/// Deliveries finished, by `webhook` and `result`: success, dead_letter.
+pub const DELIVERIES: &str = "userhook_deliveries_total";
+/// Delivery attempts, by `webhook` and `outcome`: success, retry (will be retried), final
+/// (failed and not retried again).
+pub const ATTEMPTS: &str = "userhook_delivery_attempts_total";
+/// Seconds from the event to the successful delivery (retries included), by `webhook`.
+pub const DELIVERY_LATENCY: &str = "userhook_delivery_latency_seconds";
+/// Deliveries waiting or in flight.
+pub const SPOOL_DEPTH: &str = "userhook_spool_depth";
+/// Bytes the spool holds on disk (0 while deliveries are held in memory).
+pub const SPOOL_BYTES: &str = "userhook_spool_bytes";
+/// Deliveries dead-lettered since start, by `webhook`.
+pub const DEAD_LETTERS_TOTAL: &str = "userhook_dead_letters_total";
+/// Dead letters currently kept (listable and replayable).
+pub const DEAD_LETTERS: &str = "userhook_dead_letters";
+/// Config reload outcomes, by `result`: applied, rejected, unchanged.
+pub const CONFIG_RELOADS: &str = "userhook_config_reloads_total";
+
+/// Delivery latency buckets, seconds: from a direct hit (milliseconds) to a long retry series
+/// (the default backoff reaches minutes, 12 attempts about an hour).
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+    3600.0,
+];
+
+/// Status classes in label order; index = status / 100 - 1.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The `rule` label of requests no route matched.
+pub const UNMATCHED_RULE: &str = "none";
+
+/// Why an event or delivery was dropped (the `reason` label of [`EVENTS_DROPPED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The proxy's hand-off queue to the extractor was full: a matched exchange was not examined.
+    ExtractorQueueFull,
+    /// The delivery queue was full: the delivery went straight to the dead letters.
+    OutboxFull,
+}
+
+impl DropReason {
+    /// Every reason, so each series exists (at 0) from the start.
+    pub const ALL: [DropReason; 2] = [DropReason::ExtractorQueueFull, DropReason::OutboxFull];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::ExtractorQueueFull => "extractor_queue_full",
+            DropReason::OutboxFull => "outbox_full",
+        }
+    }
+}
+
+/// How one config reload ended (the `result` label of [`CONFIG_RELOADS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// A valid change was swapped in.
+    Applied,
+    /// An invalid file was refused; the running config stays.
+    Rejected,
+    /// The content matched the running config.
+    Unchanged,
+}
+
+impl ReloadResult {
+    /// Every result, so each series exists (at 0) from the start.
+    pub const ALL: [ReloadResult; 3] = [
+        ReloadResult::Applied,
+        ReloadResult::Rejected,
+        ReloadResult::Unchanged,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Rejected => "rejected",
+            ReloadResult::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// How one delivery attempt ended (the `outcome` label of [`ATTEMPTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered.
+    Success,
+    /// Failed; another attempt is scheduled.
+    Retry,
+    /// Failed and will not be attempted again (the delivery is dead-lettered).
+    Final,
+}
+
+impl AttemptOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Retry => "retry",
+            AttemptOutcome::Final => "final",
+        }
+    }
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the process's metrics recorder, once; later calls
+/// return the same handle (an atomic load). `None` when another recorder was installed first
+/// (metrics are then recorded there, and `/metrics` says so). Every function here calls it
+/// first, because a metric recorded before the recorder exists is lost.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &LATENCY_BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe_all();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// HELP lines, and the series that must show 0 before anything happens (an alert on
+/// "dropped > 0" needs the series to exist).
+fn describe_all() {
+    describe_counter!(
+        PROXIED_REQUESTS,
+        "Requests proxied, by matched route rule (none: no rule) and status class."
+    );
+    describe_counter!(
+        UPSTREAM_ERRORS,
+        "Upstream failures answered with 502/504, by kind."
+    );
+    describe_counter!(EVENTS, "User events detected, by action.");
+    describe_counter!(
+        EVENTS_DROPPED,
+        "Events or deliveries lost before the spool, by reason; must stay 0."
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Deliveries finished, by webhook and result (success, dead_letter)."
+    );
+    describe_counter!(
+        ATTEMPTS,
+        "Delivery attempts, by webhook and outcome (success, retry, final)."
+    );
+    describe_histogram!(
+        DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Time from the event to its successful delivery, retries included, by webhook."
+    );
+    describe_gauge!(SPOOL_DEPTH, "Deliveries waiting or in flight.");
+    describe_gauge!(
+        SPOOL_BYTES,
+        Unit::Bytes,
+        "Bytes the delivery spool holds on disk."
+    );
+    describe_counter!(
+        DEAD_LETTERS_TOTAL,
+        "Deliveries dead-lettered since start, by webhook."
+    );
+    describe_gauge!(DEAD_LETTERS, "Dead letters currently kept.");
+    describe_counter!(CONFIG_RELOADS, "Config reload outcomes, by result.");
+    for reason in DropReason::ALL {
+        counter!(EVENTS_DROPPED, "reason" => reason.as_str()).absolute(0);
+    }
+    for result in ReloadResult::ALL {
+        counter!(CONFIG_RELOADS, "result" => result.as_str()).absolute(0);
+    }
+    for kind in ["unreachable", "broken", "timeout"] {
+        counter!(UPSTREAM_ERRORS, "kind" => kind).absolute(0);
+    }
+    gauge!(SPOOL_DEPTH).set(0.0);
+    gauge!(SPOOL_BYTES).set(0.0);
+    gauge!(DEAD_LETTERS).set(0.0);
+}
+
+/// The Prometheus text exposition of every metric, for `GET /metrics`.
+pub fn render() -> String {
+    match install() {
+        Some(handle) => handle.render(),
+        None => String::from("# userhook: another metrics recorder is installed in this process\n"),
+    }
+}
+
+/// Drains histogram samples and similar housekeeping; call every few seconds.
+pub fn run_upkeep() {
+    if let Some(handle) = install() {
+        handle.run_upkeep();
+    }
+}
+
+/// One counter per status class for one `rule` label: what a request increments.
+#[derive(Debug, Clone)]
+pub struct StatusCounters([Counter; 5]);
+
+impl StatusCounters {
+    /// Registers (or finds) the five series of `rule`. Not for the request path.
+    pub fn register(rule: &str) -> Self {
+        install();
+        StatusCounters(
+            STATUS_CLASSES.map(
+                |class| counter!(PROXIED_REQUESTS, "rule" => rule.to_owned(), "status" => class),
+            ),
+        )
+    }
+
+    /// Counts one response: an index and an atomic add, no allocation.
+    #[inline]
+    pub fn record(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(c) = self.0.get(class) {
+            c.increment(1);
+        }
+    }
+}
+
+/// The proxied-request counters of one compiled route table, registered up front.
+#[derive(Debug, Clone)]
+pub struct ProxyCounters {
+    unmatched: StatusCounters,
+    /// Per route-table entry: the methods its rules accept, each with its counters.
+    entries: Vec<Vec<(Method, StatusCounters)>>,
+}
+
+impl ProxyCounters {
+    /// Registers counters for every (entry, method) of a route table, given as each entry's
+    /// path template and methods in entry order, plus the unmatched series.
+    pub fn register<'a>(entries: impl Iterator<Item = (&'a str, &'a [Method])>) -> Self {
+        ProxyCounters {
+            unmatched: StatusCounters::register(UNMATCHED_RULE),
+            entries: entries
+                .map(|(template, methods)| {
+                    methods
+                        .iter()
+                        .map(|m| {
+                            let rule = format!("{m} {template}");
+                            (m.clone(), StatusCounters::register(&rule))
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The counters a request increments: its matched entry's for its method, or the
+    /// unmatched ones. A scan of the entry's few methods; no allocation.
+    #[inline]
+    pub fn select(&self, entry: Option<usize>, method: &Method) -> &StatusCounters {
+        entry
+            .and_then(|e| self.entries.get(e))
+            .and_then(|methods| methods.iter().find(|(m, _)| m == method))
+            .map_or(&self.unmatched, |(_, c)| c)
+    }
+}
+
+/// Counts an upstream failure that became a 502/504.
+pub fn upstream_error(err: &ProxyError) {
+    install();
+    let kind = match err {
+        ProxyError::Unreachable(_) => "unreachable",
+        ProxyError::Broken(_) => "broken",
+        ProxyError::Timeout(_) => "timeout",
+    };
+    counter!(UPSTREAM_ERRORS, "kind" => kind).increment(1);
+}
+
+/// Counts a detected user event.
+pub fn event_detected(action: Action) {
+    install();
+    counter!(EVENTS, "action" => action.as_str()).increment(1);
+}
+
+/// Counts an event or delivery lost before it reached the spool.
+pub fn event_dropped(reason: DropReason) {
+    install();
+    counter!(EVENTS_DROPPED, "reason" => reason.as_str()).increment(1);
+}
+
+/// Counts one delivery attempt's outcome for `webhook`.
+pub fn attempt_finished(webhook: &str, outcome: AttemptOutcome) {
+    install();
+    counter!(ATTEMPTS, "webhook" => webhook.to_owned(), "outcome" => outcome.as_str()).increment(1);
+}
+
+/// Counts a successful delivery and its latency from the event (`event_ms`, Unix ms) to now.
+pub fn delivery_succeeded(webhook: &str, event_ms: u64, now_ms: u64) {
+    install();
+    counter!(DELIVERIES, "webhook" => webhook.to_owned(), "result" => "success").increment(1);
+    let seconds = now_ms.saturating_sub(event_ms) as f64 / 1000.0;
+    histogram!(DELIVERY_LATENCY, "webhook" => webhook.to_owned()).record(seconds);
+}
+
+/// Counts a delivery that will not be attempted again (both the result and the dead-letter
+/// counter).
+pub fn delivery_dead_lettered(webhook: &str) {
+    install();
+    counter!(DELIVERIES, "webhook" => webhook.to_owned(), "result" => "dead_letter").increment(1);
+    counter!(DEAD_LETTERS_TOTAL, "webhook" => webhook.to_owned()).increment(1);
+}
+
+/// Sets how many dead letters are kept now; the dead-letter store calls it when that changes.
+pub fn dead_letters_kept(count: usize) {
+    install();
+    gauge!(DEAD_LETTERS).set(count as f64);
+}
+
+/// Sets the spool's depth (deliveries waiting or in flight) and its size on disk; the store
+/// (in-memory outbox or disk spool) calls it when they change.
+pub fn spool_usage(depth: usize, bytes: u64) {
+    install();
+    gauge!(SPOOL_DEPTH).set(depth as f64);
+    gauge!(SPOOL_BYTES).set(bytes as f64);
+}
+
+/// Counts a config reload outcome.
+pub fn config_reload(result: ReloadResult) {
+    install();
+    counter!(CONFIG_RELOADS, "result" => result.as_str()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the one sample of `name` whose labels include every `labels` pair.
+    fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .find(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn status_classes_and_route_selection() {
+        let get = Method::GET;
+        let post = Method::POST;
+        let entries: [(&str, &[Method]); 2] = [
+            ("/unit-test/users", &[Method::POST]),
+            ("/unit-test/users/{id}", &[Method::PUT, Method::DELETE]),
+        ];
+        let counters = ProxyCounters::register(entries.into_iter());
+        counters.select(Some(0), &post).record(201);
+        counters.select(Some(0), &post).record(599);
+        counters.select(Some(1), &Method::DELETE).record(404);
+        // Method not among the entry's, and an entry index out of range: unmatched.
+        counters.select(Some(0), &get).record(200);
+        counters.select(Some(7), &get).record(100);
+        counters.select(Some(1), &Method::PUT).record(0);
+        let text = render();
+        let rule =
+            |r: &str, s: &str| sample(&text, PROXIED_REQUESTS, &[("rule", r), ("status", s)]);
+        assert_eq!(rule("POST /unit-test/users", "2xx"), Some(1.0));
+        assert_eq!(rule("POST /unit-test/users", "5xx"), Some(1.0));
+        assert_eq!(rule("POST /unit-test/users", "4xx"), Some(0.0));
+        assert_eq!(rule("DELETE /unit-test/users/{id}", "4xx"), Some(1.0));
+        // A status below 100 (impossible in HTTP) lands in 1xx rather than panicking.
+        assert_eq!(rule("PUT /unit-test/users/{id}", "1xx"), Some(1.0));
+        assert!(rule("none", "2xx").is_some_and(|v| v >= 1.0), "{text}");
+    }
+
+    #[test]
+    fn delivery_series_and_histogram_buckets() {
+        attempt_finished("unit-hook", AttemptOutcome::Retry);
+        attempt_finished("unit-hook", AttemptOutcome::Success);
+        delivery_succeeded("unit-hook", 1_000, 1_300);
+        delivery_dead_lettered("unit-hook");
+        config_reload(ReloadResult::Rejected);
+        run_upkeep();
+        let text = render();
+        let get = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+        assert_eq!(
+            get(ATTEMPTS, &[("webhook", "unit-hook"), ("outcome", "retry")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            get(
+                DELIVERIES,
+                &[("webhook", "unit-hook"), ("result", "success")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            get(
+                DELIVERIES,
+                &[("webhook", "unit-hook"), ("result", "dead_letter")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            get(DEAD_LETTERS_TOTAL, &[("webhook", "unit-hook")]),
+            Some(1.0)
+        );
+        // A histogram (buckets), not a summary: 0.3 s falls in le=0.5 but not le=0.25.
+        let bucket = |le: &str| {
+            get(
+                &format!("{DELIVERY_LATENCY}_bucket"),
+                &[("webhook", "unit-hook"), ("le", le)],
+            )
+        };
+        assert_eq!(bucket("0.25"), Some(0.0));
+        assert_eq!(bucket("0.5"), Some(1.0));
+        assert_eq!(bucket("+Inf"), Some(1.0));
+        assert!(
+            text.contains(&format!("# TYPE {DELIVERY_LATENCY} histogram")),
+            "{text}"
+        );
+        assert!(
+            get(EVENTS_DROPPED, &[("reason", "outbox_full")]).is_some(),
+            "{text}"
+        );
+        assert!(get(CONFIG_RELOADS, &[("result", "rejected")]).is_some_and(|v| v >= 1.0));
+    }
+}

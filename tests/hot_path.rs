@@ -1,0 +1,148 @@
+//! The per-request cost of operations work on the proxy path.
+//!
+//! - Counting a proxied request (selecting its pre-registered counters and incrementing one)
+//!   allocates nothing, matched or not (a counting global allocator, per thread).
+//! - An ignored micro-benchmark prints nanoseconds per operation for: counting a request,
+//!   classifying an unmatched request (the reference the route table already pays), and what
+//!   giving *every* request an `X-Request-Id` would add (a UUIDv7, its text, a header value,
+//!   the insert). Run it in release mode:
+//!   `cargo test --release --test hot_path -- --ignored --nocapture`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Method};
+use userhook::runtime::Runtime;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: defers every call to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn runtime() -> Runtime {
+    Runtime::from_text(
+        "upstream: http://127.0.0.1:1\nprofiles: [generic, keycloak, scim, dce]\n\
+         routes:\n  - {action: created, method: POST, path: /api/v1/users}\n",
+        None,
+    )
+    .expect("config")
+}
+
+#[test]
+fn counting_a_request_does_not_allocate() {
+    let rt = runtime();
+    let get = Method::GET;
+    let post = Method::POST;
+    // Warm up: the first increment of a handle may initialise lazily.
+    let unmatched = rt.routes.classify(&get, "/static/app.js");
+    assert!(unmatched.is_none());
+    let matched = rt.routes.classify(&post, "/api/v1/users");
+    let entry = matched.as_ref().map(|m| m.entry);
+    assert!(entry.is_some());
+    rt.proxy_counters.select(None, &get).record(200);
+    rt.proxy_counters.select(entry, &post).record(201);
+
+    let n = allocations_during(|| {
+        for status in [200, 304, 404, 502] {
+            rt.proxy_counters.select(None, &get).record(status);
+            rt.proxy_counters.select(entry, &post).record(status);
+            // A method the entry does not accept falls back to the unmatched series.
+            rt.proxy_counters
+                .select(entry, &Method::PATCH)
+                .record(status);
+        }
+    });
+    assert_eq!(n, 0, "counting a request allocated {n} times");
+}
+
+fn ns_per_op(iterations: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iterations / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(iterations)
+}
+
+#[test]
+#[ignore = "micro-benchmark; run in release with --ignored --nocapture"]
+fn hot_path_costs() {
+    let rt = runtime();
+    let get = Method::GET;
+    let x_request_id = http::header::HeaderName::from_static("x-request-id");
+    let mut headers = HeaderMap::new();
+    for (k, v) in [
+        ("host", "iam.example.com"),
+        ("user-agent", "curl/8.5.0"),
+        ("accept", "*/*"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "iam.example.com"),
+    ] {
+        headers.insert(k, HeaderValue::from_static(v));
+    }
+    const N: u32 = 2_000_000;
+    let count = ns_per_op(N, || {
+        rt.proxy_counters
+            .select(black_box(None), black_box(&get))
+            .record(black_box(200));
+    });
+    let classify = ns_per_op(N, || {
+        black_box(
+            rt.routes
+                .classify(black_box(&get), black_box("/static/app.js")),
+        );
+    });
+    let request_id = ns_per_op(N, || {
+        let mut h = headers.clone();
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        if let Ok(v) = HeaderValue::from_str(id) {
+            h.insert(x_request_id.clone(), v);
+        }
+        black_box(h);
+    });
+    let clone_only = ns_per_op(N, || {
+        black_box(headers.clone());
+    });
+    let allocs = allocations_during(|| {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        black_box(HeaderValue::from_str(id).ok());
+    });
+    println!("count a proxied request (select + increment): {count:.1} ns");
+    println!("classify an unmatched request (reference):    {classify:.1} ns");
+    println!(
+        "X-Request-Id for every request (UUIDv7 + header value + insert): {:.1} ns, {allocs} allocation(s)",
+        request_id - clone_only
+    );
+}
