@@ -96,12 +96,14 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// A path segment that is probably a key: long, made of token characters, with a digit.
-/// Template placeholders and ordinary words (`notifications-receiver`) are kept.
+/// A path segment that is probably a key: long, made of token characters, and either with
+/// a digit or in one piece (Slack's path keys can be letters only). Template placeholders and
+/// ordinary hyphenated words (`notifications-receiver`) are kept.
 fn looks_like_token(seg: &str) -> bool {
     seg.len() >= 16
         && !seg.contains("{{")
-        && seg.bytes().any(|b| b.is_ascii_digit())
+        && (seg.bytes().any(|b| b.is_ascii_digit())
+            || !seg.bytes().any(|b| matches!(b, b'-' | b'_' | b'.')))
         && seg
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%'))
@@ -351,6 +353,16 @@ webhooks:
         assert_eq!(v["profiles"][0], "keycloak");
         assert_eq!(v["profiles"][1]["base_path"], "/v2");
         assert_eq!(v["preserve_host"], true);
+    }
+
+    #[test]
+    fn slack_keys_without_digits_are_redacted() {
+        assert_eq!(
+            redact_url(
+                "https://hooks.slack.com/services/TABCDEFGHI/BABCDEFGHI/AbCdEfGhIjKlMnOpQrStUvWx"
+            ),
+            "https://hooks.slack.com/services/TABCDEFGHI/BABCDEFGHI/<redacted>"
+        );
     }
 
     #[test]
