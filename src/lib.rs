@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod admin_spool;
 pub mod app;
 pub mod cli;
 pub mod config;
