@@ -23,6 +23,7 @@ mod admin_spool;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deadletter;
 pub mod delivery;
 pub mod demo;
 pub mod detect;

@@ -56,6 +56,8 @@ struct Buffer {
     new_bytes: u64,
     /// New deliveries waiting for their first commit.
     new_count: u64,
+    /// Someone waits on the next commit (a flush or purge is buffered): no lingering.
+    urgent: bool,
     closing: bool,
 }
 
@@ -111,6 +113,7 @@ impl Committer {
                 ops: Vec::new(),
                 new_bytes: 0,
                 new_count: 0,
+                urgent: false,
                 closing: false,
             }),
             wake: Condvar::new(),
@@ -143,6 +146,7 @@ impl Committer {
                     ops: Vec::new(),
                     new_bytes: 0,
                     new_count: 0,
+                    urgent: false,
                     closing: true,
                 }),
                 wake: Condvar::new(),
@@ -233,10 +237,12 @@ impl Committer {
             b.new_bytes += new_bytes;
             b.new_count += 1;
         }
+        let urgent = matches!(op, Op::Flush(_) | Op::Purge(_));
+        b.urgent |= urgent;
         b.ops.push(op);
         let first = b.ops.len() == 1;
         drop(b);
-        if first {
+        if first || urgent {
             self.inner.wake.notify_one();
         }
         true
@@ -254,13 +260,20 @@ fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
             return; // closing and drained
         }
         let linger = Duration::from_micros(inner.linger_us.load(Ordering::Relaxed));
-        let urgent = b.closing || b.ops.iter().any(|op| matches!(op, Op::Flush(_)));
-        if !linger.is_zero() && !urgent && b.ops.len() < MAX_BATCH {
-            drop(b);
-            std::thread::sleep(linger);
-            b = lock(&inner.buffer);
+        if !linger.is_zero() {
+            // Gather more writes for up to `linger`, unless someone waits on this commit.
+            b = inner
+                .wake
+                .wait_timeout_while(b, linger, |b| {
+                    !b.closing && !b.urgent && b.ops.len() < MAX_BATCH
+                })
+                .map(|(b, _)| b)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         let take = b.ops.len().min(MAX_BATCH);
+        if take == b.ops.len() {
+            b.urgent = false;
+        }
         let batch: Vec<Op> = b.ops.drain(..take).collect();
         let (staged, staged_bytes) = batch.iter().fold((0u64, 0u64), |(n, bytes), op| match op {
             Op::Stage(Write::Put { bytes: v, .. } | Write::Revive { bytes: v, .. }, _) => {
@@ -351,5 +364,96 @@ fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, cl
     }
     for reply in purges {
         let _ = reply.send(purged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, RequestInfo, UserEvent, UserFields};
+
+    fn delivery(seq: u64) -> Delivery {
+        let mut f = UserFields::new();
+        f.insert("ID".into(), format!("u{seq}"));
+        let mut d = Delivery::new(
+            "w",
+            UserEvent::new(seq, Action::Created, f, RequestInfo::default(), false),
+            0,
+        );
+        d.seq = seq;
+        d
+    }
+
+    fn put(d: &Delivery) -> Write {
+        Write::Put {
+            webhook: d.webhook.clone(),
+            seq: d.seq,
+            bytes: serde_json::to_vec(d).expect("json"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_one_commit_and_staged_deliveries_come_back_in_order() {
+        let spool = Arc::new(Spool::in_memory().expect("spool"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let on_commit: OnCommit = Box::new(move |ds: Vec<Delivery>| {
+            let _ = tx.send(ds.into_iter().map(|d| d.seq).collect::<Vec<_>>());
+        });
+        let (c, done) = Committer::start(spool.clone(), 0, on_commit).expect("start");
+        // Hold the buffer while 1000 deliveries arrive, as a burst does during a commit.
+        {
+            let mut b = lock(&c.inner.buffer);
+            for seq in 1..=1000 {
+                let d = delivery(seq);
+                b.ops.push(Op::Stage(put(&d), Box::new(d)));
+                b.new_count += 1;
+            }
+        }
+        c.inner.wake.notify_one();
+        assert!(c.flush().await);
+        assert_eq!(c.stats().commits.load(Ordering::Relaxed), 1);
+        assert_eq!(c.stats().deliveries.load(Ordering::Relaxed), 1000);
+        assert_eq!(rx.recv().expect("commit"), (1..=1000).collect::<Vec<_>>());
+        assert_eq!(spool.pending_count().expect("count"), 1000);
+        assert_eq!(c.buffered_new().0, 0);
+
+        // Each write alone is a commit of its own when nothing else is waiting.
+        for seq in 1001..=1003 {
+            let d = delivery(seq);
+            assert!(c.stage(put(&d), d));
+            assert!(c.flush().await);
+        }
+        assert_eq!(c.stats().commits.load(Ordering::Relaxed), 4);
+
+        c.close();
+        done.await.expect("writer finished");
+        assert!(!c.push(Write::PurgeDead), "closed: refused");
+        assert!(!c.flush().await);
+        assert!(c.is_closed());
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_is_buffered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Arc::new(Spool::open(dir.path()).expect("open"));
+        let (c, done) = Committer::start(spool.clone(), 0, Box::new(|_| {})).expect("start");
+        c.set_linger(Duration::from_secs(3600));
+        for seq in 1..=10 {
+            assert!(c.push(put(&delivery(seq))));
+        }
+        c.close();
+        done.await.expect("writer finished");
+        drop(spool);
+        let reopened = Spool::open(dir.path()).expect("reopen after close");
+        assert_eq!(reopened.pending_count().expect("count"), 10);
+    }
+
+    #[tokio::test]
+    async fn purge_answers_with_the_count() {
+        let spool = Arc::new(Spool::in_memory().expect("spool"));
+        let (c, _done) = Committer::start(spool, 0, Box::new(|_| {})).expect("start");
+        assert_eq!(c.purge().await, Some(0));
+        assert!(Committer::closed().is_closed());
+        assert_eq!(Committer::closed().purge().await, None);
     }
 }
