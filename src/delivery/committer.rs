@@ -36,8 +36,9 @@ const FINAL_ATTEMPTS: u32 = 5;
 enum Op {
     /// A write with nothing to tell anyone.
     Write(Write),
-    /// A new delivery's first write; the delivery goes back to the engine once committed.
-    Stage(Write, Box<Delivery>),
+    /// A new delivery's first write; the delivery (if it is to stay in memory) goes back to
+    /// the engine once committed.
+    Stage(Write, Option<Box<Delivery>>),
     /// Answer once everything before it is committed.
     Flush(Ack),
     /// Drop every dead letter; answer with how many.
@@ -168,13 +169,11 @@ impl Committer {
         self.push_op(Op::Write(write), 0)
     }
 
-    /// Buffers a new delivery's first write; `on_commit` receives the delivery once durable.
-    pub fn stage(&self, write: Write, delivery: Delivery) -> bool {
-        let bytes = match &write {
-            Write::Put { bytes, .. } | Write::Revive { bytes, .. } => bytes.len() as u64,
-            _ => 0,
-        };
-        self.push_op(Op::Stage(write, Box::new(delivery)), bytes.max(1))
+    /// Buffers a new delivery's first write; `on_commit` receives `delivery` once durable
+    /// (`None`: it waits on disk only, beyond the engine's memory window).
+    pub fn stage(&self, write: Write, delivery: Option<Delivery>) -> bool {
+        let bytes = staged_bytes(&write);
+        self.push_op(Op::Stage(write, delivery.map(Box::new)), bytes)
     }
 
     /// Answers `ack` once everything buffered before it is committed; dropped when closed.
@@ -249,6 +248,15 @@ impl Committer {
     }
 }
 
+/// What a new delivery's first write counts against the budget while it waits (at least 1, so
+/// it is counted at all).
+fn staged_bytes(write: &Write) -> u64 {
+    match write {
+        Write::Put { bytes, .. } | Write::Revive { bytes, .. } => (bytes.len() as u64).max(1),
+        _ => 1,
+    }
+}
+
 /// The writer loop: wait for writes, gather, commit, tell; until closed and drained.
 fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
     loop {
@@ -276,10 +284,7 @@ fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
         }
         let batch: Vec<Op> = b.ops.drain(..take).collect();
         let (staged, staged_bytes) = batch.iter().fold((0u64, 0u64), |(n, bytes), op| match op {
-            Op::Stage(Write::Put { bytes: v, .. } | Write::Revive { bytes: v, .. }, _) => {
-                (n + 1, bytes + (v.len() as u64).max(1))
-            }
-            Op::Stage(..) => (n + 1, bytes + 1),
+            Op::Stage(w, _) => (n + 1, bytes + staged_bytes(w)),
             _ => (n, bytes),
         });
         let closing = b.closing;
@@ -297,12 +302,16 @@ fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, cl
     let mut staged = Vec::new();
     let mut flushes = Vec::new();
     let mut purges = Vec::new();
+    let mut new = 0u64;
     for op in batch {
         match op {
             Op::Write(w) => writes.push(w),
             Op::Stage(w, d) => {
                 writes.push(w);
-                staged.push(*d);
+                new += 1;
+                if let Some(d) = d {
+                    staged.push(*d);
+                }
             }
             Op::Flush(ack) => flushes.push(ack),
             Op::Purge(reply) => {
@@ -345,8 +354,7 @@ fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, cl
         let s = &inner.stats;
         s.commits.fetch_add(1, Ordering::Relaxed);
         s.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
-        s.deliveries
-            .fetch_add(staged.len() as u64, Ordering::Relaxed);
+        s.deliveries.fetch_add(new, Ordering::Relaxed);
         s.payload_bytes.store(a.payload_bytes, Ordering::Relaxed);
     }
     // Called after every commit, also without new deliveries: deliveries written straight to
@@ -405,7 +413,7 @@ mod tests {
             let mut b = lock(&c.inner.buffer);
             for seq in 1..=1000 {
                 let d = delivery(seq);
-                b.ops.push(Op::Stage(put(&d), Box::new(d)));
+                b.ops.push(Op::Stage(put(&d), Some(Box::new(d))));
                 b.new_count += 1;
             }
         }
@@ -420,7 +428,7 @@ mod tests {
         // Each write alone is a commit of its own when nothing else is waiting.
         for seq in 1001..=1003 {
             let d = delivery(seq);
-            assert!(c.stage(put(&d), d));
+            assert!(c.stage(put(&d), Some(d)));
             assert!(c.flush().await);
         }
         assert_eq!(c.stats().commits.load(Ordering::Relaxed), 4);

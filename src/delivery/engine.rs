@@ -536,10 +536,10 @@ fn admit(shared: &Arc<Shared>, mut delivery: Delivery, revive: Option<String>) -
         window.resident += 1;
         window.loaded_upto = seq;
         st.resident += 1;
-        shared.committer.stage(write, delivery);
+        shared.committer.stage(write, Some(delivery));
     } else {
         window.backlog_upto = Some(seq);
-        shared.committer.push(write);
+        shared.committer.stage(write, None);
     }
     None
 }

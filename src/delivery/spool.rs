@@ -599,7 +599,7 @@ mod tests {
             spool.dead_letter(&d.id).expect("read"),
             Some(letter.clone())
         );
-        assert_eq!(spool.dead_letters(10).expect("list"), [letter.clone()]);
+        assert_eq!(spool.dead_letters(10).expect("list"), std::slice::from_ref(&letter));
 
         let mut back = d.clone();
         back.seq = 7;
