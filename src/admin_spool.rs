@@ -44,6 +44,8 @@ pub(crate) async fn list(state: &AdminState, query: Option<&str>) -> Response<Fu
 
 /// `GET /deadletters/{id}`.
 pub(crate) async fn show(state: &AdminState, id: &str) -> Response<Full<Bytes>> {
+    let id = decode(id);
+    let id = id.as_str();
     match state.deliveries.dead_letter(id).await {
         Ok(Some(letter)) => to_json(&letter),
         Ok(None) => json(
@@ -59,7 +61,7 @@ pub(crate) async fn replay(state: &AdminState, query: Option<&str>) -> Response<
     let mut which = Replay::All;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("id", v)) if !v.is_empty() => which = Replay::One(v.to_string()),
+            Some(("id", v)) if !v.is_empty() => which = Replay::One(decode(v)),
             _ => return bad("unknown parameter; expected id=DELIVERY_ID or nothing for all"),
         }
     }
@@ -80,6 +82,13 @@ pub(crate) async fn purge(state: &AdminState) -> Response<Full<Bytes>> {
         Ok(n) => to_json(&serde_json::json!({ "purged": n })),
         Err(e) => unavailable(&e),
     }
+}
+
+/// A percent-encoded id as sent by `userhook deadletter` (invalid UTF-8 stays as given).
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_or_else(|_| s.to_string(), |c| c.into_owned())
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {

@@ -321,9 +321,15 @@ fn status_name(s: DeliveryStatus) -> &'static str {
     }
 }
 
-/// Delivery ids are UUIDs; anything else is percent-encoded so it cannot change the path.
+/// What is percent-encoded in an id: all but letters, digits, `-` and `_` (UUIDs pass as
+/// they are; nothing else can change the path or query).
+const ID_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_');
+
+/// An id as a path segment or query value.
 fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, ID_ENCODE).to_string()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -358,7 +364,7 @@ mod tests {
 
     #[test]
     fn ids_cannot_escape_the_path() {
-        assert_eq!(encode("0192-ab"), "0192%2Dab");
+        assert_eq!(encode("0192-ab_c"), "0192-ab_c");
         assert_eq!(encode("../x?y"), "%2E%2E%2Fx%3Fy");
     }
 }

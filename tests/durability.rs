@@ -329,3 +329,97 @@ async fn sigkill_mid_load_in_strict_mode_loses_no_acknowledged_event() {
 async fn sigterm_mid_load_in_fast_mode_loses_no_acknowledged_event() {
     crash_and_restart("fast", false, false).await;
 }
+
+async fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_userhook"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .expect("run userhook");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A port that was free a moment ago (the admin API needs a fixed one for the CLI to find).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_replayed_and_purged_running_and_stopped() {
+    let iam = iam().await;
+    let refusing = support::receiver::WebhookReceiver::fixed(404, "no such hook").await;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    let admin = free_port();
+    let write = |url: &str| {
+        let text = config(&iam.url(), url, "./spool", "fast").replace(
+            "admin: {listen: 127.0.0.1:0}",
+            &format!("admin: {{listen: 127.0.0.1:{admin}}}"),
+        );
+        std::fs::write(&path, text).expect("write config");
+    };
+    write(&refusing.url("/hook"));
+    let mut bin = Binary::start(&path).await;
+    let load = Load::start(format!("http://{}", bin.proxy_addr), 2, 3, 2);
+    let acked = load.join().await;
+    assert_eq!(acked.len(), 6);
+
+    // Running: through the admin API.
+    let listed = eventually(DRAIN, "six dead letters over the admin API", || async {
+        let (ok, out, err) = cli(&path, &["deadletter", "list"]).await;
+        assert!(ok, "{err}");
+        out.starts_with("6 dead letter(s)").then_some(out)
+    })
+    .await;
+    assert!(listed.contains("running instance"), "{listed}");
+    assert!(listed.contains("HTTP 404: no such hook"), "{listed}");
+    let id = listed.lines().nth(1).and_then(|l| l.split_whitespace().next()).expect("an id");
+    let (ok, shown, err) = cli(&path, &["deadletter", "show", id]).await;
+    assert!(ok, "{err}");
+    assert!(shown.contains(&format!("\"id\": \"{id}\"")), "{shown}");
+    let (ok, _, err) = cli(&path, &["deadletter", "show", "nope"]).await;
+    assert!(!ok && err.contains("no dead letter with id `nope`"), "{err}");
+
+    bin.signal("TERM");
+    bin.child.wait().await.expect("exit");
+
+    // Stopped: through the file.
+    let (ok, out, err) = cli(&path, &["deadletter", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("6 dead letter(s)") && out.contains("spool file"), "{out}");
+    let (ok, out, err) = cli(&path, &["deliveries", "--status", "failed"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("6 delivery record(s)"), "{out}");
+    let (ok, out, err) = cli(&path, &["deadletter", "replay", "--all"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("6 dead letter(s) moved back to pending"), "{out}");
+    let (ok, out, _) = cli(&path, &["deadletter", "list"]).await;
+    assert!(ok && out.starts_with("0 dead letter(s)"), "{out}");
+
+    // Started again with the webhook fixed: the replayed deliveries go out, same ids.
+    write(&sink.url());
+    let bin = Binary::start(&path).await;
+    let t = all_delivered(&sink, &acked).await;
+    assert_eq!(t.delivered, 6);
+    let ids: BTreeSet<String> = sink.got().into_iter().map(|g| g.delivery_id).collect();
+    assert!(ids.contains(id), "replay keeps the delivery id");
+
+    // Purge on the running instance.
+    let (ok, out, err) = cli(&path, &["deadletter", "purge"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "0 dead letter(s) purged by the running instance.\n");
+    let (ok, out, err) = cli(&path, &["deliveries", "--status", "successful"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("6 delivery record(s)"), "{out}");
+    drop(bin);
+}
