@@ -323,9 +323,8 @@ fn status_name(s: DeliveryStatus) -> &'static str {
 
 /// What is percent-encoded in an id: all but letters, digits, `-` and `_` (UUIDs pass as
 /// they are; nothing else can change the path or query).
-const ID_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_');
+const ID_ENCODE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
 /// An id as a path segment or query value.
 fn encode(s: &str) -> String {

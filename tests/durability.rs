@@ -383,12 +383,19 @@ async fn dead_letters_are_listed_replayed_and_purged_running_and_stopped() {
     .await;
     assert!(listed.contains("running instance"), "{listed}");
     assert!(listed.contains("HTTP 404: no such hook"), "{listed}");
-    let id = listed.lines().nth(1).and_then(|l| l.split_whitespace().next()).expect("an id");
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an id");
     let (ok, shown, err) = cli(&path, &["deadletter", "show", id]).await;
     assert!(ok, "{err}");
     assert!(shown.contains(&format!("\"id\": \"{id}\"")), "{shown}");
     let (ok, _, err) = cli(&path, &["deadletter", "show", "nope"]).await;
-    assert!(!ok && err.contains("no dead letter with id `nope`"), "{err}");
+    assert!(
+        !ok && err.contains("no dead letter with id `nope`"),
+        "{err}"
+    );
 
     bin.signal("TERM");
     bin.child.wait().await.expect("exit");
@@ -396,13 +403,19 @@ async fn dead_letters_are_listed_replayed_and_purged_running_and_stopped() {
     // Stopped: through the file.
     let (ok, out, err) = cli(&path, &["deadletter", "list"]).await;
     assert!(ok, "{err}");
-    assert!(out.starts_with("6 dead letter(s)") && out.contains("spool file"), "{out}");
+    assert!(
+        out.starts_with("6 dead letter(s)") && out.contains("spool file"),
+        "{out}"
+    );
     let (ok, out, err) = cli(&path, &["deliveries", "--status", "failed"]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("6 delivery record(s)"), "{out}");
     let (ok, out, err) = cli(&path, &["deadletter", "replay", "--all"]).await;
     assert!(ok, "{err}");
-    assert!(out.starts_with("6 dead letter(s) moved back to pending"), "{out}");
+    assert!(
+        out.starts_with("6 dead letter(s) moved back to pending"),
+        "{out}"
+    );
     let (ok, out, _) = cli(&path, &["deadletter", "list"]).await;
     assert!(ok && out.starts_with("0 dead letter(s)"), "{out}");
 

@@ -9,8 +9,9 @@
 //!                                 strict-mode acks  ◀──answered────┘
 //! ```
 //!
-//! In `fast` mode the writer waits up to `linger` after the first buffered write to gather
-//! more (an event is durable within linger + one commit); in `strict` mode it commits at once.
+//! The writer waits up to `linger` after the first buffered write to gather more (in `fast`
+//! mode an event is durable within linger + one commit); a flush (a `strict`-mode response
+//! waiting) or a close ends the wait at once.
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
 //! what may wait are the engine's to enforce (see `buffered_new`).
 

@@ -50,9 +50,10 @@ const PAGE: usize = 1024;
 /// and new deliveries are refused (recorded as failed) rather than grow memory without bound.
 pub const MAX_UNCOMMITTED: u64 = 50_000;
 
-/// How long the writer gathers writes in `fast` mode: an event is durable within this plus one
-/// commit after dispatch.
-pub const FAST_LINGER: Duration = Duration::from_millis(2);
+/// How long the writer gathers writes before a commit: in `fast` mode an event is durable
+/// within this plus one commit after dispatch. A waiting `strict`-mode response (a flush)
+/// ends the wait at once, so strict mode pays one commit, not the linger.
+pub const COMMIT_LINGER: Duration = Duration::from_millis(5);
 
 /// Dead letters returned by one listing at most.
 pub const LIST_LIMIT: usize = 10_000;
@@ -256,7 +257,7 @@ impl DeliveryEngine {
                 refused: Refusals::default(),
             }
         });
-        set_linger(&shared, &rt);
+        shared.committer.set_linger(COMMIT_LINGER);
         if backlog > 0 {
             let pending = spool.pending_count().unwrap_or(0);
             tracing::info!(
@@ -390,6 +391,12 @@ impl DeliveryEngine {
         lock(&self.shared.state).outbox.pending()
     }
 
+    /// New deliveries accepted but not yet committed (the writer's backlog; at
+    /// [`MAX_UNCOMMITTED`] new ones are refused).
+    pub fn uncommitted(&self) -> u64 {
+        self.shared.committer.buffered_new().0
+    }
+
     /// Counters of the engine and its spool.
     pub fn stats(&self) -> SpoolStats {
         let s = self.shared.committer.stats();
@@ -467,13 +474,6 @@ impl DeliveryEngine {
             None => Err(String::from("the spool is closed")),
         }
     }
-}
-
-fn set_linger(shared: &Shared, rt: &Runtime) {
-    let strict = rt.file.delivery.guarantee == "strict";
-    shared
-        .committer
-        .set_linger(if strict { Duration::ZERO } else { FAST_LINGER });
 }
 
 /// Admits a new (or, with `revive`, a replayed) delivery: assigns its seq and hands its first
@@ -617,7 +617,6 @@ async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Option<Duration
         if let Some(grace) = *stop.borrow() {
             break grace;
         }
-        set_linger(&shared, &shared.runtime.load());
         refill(&shared);
         start_ready(&shared, &mut attempts);
         let wait = {

@@ -599,7 +599,10 @@ mod tests {
             spool.dead_letter(&d.id).expect("read"),
             Some(letter.clone())
         );
-        assert_eq!(spool.dead_letters(10).expect("list"), std::slice::from_ref(&letter));
+        assert_eq!(
+            spool.dead_letters(10).expect("list"),
+            std::slice::from_ref(&letter)
+        );
 
         let mut back = d.clone();
         back.seq = 7;
