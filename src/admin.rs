@@ -1,8 +1,8 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
-//! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`.
-//! Bound to localhost by default because it shows internals. Never proxies anything, never
-//! blocks the proxy, and never shows a secret (the config view goes through
-//! [`crate::config::summary::redacted`]).
+//! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
+//! and the spool's `/spool` and `/deadletters…` (see `admin_spool`). Bound to localhost by
+//! default because it shows internals. Never proxies anything, never blocks the proxy, and
+//! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -69,16 +69,38 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() == Method::POST {
+        return match req.uri().path() {
+            "/deadletters/replay" => crate::admin_spool::replay(state, req.uri().query()).await,
+            "/deadletters/purge" => crate::admin_spool::purge(state).await,
+            _ => json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                r#"{"error":"POST is only for /deadletters/replay and /deadletters/purge"}"#.into(),
+            ),
+        };
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
             r#"{"error":"only GET is supported"}"#.into(),
         );
     }
-    match req.uri().path() {
+    let path = req.uri().path();
+    if let Some(id) = path.strip_prefix("/deadletters/") {
+        return crate::admin_spool::show(state, id).await;
+    }
+    match path {
+        "/deadletters" => crate::admin_spool::list(state, req.uri().query()).await,
+        "/spool" => crate::admin_spool::stats(state),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
         "/readyz" => readyz(state).await,
-        "/metrics" => metrics(),
+        "/metrics" => {
+            // Spool gauges are read from the store at scrape time, not on every change.
+            let spool = state.deliveries.stats();
+            crate::metrics::spool_usage(spool.pending as usize, spool.payload_bytes);
+            crate::metrics::dead_letters_kept(spool.dead_letters as usize);
+            metrics()
+        }
         "/config" => config(state),
         "/reloads" => {
             let r = &state.reloads;
@@ -199,7 +221,8 @@ async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
     }
 }
 
-fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+/// A JSON response with `status`.
+pub(crate) fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -104,7 +104,8 @@ impl ServerHandle {
         for task in self.tasks {
             let _ = task.await;
         }
-        // Requests and extraction are done; let attempts in flight finish within the grace.
+        // Requests and extraction are done; let attempts in flight finish within the grace,
+        // then commit the spool's last writes and release its file.
         let grace = self.runtime.load().file.timeouts.shutdown_grace.0;
         self.deliveries.stop(grace).await;
     }
@@ -154,7 +155,18 @@ pub async fn start_on(
     let (shutdown, signal) = Shutdown::new();
     let (events, _) = broadcast::channel(1024);
     let (exchange_tx, exchange_rx) = mpsc::channel(EXCHANGE_QUEUE);
-    let deliveries = DeliveryEngine::start(runtime.clone())?;
+    let spool_dir = crate::delivery::spool::resolve_dir(
+        &options.config_path,
+        &runtime.load().file.delivery.spool_dir,
+    );
+    let spool = crate::delivery::Spool::open(&spool_dir).map_err(|e| {
+        if crate::delivery::spool::is_locked(&e) {
+            format!("{e} (delivery.spool_dir): another userhook is using this spool")
+        } else {
+            format!("{e} (delivery.spool_dir)")
+        }
+    })?;
+    let deliveries = DeliveryEngine::start_with(runtime.clone(), spool)?;
 
     let mut tasks = Vec::new();
     crate::metrics::install();

@@ -1,10 +1,13 @@
-//! The command line: `serve` (default), `check`, and the commands later parts add.
+//! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
+//! `deliveries`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::deadletter::SpoolCommand;
+use crate::delivery::DeliveryStatus;
 use crate::event::Action;
 use crate::runtime::Runtime;
 
@@ -51,6 +54,45 @@ pub enum Command {
         #[arg(long, default_value = "created", value_parser = parse_action)]
         action: Action,
     },
+    /// Dead letters in the spool: list, show, replay, purge. Asks the running instance's admin
+    /// API, or opens the spool file of a stopped one.
+    Deadletter {
+        #[command(subcommand)]
+        action: DeadletterAction,
+    },
+    /// The last delivery outcomes, newest first (running or stopped instance).
+    Deliveries {
+        /// Only this status: successful, failed or retrying.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<DeliveryStatus>,
+    },
+}
+
+/// What to do with dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DeadletterAction {
+    /// Dead letters, newest first.
+    List,
+    /// One dead letter in full (its event included).
+    Show {
+        /// The delivery id (`webhook-id`).
+        id: String,
+    },
+    /// Put dead letters back into pending: attempts reset, same delivery id.
+    Replay {
+        /// The delivery id to replay.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop every dead letter.
+    Purge,
+}
+
+fn parse_status(s: &str) -> Result<DeliveryStatus, String> {
+    s.parse()
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
@@ -64,6 +106,42 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check { file } => check(file.unwrap_or(cli.config)),
         Command::Demo => demo(),
         Command::SendTest { webhook, action } => send_test(cli.config, &webhook, action),
+        Command::Deadletter { action } => spool_command(
+            &cli.config,
+            match action {
+                DeadletterAction::List => SpoolCommand::List,
+                DeadletterAction::Show { id } => SpoolCommand::Show(id),
+                DeadletterAction::Replay { id, .. } => SpoolCommand::Replay(id),
+                DeadletterAction::Purge => SpoolCommand::Purge,
+            },
+        ),
+        Command::Deliveries { status } => {
+            spool_command(&cli.config, SpoolCommand::Deliveries(status))
+        }
+    }
+}
+
+/// Runs a dead-letter or deliveries command; exit 1 when it failed, with the reason on stderr.
+fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::deadletter::run(config, &command)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.0);
+            ExitCode::FAILURE
+        }
     }
 }
 

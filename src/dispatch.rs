@@ -1,8 +1,9 @@
 //! From one user event to one [`Delivery`] per subscribed webhook.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
-//! current config snapshot, builds the deliveries and hands them to the engine's outbox (a
-//! short lock). It never renders or sends anything; that happens per attempt.
+//! current config snapshot, builds the deliveries and hands them to the engine (short locks;
+//! the spool's writer commits them in the background). It never renders or sends anything;
+//! that happens per attempt.
 
 use crate::delivery::{now_ms, Delivery, DeliveryEngine, Webhooks};
 use crate::event::UserEvent;
@@ -30,10 +31,11 @@ impl Dispatcher {
         n
     }
 
-    /// Answers `ack` once every delivery dispatched so far is durable, so a strict-mode
-    /// response can be released. The in-memory outbox holds them once enqueued.
+    /// Answers `ack` once every delivery dispatched before this call is committed to disk
+    /// (fsync'd), so a strict-mode response can be released. Never waits itself: the spool's
+    /// writer answers after its next commit; if the spool is closed, `ack` is dropped.
     pub fn notify_when_durable(&self, ack: tokio::sync::oneshot::Sender<()>) {
-        let _ = ack.send(());
+        self.engine.notify_when_durable(ack);
     }
 }
 

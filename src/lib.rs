@@ -20,9 +20,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod admin_spool;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deadletter;
 pub mod delivery;
 pub mod demo;
 pub mod detect;

@@ -68,19 +68,30 @@ pub const UNMATCHED_RULE: &str = "none";
 pub enum DropReason {
     /// The proxy's hand-off queue to the extractor was full: a matched exchange was not examined.
     ExtractorQueueFull,
-    /// The delivery queue was full: the delivery went straight to the dead letters.
-    OutboxFull,
+    /// `delivery.max_spool_bytes` reached: the delivery was refused and recorded as failed.
+    SpoolFull,
+    /// The spool writer fell too far behind the disk: refused and recorded as failed.
+    SpoolOverloaded,
+    /// Shutting down: refused and recorded as failed.
+    Stopping,
 }
 
 impl DropReason {
     /// Every reason, so each series exists (at 0) from the start.
-    pub const ALL: [DropReason; 2] = [DropReason::ExtractorQueueFull, DropReason::OutboxFull];
+    pub const ALL: [DropReason; 4] = [
+        DropReason::ExtractorQueueFull,
+        DropReason::SpoolFull,
+        DropReason::SpoolOverloaded,
+        DropReason::Stopping,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::ExtractorQueueFull => "extractor_queue_full",
-            DropReason::OutboxFull => "outbox_full",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::SpoolOverloaded => "spool_overloaded",
+            DropReason::Stopping => "stopping",
         }
     }
 }
@@ -340,8 +351,8 @@ pub fn dead_letters_kept(count: usize) {
     gauge!(DEAD_LETTERS).set(count as f64);
 }
 
-/// Sets the spool's depth (deliveries waiting or in flight) and its size on disk; the store
-/// (in-memory outbox or disk spool) calls it when they change.
+/// Sets the spool's depth (deliveries waiting or in flight) and its stored bytes; read from
+/// the spool when `/metrics` is scraped.
 pub fn spool_usage(depth: usize, bytes: u64) {
     install();
     gauge!(SPOOL_DEPTH).set(depth as f64);
@@ -447,7 +458,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            get(EVENTS_DROPPED, &[("reason", "outbox_full")]).is_some(),
+            get(EVENTS_DROPPED, &[("reason", "spool_full")]).is_some(),
             "{text}"
         );
         assert!(get(CONFIG_RELOADS, &[("result", "rejected")]).is_some_and(|v| v >= 1.0));

@@ -10,16 +10,19 @@
 //! value, a body or a URL query.
 
 pub mod attempt;
+pub mod committer;
 pub mod engine;
 pub mod outbox;
 pub mod records;
 pub mod retry;
 pub mod send_test;
 pub mod sign;
+pub mod spool;
 pub mod webhook;
 
-pub use engine::{now_ms, DeliveryEngine};
+pub use engine::{now_ms, DeliveryEngine, Replay, SpoolStats};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
 pub use retry::{AttemptResult, Backoff, RetryDecision};
+pub use spool::Spool;
 pub use webhook::{Webhook, Webhooks};

@@ -34,6 +34,10 @@ pub struct Delivery {
     /// Why the last attempt failed, if it did.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Spool order: grows by one per delivery and survives restarts, so one webhook's
+    /// deliveries about one user keep their event order. 0 until the engine accepts it.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Delivery {
@@ -47,6 +51,7 @@ impl Delivery {
             created_at: now_ms,
             next_attempt_at: now_ms,
             last_error: None,
+            seq: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What happened to recent deliveries, as DCE shows its webhook records, and the dead letters.
 //!
-//! Both are bounded (`delivery.records`): the oldest entries go first. Records carry ids,
+//! Records are bounded (`delivery.records`): the oldest go first. Dead letters live in the
+//! spool until replayed or purged. Records carry ids,
 //! statuses and short error texts only, never a body, header or URL, so listing them over the
 //! admin API cannot leak a secret.
 
@@ -168,60 +169,14 @@ impl Records {
     }
 }
 
-/// A delivery that will not be attempted again, and why.
+/// A delivery that will not be attempted again, and why; kept in the spool until replayed or
+/// purged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub delivery: Delivery,
     pub reason: String,
     /// RFC 3339.
     pub at: String,
-}
-
-/// The most recent dead letters (kept in memory until the durability work makes them
-/// durable and replayable).
-#[derive(Debug)]
-pub struct DeadLetters {
-    capacity: usize,
-    buf: VecDeque<DeadLetter>,
-}
-
-impl DeadLetters {
-    /// Keeps at most `capacity` dead letters (at least one).
-    pub fn new(capacity: usize) -> Self {
-        DeadLetters {
-            capacity: capacity.max(1),
-            buf: VecDeque::new(),
-        }
-    }
-
-    /// Keeps `letter`, dropping the oldest beyond the bound.
-    pub fn push(&mut self, letter: DeadLetter) {
-        self.buf.push_back(letter);
-        self.set_capacity(self.capacity);
-    }
-
-    /// Changes the bound.
-    pub fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity.max(1);
-        while self.buf.len() > self.capacity {
-            self.buf.pop_front();
-        }
-    }
-
-    /// How many are kept (for the dead-letter gauge).
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// True when none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Dead letters newest first.
-    pub fn list(&self) -> Vec<DeadLetter> {
-        self.buf.iter().rev().cloned().collect()
-    }
 }
 
 #[cfg(test)]
@@ -295,19 +250,5 @@ mod tests {
         assert_eq!("successful".parse(), Ok(DeliveryStatus::Successful));
         assert_eq!("retrying".parse(), Ok(DeliveryStatus::Retrying));
         assert!("ok".parse::<DeliveryStatus>().is_err());
-    }
-
-    #[test]
-    fn dead_letters_are_bounded() {
-        let mut dl = DeadLetters::new(2);
-        for i in 0..3 {
-            dl.push(DeadLetter {
-                delivery: delivery(&i.to_string()),
-                reason: format!("r{i}"),
-                at: String::new(),
-            });
-        }
-        let reasons: Vec<_> = dl.list().into_iter().map(|d| d.reason).collect();
-        assert_eq!(reasons, ["r2", "r1"]);
     }
 }

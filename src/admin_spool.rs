@@ -1,0 +1,116 @@
+//! The admin API's spool endpoints, which `userhook deadletter …` uses on a running instance:
+//!
+//! - `GET /spool`: counters (commits, pending, dead letters, refusals, bytes).
+//! - `GET /deadletters[?limit=N]`: dead letters, newest first (default 100).
+//! - `GET /deadletters/{id}`: one dead letter, or 404.
+//! - `POST /deadletters/replay[?id=ID]`: back into pending (one, or all without `id`).
+//! - `POST /deadletters/purge`: drop them all.
+//!
+//! Dead letters carry their event (user fields): this is why the admin port is localhost by
+//! default. Never shows a secret: deliveries store events, not rendered requests.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::admin::{json, AdminState};
+use crate::delivery::Replay;
+
+/// Dead letters listed when no `limit` is given.
+const DEFAULT_LIMIT: usize = 100;
+
+/// `GET /spool`.
+pub(crate) fn stats(state: &AdminState) -> Response<Full<Bytes>> {
+    to_json(&state.deliveries.stats())
+}
+
+/// `GET /deadletters[?limit=N]`.
+pub(crate) async fn list(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut limit = DEFAULT_LIMIT;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("limit", v)) => match v.parse::<usize>() {
+                Ok(n) => limit = n.min(crate::delivery::engine::LIST_LIMIT),
+                Err(_) => return bad("limit must be a number"),
+            },
+            _ => return bad("unknown parameter; expected limit=N"),
+        }
+    }
+    match state.deliveries.dead_letter_list(limit).await {
+        Ok(letters) => to_json(&serde_json::json!({ "dead_letters": letters })),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /deadletters/{id}`.
+pub(crate) async fn show(state: &AdminState, id: &str) -> Response<Full<Bytes>> {
+    let id = decode(id);
+    let id = id.as_str();
+    match state.deliveries.dead_letter(id).await {
+        Ok(Some(letter)) => to_json(&letter),
+        Ok(None) => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": format!("no dead letter with id `{id}`") }).to_string(),
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `POST /deadletters/replay[?id=ID]`.
+pub(crate) async fn replay(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut which = Replay::All;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("id", v)) if !v.is_empty() => which = Replay::One(decode(v)),
+            _ => return bad("unknown parameter; expected id=DELIVERY_ID or nothing for all"),
+        }
+    }
+    let one = matches!(which, Replay::One(_));
+    match state.deliveries.replay(which).await {
+        Ok(n) => to_json(&serde_json::json!({ "replayed": n })),
+        Err(e) if one && e.starts_with("no dead letter") => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": e }).to_string(),
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `POST /deadletters/purge`.
+pub(crate) async fn purge(state: &AdminState) -> Response<Full<Bytes>> {
+    match state.deliveries.purge_dead_letters().await {
+        Ok(n) => to_json(&serde_json::json!({ "purged": n })),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// A percent-encoded id as sent by `userhook deadletter` (invalid UTF-8 stays as given).
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_or_else(|_| s.to_string(), |c| c.into_owned())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_string(value) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(_) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"cannot serialise the answer"}"#.into(),
+        ),
+    }
+}
+
+fn bad(message: &str) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({ "error": message }).to_string(),
+    )
+}
+
+fn unavailable(message: &str) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "error": message }).to_string(),
+    )
+}

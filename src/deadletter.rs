@@ -1,0 +1,369 @@
+//! `userhook deadletter list | show ID | replay [ID|--all] | purge` and `userhook deliveries`:
+//! the operator's view of the spool, on a running or a stopped instance.
+//!
+//! A running userhook holds the spool file's exclusive lock, so these commands first ask its
+//! admin API (`admin.listen` from the config); when nothing answers there, they open the spool
+//! file directly. When neither works they say why, naming both. They never print a secret:
+//! the spool stores events, not rendered requests.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::delivery::now_ms;
+use crate::delivery::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
+use crate::delivery::spool::{self, Spool, Write, SPOOL_FILE};
+use crate::runtime::Runtime;
+
+/// How long the admin API may take to answer before the file is tried.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dead letters listed at most.
+const LIST_LIMIT: usize = 1000;
+
+/// What to do with the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpoolCommand {
+    /// Dead letters, newest first.
+    List,
+    /// One dead letter in full.
+    Show(String),
+    /// One dead letter (`Some(id)`) or all of them back into pending.
+    Replay(Option<String>),
+    /// Drop every dead letter.
+    Purge,
+    /// The last delivery outcomes, newest first, optionally of one status.
+    Deliveries(Option<DeliveryStatus>),
+}
+
+/// Why a command failed; the text is for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError(pub String);
+
+/// Runs `command` against the instance configured in `config`; returns what to print.
+pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, CommandError> {
+    let rt = Runtime::load(config, None)
+        .map_err(|e| CommandError(format!("{}: {e}", config.display())))?;
+    let dir = spool::resolve_dir(config, &rt.file.delivery.spool_dir);
+    let admin = admin_address(rt.admin_listen);
+    let api_error = match admin {
+        Some(addr) => match via_admin(addr, command).await {
+            Ok(text) => return Ok(text),
+            Err(Via::Answered(e)) => return Err(CommandError(e)),
+            Err(Via::Unreachable(e)) => {
+                format!("the admin API at http://{addr} did not answer ({e})")
+            }
+        },
+        None => format!(
+            "admin.listen ({}) has no fixed port to ask",
+            rt.admin_listen
+        ),
+    };
+    offline(&dir, command).map_err(|e| {
+        CommandError(format!(
+            "{api_error}, and the spool file cannot be opened: {e}{}",
+            if e.contains("already open") {
+                " (a running userhook holds it; is its admin.listen different from this config's?)"
+            } else {
+                ""
+            }
+        ))
+    })
+}
+
+/// Where to reach the admin API: an unspecified bind address is reached on loopback; port 0
+/// cannot be reached at all.
+fn admin_address(listen: SocketAddr) -> Option<SocketAddr> {
+    if listen.port() == 0 {
+        return None;
+    }
+    let ip = if listen.ip().is_unspecified() {
+        match listen.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        listen.ip()
+    };
+    Some(SocketAddr::new(ip, listen.port()))
+}
+
+enum Via {
+    /// Nobody answered: try the file.
+    Unreachable(String),
+    /// The instance answered with an error: report it.
+    Answered(String),
+}
+
+async fn via_admin(addr: SocketAddr, command: &SpoolCommand) -> Result<String, Via> {
+    let client = reqwest::Client::builder()
+        .timeout(ADMIN_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(|e| Via::Unreachable(e.to_string()))?;
+    let base = format!("http://{addr}");
+    let (post, path) = match command {
+        SpoolCommand::List => (false, format!("/deadletters?limit={LIST_LIMIT}")),
+        SpoolCommand::Show(id) => (false, format!("/deadletters/{}", encode(id))),
+        SpoolCommand::Replay(Some(id)) => (true, format!("/deadletters/replay?id={}", encode(id))),
+        SpoolCommand::Replay(None) => (true, "/deadletters/replay".to_string()),
+        SpoolCommand::Purge => (true, "/deadletters/purge".to_string()),
+        SpoolCommand::Deliveries(None) => (false, "/deliveries".to_string()),
+        SpoolCommand::Deliveries(Some(s)) => {
+            (false, format!("/deliveries?status={}", status_name(*s)))
+        }
+    };
+    let url = format!("{base}{path}");
+    let req = if post {
+        client.post(&url)
+    } else {
+        client.get(&url)
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Via::Unreachable(error_chain(&e)))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Via::Unreachable(error_chain(&e)))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Via::Answered(format!(
+            "the admin API at {base} answered {status} with no JSON: {e}"
+        ))
+    })?;
+    if !status.is_success() {
+        let msg = body["error"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_string();
+        // An admin API without these endpoints is not a userhook that has a spool: say so.
+        return Err(Via::Answered(format!("{base} answered {status}: {msg}")));
+    }
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value, base: &str) -> Result<T, Via> {
+        serde_json::from_value(v)
+            .map_err(|e| Via::Answered(format!("unexpected answer from {base}: {e}")))
+    }
+    Ok(match command {
+        SpoolCommand::List => {
+            let letters: Vec<DeadLetter> = parse(body["dead_letters"].clone(), &base)?;
+            format_letters(&letters, "running instance")
+        }
+        SpoolCommand::Show(_) => {
+            let letter: DeadLetter = parse(body, &base)?;
+            pretty(&letter)
+        }
+        SpoolCommand::Replay(_) => format!(
+            "{} dead letter(s) replayed by the running instance.\n",
+            body["replayed"].as_u64().unwrap_or(0)
+        ),
+        SpoolCommand::Purge => format!(
+            "{} dead letter(s) purged by the running instance.\n",
+            body["purged"].as_u64().unwrap_or(0)
+        ),
+        SpoolCommand::Deliveries(_) => {
+            let records: Vec<DeliveryRecord> = parse(body["deliveries"].clone(), &base)?;
+            format_records(&records, "running instance")
+        }
+    })
+}
+
+/// Works on the spool file of a stopped instance.
+fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, String> {
+    let file: PathBuf = dir.join(SPOOL_FILE);
+    if !file.exists() {
+        return Err(format!("there is no spool at {}", file.display()));
+    }
+    let spool = Spool::open(dir).map_err(|e| e.to_string())?;
+    let source = format!("spool file {}", file.display());
+    match command {
+        SpoolCommand::List => {
+            let letters = spool.dead_letters(LIST_LIMIT).map_err(|e| e.to_string())?;
+            Ok(format_letters(&letters, &source))
+        }
+        SpoolCommand::Show(id) => match spool.dead_letter(id).map_err(|e| e.to_string())? {
+            Some(letter) => Ok(pretty(&letter)),
+            None => Err(format!(
+                "no dead letter with id `{id}` in {}",
+                file.display()
+            )),
+        },
+        SpoolCommand::Replay(which) => {
+            let n = replay_offline(&spool, which.as_deref())?;
+            Ok(format!(
+                "{n} dead letter(s) moved back to pending in {}; they are delivered when userhook starts.\n",
+                file.display()
+            ))
+        }
+        SpoolCommand::Purge => {
+            let purged = spool
+                .apply(&[Write::PurgeDead])
+                .map_err(|e| e.to_string())?
+                .purged;
+            Ok(format!(
+                "{purged} dead letter(s) purged from {}.\n",
+                file.display()
+            ))
+        }
+        SpoolCommand::Deliveries(status) => {
+            let mut records = spool.records(usize::MAX).map_err(|e| e.to_string())?;
+            records.reverse();
+            records.retain(|r| status.is_none_or(|s| r.status == s));
+            Ok(format_records(&records, &source))
+        }
+    }
+}
+
+/// Moves dead letters back into pending on a stopped spool, at the end of their lanes, with
+/// attempts reset and due at once.
+fn replay_offline(spool: &Spool, id: Option<&str>) -> Result<u64, String> {
+    let (mut next_seq, _) = spool.meta().map_err(|e| e.to_string())?;
+    for (_, _, hi) in spool.webhooks().map_err(|e| e.to_string())? {
+        next_seq = next_seq.max(hi.saturating_add(1));
+    }
+    let letters: Vec<DeadLetter> = match id {
+        Some(id) => match spool.dead_letter(id).map_err(|e| e.to_string())? {
+            Some(l) => vec![l],
+            None => return Err(format!("no dead letter with id `{id}`")),
+        },
+        None => spool
+            .dead_page(None, usize::MAX)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect(),
+    };
+    let mut count = 0u64;
+    for chunk in letters.chunks(1000) {
+        let mut writes = Vec::with_capacity(chunk.len());
+        for letter in chunk {
+            let mut d = letter.delivery.clone();
+            d.attempt = 0;
+            d.last_error = None;
+            d.next_attempt_at = now_ms();
+            d.seq = next_seq;
+            next_seq += 1;
+            let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
+            writes.push(Write::Revive {
+                id: d.id.clone(),
+                webhook: d.webhook.clone(),
+                seq: d.seq,
+                bytes,
+            });
+        }
+        spool.apply(&writes).map_err(|e| e.to_string())?;
+        count += writes.len() as u64;
+    }
+    Ok(count)
+}
+
+fn format_letters(letters: &[DeadLetter], source: &str) -> String {
+    let mut out = format!(
+        "{} dead letter(s), newest first ({source}):\n",
+        letters.len()
+    );
+    for l in letters {
+        let d = &l.delivery;
+        out.push_str(&format!(
+            "{}  {}  {}  user={}  attempts={}  at={}  {}\n",
+            d.id,
+            d.webhook,
+            d.event.event_type,
+            d.user_id().unwrap_or("-"),
+            d.attempt,
+            l.at,
+            l.reason
+        ));
+    }
+    out
+}
+
+fn format_records(records: &[DeliveryRecord], source: &str) -> String {
+    let mut out = format!(
+        "{} delivery record(s), newest first ({source}):\n",
+        records.len()
+    );
+    for r in records {
+        out.push_str(&format!(
+            "{}  {}  {}  {}  user={}  attempts={}  http={}  updated={}{}\n",
+            r.delivery_id,
+            status_name(r.status),
+            r.webhook,
+            r.event_type,
+            if r.user_id.is_empty() {
+                "-"
+            } else {
+                &r.user_id
+            },
+            r.attempts,
+            r.last_http_status
+                .map_or("-".to_string(), |s| s.to_string()),
+            r.updated_at,
+            r.last_error
+                .as_deref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).map_or_else(|e| format!("cannot show: {e}\n"), |s| s + "\n")
+}
+
+fn status_name(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Successful => "successful",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Retrying => "retrying",
+    }
+}
+
+/// What is percent-encoded in an id: all but letters, digits, `-` and `_` (UUIDs pass as
+/// they are; nothing else can change the path or query).
+const ID_ENCODE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+/// An id as a path segment or query value.
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, ID_ENCODE).to_string()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_address_reaches_loopback_and_skips_port_zero() {
+        let parse = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(
+            admin_address(parse("0.0.0.0:9090")),
+            Some(parse("127.0.0.1:9090"))
+        );
+        assert_eq!(admin_address(parse("[::]:9090")), Some(parse("[::1]:9090")));
+        assert_eq!(
+            admin_address(parse("10.0.0.1:9090")),
+            Some(parse("10.0.0.1:9090"))
+        );
+        assert_eq!(admin_address(parse("127.0.0.1:0")), None);
+    }
+
+    #[test]
+    fn ids_cannot_escape_the_path() {
+        assert_eq!(encode("0192-ab_c"), "0192-ab_c");
+        assert_eq!(encode("../x?y"), "%2E%2E%2Fx%3Fy");
+    }
+}
