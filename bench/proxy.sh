@@ -94,11 +94,23 @@ webhooks:
   - {name: quick, actions: [created], url: http://127.0.0.1:$FASTHOOK_PORT/hook, retry: {attempts: 1}}"
 taskset -c 1 python3 bench/slow_receiver.py "$HOOK_PORT" 2 & PIDS+=($!)
 taskset -c 1 python3 bench/slow_receiver.py "$FASTHOOK_PORT" 0 & PIDS+=($!)
-for v in plain hooked fast strict; do
-  taskset -c 0 "$BIN" serve --config "$WORK/$v.yaml" 2>"$WORK/$v.log" & PIDS+=($!)
-done
+# Each userhook variant runs only while it is measured (started fresh, with an empty spool),
+# so no instance's background delivery work steals CPU from another's row.
+UH_PID=""
+start_uh() { # VARIANT PORT
+  rm -rf "$WORK/spool-$1"
+  sed "s|spool_dir: [^,}]*|spool_dir: $WORK/spool-$1|" "$WORK/$1.yaml" > "$WORK/$1.run.yaml"
+  taskset -c 0 "$BIN" serve --config "$WORK/$1.run.yaml" 2>>"$WORK/$1.log" & UH_PID=$!
+  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$2/" 2>/dev/null && return; sleep 0.05; done
+  echo "userhook ($1) did not start; see $WORK/$1.log" >&2; exit 1
+}
+stop_uh() {
+  [ -n "$UH_PID" ] && kill "$UH_PID" 2>/dev/null && wait "$UH_PID" 2>/dev/null || true
+  UH_PID=""
+}
+variant_of() { case "$1" in userhook) echo plain;; userhook+hook2s) echo hooked;; hook-fast) echo fast;; hook-strict) echo strict;; *) echo "";; esac; }
 
-for port in $UP_PORT $NGINX_PORT $UH_PORT $UH2_PORT $UH3_PORT $UH4_PORT; do
+for port in $UP_PORT $NGINX_PORT; do
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -124,6 +136,15 @@ run() {
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A R
+declare -A OUTCOMES
+admin_of() { case "$1" in plain) echo "$UH_ADMIN";; hooked) echo "$UH2_ADMIN";; fast) echo "$UH3_ADMIN";; strict) echo "$UH4_ADMIN";; esac; }
+count_records() { # ADMIN_PORT -> "successful=N failed=N retrying=N" of the kept records
+  curl -fsS "http://127.0.0.1:$1/deliveries" 2>/dev/null | python3 -c '
+import collections, json, sys
+c = collections.Counter(r.get("status") for r in json.load(sys.stdin).get("deliveries", []))
+print(" ".join(f"{k}={c[k]}" for k in ("successful", "failed", "retrying")))' 2>/dev/null || echo "unavailable"
+  printf ', spool pending=%s' "$(curl -fsS "http://127.0.0.1:$1/spool" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("pending","?"))' 2>/dev/null || echo "?")"
+}
 # ROWS: case:target:port:path:script
 ROWS=(
   "get:direct:$UP_PORT:/users/42:"
@@ -140,12 +161,21 @@ ROWS=(
   "create:hook-strict:$UH4_PORT:/api/v1/users:$WORK/post.lua"
 )
 echo "warming up..." >&2
-for port in $UP_PORT $NGINX_PORT $UH_PORT $UH2_PORT $UH3_PORT $UH4_PORT; do run x "$port" /users/42 >/dev/null; done
+for port in $UP_PORT $NGINX_PORT; do run x "$port" /users/42 >/dev/null; done
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   for row in "${ROWS[@]}"; do
     IFS=: read -r cname tname tport cpath cscript <<<"$row"
+    variant=$(variant_of "$tname")
+    if [ -n "$variant" ]; then
+      start_uh "$variant" "$tport"
+      DURATION=1 run warm "$tport" "$cpath" "$cscript" >/dev/null  # warm pools, like the others
+    fi
     R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript")
+    if [ -n "$variant" ]; then
+      [ "$round" = "$ROUNDS" ] && [ "$variant" != plain ] && OUTCOMES["$tname"]=$(count_records "$(admin_of "$variant")")
+      stop_uh
+    fi
   done
 done
 
@@ -173,10 +203,4 @@ ratio "create: userhook / nginx" create userhook create nginx
 ratio "userhook: matched create / passthrough post" create userhook post userhook
 ratio "create: webhook to a 2 s receiver / none" create userhook+hook2s create userhook
 ratio "create with webhook: strict / fast" create hook-strict create hook-fast
-count_records() { # ADMIN_PORT -> "successful=N failed=N retrying=N" of the kept records
-  curl -fsS "http://127.0.0.1:$1/deliveries" 2>/dev/null | python3 -c '
-import collections, json, sys
-c = collections.Counter(r.get("status") for r in json.load(sys.stdin).get("deliveries", []))
-print(" ".join(f"{k}={c[k]}" for k in ("successful", "failed", "retrying")))' 2>/dev/null || echo "unavailable"
-}
-echo "delivery records at the end (last delivery.records kept): hook2s: $(count_records "$UH2_ADMIN"); hook-fast: $(count_records "$UH3_ADMIN"); hook-strict: $(count_records "$UH4_ADMIN")"
+echo "delivery records after the last round's row (last delivery.records kept): hook2s: ${OUTCOMES[userhook+hook2s]:-?}; hook-fast: ${OUTCOMES[hook-fast]:-?}; hook-strict: ${OUTCOMES[hook-strict]:-?}"
