@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -174,6 +175,18 @@ impl Load {
     /// Starts `workers` workers over `users` users against `proxy` (`http://…`), each
     /// stopping after `per_user` events per user or at [`Load::stop`].
     pub fn start(proxy: String, workers: usize, users: usize, per_user: usize) -> Load {
+        Load::paced(proxy, workers, users, per_user, Duration::ZERO)
+    }
+
+    /// [`Load::start`] with each worker pausing `pause` after every request: a steady load
+    /// that can run for as long as an outage lasts (rate limiting, not synchronisation).
+    pub fn paced(
+        proxy: String,
+        workers: usize,
+        users: usize,
+        per_user: usize,
+        pause: Duration,
+    ) -> Load {
         let acked = Arc::new(Mutex::new(BTreeSet::new()));
         let sent = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -210,6 +223,9 @@ impl Load {
                         };
                         if ok {
                             acked.lock().expect("lock").insert(event);
+                            if !pause.is_zero() {
+                                tokio::time::sleep(pause).await;
+                            }
                         } else {
                             failed.fetch_add(1, Ordering::Relaxed);
                             // The proxy is gone (killed or stopping): this worker is done.
