@@ -1,5 +1,6 @@
-//! Webhook delivery throughput: events dispatched straight into the delivery engine, sent to a
-//! local receiver on 127.0.0.1 that answers 200 at once. Prints deliveries/s for several
+//! Webhook delivery throughput: events dispatched straight into the delivery engine (with its
+//! on-disk spool, as `serve` runs it), sent to a local receiver on 127.0.0.1 that answers 200
+//! at once. Prints deliveries/s for several
 //! concurrency limits, unsigned and signed, side by side.
 //!
 //!     cargo bench --bench delivery            # 20,000 deliveries per row
@@ -59,7 +60,8 @@ fn event(i: u64) -> UserEvent {
 
 async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
     let (url, count) = receiver().await;
-    let spool = std::env::temp_dir().join(format!("userhook-bench-{}", uuid::Uuid::now_v7()));
+    let dir = std::env::temp_dir().join(format!("userhook-bench-{}", uuid::Uuid::now_v7()));
+    let spool = dir.join("spool");
     let secret = if signed {
         "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
     } else {
@@ -74,7 +76,8 @@ async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
     let runtime = Arc::new(ArcSwap::from_pointee(
         Runtime::from_text(&yaml, None).expect("config"),
     ));
-    let engine = DeliveryEngine::start(runtime).expect("engine");
+    let spool = userhook::delivery::spool::Spool::open(&spool).expect("spool");
+    let engine = DeliveryEngine::start_with(runtime, spool).expect("engine");
     let dispatcher = Dispatcher::new(engine.clone());
     let started = Instant::now();
     for i in 0..events {
@@ -92,7 +95,7 @@ async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
     }
     let rate = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     engine.stop(Duration::from_secs(1)).await;
-    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(&dir);
     rate
 }
 
