@@ -240,7 +240,7 @@ pub async fn start_on(
         }
     }
 
-    tracing::info!(%proxy_addr, %admin_addr, upstream = %runtime.load().file.upstream, "userhook is listening");
+    tracing::info!(%proxy_addr, %admin_addr, upstream = %crate::config::summary::redact_url(&runtime.load().file.upstream), "userhook is listening");
     Ok(ServerHandle {
         proxy_addr,
         admin_addr,
@@ -322,7 +322,11 @@ async fn serve_proxy(
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    // Connections are owned here so the ones still open when the grace period ends can be
+    // closed for real (each holds the extractor's sender, which `stop` waits on).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -341,7 +345,7 @@ async fn serve_proxy(
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %remote, "client connection ended with an error");
             }
@@ -351,8 +355,16 @@ async fn serve_proxy(
     let grace = runtime.load().file.timeouts.shutdown_grace.0;
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all client connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(grace = %humantime::format_duration(grace), "grace period over; closing remaining connections"),
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                grace = %humantime::format_duration(grace),
+                open = connections.len(),
+                "grace period over; closing remaining connections"
+            );
+            connections.abort_all();
+        }
     }
+    while connections.join_next().await.is_some() {}
 }
 
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request
@@ -453,7 +465,7 @@ fn apply_reload(
     tracing::info!(
         reason = trigger.reason,
         hash = %short(&next.hash),
-        upstream = %next.file.upstream,
+        upstream = %crate::config::summary::redact_url(&next.file.upstream),
         routes = next.routes.len(),
         webhooks = next.file.webhooks.len(),
         "config reloaded"

@@ -155,7 +155,20 @@ impl Runtime {
     /// Parses, validates and compiles config text.
     pub fn from_text(text: &str, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
         let file = crate::config::parse_str(text)?;
-        Runtime::build(file, content_hash(text), previous)
+        // Compile errors may quote a template or URL; values from `${VAR}` go back to names.
+        let env = file.env_values.clone();
+        Runtime::build(file, content_hash(text), previous).map_err(|errors| {
+            ConfigErrors(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|mut e| {
+                        e.message = env.scrub(&e.message);
+                        e
+                    })
+                    .collect(),
+            )
+        })
     }
 }
 

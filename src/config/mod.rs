@@ -63,7 +63,7 @@ pub fn parse_str_with_env(
         .into());
     }
     let subs = interpolate::interpolate(&mut doc, lookup).map_err(ConfigErrors)?;
-    let file: ConfigFile = serde_path_to_error::deserialize(doc).map_err(|e| {
+    let mut file: ConfigFile = serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         let mut message = e.into_inner().to_string();
@@ -72,6 +72,12 @@ pub fn parse_str_with_env(
         }
         ConfigErrors(scrub(vec![ConfigError::new(path, message)], &subs))
     })?;
+    file.env_values = model::EnvValues(
+        subs.iter()
+            .filter(|s| !s.value.is_empty())
+            .map(|s| (s.var.clone(), s.value.clone()))
+            .collect(),
+    );
     let problems = validate::validate(&file);
     if problems.is_empty() {
         Ok(file)

@@ -49,6 +49,46 @@ pub struct ConfigFile {
     pub delivery: DeliverySpec,
     #[serde(default)]
     pub log: LogSpec,
+    /// Values that came from `${VAR}`, so anything shown to people can put the names back.
+    #[serde(skip)]
+    pub env_values: EnvValues,
+}
+
+/// `(variable, value)` pairs substituted from the environment. Values are secrets until
+/// proven otherwise: they are only ever used to be replaced by `${VARIABLE}`.
+#[derive(Clone, Default)]
+pub struct EnvValues(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for EnvValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(var, _)| var))
+            .finish()
+    }
+}
+
+impl EnvValues {
+    /// Values shorter than this are not replaced everywhere (a `1` or `true` would garble
+    /// text); secrets are longer.
+    const MIN_LEN: usize = 6;
+
+    /// `text` with every environment value of at least 6 bytes replaced by `${VARIABLE}`,
+    /// longest first.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut pairs: Vec<&(String, String)> = self
+            .0
+            .iter()
+            .filter(|(_, v)| v.len() >= Self::MIN_LEN)
+            .collect();
+        pairs.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        let mut out = text.to_string();
+        for (var, value) in pairs {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), &format!("${{{var}}}"));
+            }
+        }
+        out
+    }
 }
 
 /// TLS to the upstream IAM.

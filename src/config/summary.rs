@@ -248,7 +248,19 @@ pub fn redacted(file: &ConfigFile) -> Value {
             }
         }
     }
+    // Whatever else came from the environment (a key inside a body, a token in a header with
+    // an ordinary name) is shown as the variable's name.
+    scrub_strings(&mut v, &file.env_values);
     v
+}
+
+fn scrub_strings(v: &mut Value, env: &super::model::EnvValues) {
+    match v {
+        Value::String(s) => *s = env.scrub(s),
+        Value::Array(items) => items.iter_mut().for_each(|i| scrub_strings(i, env)),
+        Value::Object(map) => map.values_mut().for_each(|i| scrub_strings(i, env)),
+        _ => {}
+    }
 }
 
 fn redact_url_value(v: &mut Value) {
@@ -291,6 +303,22 @@ webhooks:
             Ok(f) => f,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn values_from_the_environment_show_as_their_names() {
+        let text = "upstream: http://127.0.0.1:1\nwebhooks:\n  - name: robot\n    actions: [\"*\"]\n    url: http://127.0.0.1:2/hook\n    headers: {X-Plain: \"${PLAIN_TOKEN}\"}\n    body: '{\"sign\":\"${FEISHU_SIGN}\",\"id\":\"{{$$.ID$$}}\"}'\n";
+        let env = |name: &str| match name {
+            "FEISHU_SIGN" => Some("CANARY-SIGN-9f8e7d".to_string()),
+            "PLAIN_TOKEN" => Some("CANARY-HDR-1a2b3c".to_string()),
+            _ => None,
+        };
+        let file = super::super::parse_str_with_env(text, &env).expect("valid");
+        let shown = redacted(&file).to_string();
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(shown.contains("${FEISHU_SIGN}"), "{shown}");
+        assert!(shown.contains("${PLAIN_TOKEN}"), "{shown}");
+        assert!(!format!("{:?}", file.env_values).contains("CANARY"));
     }
 
     #[test]

@@ -920,7 +920,7 @@ fn record(shared: &Shared, delivery: &Delivery, status: DeliveryStatus, http: Op
 }
 
 /// The URL as logs may show it: scheme, host, port and path only (no userinfo, query or
-/// fragment, where keys live).
+/// fragment, where keys live), with key-like path segments masked.
 pub fn loggable_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
@@ -928,7 +928,8 @@ pub fn loggable_url(url: &str) -> String {
             u.set_fragment(None);
             let _ = u.set_username("");
             let _ = u.set_password(None);
-            u.to_string()
+            // Robot URLs (Feishu, Slack) carry their key in the path: mask it as /config does.
+            crate::config::summary::redact_url(u.as_str())
         }
         Err(_) => String::from("<invalid URL>"),
     }
@@ -943,6 +944,12 @@ mod tests {
         assert_eq!(
             loggable_url("https://u:p@qyapi.example/cgi-bin/send?key=SECRET#frag"),
             "https://qyapi.example/cgi-bin/send"
+        );
+        assert_eq!(
+            loggable_url(
+                "https://open.feishu.cn/open-apis/bot/v2/hook/2f1a9c7e-55b1-4d0e-9a3c-7e1f0b2d4c6a"
+            ),
+            "https://open.feishu.cn/open-apis/bot/v2/hook/<redacted>"
         );
         assert_eq!(loggable_url("not a url"), "<invalid URL>");
     }

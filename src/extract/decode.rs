@@ -5,6 +5,9 @@
 //! corrupt stream yields what could be decoded, never a panic.
 
 use std::borrow::Cow;
+
+/// Most `Content-Encoding` layers undone for extraction.
+const MAX_CODINGS: usize = 2;
 use std::io::Read;
 
 use http::HeaderMap;
@@ -33,6 +36,11 @@ pub fn decode<'a>(raw: &'a [u8], headers: &HeaderMap, limit: usize) -> Option<De
                 codings.push(coding);
             }
         }
+    }
+    // Real servers apply one coding, rarely two; a longer stack is a way to make the
+    // extractor decode the same bomb over and over.
+    if codings.len() > MAX_CODINGS {
+        return None;
     }
     let mut body = DecodedBody {
         bytes: Cow::Borrowed(raw),
@@ -158,6 +166,12 @@ pub(crate) mod tests {
         let data = brotli(&gzip(TEXT));
         let d = decode(&data, &headers("gzip, br"), 1000).expect("decoded");
         assert_eq!(&*d.bytes, TEXT);
+    }
+
+    #[test]
+    fn more_than_two_codings_are_not_undone() {
+        let data = gzip(&gzip(&gzip(TEXT)));
+        assert_eq!(decode(&data, &headers("gzip, gzip, gzip"), 1000), None);
     }
 
     #[test]

@@ -13,9 +13,13 @@ use super::view::View;
 
 /// Name fragments that mark a credential. A source naming one is refused in the built-in
 /// profiles and honoured only when an operator's rule names it explicitly.
-const CREDENTIAL_WORDS: [&str; 9] = [
+const CREDENTIAL_WORDS: [&str; 13] = [
     "password",
     "passwd",
+    "pwd",
+    "passcode",
+    "otp",
+    "api-key",
     "secret",
     "token",
     "credential",

@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 
 use crate::exchange::{CapturedBody, Exchange};
 
+/// Largest buffer reserved before any body byte has arrived.
+const PRESIZE_MAX: u64 = 64 * 1024;
+
 /// Keeps up to `limit` bytes of a body.
 #[derive(Debug)]
 struct Capture {
@@ -32,11 +35,13 @@ struct Capture {
 
 impl Capture {
     fn new(limit: usize, size_hint: &SizeHint) -> Self {
-        // Pre-size from Content-Length when known, never above the limit.
+        // A client's declared length must not reserve memory before it sends anything: at
+        // most 64 KiB up front, grown as data comes.
         let expect = size_hint
             .exact()
             .unwrap_or(size_hint.lower())
-            .min(limit as u64) as usize;
+            .min(limit as u64)
+            .min(PRESIZE_MAX) as usize;
         Capture {
             buf: BytesMut::with_capacity(expect),
             limit,
