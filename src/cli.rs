@@ -123,15 +123,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Runs a dead-letter or deliveries command; exit 1 when it failed, with the reason on stderr.
 fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(crate::deadletter::run(config, &command)) {
         Ok(text) => {
@@ -167,15 +160,8 @@ fn send_test(path: PathBuf, webhook: &str, action: Action) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(crate::delivery::send_test::send_test(&rt, webhook, action)) {
         Ok(report) => {
@@ -199,16 +185,8 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // This thread is the first proxy worker and also carries detection, delivery, reloads
     // and the admin API; workers 2..N get threads of their own.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .thread_name("userhook")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let initial = match Runtime::load(&path, None) {
@@ -234,21 +212,30 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
 }
 
 fn demo() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(crate::demo::run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The single-threaded runtime every command runs on (`serve` adds worker threads of its own;
+/// the thread it is built on is proxy worker 1). `None` after saying why on stderr.
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .thread_name("userhook")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            None
         }
     }
 }
