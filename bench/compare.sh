@@ -34,6 +34,7 @@ admin: {listen: 127.0.0.1:$((port+100))}
 routes:
   - {action: created, method: POST, path: /api/v1/users, fields: {ID: response.body.id}}
 log: {level: warn}
+delivery: {spool_dir: $W/spool-$n}
 Y
   bin=$([ $n = before ] && echo "$BEFORE" || echo "$AFTER")
   taskset -c 0 "$bin" serve --config $W/$n.yaml 2>/dev/null & PIDS+=($!)
