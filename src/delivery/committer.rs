@@ -290,15 +290,28 @@ fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
         });
         let closing = b.closing;
         drop(b);
-        commit(inner, spool, on_commit, batch, closing);
-        let mut b = lock(&inner.buffer);
-        b.new_count = b.new_count.saturating_sub(staged);
-        b.new_bytes = b.new_bytes.saturating_sub(staged_bytes);
+        commit(
+            inner,
+            spool,
+            on_commit,
+            batch,
+            closing,
+            (staged, staged_bytes),
+        );
     }
 }
 
 /// Commits one batch (retrying on failure) and tells everyone waiting on it.
-fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, closing: bool) {
+/// `staged` (count, bytes) leaves the "buffered, not yet committed" tally before anyone
+/// waiting on this commit is told, so a waiter never sees it still counted.
+fn commit(
+    inner: &Inner,
+    spool: &Spool,
+    on_commit: &OnCommit,
+    batch: Vec<Op>,
+    closing: bool,
+    staged_tally: (u64, u64),
+) {
     let mut writes = Vec::with_capacity(batch.len());
     let mut staged = Vec::new();
     let mut flushes = Vec::new();
@@ -343,6 +356,9 @@ fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, cl
                         writes = writes.len(),
                         "giving up on the final spool commit: these changes are lost"
                     );
+                    let mut b = lock(&inner.buffer);
+                    b.new_count = b.new_count.saturating_sub(staged_tally.0);
+                    b.new_bytes = b.new_bytes.saturating_sub(staged_tally.1);
                     return;
                 }
                 std::thread::sleep(wait);
@@ -357,6 +373,11 @@ fn commit(inner: &Inner, spool: &Spool, on_commit: &OnCommit, batch: Vec<Op>, cl
         s.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
         s.deliveries.fetch_add(new, Ordering::Relaxed);
         s.payload_bytes.store(a.payload_bytes, Ordering::Relaxed);
+    }
+    {
+        let mut b = lock(&inner.buffer);
+        b.new_count = b.new_count.saturating_sub(staged_tally.0);
+        b.new_bytes = b.new_bytes.saturating_sub(staged_tally.1);
     }
     // Called after every commit, also without new deliveries: deliveries written straight to
     // disk (beyond the memory window) can now be paged in.
