@@ -384,6 +384,18 @@ webhooks:
     }
 
     #[test]
+    fn bare_paths_are_redacted_too() {
+        assert_eq!(
+            redact_url("/reset-password/9f8e7d6c5b4a39281706"),
+            "/reset-password/<redacted>"
+        );
+        assert_eq!(
+            redact_url("/admin/realms/acme/users"),
+            "/admin/realms/acme/users"
+        );
+    }
+
+    #[test]
     fn slack_keys_without_digits_are_redacted() {
         assert_eq!(
             redact_url(

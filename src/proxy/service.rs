@@ -259,7 +259,9 @@ async fn forward_classified(
 
 fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
     crate::metrics::upstream_error(&err);
-    tracing::warn!(error = err.code(), detail = %err.detail(), path, "upstream request failed");
+    // Reset and invite links can carry a token in the path: mask it as webhook URLs are.
+    let path = crate::config::summary::redact_url(path);
+    tracing::warn!(error = err.code(), detail = %err.detail(), %path, "upstream request failed");
     err.into_response()
 }
 
