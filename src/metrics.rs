@@ -313,8 +313,22 @@ pub fn upstream_error(err: &ProxyError) {
 
 /// Counts a detected user event.
 pub fn event_detected(action: Action) {
-    install();
-    counter!(EVENTS, "action" => action.as_str()).increment(1);
+    // Registered once: looking the counter up by name costs a hash per event.
+    static BY_ACTION: OnceLock<Vec<Counter>> = OnceLock::new();
+    let counters = BY_ACTION.get_or_init(|| {
+        install();
+        Action::ALL
+            .iter()
+            .map(|a| counter!(EVENTS, "action" => a.as_str()))
+            .collect()
+    });
+    if let Some(c) = Action::ALL
+        .iter()
+        .position(|a| *a == action)
+        .and_then(|i| counters.get(i))
+    {
+        c.increment(1);
+    }
 }
 
 /// Counts an event or delivery lost before it reached the spool.

@@ -21,6 +21,7 @@ use crate::proxy::upstream::{Upstream, UpstreamConnector};
 /// connection pool is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ClientKey {
+    upstream: String,
     connect_timeout: Duration,
     ca_file: Option<String>,
 }
@@ -94,18 +95,22 @@ impl Runtime {
             .map_err(|e| errors.push(ConfigError::new("upstream", e)))
             .ok();
         let client_key = ClientKey {
+            upstream: file.upstream.clone(),
             connect_timeout: file.timeouts.connect.0,
             ca_file: file.upstream_tls.ca_file.clone(),
         };
-        let client = match previous {
-            Some(prev) if prev.client_key == client_key => Some(prev.client.clone()),
-            _ => UpstreamConnector::new(
+        let client = match (previous, &upstream) {
+            (Some(prev), _) if prev.client_key == client_key => Some(prev.client.clone()),
+            (_, Some(upstream)) => UpstreamConnector::new(
+                upstream,
                 client_key.connect_timeout,
                 client_key.ca_file.as_deref().map(Path::new),
             )
             .map(Arc::new)
             .map_err(|e| errors.push(ConfigError::new("upstream_tls.ca_file", e)))
             .ok(),
+            // `upstream` itself is reported above.
+            (_, None) => None,
         };
         let routes = RouteTable::compile(&file.routes, &file.profiles)
             .map_err(|e| errors.extend(e))

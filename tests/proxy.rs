@@ -267,6 +267,99 @@ fn futures_stream(
 }
 
 #[tokio::test]
+async fn upstream_connections_are_reused_whatever_the_body() {
+    // Sized, empty, bodiless and chunked answers each leave the connection reusable.
+    let up = FakeUpstream::start(|req| async move {
+        match req.uri.as_str() {
+            "/empty" => respond(204, ""),
+            "/chunked" => {
+                let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
+                    Ok(Frame::data(Bytes::from_static(b"one;"))),
+                    Ok(Frame::data(Bytes::from_static(b"two"))),
+                ];
+                Response::new(StreamBody::new(futures_stream(frames)).boxed())
+            }
+            _ => respond(200, format!("{} {}", req.method, req.uri)),
+        }
+    })
+    .await;
+    let uh = Userhook::start(&config_for(&up.url(), ""), false).await;
+    for round in 0..5 {
+        let (status, _, body) = get(&format!("{}/sized/{round}", uh.url())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, format!("GET /sized/{round}"));
+        let (status, _, body) = get(&format!("{}/empty", uh.url())).await;
+        assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+        let (status, _, body) = get(&format!("{}/chunked", uh.url())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, Bytes::from_static(b"one;two"));
+        let head = Request::head(format!("{}/sized/{round}", uh.url()))
+            .body(full(Bytes::new()))
+            .expect("request");
+        let (status, headers, body) = send(head).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["content-length"], "13",
+            "the length of `HEAD /sized/N`"
+        );
+        assert!(body.is_empty());
+        let post = Request::post(format!("{}/posted", uh.url()))
+            .body(full(Bytes::from(pseudo_random(70_000))))
+            .expect("request");
+        let (status, _, body) = send(post).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, Bytes::from("POST /posted"))
+        );
+    }
+    assert_eq!(up.requests().len(), 25);
+    assert_eq!(
+        up.connections(),
+        1,
+        "every request should reuse one connection"
+    );
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_closing_idle_connections_costs_no_request() {
+    // Answers one request per connection, then closes it without saying so beforehand: the
+    // pooled connection is dead by the time the next request comes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let uh = Userhook::start(&config_for(&format!("http://{addr}"), ""), false).await;
+    for _ in 0..6 {
+        let (status, _, body) = get(&format!("{}/x", uh.url())).await;
+        assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
 async fn expect_100_continue_is_honoured() {
     let up = echo_upstream().await;
     let uh = Userhook::start(&config_for(&up.url(), ""), false).await;

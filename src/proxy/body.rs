@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::pool::PooledIncoming;
 use super::tap::{RequestTap, ResponseTap};
 
 /// A request body sent to the upstream IAM.
@@ -50,7 +51,7 @@ impl Body for UpstreamBody {
 /// A response body sent to the client.
 pub enum ClientBody {
     /// Unmatched route: streamed as received from the upstream.
-    Plain(Incoming),
+    Plain(PooledIncoming),
     /// Matched route: streamed, copied, and handed to detection when done.
     Tapped(Box<ResponseTap>),
     /// A response userhook wrote itself (errors, admin).

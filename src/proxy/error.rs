@@ -6,6 +6,7 @@
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
+use super::upstream::UpstreamError;
 
 /// Why the upstream IAM could not answer.
 #[derive(Debug)]
@@ -19,13 +20,11 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Sorts a hyper client error into unreachable (never connected) or broken.
-    pub fn from_client(e: hyper_util::client::legacy::Error) -> Self {
-        let detail = error_chain(&e);
-        if e.is_connect() {
-            ProxyError::Unreachable(detail)
-        } else {
-            ProxyError::Broken(detail)
+    /// Sorts an upstream failure into unreachable (never connected) or broken.
+    pub fn from_upstream(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Connect(e) => ProxyError::Unreachable(error_chain(e.as_ref())),
+            UpstreamError::Exchange(e) => ProxyError::Broken(error_chain(&e)),
         }
     }
 

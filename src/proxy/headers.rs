@@ -43,11 +43,30 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// True when a header of this name may need removing or rewriting at a hop: one pass over the
+/// names instead of a lookup per hop-by-hop header, since most messages carry none.
+fn maybe_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "transfer-encoding"
+            | "te"
+            | "upgrade"
+    )
+}
+
 /// Removes hop-by-hop headers before a message crosses the proxy.
 ///
 /// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive so a protocol switch can
 /// be negotiated end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if !keep_upgrade && !headers.keys().any(maybe_hop_by_hop) {
+        return;
+    }
     // Headers named by `Connection` are hop-by-hop too. Collect only when there are any.
     if let Some(conn) = headers.get(header::CONNECTION) {
         let named_something_else = conn
@@ -96,13 +115,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// requested host to `X-Forwarded-Host`.
 pub fn append_forwarded(
     headers: &mut HeaderMap,
-    client_ip: Option<IpAddr>,
+    client_ip: Option<&HeaderValue>,
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
     if let Some(ip) = client_ip {
-        let mut buf = IpText::default();
-        append_value(headers, &X_FORWARDED_FOR, buf.format(ip));
+        if headers.contains_key(&X_FORWARDED_FOR) {
+            append_value(headers, &X_FORWARDED_FOR, ip.as_bytes());
+        } else {
+            headers.insert(X_FORWARDED_FOR.clone(), ip.clone());
+        }
     }
     // The common case (no such header yet) reuses static and shared bytes: no copies.
     if headers.contains_key(&X_FORWARDED_PROTO) {
@@ -119,31 +141,9 @@ pub fn append_forwarded(
     }
 }
 
-/// An IP address written on the stack (the longest IPv6 text is 45 bytes).
-struct IpText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl Default for IpText {
-    fn default() -> Self {
-        IpText {
-            buf: [0; 48],
-            len: 0,
-        }
-    }
-}
-
-impl IpText {
-    fn format(&mut self, ip: IpAddr) -> &[u8] {
-        use std::io::Write;
-        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
-        self.len = match write!(cursor, "{ip}") {
-            Ok(()) => cursor.position() as usize,
-            Err(_) => 0,
-        };
-        &self.buf[..self.len]
-    }
+/// A client address as header text, made once per connection so requests only share it.
+pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    HeaderValue::from_str(&ip.to_string()).ok()
 }
 
 /// Appends `value` to a comma-separated list header, creating it when absent.
@@ -219,12 +219,8 @@ mod tests {
     fn forwarded_headers_append() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("host", "iam.example")]);
         let host = h.get("host").cloned();
-        append_forwarded(
-            &mut h,
-            Some("127.0.0.1".parse().expect("ip")),
-            "http",
-            host.as_ref(),
-        );
+        let ip = ip_value("127.0.0.1".parse().expect("ip"));
+        append_forwarded(&mut h, ip.as_ref(), "http", host.as_ref());
         assert_eq!(
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
@@ -240,14 +236,17 @@ mod tests {
     }
 
     #[test]
-    fn ip_text_fits_the_longest_addresses() {
-        let mut t = IpText::default();
+    fn ipv6_clients_are_forwarded_as_text() {
         let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
             .parse()
             .expect("ip");
-        assert_eq!(t.format(v6), v6.to_string().as_bytes());
+        assert_eq!(
+            ip_value(v6).as_ref().map(|v| v.as_bytes()),
+            Some(v6.to_string().as_bytes())
+        );
         let mut h = HeaderMap::new();
-        append_forwarded(&mut h, Some("::1".parse().expect("ip")), "http", None);
+        let ip = ip_value("::1".parse().expect("ip"));
+        append_forwarded(&mut h, ip.as_ref(), "http", None);
         assert_eq!(
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"::1"[..])

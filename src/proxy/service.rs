@@ -65,12 +65,18 @@ pub struct ProxyShared {
 pub struct ProxyService {
     shared: Arc<ProxyShared>,
     remote: SocketAddr,
+    /// `remote`'s IP as `X-Forwarded-For` text, formatted once per connection.
+    client_ip: Option<HeaderValue>,
 }
 
 impl ProxyService {
     /// A service for one accepted connection from `remote`.
     pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
-        ProxyService { shared, remote }
+        ProxyService {
+            shared,
+            remote,
+            client_ip: headers::ip_value(remote.ip()),
+        }
     }
 }
 
@@ -86,8 +92,18 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
-        Box::pin(forward(runtime, sink, self.remote, req))
+        let client = Client {
+            addr: self.remote,
+            ip: self.client_ip.clone(),
+        };
+        Box::pin(forward(runtime, sink, client, req))
     }
+}
+
+/// Who sent a request: the address for events, the IP text for `X-Forwarded-For`.
+struct Client {
+    addr: SocketAddr,
+    ip: Option<HeaderValue>,
 }
 
 /// Classifies and forwards one request, and counts its response by route and status class
@@ -95,14 +111,14 @@ impl tower::Service<Request<Incoming>> for ProxyService {
 async fn forward(
     rt: Arc<Runtime>,
     sink: mpsc::Sender<Exchange>,
-    remote: SocketAddr,
+    client: Client,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = forward_classified(&rt, route, sink, remote, req).await;
+    let resp = forward_classified(&rt, route, sink, client, req).await;
     if let Ok(resp) = &resp {
         counters.record(resp.status().as_u16());
     }
@@ -114,7 +130,7 @@ async fn forward_classified(
     rt: &Arc<Runtime>,
     route: Option<RouteMatch>,
     sink: mpsc::Sender<Exchange>,
-    remote: SocketAddr,
+    client: Client,
     mut req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let upgrade = headers::wants_upgrade(req.headers());
@@ -154,7 +170,7 @@ async fn forward_classified(
     parts.headers.remove(header::EXPECT);
     headers::append_forwarded(
         &mut parts.headers,
-        Some(remote.ip()),
+        client.ip.as_ref(),
         "http",
         client_host.as_ref(),
     );
@@ -184,12 +200,12 @@ async fn forward_classified(
 
     let sent = tokio::time::timeout(
         rt.upstream_timeout,
-        rt.client.request(Request::from_parts(parts, body)),
+        rt.client.send(Request::from_parts(parts, body)),
     )
     .await;
     let mut resp = match sent {
         Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Ok(fail(ProxyError::from_client(e), client_uri.path())),
+        Ok(Err(e)) => return Ok(fail(ProxyError::from_upstream(e), client_uri.path())),
         Err(_) => {
             return Ok(fail(
                 ProxyError::Timeout(rt.upstream_timeout),
@@ -227,7 +243,7 @@ async fn forward_classified(
                 status: parts.status,
                 response_headers: parts.headers.clone(),
                 response_body: CapturedBody::default(),
-                remote_addr: Some(remote),
+                remote_addr: Some(client.addr),
                 request_id: request_id.unwrap_or_default(),
                 durable: None,
             };

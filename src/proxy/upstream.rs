@@ -1,40 +1,39 @@
-//! The upstream side: where requests go, and the pooled client that takes them there.
+//! The upstream side: where requests go, and the connections that take them there.
 
-use std::cell::RefCell;
+use std::future::poll_fn;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Uri};
+use http::{HeaderValue, Request, Response, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::Service;
 
 use super::body::UpstreamBody;
+use super::pool::{self, PooledIncoming, Sender};
 
-/// Idle pooled connections are closed after this long: kept below the keep-alive timeout of
-/// common IAM servers (Node's is 5 s) so we never reuse a connection the server is closing.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// The pooled HTTP/1.1 client to the IAM, plain or TLS.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
-
-/// Tells connectors apart so a thread rebuilds its pool only when the settings changed.
+/// Tells connectors apart so a thread starts a new pool only when the settings changed.
 static NEXT_CONNECTOR_ID: AtomicU64 = AtomicU64::new(1);
 
-thread_local! {
-    /// Each thread's own pool of upstream connections: a worker thread never waits on
-    /// another's pool lock, and its connections' tasks run on its own runtime.
-    static LOCAL_CLIENT: RefCell<Option<(u64, UpstreamClient)>> = const { RefCell::new(None) };
+/// Why a request did not get a response from the IAM.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection could be made (refused, DNS, TLS handshake, connect timeout).
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// Connected, but the exchange failed (reset, malformed response).
+    Exchange(hyper::Error),
 }
 
-/// How to reach the IAM: connect timeout and TLS roots, checked at config load. Each thread
-/// that sends requests builds its own pooled client from it on first use.
+/// How to reach the IAM: its address, connect timeout and TLS roots, checked at config load.
+/// Requests go over HTTP/1.1 connections kept in each thread's own pool, so a worker never
+/// waits on another's lock and a connection's task runs beside the requests that use it.
 #[derive(Clone)]
 pub struct UpstreamConnector {
     id: u64,
+    /// `scheme://authority/` of the IAM: what the connector dials.
+    target: Uri,
     connector: HttpsConnector<HttpConnector>,
 }
 
@@ -42,34 +41,79 @@ impl std::fmt::Debug for UpstreamConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamConnector")
             .field("id", &self.id)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
 
 impl UpstreamConnector {
-    /// Builds the connector: TCP_NODELAY, connect timeout, system roots plus an optional CA.
-    pub fn new(connect_timeout: Duration, ca_file: Option<&Path>) -> Result<Self, String> {
+    /// Builds the connector for `upstream`: TCP_NODELAY, connect timeout, system roots plus
+    /// an optional CA.
+    pub fn new(
+        upstream: &Upstream,
+        connect_timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, String> {
+        let target = Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("cannot build the upstream address: {e}"))?;
         Ok(UpstreamConnector {
             id: NEXT_CONNECTOR_ID.fetch_add(1, Ordering::Relaxed),
+            target,
             connector: build_connector(connect_timeout, ca_file)?,
         })
     }
 
-    /// Sends `req` on this thread's pool (built on first use, and again after a reload
-    /// changed the connection settings).
-    pub fn request(&self, req: Request<UpstreamBody>) -> ResponseFuture {
-        LOCAL_CLIENT.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            match &*slot {
-                Some((id, client)) if *id == self.id => client.request(req),
-                _ => {
-                    let client = client_from(self.connector.clone());
-                    let fut = client.request(req);
-                    *slot = Some((self.id, client));
-                    fut
+    /// Sends `req` (origin-form URI, `Host` already set) on a pooled connection, or a new
+    /// one. A request that a reused connection closed before taking is sent again on
+    /// another: the IAM may drop an idle connection just as we pick it.
+    pub async fn send(
+        &self,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledIncoming>, UpstreamError> {
+        loop {
+            let (mut sender, reused) = match pool::checkout(self.id) {
+                Some(sender) => (sender, true),
+                // Boxed: dialing is rare, and its state would make every request's future larger.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let (parts, body) = resp.into_parts();
+                    let body = PooledIncoming::new(body, self.id, sender);
+                    return Ok(Response::from_parts(parts, body));
                 }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(UpstreamError::Exchange(e.into_error())),
+                },
             }
-        })
+        }
+    }
+
+    /// Dials the IAM and starts the connection's task on this thread's runtime.
+    async fn connect(&self) -> Result<Sender, UpstreamError> {
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let io = connector
+            .call(self.target.clone())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(UpstreamError::Exchange)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 }
 
@@ -128,13 +172,10 @@ impl Upstream {
         &self.host_header
     }
 
-    /// The absolute URI for a client request's path and query. Without a base path this
-    /// reuses the client's path bytes (no copy).
+    /// The origin-form request target for a client request's path and query. Without a
+    /// base path this reuses the client's path bytes (no copy).
     pub fn uri_for(&self, pq: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(match (self.base_path.is_empty(), pq) {
+        let pq = match (self.base_path.is_empty(), pq) {
             (true, Some(pq)) => pq.clone(),
             (true, None) => PathAndQuery::from_static("/"),
             (false, pq) => {
@@ -144,17 +185,9 @@ impl Upstream {
                 joined.push_str(rest);
                 PathAndQuery::try_from(joined)?
             }
-        });
-        Ok(Uri::from_parts(parts)?)
+        };
+        Ok(Uri::from(pq))
     }
-}
-
-fn client_from(connector: HttpsConnector<HttpConnector>) -> UpstreamClient {
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .set_host(false)
-        .build(connector)
 }
 
 fn build_connector(
@@ -213,7 +246,7 @@ mod tests {
         let pq = PathAndQuery::from_static("/users/1?x=1");
         assert_eq!(
             up.uri_for(Some(&pq)).expect("uri").to_string(),
-            "http://127.0.0.1:8081/users/1?x=1"
+            "/users/1?x=1"
         );
     }
 
@@ -223,7 +256,7 @@ mod tests {
         let pq = PathAndQuery::from_static("/users?x=1");
         assert_eq!(
             up.uri_for(Some(&pq)).expect("uri").to_string(),
-            "https://iam.internal/base/users?x=1"
+            "/base/users?x=1"
         );
         assert_eq!(up.host_header().as_bytes(), b"iam.internal");
     }

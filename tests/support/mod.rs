@@ -9,6 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ type Handler =
 pub struct FakeUpstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections accepted so far (shows whether the proxy reuses its pool).
+    pub accepted: Arc<AtomicUsize>,
 }
 
 impl FakeUpstream {
@@ -64,11 +67,14 @@ impl FakeUpstream {
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accepted2 = accepted.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let seen = seen2.clone();
                 tokio::spawn(async move {
@@ -98,7 +104,11 @@ impl FakeUpstream {
                 });
             }
         });
-        FakeUpstream { addr, seen }
+        FakeUpstream {
+            addr,
+            seen,
+            accepted,
+        }
     }
 
     /// Answers every request with 200 and `body`.
@@ -109,6 +119,11 @@ impl FakeUpstream {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// TCP connections the proxy opened to us so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Requests seen so far.
