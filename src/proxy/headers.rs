@@ -9,19 +9,6 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that only describe the connection they arrived on (RFC 9110 7.6.1, plus the
-/// historical `Keep-Alive` and `Proxy-Connection`). `TE` is handled apart: `TE: trailers`
-/// is passed on so trailers can flow end to end; `Trailer` is end-to-end (it announces the
-/// trailer fields, and hyper only sends announced ones).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TRANSFER_ENCODING,
-];
-
 /// `X-Forwarded-For`: the client address chain.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`: the scheme the client used.
@@ -43,103 +30,146 @@ fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// True when a header of this name may need removing or rewriting at a hop: one pass over the
-/// names instead of a lookup per hop-by-hop header, since most messages carry none.
-fn maybe_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "transfer-encoding"
-            | "te"
-            | "upgrade"
-    )
+/// Hop-by-hop header names as bits, so one pass over a message's names finds them all.
+const CONNECTION_BIT: u16 = 1;
+const TE_BIT: u16 = 1 << 1;
+const UPGRADE_BIT: u16 = 1 << 2;
+const EXPECT_BIT: u16 = 1 << 3;
+/// Always removed when present (with [`HOP_BY_HOP`] in the same order from bit 4 on).
+const PLAIN_SHIFT: u16 = 4;
+
+fn hop_bit(name: &HeaderName) -> u16 {
+    match name.as_str() {
+        "connection" => CONNECTION_BIT,
+        "te" => TE_BIT,
+        "upgrade" => UPGRADE_BIT,
+        "expect" => EXPECT_BIT,
+        "keep-alive" => 1 << PLAIN_SHIFT,
+        "proxy-connection" => 1 << (PLAIN_SHIFT + 1),
+        "proxy-authenticate" => 1 << (PLAIN_SHIFT + 2),
+        "proxy-authorization" => 1 << (PLAIN_SHIFT + 3),
+        "transfer-encoding" => 1 << (PLAIN_SHIFT + 4),
+        _ => 0,
+    }
+}
+
+/// Headers that only describe the connection they arrived on (RFC 9110 7.6.1, plus the
+/// historical `Keep-Alive` and `Proxy-Connection`), after `Connection` itself. `TE` is
+/// handled apart: `TE: trailers` is passed on so trailers can flow end to end; `Trailer` is
+/// end-to-end (it announces the trailer fields, and hyper only sends announced ones).
+const HOP_BY_HOP: [HeaderName; 5] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TRANSFER_ENCODING,
+];
+
+/// Which side of the proxy a message is crossing to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// A client request on its way to the IAM: `Expect` is dropped too, because our own
+    /// server answers `100-continue` when it starts reading the body.
+    Request,
+    /// The IAM's response on its way to the client.
+    Response,
 }
 
 /// Removes hop-by-hop headers before a message crosses the proxy.
 ///
 /// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive so a protocol switch can
-/// be negotiated end to end.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if !keep_upgrade && !headers.keys().any(maybe_hop_by_hop) {
+/// be negotiated end to end. Most messages carry none of these names: one pass over the
+/// names, and no lookups, settles that.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, hop: Hop, keep_upgrade: bool) {
+    let mut present = 0u16;
+    for name in headers.keys() {
+        present |= hop_bit(name);
+    }
+    if hop == Hop::Response {
+        present &= !EXPECT_BIT;
+    }
+    if present == 0 && !keep_upgrade {
         return;
     }
-    // Headers named by `Connection` are hop-by-hop too. Collect only when there are any.
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named_something_else = conn
-            .to_str()
-            .map(|v| {
-                v.split(',').map(str::trim).any(|t| {
-                    !t.is_empty()
-                        && !t.eq_ignore_ascii_case("close")
-                        && !t.eq_ignore_ascii_case("keep-alive")
-                        && !t.eq_ignore_ascii_case("upgrade")
-                })
-            })
-            .unwrap_or(false);
-        if named_something_else {
-            let named: Vec<HeaderName> = headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-                .collect();
-            for name in named {
-                if keep_upgrade && name == header::UPGRADE {
-                    continue;
-                }
-                headers.remove(&name);
-            }
+    if present & CONNECTION_BIT != 0 {
+        remove_connection_named(headers, keep_upgrade);
+        headers.remove(header::CONNECTION);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << (PLAIN_SHIFT + i as u16)) != 0 {
+            headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if let Some(te) = headers.get(header::TE) {
-        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
+    if present & TE_BIT != 0 {
+        let trailers_only = headers
+            .get(header::TE)
+            .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        if !trailers_only {
             headers.remove(header::TE);
         }
     }
+    if present & EXPECT_BIT != 0 {
+        headers.remove(header::EXPECT);
+    }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present & UPGRADE_BIT != 0 {
         headers.remove(header::UPGRADE);
     }
 }
 
+/// Removes the headers `Connection` names (other than its own keywords).
+fn remove_connection_named(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named_something_else = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case("close")
+                && !t.eq_ignore_ascii_case("keep-alive")
+                && !t.eq_ignore_ascii_case("upgrade")
+        });
+    if !named_something_else {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+}
+
 /// Appends the client to `X-Forwarded-For`, the scheme to `X-Forwarded-Proto` and the
-/// requested host to `X-Forwarded-Host`.
+/// requested host to `X-Forwarded-Host`. The common case (none there yet) shares the given
+/// bytes: no copies, one lookup per header.
 pub fn append_forwarded(
     headers: &mut HeaderMap,
     client_ip: Option<&HeaderValue>,
-    proto: &'static str,
+    proto: &'static HeaderValue,
     host: Option<&HeaderValue>,
 ) {
     if let Some(ip) = client_ip {
-        if headers.contains_key(&X_FORWARDED_FOR) {
-            append_value(headers, &X_FORWARDED_FOR, ip.as_bytes());
-        } else {
-            headers.insert(X_FORWARDED_FOR.clone(), ip.clone());
-        }
+        append_value(headers, &X_FORWARDED_FOR, ip);
     }
-    // The common case (no such header yet) reuses static and shared bytes: no copies.
-    if headers.contains_key(&X_FORWARDED_PROTO) {
-        append_value(headers, &X_FORWARDED_PROTO, proto.as_bytes());
-    } else {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    }
+    append_value(headers, &X_FORWARDED_PROTO, proto);
     if let Some(host) = host {
-        if headers.contains_key(&X_FORWARDED_HOST) {
-            append_value(headers, &X_FORWARDED_HOST, host.as_bytes());
-        } else {
-            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        }
+        append_value(headers, &X_FORWARDED_HOST, host);
     }
 }
+
+/// `X-Forwarded-Proto` for a plain-HTTP listener.
+pub static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// A client address as header text, made once per connection so requests only share it.
 pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
@@ -147,19 +177,21 @@ pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
 }
 
 /// Appends `value` to a comma-separated list header, creating it when absent.
-fn append_value(headers: &mut HeaderMap, name: &HeaderName, value: &[u8]) {
-    let new = match headers.get(name) {
-        None => HeaderValue::from_bytes(value),
-        Some(existing) => {
-            let mut joined = Vec::with_capacity(existing.len() + 2 + value.len());
-            joined.extend_from_slice(existing.as_bytes());
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(value);
-            HeaderValue::from_bytes(&joined)
+fn append_value(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
+    match headers.entry(name) {
+        header::Entry::Vacant(e) => {
+            e.insert(value.clone());
         }
-    };
-    if let Ok(v) = new {
-        headers.insert(name.clone(), v);
+        header::Entry::Occupied(mut e) => {
+            let existing = e.get().as_bytes();
+            let mut joined = Vec::with_capacity(existing.len() + 2 + value.len());
+            joined.extend_from_slice(existing);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(value.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&joined) {
+                e.insert(v);
+            }
+        }
     }
 }
 
@@ -190,9 +222,35 @@ mod tests {
             ("upgrade", "websocket"),
             ("content-type", "application/json"),
         ]);
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h, Hop::Request, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["content-type"]);
+    }
+
+    #[test]
+    fn expect_is_dropped_only_on_the_way_to_the_iam() {
+        let pairs = [
+            ("expect", "100-continue"),
+            ("connection", "keep-alive"),
+            ("content-length", "5"),
+        ];
+        let mut request = map(&pairs);
+        strip_hop_by_hop(&mut request, Hop::Request, false);
+        let names: Vec<&str> = request.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["content-length"]);
+
+        let mut response = map(&pairs);
+        strip_hop_by_hop(&mut response, Hop::Response, false);
+        let names: Vec<&str> = response.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["expect", "content-length"]);
+    }
+
+    #[test]
+    fn messages_without_hop_headers_are_left_alone() {
+        let mut h = map(&[("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, Hop::Response, false);
+        assert_eq!(h, before);
     }
 
     #[test]
@@ -203,7 +261,7 @@ mod tests {
             ("te", "trailers"),
         ]);
         assert!(wants_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
+        strip_hop_by_hop(&mut h, Hop::Request, true);
         assert_eq!(
             h.get("upgrade").map(|v| v.as_bytes()),
             Some(&b"websocket"[..])
@@ -220,7 +278,7 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("host", "iam.example")]);
         let host = h.get("host").cloned();
         let ip = ip_value("127.0.0.1".parse().expect("ip"));
-        append_forwarded(&mut h, ip.as_ref(), "http", host.as_ref());
+        append_forwarded(&mut h, ip.as_ref(), &PROTO_HTTP, host.as_ref());
         assert_eq!(
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"10.0.0.1, 127.0.0.1"[..])
@@ -246,7 +304,7 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         let ip = ip_value("::1".parse().expect("ip"));
-        append_forwarded(&mut h, ip.as_ref(), "http", None);
+        append_forwarded(&mut h, ip.as_ref(), &PROTO_HTTP, None);
         assert_eq!(
             h.get("x-forwarded-for").map(|v| v.as_bytes()),
             Some(&b"::1"[..])

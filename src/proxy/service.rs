@@ -159,24 +159,25 @@ async fn forward_classified(
     let matched = route.map(|route| (route, parts.method.clone(), parts.headers.clone()));
 
     // HTTP/2 clients send :authority instead of Host.
-    let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+    let sent_host = parts.headers.get(header::HOST).cloned();
+    let client_host = sent_host.clone().or_else(|| {
         parts
             .uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    // 100-continue is answered by our own server when we start reading the body.
-    parts.headers.remove(header::EXPECT);
+    headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
     headers::append_forwarded(
         &mut parts.headers,
         client.ip.as_ref(),
-        "http",
+        &headers::PROTO_HTTP,
         client_host.as_ref(),
     );
-    match (rt.preserve_host, client_host) {
-        (true, Some(host)) => {
-            parts.headers.insert(header::HOST, host);
+    match (rt.preserve_host, sent_host, client_host) {
+        // The client's own `Host` is already in place.
+        (true, Some(_), _) => {}
+        (true, None, Some(authority)) => {
+            parts.headers.insert(header::HOST, authority);
         }
         _ => {
             parts
@@ -221,7 +222,7 @@ async fn forward_classified(
             tokio::spawn(tunnel(downstream, upstream));
         }
     }
-    headers::strip_hop_by_hop(resp.headers_mut(), switching);
+    headers::strip_hop_by_hop(resp.headers_mut(), headers::Hop::Response, switching);
 
     let (parts, body) = resp.into_parts();
     let body = match matched {
