@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before/after: CPU microseconds per request of two userhook binaries (from /proc utime+stime
 # of the proxy process over each wrk run), alternating rounds against the same nginx upstream,
-# for an unmatched GET and a matched user-create POST. CPU per request is steadier than req/s
+# for an unmatched GET and a matched user-create POST (~500-byte body, three fields). CPU per request is steadier than req/s
 # on a shared machine, but still compare medians.
 #
 #   bash bench/compare.sh OLD_BINARY NEW_BINARY        # ROUNDS=6 DURATION=4 by default
@@ -32,7 +32,7 @@ listen: 127.0.0.1:$port
 upstream: http://127.0.0.1:18281
 admin: {listen: 127.0.0.1:$((port+100))}
 routes:
-  - {action: created, method: POST, path: /api/v1/users, fields: {ID: response.body.id}}
+  - {action: created, method: POST, path: /api/v1/users, fields: {ID: response.body.id, Name: request.body.username, Email: request.body.email}}
 log: {level: warn}
 delivery: {spool_dir: $W/spool-$n}
 Y
@@ -43,7 +43,9 @@ done
 for port in 18282 18283; do
   for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
 done
-printf 'wrk.method="POST"\nwrk.body="{\\"username\\":\\"alice\\"}"\nwrk.headers["Content-Type"]="application/json"\n' > $W/post.lua
+# The same ~500-byte Keycloak-style user as bench/proxy.sh.
+BODY='{"username":"alice","email":"alice@example.com","firstName":"Alice","lastName":"Liddell","enabled":true,"attributes":{"department":["engineering"],"location":["Shanghai"],"employeeNumber":["000042"]},"credentials":[{"type":"password","value":"not-a-real-password","temporary":false}],"groups":["/staff","/engineering"],"requiredActions":[]}'
+printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$BODY" > $W/post.lua
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 for path in /users/42 /api/v1/users; do
   script=""; [ $path = /api/v1/users ] && script="-s $W/post.lua"

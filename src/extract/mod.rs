@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod decode;
+pub mod json_index;
 pub mod jwt;
 pub mod partial_json;
 pub mod source;

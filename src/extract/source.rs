@@ -72,10 +72,33 @@ impl JsonPath {
         Ok(JsonPath(steps))
     }
 
+    /// The first step's key (what it reads of an object) and the steps after it.
+    pub fn split_first(&self) -> (&str, Steps<'_>) {
+        match self.0.split_first() {
+            Some((first, rest)) => (first.key.as_str(), Steps(rest)),
+            None => ("", Steps(&[])),
+        }
+    }
+
     /// The value at this path, if every step exists.
     pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
+        Steps(&self.0).lookup(root)
+    }
+
+    fn names_credential(&self) -> bool {
+        self.0.iter().any(|s| is_credential_name(&s.key))
+    }
+}
+
+/// Some steps of a [`JsonPath`], applied from a value inside the document.
+#[derive(Debug, Clone, Copy)]
+pub struct Steps<'p>(&'p [Step]);
+
+impl Steps<'_> {
+    /// The value these steps lead to from `root`, if every step exists.
+    pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
         let mut v = root;
-        for step in &self.0 {
+        for step in self.0 {
             v = match v {
                 Value::Object(map) => map.get(&step.key)?,
                 Value::Array(items) if step.key == "primary" => primary(items)?,
@@ -93,10 +116,6 @@ impl JsonPath {
             };
         }
         Some(v)
-    }
-
-    fn names_credential(&self) -> bool {
-        self.0.iter().any(|s| is_credential_name(&s.key))
     }
 }
 
@@ -190,10 +209,7 @@ impl FieldSource {
     /// The value for this exchange; `None` when missing, empty, or not a scalar.
     pub fn eval(&self, view: &View<'_>) -> Option<String> {
         let mut value = match &self.source {
-            Source::Body(side, path) => view
-                .json(*side)
-                .and_then(|v| path.lookup(v))
-                .and_then(scalar_text),
+            Source::Body(side, path) => view.json_text(*side, path),
             Source::Form(name) => view.form_value(name),
             Source::Path(i) => view.path_param(*i),
             Source::Query(name) => view.query_value(name),

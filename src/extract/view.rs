@@ -12,8 +12,9 @@ use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use super::decode::{decode, DecodedBody};
+use super::json_index::ObjectIndex;
 use super::partial_json::close_prefix;
-use super::source::Side;
+use super::source::{scalar_text, JsonPath, Side};
 use crate::exchange::{CapturedBody, Exchange};
 
 /// One body with its lazily decoded and parsed forms.
@@ -22,6 +23,7 @@ struct LazyBody<'a> {
     headers: &'a HeaderMap,
     limit: usize,
     decoded: OnceCell<Option<DecodedBody<'a>>>,
+    index: OnceCell<Option<ObjectIndex>>,
     json: OnceCell<Option<Value>>,
     form: OnceCell<Vec<(String, String)>>,
 }
@@ -33,6 +35,7 @@ impl<'a> LazyBody<'a> {
             headers,
             limit,
             decoded: OnceCell::new(),
+            index: OnceCell::new(),
             json: OnceCell::new(),
             form: OnceCell::new(),
         }
@@ -52,6 +55,22 @@ impl<'a> LazyBody<'a> {
                 .get()
                 .and_then(Option::as_ref)
                 .is_some_and(|d| d.cut)
+    }
+
+    /// The scalar at `path` as text. A whole object body is only indexed, and just the
+    /// member the path starts with is parsed; anything else (arrays, cut bodies) is parsed
+    /// into a tree once.
+    fn json_text(&self, path: &JsonPath) -> Option<String> {
+        let bytes = &self.decoded()?.bytes;
+        let index = self.index.get_or_init(|| ObjectIndex::build(bytes));
+        match index {
+            Some(index) => {
+                let (first, rest) = path.split_first();
+                let member = index.member(bytes, first)?;
+                rest.lookup(&member).and_then(scalar_text)
+            }
+            None => path.lookup(self.json()?).and_then(scalar_text),
+        }
     }
 
     fn json(&self) -> Option<&Value> {
@@ -122,9 +141,9 @@ impl<'a> View<'a> {
         self.request.partial() || self.response.partial()
     }
 
-    /// The parsed JSON body of one side.
-    pub fn json(&self, side: Side) -> Option<&Value> {
-        self.body(side).json()
+    /// The scalar at `path` in one side's JSON body, as text.
+    pub fn json_text(&self, side: Side, path: &JsonPath) -> Option<String> {
+        self.body(side).json_text(path)
     }
 
     /// A field of the urlencoded request body (first occurrence).
