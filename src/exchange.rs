@@ -4,11 +4,10 @@
 //! when the response body has been passed on (or abandoned). It is then sent over a bounded
 //! channel to the extractor task; nothing in here is ever awaited on the request path.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
 use crate::detect::RouteMatch;
 use crate::runtime::Runtime;
@@ -38,7 +37,8 @@ pub struct Exchange {
     pub status: StatusCode,
     pub response_headers: HeaderMap,
     pub response_body: CapturedBody,
-    pub remote_addr: Option<SocketAddr>,
+    /// The client's IP as text, formatted once per client connection.
+    pub remote_ip: Option<HeaderValue>,
     /// `X-Request-Id`, as received or generated.
     pub request_id: String,
     /// `delivery.guarantee: strict`: the proxy holds the end of the response until this is

@@ -91,9 +91,11 @@ fn request_info(ex: &Exchange) -> RequestInfo {
         path: ex.uri.path().to_owned(),
         status: ex.status.as_u16(),
         remote_addr: ex
-            .remote_addr
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
+            .remote_ip
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
         request_id: ex.request_id.clone(),
         user_agent: ex
             .request_headers

@@ -102,7 +102,7 @@ impl Call {
             status: StatusCode::from_u16(self.status).expect("status"),
             response_headers: self.response_headers,
             response_body: self.response_body,
-            remote_addr: Some("10.1.2.3:55123".parse().expect("addr")),
+            remote_ip: Some(http::HeaderValue::from_static("10.1.2.3")),
             request_id: "req-1".into(),
             durable: None,
         })

@@ -64,8 +64,8 @@ pub struct ProxyShared {
 #[derive(Clone)]
 pub struct ProxyService {
     shared: Arc<ProxyShared>,
-    remote: SocketAddr,
-    /// `remote`'s IP as `X-Forwarded-For` text, formatted once per connection.
+    /// The client's IP as text (for `X-Forwarded-For` and events), formatted once per
+    /// connection.
     client_ip: Option<HeaderValue>,
 }
 
@@ -74,7 +74,6 @@ impl ProxyService {
     pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
         ProxyService {
             shared,
-            remote,
             client_ip: headers::ip_value(remote.ip()),
         }
     }
@@ -92,18 +91,8 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
-        let client = Client {
-            addr: self.remote,
-            ip: self.client_ip.clone(),
-        };
-        Box::pin(forward(runtime, sink, client, req))
+        Box::pin(forward(runtime, sink, self.client_ip.clone(), req))
     }
-}
-
-/// Who sent a request: the address for events, the IP text for `X-Forwarded-For`.
-struct Client {
-    addr: SocketAddr,
-    ip: Option<HeaderValue>,
 }
 
 /// Classifies and forwards one request, and counts its response by route and status class
@@ -111,14 +100,14 @@ struct Client {
 async fn forward(
     rt: Arc<Runtime>,
     sink: mpsc::Sender<Exchange>,
-    client: Client,
+    client_ip: Option<HeaderValue>,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = forward_classified(&rt, route, sink, client, req).await;
+    let resp = forward_classified(&rt, route, sink, client_ip, req).await;
     if let Ok(resp) = &resp {
         counters.record(resp.status().as_u16());
     }
@@ -130,7 +119,7 @@ async fn forward_classified(
     rt: &Arc<Runtime>,
     route: Option<RouteMatch>,
     sink: mpsc::Sender<Exchange>,
-    client: Client,
+    client_ip: Option<HeaderValue>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let upgrade = headers::wants_upgrade(req.headers());
@@ -169,7 +158,7 @@ async fn forward_classified(
     headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
     headers::append_forwarded(
         &mut parts.headers,
-        client.ip.as_ref(),
+        client_ip.as_ref(),
         &headers::PROTO_HTTP,
         client_host.as_ref(),
     );
@@ -244,7 +233,7 @@ async fn forward_classified(
                 status: parts.status,
                 response_headers: parts.headers.clone(),
                 response_body: CapturedBody::default(),
-                remote_addr: Some(client.addr),
+                remote_ip: client_ip,
                 request_id: request_id.unwrap_or_default(),
                 durable: None,
             };

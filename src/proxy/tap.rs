@@ -395,7 +395,7 @@ mod tests {
                 status: http::StatusCode::CREATED,
                 response_headers: http::HeaderMap::new(),
                 response_body: CapturedBody::default(),
-                remote_addr: None,
+                remote_ip: None,
                 request_id: String::new(),
                 durable: None,
             },
