@@ -2,16 +2,20 @@
 //!
 //! A user body is mostly things no field reads (credentials, attributes, groups...), and
 //! turning all of it into a `serde_json::Value` tree costs an allocation per string, key and
-//! container. The index instead records where each top-level member's value lies (the whole
-//! text is still validated); a source then parses only the member it reads.
+//! container. The index instead records where each top-level member's value lies; a source
+//! then parses only the member it reads, with serde_json, which validates it.
+//!
+//! The scan checks the object's own structure (keys, colons, commas, the closing brace,
+//! nothing after it), the tokens of top-level scalars, and that nested containers and strings
+//! are closed; the inside of a member nobody reads is not validated further. Anything it
+//! does not understand is "not an index", and the caller falls back to a full parse.
 
-use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::Value;
+
+/// Deeper nesting than this is left to the full parser.
+const MAX_DEPTH: usize = 128;
 
 /// Where one member's key and value are, as byte ranges of the indexed text.
 #[derive(Debug)]
@@ -34,18 +38,46 @@ pub struct ObjectIndex {
 }
 
 impl ObjectIndex {
-    /// Indexes `text` when it is exactly one JSON object (whitespace around it allowed);
-    /// `None` for anything else, malformed text included.
+    /// Indexes `text` when it is one JSON object (whitespace around it allowed); `None` for
+    /// anything else, malformed text included.
     pub fn build(text: &[u8]) -> Option<ObjectIndex> {
-        let mut de = serde_json::Deserializer::from_slice(text);
-        let members = de
-            .deserialize_map(MembersVisitor {
-                base: text.as_ptr() as usize,
-                len: text.len(),
-            })
-            .ok()?;
-        de.end().ok()?;
-        Some(ObjectIndex { members })
+        let mut scan = Scanner { text, pos: 0 };
+        scan.skip_ws();
+        scan.expect(b'{')?;
+        let mut members = Vec::with_capacity(16);
+        scan.skip_ws();
+        if scan.peek() == Some(b'}') {
+            scan.pos += 1;
+        } else {
+            loop {
+                scan.skip_ws();
+                let (key_range, escaped) = scan.string()?;
+                let key = if escaped {
+                    // Includes the quotes: let serde_json undo the escapes.
+                    let quoted = text.get(key_range.start - 1..key_range.end + 1)?;
+                    Key::Unescaped(serde_json::from_slice(quoted).ok()?)
+                } else {
+                    Key::At(key_range)
+                };
+                scan.skip_ws();
+                scan.expect(b':')?;
+                scan.skip_ws();
+                let start = scan.pos;
+                scan.value()?;
+                members.push(Member {
+                    key,
+                    value: start..scan.pos,
+                });
+                scan.skip_ws();
+                match scan.next()? {
+                    b',' => continue,
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        scan.skip_ws();
+        (scan.pos == text.len()).then_some(ObjectIndex { members })
     }
 
     /// The value of member `key` (the last one when a key repeats, as a parsed tree would
@@ -55,78 +87,116 @@ impl ObjectIndex {
             Key::At(r) => text.get(r.clone()) == Some(key.as_bytes()),
             Key::Unescaped(k) => k == key,
         })?;
-        serde_json::from_slice(text.get(found.value.clone())?).ok()
-    }
-}
-
-/// The offset range of `part` inside the text starting at `base`, when it lies inside.
-fn range_in(base: usize, len: usize, part: &str) -> Option<Range<usize>> {
-    let start = (part.as_ptr() as usize).checked_sub(base)?;
-    let end = start.checked_add(part.len())?;
-    (end <= len).then_some(start..end)
-}
-
-struct MembersVisitor {
-    base: usize,
-    len: usize,
-}
-
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Vec<Member>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Member>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let raw: &'de RawValue = map.next_value()?;
-            let value = range_in(self.base, self.len, raw.get())
-                .ok_or_else(|| de::Error::custom("value outside the text"))?;
-            let key = match key {
-                Cow::Borrowed(k) => Key::At(
-                    range_in(self.base, self.len, k)
-                        .ok_or_else(|| de::Error::custom("key outside the text"))?,
-                ),
-                Cow::Owned(k) => Key::Unescaped(k),
-            };
-            members.push(Member { key, value });
+        let raw = text.get(found.value.clone())?;
+        // Most members read are plain strings: the scan already found their ends and no
+        // escapes or control characters in them; only UTF-8 is left to check.
+        if let [b'"', inner @ .., b'"'] = raw {
+            if !inner.contains(&b'\\') {
+                return std::str::from_utf8(inner)
+                    .ok()
+                    .map(|s| Value::String(s.to_owned()));
+            }
         }
-        Ok(members)
+        serde_json::from_slice(raw).ok()
     }
 }
 
-/// Reads a key borrowed from the text when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(KeyVisitor)
-    }
+/// A cursor over the text; every step is bounds-checked and returns `None` at the end.
+struct Scanner<'t> {
+    text: &'t [u8],
+    pos: usize,
 }
 
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v))
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A string starting at the cursor: the range of its contents and whether it has escapes.
+    fn string(&mut self) -> Option<(Range<usize>, bool)> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            match self.next()? {
+                b'"' => return Some((start..self.pos - 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    self.next()?;
+                }
+                // Raw control characters are not allowed in JSON strings.
+                0x00..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// One value of any kind, leaving the cursor just after it.
+    fn value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => self.container(),
+            _ => self.scalar(),
+        }
+    }
+
+    /// A nested object or array: brackets matched (strings skipped), contents not checked.
+    fn container(&mut self) -> Option<()> {
+        // The closer each open bracket expects, innermost last.
+        let mut closers = [0u8; MAX_DEPTH];
+        let mut depth = 0;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b @ (b'{' | b'[') => {
+                    *closers.get_mut(depth)? = if b == b'{' { b'}' } else { b']' };
+                    depth += 1;
+                }
+                b @ (b'}' | b']') => {
+                    depth = depth.checked_sub(1)?;
+                    if *closers.get(depth)? != b {
+                        return None;
+                    }
+                    if depth == 0 {
+                        self.pos += 1;
+                        return Some(());
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// `true`, `false`, `null` or a number.
+    fn scalar(&mut self) -> Option<()> {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+            self.pos += 1;
+        }
+        let token = self.text.get(start..self.pos)?;
+        let ok = matches!(token, b"true" | b"false" | b"null")
+            || (!token.is_empty() && serde_json::from_slice::<serde_json::Number>(token).is_ok());
+        ok.then_some(())
     }
 }
 
@@ -160,6 +230,54 @@ mod tests {
     }
 
     #[test]
+    fn every_member_reads_as_the_parsed_tree_has_it() {
+        let docs = [
+            r#"{"s":"a}b]c{d[\"e\\","n":-1.5e3,"z":0,"t":true,"f":false,"x":null}"#,
+            r#"{ "nested" : { "a" : [ 1 , { "b" : "}" } ] } , "after" : "ok" }"#,
+            r#"{"emails":[{"value":"a@x","primary":true}],"name":{"givenName":"A"}}"#,
+            r#"{"k\u00e9y":"caf\u00e9","ключ":"значение","e":"\ud83d\ude00"}"#,
+            "\t\r\n{\n\"a\"\n:\n[]\n,\"b\":{}}\n",
+        ];
+        for doc in docs {
+            let tree: Value = serde_json::from_str(doc).expect("valid json");
+            let index = ObjectIndex::build(doc.as_bytes()).expect(doc);
+            let map = tree.as_object().expect("object");
+            for (key, value) in map {
+                assert_eq!(
+                    index.member(doc.as_bytes(), key).as_ref(),
+                    Some(value),
+                    "{doc}"
+                );
+            }
+            assert_eq!(index.members.len(), map.len(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        let doc = br#"{"a":"x\"y","b":[1,{"c":null}],"d":-2.5e1,"e\n":"\u0041"}"#;
+        for end in 0..=doc.len() {
+            assert_eq!(ObjectIndex::build(&doc[..end]).is_some(), end == doc.len());
+        }
+        let mut x: u32 = 7;
+        for _ in 0..20_000 {
+            let mut m = doc.to_vec();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let i = x as usize % m.len();
+                m[i] = (x >> 8) as u8;
+            }
+            if let Some(index) = ObjectIndex::build(&m) {
+                for key in ["a", "b", "d", "e\n"] {
+                    let _ = index.member(&m, key);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_repeated_key_reads_as_a_parsed_tree_would() {
         let text = r#"{"id":"first","id":"second"}"#;
         let tree: Value = serde_json::from_str(text).expect("json");
@@ -178,6 +296,14 @@ mod tests {
             r#"{"a":1} {"b":2}"#,
             r#"{"a":tru}"#,
             r#"{"a":1,}"#,
+            r#"{"a":[}"#,
+            r#"{"a":{"b":1]}"#,
+            r#"{"a":"unterminated}"#,
+            "{\"a\":\"raw\ncontrol\"}",
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":-}"#,
         ] {
             assert!(ObjectIndex::build(text.as_bytes()).is_none(), "{text:?}");
         }
