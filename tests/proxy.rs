@@ -303,20 +303,29 @@ async fn upstream_connections_are_reused_whatever_the_body() {
             "the length of `HEAD /sized/N`"
         );
         assert!(body.is_empty());
-        let post = Request::post(format!("{}/posted", uh.url()))
-            .body(full(Bytes::from(pseudo_random(70_000))))
-            .expect("request");
-        let (status, _, body) = send(post).await;
-        assert_eq!(
-            (status, body),
-            (StatusCode::OK, Bytes::from("POST /posted"))
-        );
+        // Small bodies go on the inline client, large ones stream through hyper's.
+        for size in [1_000, 70_000] {
+            let post = Request::post(format!("{}/posted", uh.url()))
+                .body(full(Bytes::from(pseudo_random(size))))
+                .expect("request");
+            let (status, _, body) = send(post).await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::OK, Bytes::from("POST /posted"))
+            );
+        }
     }
-    assert_eq!(up.requests().len(), 25);
+    assert_eq!(up.requests().len(), 30);
+    let big = up
+        .requests()
+        .iter()
+        .filter(|r| r.body.len() == 70_000)
+        .count();
+    assert_eq!(big, 5);
     assert_eq!(
         up.connections(),
-        1,
-        "every request should reuse one connection"
+        2,
+        "one connection per client (inline and hyper), reused by every request"
     );
     uh.handle.stop().await;
 }

@@ -8,8 +8,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::direct::DirectBody;
 use super::pool::PooledIncoming;
 use super::tap::{RequestTap, ResponseTap};
+
+/// A body error from either client: hyper's, or the inline one's (I/O, framing).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body sent to the upstream IAM.
 pub enum UpstreamBody {
@@ -48,10 +52,47 @@ impl Body for UpstreamBody {
     }
 }
 
+/// The IAM's response body, from whichever client carried the exchange.
+pub enum UpstreamResponseBody {
+    /// Read by hyper's connection task (TLS, upgrades, large or unsized request bodies).
+    Hyper(PooledIncoming),
+    /// Read inline by the request's own task.
+    Direct(DirectBody),
+}
+
+impl Body for UpstreamResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamResponseBody::Hyper(b) => Pin::new(b).poll_frame(cx),
+            UpstreamResponseBody::Direct(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamResponseBody::Hyper(b) => b.is_end_stream(),
+            UpstreamResponseBody::Direct(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamResponseBody::Hyper(b) => b.size_hint(),
+            UpstreamResponseBody::Direct(b) => b.size_hint(),
+        }
+    }
+}
+
 /// A response body sent to the client.
 pub enum ClientBody {
     /// Unmatched route: streamed as received from the upstream.
-    Plain(PooledIncoming),
+    Plain(UpstreamResponseBody),
     /// Matched route: streamed, copied, and handed to detection when done.
     Tapped(Box<ResponseTap>),
     /// A response userhook wrote itself (errors, admin).
@@ -67,12 +108,12 @@ impl ClientBody {
 
 impl Body for ClientBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ClientBody::Plain(b) => Pin::new(b).poll_frame(cx),
             ClientBody::Tapped(b) => Pin::new(b.as_mut()).poll_frame(cx),

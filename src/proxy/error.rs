@@ -24,7 +24,7 @@ impl ProxyError {
     pub fn from_upstream(e: UpstreamError) -> Self {
         match e {
             UpstreamError::Connect(e) => ProxyError::Unreachable(error_chain(e.as_ref())),
-            UpstreamError::Exchange(e) => ProxyError::Broken(error_chain(&e)),
+            UpstreamError::Exchange(e) => ProxyError::Broken(error_chain(e.as_ref())),
         }
     }
 

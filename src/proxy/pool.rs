@@ -1,9 +1,8 @@
-//! Each thread's idle upstream connections, and the response body that hands its connection
-//! back when it ends.
+//! Each thread's idle upstream connections.
 //!
-//! One proxy worker is one current-thread runtime, so its pool needs no lock and no hashing:
-//! a thread-local stack of ready HTTP/1.1 senders for the one upstream the config names. A
-//! connection is returned by the response body the moment its last byte has been read (no
+//! One proxy worker is one current-thread runtime, so its pools need no lock and no hashing:
+//! thread-local stacks of ready connections to the one upstream the config names. A
+//! connection is returned by its response body the moment the last byte has been read (no
 //! task is spawned per request to wait for that), and taken most-recently-used first so a
 //! quiet period lets the oldest ones age out.
 
@@ -18,89 +17,102 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-use super::body::UpstreamBody;
+use super::body::{BoxError, UpstreamBody};
+use super::direct::DirectConn;
 
 /// Idle pooled connections are not reused after this long: kept below the keep-alive timeout
 /// of common IAM servers (Node's is 5 s) so we never send on a connection the server is
 /// closing.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// Idle connections kept per thread; more than the busiest burst of concurrent requests a
-/// sidecar sees, and a bound on file descriptors if the upstream never closes them.
+/// Idle connections kept per thread and kind; more than the busiest burst of concurrent
+/// requests a sidecar sees, and a bound on file descriptors if the upstream never closes them.
 const MAX_IDLE_PER_THREAD: usize = 1024;
 
-/// The sending half of one upstream HTTP/1.1 connection.
+/// The sending half of one hyper-driven upstream HTTP/1.1 connection.
 pub type Sender = SendRequest<UpstreamBody>;
 
-struct Idle {
-    sender: Sender,
+/// What a pool needs to know about an idle connection.
+pub trait Reusable {
+    /// Closed (or otherwise unusable): drop it.
+    fn is_dead(&mut self) -> bool;
+    /// Still finishing its last exchange: keep it, but do not use it yet.
+    fn is_busy(&self) -> bool;
+}
+
+impl Reusable for Sender {
+    fn is_dead(&mut self) -> bool {
+        self.is_closed()
+    }
+
+    fn is_busy(&self) -> bool {
+        !self.is_ready()
+    }
+}
+
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
-/// The pool of one connector (identified by its id): a reload that changes where or how we
-/// connect starts a new pool, and the old connections close once their requests finish.
-struct Pool {
+/// The idle connections of one connector (identified by its id): a reload that changes where
+/// or how we connect starts a new pool, and the old connections close once their requests
+/// finish.
+pub struct LocalPool<C> {
     connector: u64,
-    idle: VecDeque<Idle>,
+    idle: VecDeque<Idle<C>>,
 }
 
-thread_local! {
-    static POOL: RefCell<Pool> = const {
-        RefCell::new(Pool { connector: 0, idle: VecDeque::new() })
-    };
-}
+impl<C: Reusable> LocalPool<C> {
+    const fn new() -> Self {
+        LocalPool {
+            connector: 0,
+            idle: VecDeque::new(),
+        }
+    }
 
-/// A ready idle connection of `connector`, most recently used first; stale and closed ones
-/// are dropped on the way.
-pub fn checkout(connector: u64) -> Option<Sender> {
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.connector != connector {
-            pool.connector = connector;
-            pool.idle.clear();
+    /// A usable idle connection of `connector`, most recently used first; stale and dead
+    /// ones are dropped on the way.
+    fn checkout(&mut self, connector: u64) -> Option<C> {
+        if self.connector != connector {
+            self.connector = connector;
+            self.idle.clear();
             return None;
         }
-        let now = Instant::now();
-        expire(&mut pool.idle, now);
+        expire(&mut self.idle, Instant::now());
         let mut busy = Vec::new();
         let mut found = None;
-        while let Some(idle) = pool.idle.pop_back() {
-            if idle.sender.is_closed() {
+        while let Some(mut idle) = self.idle.pop_back() {
+            if idle.conn.is_dead() {
                 continue;
             }
-            if idle.sender.is_ready() {
-                found = Some(idle.sender);
-                break;
+            if idle.conn.is_busy() {
+                busy.push(idle);
+                continue;
             }
-            // Still finishing its last exchange: keep it for a later request.
-            busy.push(idle);
+            found = Some(idle.conn);
+            break;
         }
-        pool.idle.extend(busy.into_iter().rev());
+        self.idle.extend(busy.into_iter().rev());
         found
-    })
-}
-
-/// Puts a connection whose response has been read in full back in the pool.
-pub fn release(connector: u64, sender: Sender) {
-    if sender.is_closed() {
-        return;
     }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.connector != connector {
+
+    /// Keeps a connection whose exchange is complete.
+    fn release(&mut self, connector: u64, conn: C) {
+        if self.connector != connector {
             // The config moved on to another upstream or TLS setting: let it close.
             return;
         }
         let now = Instant::now();
-        expire(&mut pool.idle, now);
-        if pool.idle.len() < MAX_IDLE_PER_THREAD {
-            pool.idle.push_back(Idle { sender, since: now });
+        expire(&mut self.idle, now);
+        if self.idle.len() < MAX_IDLE_PER_THREAD {
+            self.idle.push_back(Idle { conn, since: now });
         }
-    })
+    }
 }
 
 /// Drops connections idle for longer than [`POOL_IDLE_TIMEOUT`] (the oldest are in front).
-fn expire(idle: &mut VecDeque<Idle>, now: Instant) {
+fn expire<C>(idle: &mut VecDeque<Idle<C>>, now: Instant) {
     while idle
         .front()
         .is_some_and(|i| now.saturating_duration_since(i.since) > POOL_IDLE_TIMEOUT)
@@ -109,9 +121,37 @@ fn expire(idle: &mut VecDeque<Idle>, now: Instant) {
     }
 }
 
-/// The upstream's response body. When its end has been read the connection goes back to
-/// this thread's pool; dropped early, the connection is closed by hyper instead (HTTP/1.1
-/// cannot skip the rest of a body).
+thread_local! {
+    static SENDERS: RefCell<LocalPool<Sender>> = const { RefCell::new(LocalPool::new()) };
+    static DIRECT: RefCell<LocalPool<DirectConn>> = const { RefCell::new(LocalPool::new()) };
+}
+
+/// A ready hyper connection of `connector` from this thread's pool.
+pub fn checkout_sender(connector: u64) -> Option<Sender> {
+    SENDERS.with(|p| p.borrow_mut().checkout(connector))
+}
+
+/// Returns a hyper connection whose response has been read in full.
+pub fn release_sender(connector: u64, sender: Sender) {
+    if sender.is_closed() {
+        return;
+    }
+    SENDERS.with(|p| p.borrow_mut().release(connector, sender))
+}
+
+/// An idle plain connection of `connector` from this thread's pool.
+pub fn checkout_direct(connector: u64) -> Option<DirectConn> {
+    DIRECT.with(|p| p.borrow_mut().checkout(connector))
+}
+
+/// Returns a plain connection whose exchange is complete.
+pub fn release_direct(connector: u64, conn: DirectConn) {
+    DIRECT.with(|p| p.borrow_mut().release(connector, conn))
+}
+
+/// A response body read by hyper's connection task. When its end has been read the
+/// connection goes back to this thread's pool; dropped early, the connection is closed by
+/// hyper instead (HTTP/1.1 cannot skip the rest of a body).
 pub struct PooledIncoming {
     inner: Incoming,
     home: Option<(u64, Sender)>,
@@ -132,29 +172,39 @@ impl PooledIncoming {
 
     fn give_back(&mut self) {
         if let Some((connector, sender)) = self.home.take() {
-            release(connector, sender);
+            release_sender(connector, sender);
         }
     }
 }
 
 impl Body for PooledIncoming {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
+        match polled {
+            Poll::Ready(None) => {
+                this.give_back();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.inner.is_end_stream() {
+                    this.give_back();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
             // A broken body means a broken connection: never reuse it.
-            Poll::Ready(Some(Err(_))) => this.home = None,
-            _ => {}
+            Poll::Ready(Some(Err(e))) => {
+                this.home = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -212,6 +212,9 @@ async fn forward_classified(
         }
     }
     headers::strip_hop_by_hop(resp.headers_mut(), headers::Hop::Response, switching);
+    // A proxy answers in its own HTTP version (RFC 9110 6.2); hyper downgrades for 1.0
+    // clients itself.
+    *resp.version_mut() = Version::HTTP_11;
 
     let (parts, body) = resp.into_parts();
     let body = match matched {

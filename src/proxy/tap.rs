@@ -19,7 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use super::pool::PooledIncoming;
+use super::body::UpstreamResponseBody;
 use crate::exchange::{CapturedBody, Exchange};
 
 /// Largest buffer reserved before any body byte has arrived.
@@ -232,7 +232,7 @@ impl Future for DurableWait {
 /// Fast mode hands the exchange off when the body is dropped. Strict mode holds the last
 /// frame (or the end of the stream) until the event is durable, so a client never sees a
 /// completed response for a change that could still go un-notified.
-pub struct ResponseTap<B: Body = PooledIncoming> {
+pub struct ResponseTap<B: Body = UpstreamResponseBody> {
     inner: B,
     capture: Capture,
     pending: Option<PendingExchange>,

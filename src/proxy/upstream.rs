@@ -11,7 +11,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::Service;
 
-use super::body::UpstreamBody;
+use super::body::{BoxError, UpstreamBody, UpstreamResponseBody};
+use super::direct;
 use super::pool::{self, PooledIncoming, Sender};
 
 /// Tells connectors apart so a thread starts a new pool only when the settings changed.
@@ -23,7 +24,7 @@ pub enum UpstreamError {
     /// No connection could be made (refused, DNS, TLS handshake, connect timeout).
     Connect(Box<dyn std::error::Error + Send + Sync>),
     /// Connected, but the exchange failed (reset, malformed response).
-    Exchange(hyper::Error),
+    Exchange(BoxError),
 }
 
 /// How to reach the IAM: its address, connect timeout and TLS roots, checked at config load.
@@ -34,6 +35,9 @@ pub struct UpstreamConnector {
     id: u64,
     /// `scheme://authority/` of the IAM: what the connector dials.
     target: Uri,
+    /// Plain HTTP: host and port for the inline client (`None` for TLS upstreams).
+    plain: Option<(String, u16)>,
+    connect_timeout: Duration,
     connector: HttpsConnector<HttpConnector>,
 }
 
@@ -60,22 +64,72 @@ impl UpstreamConnector {
             .path_and_query("/")
             .build()
             .map_err(|e| format!("cannot build the upstream address: {e}"))?;
+        let plain = (!upstream.is_https()).then(|| {
+            let host = upstream.authority.host();
+            // `[::1]` in a URL is `::1` to the resolver.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (host.to_owned(), upstream.authority.port_u16().unwrap_or(80))
+        });
         Ok(UpstreamConnector {
             id: NEXT_CONNECTOR_ID.fetch_add(1, Ordering::Relaxed),
             target,
+            plain,
+            connect_timeout,
             connector: build_connector(connect_timeout, ca_file)?,
         })
     }
 
     /// Sends `req` (origin-form URI, `Host` already set) on a pooled connection, or a new
-    /// one. A request that a reused connection closed before taking is sent again on
-    /// another: the IAM may drop an idle connection just as we pick it.
+    /// one: inline for a plain-HTTP IAM and a small body of known length, through hyper's
+    /// client otherwise.
     pub async fn send(
+        &self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
+        match &self.plain {
+            Some((host, port)) if direct::eligible(&req) => {
+                let resp = self.send_direct(host, *port, req).await?;
+                Ok(resp.map(UpstreamResponseBody::Direct))
+            }
+            _ => Ok(self.send_hyper(req).await?.map(UpstreamResponseBody::Hyper)),
+        }
+    }
+
+    /// The inline exchange. The whole request is encoded first, so a reused connection the
+    /// IAM closed while it sat idle costs a retry on a fresh one, not a failed request.
+    async fn send_direct(
+        &self,
+        host: &str,
+        port: u16,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<direct::DirectBody>, UpstreamError> {
+        let (method, bytes) = direct::encode(req).await.map_err(UpstreamError::Exchange)?;
+        loop {
+            let (conn, reused) = match pool::checkout_direct(self.id) {
+                Some(conn) => (conn, true),
+                None => {
+                    let conn = Box::pin(direct::connect(host, port, self.connect_timeout))
+                        .await
+                        .map_err(UpstreamError::Connect)?;
+                    (conn, false)
+                }
+            };
+            match direct::exchange(conn, reused, &method, &bytes, self.id).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if e.retryable => continue,
+                Err(e) => return Err(UpstreamError::Exchange(e.error)),
+            }
+        }
+    }
+
+    /// Through hyper's client. A request that a reused connection closed before taking is
+    /// sent again on another: the IAM may drop an idle connection just as we pick it.
+    async fn send_hyper(
         &self,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<PooledIncoming>, UpstreamError> {
         loop {
-            let (mut sender, reused) = match pool::checkout(self.id) {
+            let (mut sender, reused) = match pool::checkout_sender(self.id) {
                 Some(sender) => (sender, true),
                 // Boxed: dialing is rare, and its state would make every request's future larger.
                 None => (Box::pin(self.connect()).await?, false),
@@ -88,7 +142,7 @@ impl UpstreamConnector {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(UpstreamError::Exchange(e.into_error())),
+                    _ => return Err(UpstreamError::Exchange(e.into_error().into())),
                 },
             }
         }
@@ -107,7 +161,7 @@ impl UpstreamConnector {
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(UpstreamError::Exchange)?;
+            .map_err(|e| UpstreamError::Exchange(e.into()))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");

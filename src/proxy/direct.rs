@@ -1,0 +1,704 @@
+//! The common exchange with a plain-HTTP IAM, driven inline by the request's own task.
+//!
+//! hyper's client runs each connection as a task of its own: a request crosses to it over a
+//! channel, the response comes back over another, and every body frame costs two more task
+//! wake-ups. For the requests a user-management API mostly sees — a small body of known
+//! length, or none — this module writes the request in one `write` and reads the response on
+//! the proxied request's own task, the way nginx does it. Anything else (TLS, upgrades,
+//! bodies of unknown or large size) stays on hyper's client.
+//!
+//! Response framing follows RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304;
+//! `Transfer-Encoding: chunked` (with trailers) before `Content-Length`; otherwise the body
+//! runs to the end of the connection, which is then not reused.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::body::{BoxError, UpstreamBody};
+use super::pool::{self, Reusable};
+
+/// Request bodies up to this size (with a known length) are sent inline; larger ones stream
+/// through hyper's client.
+pub const MAX_INLINE_BODY: u64 = 64 * 1024;
+
+/// Response heads larger than this are refused (hyper's own default is larger, but no IAM
+/// sends 64 KiB of headers).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Headers per response head, as hyper allows.
+const MAX_HEADERS: usize = 100;
+
+/// A chunk-size line (with extensions) or trailer line longer than this is refused.
+const MAX_LINE: usize = 8 * 1024;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A plain TCP connection to the IAM with what has been read but not used yet.
+#[derive(Debug)]
+pub struct DirectConn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+impl Reusable for DirectConn {
+    fn is_dead(&mut self) -> bool {
+        // An idle connection has nothing to say: readable means closed (or garbage sent).
+        // This reads the readiness the event loop already recorded; no system call.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(self.io.poll_read_ready(&mut cx), Poll::Ready(_))
+    }
+
+    fn is_busy(&self) -> bool {
+        false
+    }
+}
+
+/// True when `req` can take the inline path: a body of known length up to
+/// [`MAX_INLINE_BODY`], and no protocol switch.
+pub fn eligible(req: &Request<UpstreamBody>) -> bool {
+    req.body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= MAX_INLINE_BODY)
+        && !req.headers().contains_key(header::UPGRADE)
+        && req.method() != Method::CONNECT
+}
+
+/// Why an inline exchange failed, and whether it may be tried again on a fresh connection.
+#[derive(Debug)]
+pub struct DirectError {
+    /// The cause, for the log line.
+    pub error: BoxError,
+    /// The request cannot have been acted on (it was not written, or the reused
+    /// connection closed before a byte of response and the method is idempotent).
+    pub retryable: bool,
+}
+
+/// Encodes `req` (origin-form target, headers already prepared) with its whole body into one
+/// buffer: the request is written with a single system call and can be re-sent as is.
+pub async fn encode(req: Request<UpstreamBody>) -> Result<(Method, Vec<u8>), BoxError> {
+    let (parts, mut body) = req.into_parts();
+    let declared = body.size_hint().exact().unwrap_or(0);
+    let mut out = Vec::with_capacity(256 + declared as usize);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // A body the client framed some other way (HTTP/2 data frames) needs its length said.
+    let needs_length = declared > 0 && !parts.headers.contains_key(header::CONTENT_LENGTH);
+    if needs_length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(declared.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    let head_len = out.len();
+    while let Some(frame) = body.frame().await {
+        // Trailers cannot travel with a Content-Length body (HTTP/1.1); hyper drops them too.
+        if let Ok(data) = frame?.into_data() {
+            out.extend_from_slice(&data);
+        }
+    }
+    if (out.len() - head_len) as u64 != declared {
+        return Err(format!(
+            "request body was {} bytes, not the {declared} announced",
+            out.len() - head_len
+        )
+        .into());
+    }
+    Ok((parts.method, out))
+}
+
+/// Dials the IAM at `host:port`: every resolved address in turn, each within `timeout`.
+pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<DirectConn, BoxError> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut last: Option<io::Error> = None;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(io)) => {
+                io.set_nodelay(true)?;
+                return Ok(DirectConn {
+                    io,
+                    buf: BytesMut::with_capacity(READ_CHUNK),
+                });
+            }
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {addr} timed out"),
+                ))
+            }
+        }
+    }
+    Err(match last {
+        Some(e) => format!("cannot connect to {host}:{port}: {e}").into(),
+        None => format!("{host} resolved to no address").into(),
+    })
+}
+
+/// Sends the encoded request on `conn` and reads the response head; the body is read as the
+/// returned response's body is polled.
+pub async fn exchange(
+    mut conn: DirectConn,
+    reused: bool,
+    method: &Method,
+    request: &[u8],
+    connector: u64,
+) -> Result<Response<DirectBody>, DirectError> {
+    if let Err(e) = conn.io.write_all(request).await {
+        // Nothing the server could act on arrived whole... unless the write failed late;
+        // only a reused connection (likely closed while idle) is worth another try.
+        return Err(DirectError {
+            error: e.into(),
+            retryable: reused,
+        });
+    }
+    let idempotent = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    );
+    loop {
+        match parse_head(&mut conn.buf) {
+            Ok(Some(head)) if head.status.is_informational() => {
+                if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(fatal("the IAM switched protocols without being asked"));
+                }
+                // 100 Continue, 103 Early Hints: the final answer follows.
+                continue;
+            }
+            Ok(Some(head)) => return respond(conn, head, method, connector).map_err(fatal),
+            Ok(None) => {}
+            Err(e) => return Err(fatal(e)),
+        }
+        if conn.buf.len() >= MAX_HEAD {
+            return Err(fatal("response head too large"));
+        }
+        let nothing_yet = conn.buf.is_empty();
+        match read_more(&mut conn).await {
+            Ok(0) => {
+                return Err(DirectError {
+                    error: "connection closed before the response".into(),
+                    retryable: reused && nothing_yet && idempotent,
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(DirectError {
+                    error: e.into(),
+                    retryable: reused && nothing_yet && idempotent,
+                })
+            }
+        }
+    }
+}
+
+fn fatal(e: impl Into<BoxError>) -> DirectError {
+    DirectError {
+        error: e.into(),
+        retryable: false,
+    }
+}
+
+async fn read_more(conn: &mut DirectConn) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_more(conn, cx)).await
+}
+
+fn poll_read_more(conn: &mut DirectConn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    conn.buf.reserve(READ_CHUNK);
+    // tokio's own read: a short read marks the socket drained, so an idle pooled connection
+    // is not mistaken for a readable (closed) one.
+    tokio_util::io::poll_read_buf(Pin::new(&mut conn.io), cx, &mut conn.buf)
+}
+
+/// A parsed response head.
+struct Head {
+    status: StatusCode,
+    version: Version,
+    reason: Option<Bytes>,
+    headers: HeaderMap,
+}
+
+/// Parses a response head off the front of `buf`; `None` when more bytes are needed.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, BoxError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let code = parsed.code.ok_or("response without a status")?;
+    let status = StatusCode::from_u16(code)?;
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let canonical = status.canonical_reason().unwrap_or("");
+    let reason_text = parsed.reason.unwrap_or("");
+    let base = buf.as_ptr() as usize;
+    let reason_at = (reason_text != canonical && !reason_text.is_empty())
+        .then(|| (reason_text.as_ptr() as usize - base, reason_text.len()));
+    let mut spans = Vec::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let value_at = h.value.as_ptr() as usize - base;
+        spans.push((
+            HeaderName::from_bytes(h.name.as_bytes())?,
+            value_at,
+            h.value.len(),
+        ));
+    }
+    // The head's bytes are shared by the header values: no copy per value.
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, at, n) in spans {
+        let value = HeaderValue::from_maybe_shared(head.slice(at..at + n))?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        version,
+        reason: reason_at.map(|(at, n)| head.slice(at..at + n)),
+        headers,
+    }))
+}
+
+/// How the response body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (or its end has been reached).
+    Done,
+    /// This many bytes left.
+    Length(u64),
+    /// Chunked: in the given state.
+    Chunked(Chunk),
+    /// Until the IAM closes the connection.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty line.
+    Trailers,
+}
+
+fn respond(
+    conn: DirectConn,
+    head: Head,
+    method: &Method,
+    connector: u64,
+) -> Result<Response<DirectBody>, BoxError> {
+    let Head {
+        status,
+        version,
+        reason,
+        headers,
+    } = head;
+    let (framing, mut reusable) = framing_of(&headers, status, method)?;
+    reusable &= version == Version::HTTP_11 && !says_close(&headers);
+    let mut resp = Response::new(DirectBody {
+        conn: Some(conn),
+        framing,
+        reusable,
+        connector,
+        trailers: None,
+    });
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = headers;
+    if let Some(reason) = reason {
+        if let Ok(r) = hyper::ext::ReasonPhrase::try_from(reason) {
+            resp.extensions_mut().insert(r);
+        }
+    }
+    resp.body_mut().finish_if_done();
+    Ok(resp)
+}
+
+/// The framing of a response to `method`, and whether the connection can carry another
+/// exchange after it. Unreadable or conflicting lengths are an error, as in hyper: guessing
+/// where such a body ends could pass the client bytes of the next response.
+fn framing_of(
+    headers: &HeaderMap,
+    status: StatusCode,
+    method: &Method,
+) -> Result<(Framing, bool), BoxError> {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Done, true));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case("chunked") => (Framing::Chunked(Chunk::Size), true),
+            _ => (Framing::Close, false),
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.to_str().unwrap_or("x").split(',') {
+            match (part.trim().parse::<u64>(), length) {
+                (Ok(n), None) => length = Some(n),
+                (Ok(n), Some(m)) if n == m => {}
+                _ => return Err("invalid or conflicting Content-Length in the response".into()),
+            }
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Done, true),
+        Some(n) => (Framing::Length(n), true),
+        None => (Framing::Close, false),
+    })
+}
+
+fn says_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
+/// The IAM's response body, read from the socket as the client takes it. The connection
+/// goes back to this thread's pool when the body has been read to its end.
+#[derive(Debug)]
+pub struct DirectBody {
+    conn: Option<DirectConn>,
+    framing: Framing,
+    reusable: bool,
+    connector: u64,
+    trailers: Option<HeaderMap>,
+}
+
+impl DirectBody {
+    /// At the end: the connection is pooled when it can carry another exchange.
+    fn finish_if_done(&mut self) {
+        if self.framing != Framing::Done {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            // Bytes beyond the response mean the stream is out of step: do not reuse.
+            if self.reusable && conn.buf.is_empty() {
+                pool::release_direct(self.connector, conn);
+            }
+        }
+    }
+
+    /// The next frame that can be made from buffered bytes, or `None` when more must be read.
+    fn next_buffered(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        let buf = &mut conn.buf;
+        loop {
+            match self.framing {
+                Framing::Done => return Ok(None),
+                Framing::Length(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(n).freeze();
+                    let left = left - n as u64;
+                    self.framing = if left == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Length(left)
+                    };
+                    return Ok(Some(Frame::data(data)));
+                }
+                Framing::Close => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = buf.len();
+                    return Ok(Some(Frame::data(buf.split_to(n).freeze())));
+                }
+                Framing::Chunked(Chunk::Size) => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    let size = chunk_size(&line)?;
+                    self.framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Framing::Chunked(Chunk::Data(left)) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(n).freeze();
+                    let left = left - n as u64;
+                    self.framing = Framing::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(Frame::data(data)));
+                }
+                Framing::Chunked(Chunk::DataEnd) => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err("chunk data not followed by CRLF".into());
+                    }
+                    buf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Framing::Chunked(Chunk::Trailers) => {
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    if line.is_empty() {
+                        self.framing = Framing::Done;
+                        return Ok(self.trailers.take().map(Frame::trailers));
+                    }
+                    let text = std::str::from_utf8(&line).map_err(|_| "trailer is not text")?;
+                    let (name, value) = text.split_once(':').ok_or("malformed trailer")?;
+                    let name = HeaderName::from_bytes(name.trim().as_bytes())?;
+                    let value = HeaderValue::from_str(value.trim())?;
+                    self.trailers
+                        .get_or_insert_with(HeaderMap::new)
+                        .append(name, value);
+                }
+            }
+        }
+    }
+}
+
+/// One CRLF-terminated line off the front of `buf` (without the CRLF).
+fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
+    match buf.windows(2).position(|w| w == b"\r\n") {
+        Some(at) => {
+            let line = buf.split_to(at).freeze();
+            buf.advance(2);
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err("chunk line too long".into()),
+        None => Ok(None),
+    }
+}
+
+/// The size of a chunk-size line (hex, extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
+    let hex = line.split(|b| *b == b';').next().unwrap_or(&[]);
+    let hex = std::str::from_utf8(hex)
+        .map_err(|_| "bad chunk size")?
+        .trim();
+    if hex.is_empty() || hex.len() > 15 {
+        return Err("bad chunk size".into());
+    }
+    Ok(u64::from_str_radix(hex, 16).map_err(|_| "bad chunk size")?)
+}
+
+impl Body for DirectBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            match this.next_buffered() {
+                Ok(Some(frame)) => {
+                    this.finish_if_done();
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) if this.framing == Framing::Done => {
+                    this.finish_if_done();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    this.conn = None;
+                    this.framing = Framing::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match poll_read_more(conn, cx) {
+                Poll::Ready(Ok(0)) => {
+                    let was = this.framing;
+                    this.conn = None;
+                    this.framing = Framing::Done;
+                    return if was == Framing::Close {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Err(
+                            "the IAM closed the connection before the body ended".into(),
+                        )))
+                    };
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    this.conn = None;
+                    this.framing = Framing::Done;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112_order() {
+        let ok = StatusCode::OK;
+        let get = Method::GET;
+        let framing = |pairs: &[(&str, &str)], status, method: &Method| {
+            framing_of(&headers(pairs), status, method).ok()
+        };
+        assert_eq!(
+            framing(&[("content-length", "5")], ok, &Method::HEAD),
+            Some((Framing::Done, true))
+        );
+        assert_eq!(
+            framing(&[], StatusCode::NO_CONTENT, &get),
+            Some((Framing::Done, true))
+        );
+        assert_eq!(
+            framing(&[("content-length", "9")], StatusCode::NOT_MODIFIED, &get),
+            Some((Framing::Done, true))
+        );
+        // Transfer-Encoding wins over Content-Length; only a final `chunked` is chunked.
+        assert_eq!(
+            framing(
+                &[
+                    ("transfer-encoding", "gzip, Chunked"),
+                    ("content-length", "3")
+                ],
+                ok,
+                &get
+            ),
+            Some((Framing::Chunked(Chunk::Size), true))
+        );
+        assert_eq!(
+            framing(&[("transfer-encoding", "gzip")], ok, &get),
+            Some((Framing::Close, false))
+        );
+        assert_eq!(
+            framing(
+                &[("content-length", "7, 7"), ("content-length", "7")],
+                ok,
+                &get
+            ),
+            Some((Framing::Length(7), true))
+        );
+        assert_eq!(
+            framing(&[("content-length", "0")], ok, &get),
+            Some((Framing::Done, true))
+        );
+        assert_eq!(framing(&[], ok, &get), Some((Framing::Close, false)));
+        for bad in ["7, 8", "-1", "x", ""] {
+            assert_eq!(framing(&[("content-length", bad)], ok, &get), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_with_extensions_ignored() {
+        assert_eq!(chunk_size(b"1a").ok(), Some(26));
+        assert_eq!(chunk_size(b"FF;name=value").ok(), Some(255));
+        assert_eq!(chunk_size(b"0").ok(), Some(0));
+        for bad in [&b""[..], b"g", b";x", b"1234567890abcdef0", b"-1"] {
+            assert!(chunk_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn heads_parse_once_complete_and_share_their_bytes() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 201 Made It\r\nX-A: 1\r\nx-a: 2\r\n"[..]);
+        assert!(parse_head(&mut buf).expect("partial is fine").is_none());
+        buf.extend_from_slice(b"Content-Length: 2\r\n\r\nokNEXT");
+        let head = parse_head(&mut buf).expect("valid").expect("complete");
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(head.version, Version::HTTP_11);
+        assert_eq!(head.reason.as_deref(), Some(&b"Made It"[..]));
+        let a: Vec<&[u8]> = head
+            .headers
+            .get_all("x-a")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(a, vec![&b"1"[..], &b"2"[..]]);
+        // The body and whatever follows stay in the buffer.
+        assert_eq!(&buf[..], b"okNEXT");
+
+        let mut canonical = BytesMut::from(&b"HTTP/1.0 404 Not Found\r\n\r\n"[..]);
+        let head = parse_head(&mut canonical)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!((head.version, head.reason), (Version::HTTP_10, None));
+
+        let mut garbage = BytesMut::from(&b"HTTP/1.1 abc\r\n\r\n"[..]);
+        assert!(parse_head(&mut garbage).is_err());
+    }
+}

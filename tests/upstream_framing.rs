@@ -1,0 +1,306 @@
+//! Responses framed every way HTTP/1.1 allows reach the client as the IAM meant them, on the
+//! proxy's inline client (plain HTTP, small bodies): chunked with extensions and trailers,
+//! informational heads before the answer, bodies that end with the connection, odd reason
+//! phrases, and broken framing as a clean 502 rather than a guess.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One scripted answer: the bytes, and whether the IAM closes the connection after them.
+struct Answer {
+    bytes: &'static [u8],
+    close: bool,
+}
+
+/// An IAM that answers requests with the script, in order, written in two pieces so the
+/// proxy has to put heads and chunks together across reads. Counts connections and keeps
+/// each request head it saw.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    connections: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    async fn start(script: Vec<Answer>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        let (count, seen) = (connections.clone(), heads.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(s, script.clone(), seen.clone()));
+            }
+        });
+        Scripted {
+            addr,
+            connections,
+            heads,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn serve(
+    mut s: TcpStream,
+    script: Arc<Mutex<std::vec::IntoIter<Answer>>>,
+    heads: Arc<Mutex<Vec<String>>>,
+) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // One request: head, then Content-Length bytes of body.
+        let head_end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        while pending.len() < head_end + length {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        }
+        pending.drain(..head_end + length);
+        heads.lock().expect("lock").push(head);
+        let Some(answer) = script.lock().expect("lock").next() else {
+            return;
+        };
+        let (a, b) = answer.bytes.split_at(answer.bytes.len() / 2);
+        if s.write_all(a).await.is_err() || s.flush().await.is_err() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        if s.write_all(b).await.is_err() {
+            return;
+        }
+        if answer.close {
+            let _ = s.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Sends `request` to the proxy and reads until it closes the connection (errors included:
+/// a broken response may end with a reset).
+async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("exchange timed out");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[tokio::test]
+async fn chunked_answers_with_extensions_and_trailers_keep_the_connection() {
+    let iam = Scripted::start(vec![
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n4;name=value\r\nabcd\r\n3\r\nefg\r\n0\r\nx-sum: 7\r\n\r\n",
+            close: false,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain",
+            close: false,
+        },
+    ])
+    .await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let first = exchange(
+        uh.handle.proxy_addr,
+        "GET /a HTTP/1.1\r\nHost: iam\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+    assert!(first.contains("transfer-encoding: chunked\r\n"), "{first}");
+    assert_eq!(
+        body_of(&first),
+        "4\r\nabcd\r\n3\r\nefg\r\n0\r\nx-sum: 7\r\n\r\n"
+    );
+    let second = exchange(
+        uh.handle.proxy_addr,
+        "GET /b HTTP/1.1\r\nHost: iam\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{second}");
+    assert_eq!(body_of(&second), "again");
+    assert_eq!(iam.connections.load(Ordering::SeqCst), 1);
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
+async fn informational_heads_are_skipped_and_reason_phrases_kept() {
+    let iam = Scripted::start(vec![
+        Answer {
+            bytes: b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+            close: false,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n",
+            close: false,
+        },
+    ])
+    .await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let created = exchange(
+        uh.handle.proxy_addr,
+        "POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{ }\n",
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201 Created\r\n"), "{created}");
+    assert!(!created.contains("103"), "{created}");
+    assert_eq!(body_of(&created), "ok");
+    let fine = exchange(
+        uh.handle.proxy_addr,
+        "GET /x HTTP/1.1\r\nHost: iam\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(fine.starts_with("HTTP/1.1 200 Fine Thanks\r\n"), "{fine}");
+    // The request reached the IAM whole, in origin form, with its body length.
+    let heads = iam.heads.lock().expect("lock").clone();
+    assert!(
+        heads[0].starts_with("POST /users HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(heads[0].contains("content-length: 4\r\n"), "{}", heads[0]);
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_ending_with_the_connection_are_whole_and_not_reused() {
+    let iam = Scripted::start(vec![
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.0 200 OK\r\n\r\nold style",
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nlast",
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh",
+            close: false,
+        },
+    ])
+    .await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    for want in ["until the end", "old style", "last", "fresh"] {
+        let got = exchange(
+            uh.handle.proxy_addr,
+            "GET /x HTTP/1.1\r\nHost: iam\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        let body = body_of(&got);
+        // Unknown lengths are re-chunked for the client.
+        let plain = if got.contains("transfer-encoding: chunked") {
+            let (_, rest) = body.split_once("\r\n").expect("chunk");
+            rest.split("\r\n").next().unwrap_or_default().to_owned()
+        } else {
+            body.to_owned()
+        };
+        assert_eq!(plain, want, "{got}");
+    }
+    assert_eq!(iam.connections.load(Ordering::SeqCst), 4);
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
+async fn broken_framing_is_a_502_or_a_cut_response_never_a_guess() {
+    let iam = Scripted::start(vec![
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+            close: true,
+        },
+        Answer {
+            bytes: b"this is not http\r\n\r\n",
+            close: true,
+        },
+    ])
+    .await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let request = "GET /x HTTP/1.1\r\nHost: iam\r\nConnection: close\r\n\r\n";
+
+    let conflicting = exchange(uh.handle.proxy_addr, request).await;
+    assert!(
+        conflicting.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{conflicting}"
+    );
+    assert!(body_of(&conflicting).contains(r#""error":"upstream_error""#));
+
+    // A body cut short: the connection is closed before the response is complete (the
+    // client may or may not have seen the head), never padded or passed off as whole.
+    let cut = exchange(uh.handle.proxy_addr, request).await;
+    assert!(cut.is_empty() || body_of(&cut).len() < 10, "{cut}");
+    assert!(
+        !cut.contains("502"),
+        "the head was already on its way: {cut}"
+    );
+
+    let bad_chunk = exchange(uh.handle.proxy_addr, request).await;
+    assert!(
+        !bad_chunk.ends_with("0\r\n\r\n"),
+        "a broken body must not look complete: {bad_chunk}"
+    );
+
+    let garbage = exchange(uh.handle.proxy_addr, request).await;
+    assert!(
+        garbage.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{garbage}"
+    );
+    uh.handle.stop().await;
+}
