@@ -10,8 +10,9 @@
 # fires a webhook to a receiver that answers after 2 s (userhook+hook2s), and the create
 # with a webhook to an immediate receiver in delivery.guarantee fast and strict. The proxy under test is pinned to CPU 0,
 # the upstream and wrk to CPU 1 (on a 2-core machine). Medians of interleaved rounds are
-# printed side by side with the ratios userhook/nginx. Needs: wrk, nginx (Debian: wrk,
-# nginx-light); installs them with apt-get when missing and running as root.
+# printed side by side with the ratios userhook/nginx, with the proxy's CPU time per request
+# (from /proc: steadier than req/s when the VM's neighbours are busy). Needs: wrk, nginx
+# (Debian: wrk, nginx-light); installs them with apt-get when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,16 +122,26 @@ wrk.body = [[$BODY]]
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-# run NAME PORT PATH [lua] -> "rps p50_ms p99_ms"
+# CPU ticks (user+system) a process has used so far; 0 without a process.
+ticks() { if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14+$15}' "/proc/$1/stat"; else echo 0; fi; }
+
+# run NAME PORT PATH [lua] [PID] -> "rps p50_ms p99_ms cpu_us_per_request" (the proxy's CPU
+# per request: steadier than req/s on a shared machine; "-" for the direct rows)
 run() {
-  local port=$2 path=$3 script=${4:-}
+  local port=$2 path=$3 script=${4:-} pid=${5:-}
   local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
   [ -n "$script" ] && args+=(-s "$script")
-  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port$path" | awk '
+  local t0 t1
+  t0=$(ticks "$pid")
+  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port$path" > "$WORK/wrk.out"
+  t1=$(ticks "$pid")
+  awk -v pid="$pid" -v dt=$((t1 - t0)) '
     /Requests\/sec/ {rps=$2}
+    / requests in / {n=$1}
     /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    END { printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99) }'
+    END { cpu = (pid == "" || n == 0) ? "-" : sprintf("%.2f", dt * 10000 / n)
+          printf "%.0f %.3f %.3f %s\n", rps, ms(p50), ms(p99), cpu }' "$WORK/wrk.out"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -160,6 +171,7 @@ ROWS=(
   "create:hook-fast:$UH3_PORT:/api/v1/users:$WORK/post.lua"
   "create:hook-strict:$UH4_PORT:/api/v1/users:$WORK/post.lua"
 )
+NGINX_WORKER=$(ps -eo pid,ppid,args | awk -v m="$(cat "$WORK/px/nginx.pid")" '$2==m && /worker/ {print $1}')
 echo "warming up..." >&2
 for port in $UP_PORT $NGINX_PORT; do run x "$port" /users/42 >/dev/null; done
 for round in $(seq "$ROUNDS"); do
@@ -171,7 +183,10 @@ for round in $(seq "$ROUNDS"); do
       start_uh "$variant" "$tport"
       DURATION=1 run warm "$tport" "$cpath" "$cscript" >/dev/null  # warm pools, like the others
     fi
-    R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript")
+    pid=""
+    [ "$tname" = nginx ] && pid=$NGINX_WORKER
+    [ -n "$variant" ] && pid=$UH_PID
+    R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript" "$pid")
     if [ -n "$variant" ]; then
       [ "$round" = "$ROUNDS" ] && [ "$variant" != plain ] && OUTCOMES["$tname"]=$(count_records "$(admin_of "$variant")")
       stop_uh
@@ -180,23 +195,24 @@ for round in $(seq "$ROUNDS"); do
 done
 
 declare -A S
-printf '\n%-8s %-16s %12s %10s %10s\n' case target "req/s" "p50 ms" "p99 ms"
+printf '\n%-8s %-16s %12s %10s %10s %14s\n' case target "req/s" "p50 ms" "p99 ms" "proxy cpu us"
 for row in "${ROWS[@]}"; do
   IFS=: read -r cname tname _ _ _ <<<"$row"
   M=()
-  for f in 1 2 3; do
+  for f in 1 2 3 4; do
     M[$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$cname/$tname/$r]}" | cut -d' ' -f$f; done | median)
   done
-  printf '%-8s %-16s %12s %10s %10s\n' "$cname" "$tname" "${M[1]}" "${M[2]}" "${M[3]}"
-  S["$cname/$tname"]="${M[1]} ${M[2]} ${M[3]}"
+  printf '%-8s %-16s %12s %10s %10s %14s\n' "$cname" "$tname" "${M[1]}" "${M[2]}" "${M[3]}" "${M[4]}"
+  S["$cname/$tname"]="${M[1]} ${M[2]} ${M[3]} ${M[4]}"
 done
 ratio() { # label caseA targetA caseB targetB
-  read -r ar _ ap <<<"${S[$2/$3]}"; read -r br _ bp <<<"${S[$4/$5]}"
-  awk -v l="$1" -v ar="$ar" -v br="$br" -v ap="$ap" -v bp="$bp" \
-    'BEGIN { printf "%-44s throughput %.2fx   p99 %.2fx\n", l, ar/br, ap/bp }'
+  read -r ar _ ap ac <<<"${S[$2/$3]}"; read -r br _ bp bc <<<"${S[$4/$5]}"
+  awk -v l="$1" -v ar="$ar" -v br="$br" -v ap="$ap" -v bp="$bp" -v ac="$ac" -v bc="$bc" \
+    'BEGIN { printf "%-44s throughput %.2fx   p99 %.2fx   cpu/request %s\n", l, ar/br, ap/bp,
+             (ac == "-" || bc == "-" || bc == 0) ? "-" : sprintf("%.2fx", ac/bc) }'
 }
 echo
-echo "ratios (throughput: higher is better; p99: lower is better)"
+echo "ratios (throughput: higher is better; p99 and cpu/request: lower is better)"
 ratio "get: userhook / nginx" get userhook get nginx
 ratio "post: userhook / nginx" post userhook post nginx
 ratio "create: userhook / nginx" create userhook create nginx
