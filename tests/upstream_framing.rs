@@ -304,3 +304,70 @@ async fn broken_framing_is_a_502_or_a_cut_response_never_a_guess() {
     );
     uh.handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_request_body_streams_instead_of_waiting_to_be_whole() {
+    // The IAM records every byte as it arrives and answers once the body is complete.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let received = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let seen = received.clone();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let done = {
+                let mut all = seen.lock().expect("lock");
+                all.extend_from_slice(&buf[..n]);
+                all.ends_with(b"0123456789")
+            };
+            if done {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            }
+        }
+    });
+    let uh = Userhook::start(&config_for(&format!("http://{addr}"), ""), false).await;
+    let mut client = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: iam\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234")
+        .await
+        .expect("write head");
+    // The first half reaches the IAM while the client still holds the second.
+    eventually(Duration::from_secs(5), "the first half at the IAM", || {
+        let received = received.clone();
+        async move {
+            received
+                .lock()
+                .expect("lock")
+                .ends_with(b"01234")
+                .then_some(())
+        }
+    })
+    .await;
+    client.write_all(b"56789").await.expect("write rest");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nok"), "{out}");
+    let received = String::from_utf8_lossy(&received.lock().expect("lock")).into_owned();
+    assert!(
+        received.starts_with("POST /upload HTTP/1.1\r\n"),
+        "{received}"
+    );
+    assert!(received.ends_with("\r\n\r\n0123456789"), "{received}");
+    uh.handle.stop().await;
+}

@@ -85,46 +85,115 @@ pub struct DirectError {
     pub retryable: bool,
 }
 
-/// Encodes `req` (origin-form target, headers already prepared) with its whole body into one
-/// buffer: the request is written with a single system call and can be re-sent as is.
-pub async fn encode(req: Request<UpstreamBody>) -> Result<(Method, Vec<u8>), BoxError> {
-    let (parts, mut body) = req.into_parts();
-    let declared = body.size_hint().exact().unwrap_or(0);
-    let mut out = Vec::with_capacity(256 + declared as usize);
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    // A body the client framed some other way (HTTP/2 data frames) needs its length said.
-    let needs_length = declared > 0 && !parts.headers.contains_key(header::CONTENT_LENGTH);
-    if needs_length {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(declared.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    let head_len = out.len();
-    while let Some(frame) = body.frame().await {
-        // Trailers cannot travel with a Content-Length body (HTTP/1.1); hyper drops them too.
-        if let Ok(data) = frame?.into_data() {
-            out.extend_from_slice(&data);
+/// A request ready to write: its head plus every body byte the client has already sent, and
+/// the rest of the body, if any, still to come.
+pub struct Outgoing {
+    /// The request method (it decides whether the response has a body, and retries).
+    pub method: Method,
+    /// Head and the body bytes at hand, written with one system call.
+    bytes: Vec<u8>,
+    /// The body's remainder; `None` when `bytes` is the whole request, which can then be
+    /// sent again as is.
+    rest: Option<UpstreamBody>,
+    /// Body bytes still to come from `rest`.
+    remaining: u64,
+}
+
+impl Outgoing {
+    /// Encodes `req` (origin-form target, headers already prepared). The body is never
+    /// waited for here: only frames the client has already delivered are taken, so a small
+    /// body usually travels with its head and a slow one streams with backpressure.
+    pub async fn encode(req: Request<UpstreamBody>) -> Result<Outgoing, BoxError> {
+        let (parts, mut body) = req.into_parts();
+        let declared = body.size_hint().exact().unwrap_or(0);
+        let mut bytes = Vec::with_capacity(256 + declared.min(MAX_INLINE_BODY) as usize);
+        bytes.extend_from_slice(parts.method.as_str().as_bytes());
+        bytes.push(b' ');
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        bytes.extend_from_slice(target.as_bytes());
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in &parts.headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
         }
+        // A body the client framed some other way (HTTP/2 data frames) needs its length said.
+        if declared > 0 && !parts.headers.contains_key(header::CONTENT_LENGTH) {
+            bytes.extend_from_slice(b"content-length: ");
+            bytes.extend_from_slice(declared.to_string().as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let mut remaining = declared;
+        let mut rest = None;
+        loop {
+            if remaining == 0 && body.is_end_stream() {
+                break;
+            }
+            // One poll: a frame already received, the end, or "not yet" (then stream the rest).
+            let polled =
+                std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
+            match polled {
+                Poll::Ready(Some(frame)) => {
+                    // Trailers cannot travel with a Content-Length body; hyper drops them too.
+                    if let Ok(data) = frame?.into_data() {
+                        remaining = take(remaining, data.len())?;
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => {
+                    rest = Some(body);
+                    break;
+                }
+            }
+        }
+        if rest.is_none() && remaining != 0 {
+            return Err(short_body(declared, remaining));
+        }
+        Ok(Outgoing {
+            method: parts.method,
+            bytes,
+            rest,
+            remaining,
+        })
     }
-    if (out.len() - head_len) as u64 != declared {
-        return Err(format!(
-            "request body was {} bytes, not the {declared} announced",
-            out.len() - head_len
-        )
-        .into());
+
+    /// Writes the request: the encoded bytes, then whatever is left of the body as it comes.
+    async fn write_to(&mut self, io: &mut TcpStream) -> Result<(), BoxError> {
+        io.write_all(&self.bytes).await?;
+        let Some(body) = self.rest.as_mut() else {
+            return Ok(());
+        };
+        let declared = self.remaining;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                self.remaining = take(self.remaining, data.len())?;
+                io.write_all(&data).await?;
+            }
+        }
+        if self.remaining != 0 {
+            return Err(short_body(declared, self.remaining));
+        }
+        Ok(())
     }
-    Ok((parts.method, out))
+
+    /// The whole request is in hand and can be written again on another connection.
+    fn replayable(&self) -> bool {
+        self.rest.is_none()
+    }
+}
+
+/// `remaining` after `n` more body bytes; an error when the client sends more than it said.
+fn take(remaining: u64, n: usize) -> Result<u64, BoxError> {
+    remaining
+        .checked_sub(n as u64)
+        .ok_or_else(|| "the request body is longer than its Content-Length".into())
+}
+
+fn short_body(declared: u64, missing: u64) -> BoxError {
+    format!("the request body ended {missing} bytes short of the {declared} announced").into()
 }
 
 /// Dials the IAM at `host:port`: every resolved address in turn, each within `timeout`.
@@ -162,18 +231,19 @@ pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<DirectC
 pub async fn exchange(
     mut conn: DirectConn,
     reused: bool,
-    method: &Method,
-    request: &[u8],
+    request: &mut Outgoing,
     connector: u64,
 ) -> Result<Response<DirectBody>, DirectError> {
-    if let Err(e) = conn.io.write_all(request).await {
-        // Nothing the server could act on arrived whole... unless the write failed late;
-        // only a reused connection (likely closed while idle) is worth another try.
+    let replayable = request.replayable();
+    if let Err(e) = request.write_to(&mut conn.io).await {
+        // A failed write means the IAM did not receive the whole request; a reused
+        // connection (likely closed while idle) is worth another try if we still have it all.
         return Err(DirectError {
-            error: e.into(),
-            retryable: reused,
+            error: e,
+            retryable: reused && replayable,
         });
     }
+    let method = &request.method;
     let idempotent = matches!(
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
@@ -199,14 +269,14 @@ pub async fn exchange(
             Ok(0) => {
                 return Err(DirectError {
                     error: "connection closed before the response".into(),
-                    retryable: reused && nothing_yet && idempotent,
+                    retryable: reused && replayable && nothing_yet && idempotent,
                 })
             }
             Ok(_) => {}
             Err(e) => {
                 return Err(DirectError {
                     error: e.into(),
-                    retryable: reused && nothing_yet && idempotent,
+                    retryable: reused && replayable && nothing_yet && idempotent,
                 })
             }
         }

@@ -95,15 +95,18 @@ impl UpstreamConnector {
         }
     }
 
-    /// The inline exchange. The whole request is encoded first, so a reused connection the
-    /// IAM closed while it sat idle costs a retry on a fresh one, not a failed request.
+    /// The inline exchange. A request whose body was all at hand is kept whole, so a reused
+    /// connection the IAM closed while it sat idle costs a retry on a fresh one, not a
+    /// failed request.
     async fn send_direct(
         &self,
         host: &str,
         port: u16,
         req: Request<UpstreamBody>,
     ) -> Result<Response<direct::DirectBody>, UpstreamError> {
-        let (method, bytes) = direct::encode(req).await.map_err(UpstreamError::Exchange)?;
+        let mut request = direct::Outgoing::encode(req)
+            .await
+            .map_err(UpstreamError::Exchange)?;
         loop {
             let (conn, reused) = match pool::checkout_direct(self.id) {
                 Some(conn) => (conn, true),
@@ -114,7 +117,7 @@ impl UpstreamConnector {
                     (conn, false)
                 }
             };
-            match direct::exchange(conn, reused, &method, &bytes, self.id).await {
+            match direct::exchange(conn, reused, &mut request, self.id).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.retryable => continue,
                 Err(e) => return Err(UpstreamError::Exchange(e.error)),
