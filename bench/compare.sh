@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Before/after: CPU microseconds per request of two userhook binaries (from /proc utime+stime
 # of the proxy process over each wrk run), alternating rounds against the same nginx upstream,
-# for an unmatched GET and a matched user-create POST (~500-byte body, three fields). CPU per request is steadier than req/s
+# for an unmatched GET, a matched user-create POST (~500-byte body, three fields) and the same
+# POST unmatched. CPU per request is steadier than req/s
 # on a shared machine, but still compare medians.
 #
 #   bash bench/compare.sh OLD_BINARY NEW_BINARY        # ROUNDS=6 DURATION=4 by default
@@ -47,8 +48,10 @@ done
 BODY='{"username":"alice","email":"alice@example.com","firstName":"Alice","lastName":"Liddell","enabled":true,"attributes":{"department":["engineering"],"location":["Shanghai"],"employeeNumber":["000042"]},"credentials":[{"type":"password","value":"not-a-real-password","temporary":false}],"groups":["/staff","/engineering"],"requiredActions":[]}'
 printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$BODY" > $W/post.lua
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
-for path in /users/42 /api/v1/users; do
-  script=""; [ $path = /api/v1/users ] && script="-s $W/post.lua"
+# /api/v1/echo takes the same POST unmatched: with OLD = NEW the last two rows give the
+# cost of matching (tap, hand-off, extraction) on one build.
+for path in /users/42 /api/v1/users /api/v1/echo; do
+  script=""; [ $path != /users/42 ] && script="-s $W/post.lua"
   for _ in $(seq "$ROUNDS"); do
     for n in before after; do
       port=$([ $n = before ] && echo 18282 || echo 18283); eval "pid=\$PID_$n"

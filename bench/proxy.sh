@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
+CASES=${CASES:-get post create}  # e.g. CASES="get post" for the pass-through rows only
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
@@ -178,6 +179,7 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   for row in "${ROWS[@]}"; do
     IFS=: read -r cname tname tport cpath cscript <<<"$row"
+    [[ " $CASES " == *" $cname "* ]] || continue
     variant=$(variant_of "$tname")
     if [ -n "$variant" ]; then
       start_uh "$variant" "$tport"
@@ -198,6 +200,7 @@ declare -A S
 printf '\n%-8s %-16s %12s %10s %10s %14s\n' case target "req/s" "p50 ms" "p99 ms" "proxy cpu us"
 for row in "${ROWS[@]}"; do
   IFS=: read -r cname tname _ _ _ <<<"$row"
+  [[ " $CASES " == *" $cname "* ]] || continue
   M=()
   for f in 1 2 3 4; do
     M[$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$cname/$tname/$r]}" | cut -d' ' -f$f; done | median)
@@ -206,6 +209,7 @@ for row in "${ROWS[@]}"; do
   S["$cname/$tname"]="${M[1]} ${M[2]} ${M[3]} ${M[4]}"
 done
 ratio() { # label caseA targetA caseB targetB
+  [ -n "${S[$2/$3]:-}" ] && [ -n "${S[$4/$5]:-}" ] || return 0
   read -r ar _ ap ac <<<"${S[$2/$3]}"; read -r br _ bp bc <<<"${S[$4/$5]}"
   awk -v l="$1" -v ar="$ar" -v br="$br" -v ap="$ap" -v bp="$bp" -v ac="$ac" -v bc="$bc" \
     'BEGIN { printf "%-44s throughput %.2fx   p99 %.2fx   cpu/request %s\n", l, ar/br, ap/bp,
@@ -219,4 +223,4 @@ ratio "create: userhook / nginx" create userhook create nginx
 ratio "userhook: matched create / passthrough post" create userhook post userhook
 ratio "create: webhook to a 2 s receiver / none" create userhook+hook2s create userhook
 ratio "create with webhook: strict / fast" create hook-strict create hook-fast
-echo "delivery records after the last round's row (last delivery.records kept): hook2s: ${OUTCOMES[userhook+hook2s]:-?}; hook-fast: ${OUTCOMES[hook-fast]:-?}; hook-strict: ${OUTCOMES[hook-strict]:-?}"
+[[ " $CASES " == *" create "* ]] && echo "delivery records after the last round's row (last delivery.records kept): hook2s: ${OUTCOMES[userhook+hook2s]:-?}; hook-fast: ${OUTCOMES[hook-fast]:-?}; hook-strict: ${OUTCOMES[hook-strict]:-?}"
