@@ -96,8 +96,9 @@ webhooks:
   - {name: quick, actions: [created], url: http://127.0.0.1:$FASTHOOK_PORT/hook, retry: {attempts: 1}}"
 taskset -c 1 python3 bench/slow_receiver.py "$HOOK_PORT" 2 & PIDS+=($!)
 taskset -c 1 python3 bench/slow_receiver.py "$FASTHOOK_PORT" 0 & PIDS+=($!)
-# Each userhook variant runs only while it is measured (started fresh, with an empty spool),
-# so no instance's background delivery work steals CPU from another's row.
+# The plain userhook (no webhooks: no background work) runs for the whole benchmark, as nginx
+# does. Each webhook variant runs only while it is measured (started fresh, with an empty
+# spool), so no instance's delivery work steals CPU from another's row.
 UH_PID=""
 start_uh() { # VARIANT PORT
   rm -rf "$WORK/spool-$1"
@@ -175,22 +176,28 @@ ROWS=(
 NGINX_WORKER=$(ps -eo pid,ppid,args | awk -v m="$(cat "$WORK/px/nginx.pid")" '$2==m && /worker/ {print $1}')
 echo "warming up..." >&2
 for port in $UP_PORT $NGINX_PORT; do run x "$port" /users/42 >/dev/null; done
+start_uh plain "$UH_PORT"
+PLAIN_PID=$UH_PID
+PIDS+=("$PLAIN_PID")
+UH_PID=""
+DURATION=2 run warm "$UH_PORT" /users/42 >/dev/null
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
   for row in "${ROWS[@]}"; do
     IFS=: read -r cname tname tport cpath cscript <<<"$row"
     [[ " $CASES " == *" $cname "* ]] || continue
     variant=$(variant_of "$tname")
+    [ "$variant" = plain ] && variant="" && pid=$PLAIN_PID
     if [ -n "$variant" ]; then
       start_uh "$variant" "$tport"
       DURATION=1 run warm "$tport" "$cpath" "$cscript" >/dev/null  # warm pools, like the others
     fi
-    pid=""
     [ "$tname" = nginx ] && pid=$NGINX_WORKER
+    [ "$tname" = direct ] && pid=""
     [ -n "$variant" ] && pid=$UH_PID
     R["$cname/$tname/$round"]=$(run "$tname" "$tport" "$cpath" "$cscript" "$pid")
     if [ -n "$variant" ]; then
-      [ "$round" = "$ROUNDS" ] && [ "$variant" != plain ] && OUTCOMES["$tname"]=$(count_records "$(admin_of "$variant")")
+      [ "$round" = "$ROUNDS" ] && OUTCOMES["$tname"]=$(count_records "$(admin_of "$variant")")
       stop_uh
     fi
   done
