@@ -112,9 +112,12 @@ async fn metrics_move_as_events_are_delivered_retried_and_dead_lettered() {
                 &[("webhook", hook), ("result", result)],
             )
         };
+        // The dead-letter count is read from the spool, whose move is committed just after
+        // the outcome is counted: wait for both.
         (done("ops-ok", "success") == 1.0
             && done("ops-flaky", "success") == 1.0
-            && done("ops-dead", "dead_letter") == 1.0)
+            && done("ops-dead", "dead_letter") == 1.0
+            && sample(&text, "userhook_dead_letters", &[]) >= 1.0)
             .then_some(text)
     })
     .await;
