@@ -371,3 +371,41 @@ async fn a_slow_request_body_streams_instead_of_waiting_to_be_whole() {
     assert!(received.ends_with("\r\n\r\n0123456789"), "{received}");
     uh.handle.stop().await;
 }
+
+#[tokio::test]
+async fn endless_trailers_are_refused_and_the_proxy_keeps_serving() {
+    // 30,000 distinct trailer fields would overflow a header map; they must be cut off.
+    let mut flood =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+    for i in 0..30_000 {
+        flood.extend_from_slice(format!("x-t{i}: v\r\n").as_bytes());
+    }
+    flood.extend_from_slice(b"\r\n");
+    let iam = Scripted::start(vec![
+        Answer {
+            bytes: Box::leak(flood.into_boxed_slice()),
+            close: true,
+        },
+        Answer {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstill",
+            close: false,
+        },
+    ])
+    .await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let request = "GET /x HTTP/1.1\r\nHost: iam\r\nTE: trailers\r\nConnection: close\r\n\r\n";
+    let flooded = exchange(uh.handle.proxy_addr, request).await;
+    assert!(
+        !flooded.contains("x-t29999"),
+        "the flood must not reach the client"
+    );
+    assert!(
+        !flooded.ends_with("\r\n\r\n") || flooded.is_empty(),
+        "{}",
+        &flooded[..flooded.len().min(200)]
+    );
+    let after = exchange(uh.handle.proxy_addr, request).await;
+    assert!(after.starts_with("HTTP/1.1 200 OK\r\n"), "{after}");
+    assert_eq!(body_of(&after), "still");
+    uh.handle.stop().await;
+}

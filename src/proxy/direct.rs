@@ -41,6 +41,10 @@ const MAX_HEADERS: usize = 100;
 /// A chunk-size line (with extensions) or trailer line longer than this is refused.
 const MAX_LINE: usize = 8 * 1024;
 
+/// Trailer fields and bytes accepted after a chunked body, as hyper's client allows.
+const MAX_TRAILER_FIELDS: usize = 100;
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -389,6 +393,10 @@ fn respond(
         reason,
         headers,
     } = head;
+    if version == Version::HTTP_10 && headers.contains_key(header::TRANSFER_ENCODING) {
+        // HTTP/1.0 has no chunked coding: such a response cannot be framed safely.
+        return Err("HTTP/1.0 response with Transfer-Encoding".into());
+    }
     let (framing, mut reusable) = framing_of(&headers, status, method)?;
     reusable &= version == Version::HTTP_11 && !says_close(&headers);
     let mut resp = Response::new(DirectBody {
@@ -397,6 +405,7 @@ fn respond(
         reusable,
         connector,
         trailers: None,
+        trailer_bytes: 0,
     });
     *resp.status_mut() = status;
     *resp.version_mut() = version;
@@ -440,7 +449,7 @@ fn framing_of(
     let mut length: Option<u64> = None;
     for v in headers.get_all(header::CONTENT_LENGTH) {
         for part in v.to_str().unwrap_or("x").split(',') {
-            match (part.trim().parse::<u64>(), length) {
+            match (digits(part.trim()), length) {
                 (Ok(n), None) => length = Some(n),
                 (Ok(n), Some(m)) if n == m => {}
                 _ => return Err("invalid or conflicting Content-Length in the response".into()),
@@ -452,6 +461,14 @@ fn framing_of(
         Some(n) => (Framing::Length(n), true),
         None => (Framing::Close, false),
     })
+}
+
+/// A Content-Length value: ASCII digits only (no sign, as hyper reads it).
+fn digits(text: &str) -> Result<u64, ()> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    text.parse().map_err(|_| ())
 }
 
 fn says_close(headers: &HeaderMap) -> bool {
@@ -472,6 +489,8 @@ pub struct DirectBody {
     reusable: bool,
     connector: u64,
     trailers: Option<HeaderMap>,
+    /// Trailer bytes read so far (bounded like the fields' count).
+    trailer_bytes: usize,
 }
 
 impl DirectBody {
@@ -561,13 +580,18 @@ impl DirectBody {
                         self.framing = Framing::Done;
                         return Ok(self.trailers.take().map(Frame::trailers));
                     }
+                    self.trailer_bytes += line.len() + 2;
+                    let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
+                    if trailers.len() >= MAX_TRAILER_FIELDS
+                        || self.trailer_bytes > MAX_TRAILER_BYTES
+                    {
+                        return Err("too many trailer fields".into());
+                    }
                     let text = std::str::from_utf8(&line).map_err(|_| "trailer is not text")?;
                     let (name, value) = text.split_once(':').ok_or("malformed trailer")?;
-                    let name = HeaderName::from_bytes(name.trim().as_bytes())?;
+                    let name = HeaderName::from_bytes(name.as_bytes())?;
                     let value = HeaderValue::from_str(value.trim())?;
-                    self.trailers
-                        .get_or_insert_with(HeaderMap::new)
-                        .append(name, value);
+                    trailers.try_append(name, value)?;
                 }
             }
         }
@@ -589,14 +613,22 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<Bytes>, BoxError> {
 
 /// The size of a chunk-size line (hex, extensions after `;` ignored).
 fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
-    let hex = line.split(|b| *b == b';').next().unwrap_or(&[]);
-    let hex = std::str::from_utf8(hex)
-        .map_err(|_| "bad chunk size")?
-        .trim();
-    if hex.is_empty() || hex.len() > 15 {
+    let size = line.split(|b| *b == b';').next().unwrap_or(&[]);
+    // Whitespace may precede the extensions; the size itself is hex digits only.
+    let size = size.trim_ascii_end();
+    if size.is_empty() || !size.iter().all(u8::is_ascii_hexdigit) {
         return Err("bad chunk size".into());
     }
-    Ok(u64::from_str_radix(hex, 16).map_err(|_| "bad chunk size")?)
+    let significant = size
+        .iter()
+        .position(|b| *b != b'0')
+        .map_or(&[][..], |i| &size[i..]);
+    if significant.len() > 15 {
+        return Err("chunk size too large".into());
+    }
+    Ok(significant.iter().fold(0u64, |n, b| {
+        n * 16 + u64::from((*b as char).to_digit(16).unwrap_or(0))
+    }))
 }
 
 impl Body for DirectBody {
@@ -718,7 +750,7 @@ mod tests {
             Some((Framing::Done, true))
         );
         assert_eq!(framing(&[], ok, &get), Some((Framing::Close, false)));
-        for bad in ["7, 8", "-1", "x", ""] {
+        for bad in ["7, 8", "-1", "x", "", "+5"] {
             assert_eq!(framing(&[("content-length", bad)], ok, &get), None, "{bad}");
         }
     }
@@ -728,9 +760,66 @@ mod tests {
         assert_eq!(chunk_size(b"1a").ok(), Some(26));
         assert_eq!(chunk_size(b"FF;name=value").ok(), Some(255));
         assert_eq!(chunk_size(b"0").ok(), Some(0));
-        for bad in [&b""[..], b"g", b";x", b"1234567890abcdef0", b"-1"] {
+        assert_eq!(chunk_size(b"00000000000000010").ok(), Some(16));
+        assert_eq!(chunk_size(b"a \t;ext").ok(), Some(10));
+        for bad in [
+            &b""[..],
+            b"g",
+            b";x",
+            b"1234567890abcdef0",
+            b"-1",
+            b"+5",
+            b" 5",
+        ] {
             assert!(chunk_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A body in `framing` over a real loopback socket, with `buffered` already read.
+    async fn body_with(framing: Framing, buffered: &[u8]) -> (DirectBody, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let io = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (peer, _) = listener.accept().await.expect("accept");
+        let body = DirectBody {
+            conn: Some(DirectConn {
+                io,
+                buf: BytesMut::from(buffered),
+            }),
+            framing,
+            reusable: false,
+            connector: 0,
+            trailers: None,
+            trailer_bytes: 0,
+        };
+        (body, peer)
+    }
+
+    #[tokio::test]
+    async fn trailers_are_read_and_floods_refused() {
+        let (mut body, _peer) = body_with(
+            Framing::Chunked(Chunk::Size),
+            b"2;x=1\r\nok\r\n0\r\nx-a: 1\r\nx-b: 2\r\n\r\n",
+        )
+        .await;
+        let data = body.next_buffered().expect("valid").expect("data");
+        assert_eq!(data.into_data().ok().as_deref(), Some(&b"ok"[..]));
+        let trailers = body.next_buffered().expect("valid").expect("trailers");
+        let trailers = trailers.into_trailers().expect("a trailers frame");
+        assert_eq!(trailers.len(), 2);
+        assert_eq!(body.framing, Framing::Done);
+
+        let mut flood = b"0\r\n".to_vec();
+        for i in 0..=MAX_TRAILER_FIELDS {
+            flood.extend_from_slice(format!("x-t{i}: v\r\n").as_bytes());
+        }
+        flood.extend_from_slice(b"\r\n");
+        let (mut body, _peer) = body_with(Framing::Chunked(Chunk::Size), &flood).await;
+        let err = body.next_buffered().expect_err("a flood is an error");
+        assert!(err.to_string().contains("too many trailer"), "{err}");
     }
 
     #[test]

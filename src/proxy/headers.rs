@@ -37,6 +37,7 @@ const UPGRADE_BIT: u16 = 1 << 2;
 const EXPECT_BIT: u16 = 1 << 3;
 /// Always removed when present (with [`HOP_BY_HOP`] in the same order from bit 4 on).
 const PLAIN_SHIFT: u16 = 4;
+const TRANSFER_ENCODING_BIT: u16 = 1 << (PLAIN_SHIFT + 4);
 
 fn hop_bit(name: &HeaderName) -> u16 {
     match name.as_str() {
@@ -48,7 +49,7 @@ fn hop_bit(name: &HeaderName) -> u16 {
         "proxy-connection" => 1 << (PLAIN_SHIFT + 1),
         "proxy-authenticate" => 1 << (PLAIN_SHIFT + 2),
         "proxy-authorization" => 1 << (PLAIN_SHIFT + 3),
-        "transfer-encoding" => 1 << (PLAIN_SHIFT + 4),
+        "transfer-encoding" => TRANSFER_ENCODING_BIT,
         _ => 0,
     }
 }
@@ -99,6 +100,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, hop: Hop, keep_upgrade: bool) {
         if present & (1 << (PLAIN_SHIFT + i as u16)) != 0 {
             headers.remove(name);
         }
+    }
+    // A message framed by Transfer-Encoding must not pass on a Content-Length it also
+    // carried (RFC 9112 6.3): the next hop frames the body afresh.
+    if present & TRANSFER_ENCODING_BIT != 0 {
+        headers.remove(header::CONTENT_LENGTH);
     }
     if present & TE_BIT != 0 {
         let trailers_only = headers
@@ -165,6 +171,23 @@ pub fn append_forwarded(
     append_value(headers, &X_FORWARDED_PROTO, proto);
     if let Some(host) = host {
         append_value(headers, &X_FORWARDED_HOST, host);
+    }
+}
+
+/// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as HTTP/1.1
+/// servers expect (RFC 9113 8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
 }
 
@@ -245,6 +268,31 @@ mod tests {
         strip_hop_by_hop(&mut response, Hop::Response, false);
         let names: Vec<&str> = response.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["expect", "content-length"]);
+    }
+
+    #[test]
+    fn transfer_encoding_drops_a_content_length_beside_it() {
+        for hop in [Hop::Request, Hop::Response] {
+            let mut h = map(&[
+                ("transfer-encoding", "chunked"),
+                ("content-length", "3"),
+                ("content-type", "text/plain"),
+            ]);
+            strip_hop_by_hop(&mut h, hop, false);
+            let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            assert_eq!(names, vec!["content-type"]);
+        }
+    }
+
+    #[test]
+    fn http2_cookie_fields_are_joined() {
+        let mut h = map(&[("cookie", "a=1"), ("x", "y"), ("cookie", "b=2")]);
+        join_cookies(&mut h);
+        let cookies: Vec<&[u8]> = h.get_all("cookie").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(cookies, vec![&b"a=1; b=2"[..]]);
+        let mut one = map(&[("cookie", "a=1")]);
+        join_cookies(&mut one);
+        assert_eq!(one.get("cookie").map(|v| v.as_bytes()), Some(&b"a=1"[..]));
     }
 
     #[test]

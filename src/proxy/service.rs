@@ -155,6 +155,9 @@ async fn forward_classified(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut parts.headers);
+    }
     headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
     headers::append_forwarded(
         &mut parts.headers,

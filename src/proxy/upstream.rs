@@ -108,7 +108,10 @@ impl UpstreamConnector {
             .await
             .map_err(UpstreamError::Exchange)?;
         loop {
-            let (conn, reused) = match pool::checkout_direct(self.id) {
+            // Unconstrained: the liveness check reads the socket's recorded readiness, which
+            // tokio's cooperative budget would otherwise hide from a busy task.
+            let pooled = tokio::task::unconstrained(async { pool::checkout_direct(self.id) }).await;
+            let (conn, reused) = match pooled {
                 Some(conn) => (conn, true),
                 None => {
                     let conn = Box::pin(direct::connect(host, port, self.connect_timeout))
