@@ -400,26 +400,10 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Action, RequestInfo, UserEvent, UserFields};
+    use crate::delivery::spool::tests::put;
 
     fn delivery(seq: u64) -> Delivery {
-        let mut f = UserFields::new();
-        f.insert("ID".into(), format!("u{seq}"));
-        let mut d = Delivery::new(
-            "w",
-            UserEvent::new(seq, Action::Created, f, RequestInfo::default(), false),
-            0,
-        );
-        d.seq = seq;
-        d
-    }
-
-    fn put(d: &Delivery) -> Write {
-        Write::Put {
-            webhook: d.webhook.clone(),
-            seq: d.seq,
-            bytes: serde_json::to_vec(d).expect("json"),
-        }
+        crate::delivery::spool::tests::delivery("w", &format!("u{seq}"), seq)
     }
 
     #[tokio::test]

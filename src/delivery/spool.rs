@@ -513,11 +513,12 @@ impl Spool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 
-    fn delivery(webhook: &str, user: &str, seq: u64) -> Delivery {
+    /// A delivery of an update of `user` to `webhook`, at spool sequence `seq`.
+    pub(in crate::delivery) fn delivery(webhook: &str, user: &str, seq: u64) -> Delivery {
         let mut f = UserFields::new();
         f.insert("ID".into(), user.into());
         let mut d = Delivery::new(
@@ -529,7 +530,8 @@ mod tests {
         d
     }
 
-    fn put(d: &Delivery) -> Write {
+    /// The spool write that stores `d`.
+    pub(in crate::delivery) fn put(d: &Delivery) -> Write {
         Write::Put {
             webhook: d.webhook.clone(),
             seq: d.seq,
