@@ -174,9 +174,20 @@ impl UserEvent {
         request: RequestInfo,
         truncated: bool,
     ) -> Self {
-        let now = SystemTime::now();
+        let uuid = uuid::Uuid::now_v7();
+        // The time is the one the id carries (milliseconds, as `occurred_at` has): one clock
+        // read for both, and the two always agree.
+        let now = uuid
+            .get_timestamp()
+            .map(|t| {
+                let (secs, nanos) = t.to_unix();
+                SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+            })
+            .unwrap_or_else(SystemTime::now);
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id: &str = uuid.hyphenated().encode_lower(&mut id);
         UserEvent {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: id.to_owned(),
             seq,
             event_type: action.event_type(),
             object: "user",
@@ -191,7 +202,11 @@ impl UserEvent {
 
 /// `2026-11-30T03:36:46.123Z`: the timestamp form of events and the `Timestamp` variable.
 pub fn rfc3339_millis(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    use std::fmt::Write as _;
+    // Sized up front: formatting into an empty string grows it piece by piece.
+    let mut text = String::with_capacity("2026-11-30T03:36:46.123Z".len());
+    let _ = write!(text, "{}", humantime::format_rfc3339_millis(t));
+    text
 }
 
 #[cfg(test)]
@@ -223,6 +238,13 @@ mod tests {
         assert!(v.get("truncated").is_none());
         assert_eq!(ev.id.len(), 36);
         assert!(ev.occurred_at.ends_with('Z'));
+        // The id's time and `occurred_at` are the same millisecond.
+        let uuid = uuid::Uuid::parse_str(&ev.id).expect("uuid");
+        let (secs, nanos) = uuid.get_timestamp().expect("v7 has a time").to_unix();
+        assert_eq!(
+            ev.occurred_at,
+            rfc3339_millis(SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+        );
     }
 
     #[test]

@@ -269,9 +269,17 @@ mod tests {
                 let i = x as usize % m.len();
                 m[i] = (x >> 8) as u8;
             }
-            if let Some(index) = ObjectIndex::build(&m) {
+            let index = ObjectIndex::build(&m);
+            if let Some(index) = &index {
                 for key in ["a", "b", "d", "e\n"] {
                     let _ = index.member(&m, key);
+                }
+            }
+            // Whatever serde_json reads as an object, the index reads the same.
+            if let Ok(Value::Object(tree)) = serde_json::from_slice::<Value>(&m) {
+                let index = index.expect("a valid object is indexed");
+                for (key, value) in &tree {
+                    assert_eq!(index.member(&m, key).as_ref(), Some(value));
                 }
             }
         }

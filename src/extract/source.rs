@@ -95,6 +95,11 @@ impl JsonPath {
 pub struct Steps<'p>(&'p [Step]);
 
 impl Steps<'_> {
+    /// True when there is no step left: the value itself is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The value these steps lead to from `root`, if every step exists.
     pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
         let mut v = root;
@@ -247,6 +252,14 @@ pub fn scalar_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// [`scalar_text`] of a value parsed just for this field: a string is moved, not copied.
+pub fn into_scalar_text(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => (!s.is_empty()).then_some(s),
+        other => scalar_text(&other),
     }
 }
 
@@ -445,6 +458,16 @@ mod tests {
         assert_eq!(scalar_text(&json!(null)), None);
         assert_eq!(scalar_text(&json!({"a": 1})), None);
         assert_eq!(scalar_text(&json!([1])), None);
+        for v in [
+            json!("x"),
+            json!(""),
+            json!(7),
+            json!(false),
+            json!(null),
+            json!([1]),
+        ] {
+            assert_eq!(into_scalar_text(v.clone()), scalar_text(&v));
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::decode::{decode, DecodedBody};
 use super::json_index::ObjectIndex;
 use super::partial_json::close_prefix;
-use super::source::{scalar_text, JsonPath, Side};
+use super::source::{into_scalar_text, scalar_text, JsonPath, Side};
 use crate::exchange::{CapturedBody, Exchange};
 
 /// One body with its lazily decoded and parsed forms.
@@ -67,6 +67,9 @@ impl<'a> LazyBody<'a> {
             Some(index) => {
                 let (first, rest) = path.split_first();
                 let member = index.member(bytes, first)?;
+                if rest.is_empty() {
+                    return into_scalar_text(member);
+                }
                 rest.lookup(&member).and_then(scalar_text)
             }
             None => path.lookup(self.json()?).and_then(scalar_text),
