@@ -39,8 +39,9 @@ pub struct Exchange {
     pub response_body: CapturedBody,
     /// The client's IP as text, formatted once per client connection.
     pub remote_ip: Option<HeaderValue>,
-    /// `X-Request-Id`, as received or generated.
-    pub request_id: String,
+    /// `X-Request-Id`, as received or generated (kept as the header value: sharing it costs
+    /// nothing on the request path; the event makes text of it).
+    pub request_id: HeaderValue,
     /// `delivery.guarantee: strict`: the proxy holds the end of the response until this is
     /// answered (the event is durable) or dropped (no event, or nothing to wait for).
     pub durable: Option<tokio::sync::oneshot::Sender<()>>,

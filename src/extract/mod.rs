@@ -96,7 +96,7 @@ fn request_info(ex: &Exchange) -> RequestInfo {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
-        request_id: ex.request_id.clone(),
+        request_id: String::from_utf8_lossy(ex.request_id.as_bytes()).into_owned(),
         user_agent: ex
             .request_headers
             .get(http::header::USER_AGENT)

@@ -103,7 +103,7 @@ impl Call {
             response_headers: self.response_headers,
             response_body: self.response_body,
             remote_ip: Some(http::HeaderValue::from_static("10.1.2.3")),
-            request_id: "req-1".into(),
+            request_id: http::HeaderValue::from_static("req-1"),
             durable: None,
         })
     }

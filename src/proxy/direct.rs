@@ -48,6 +48,10 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Headers a response map has room for (see `parse_head`): a browser's dozen or so plus
+/// `X-Forwarded-*` and `X-Request-Id`.
+const REUSED_MAP_CAPACITY: usize = 16;
+
 /// A plain TCP connection to the IAM with what has been read but not used yet.
 #[derive(Debug)]
 pub struct DirectConn {
@@ -343,7 +347,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, BoxError> {
     }
     // The head's bytes are shared by the header values: no copy per value.
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // hyper's server reuses the map of each response it writes for the next request on the
+    // connection: room for a client's usual headers plus the ones the proxy adds spares that
+    // request a regrowth.
+    let mut headers = HeaderMap::with_capacity(spans.len().max(REUSED_MAP_CAPACITY));
     for (name, at, n) in spans {
         let value = HeaderValue::from_maybe_shared(head.slice(at..at + n))?;
         headers.append(name, value);

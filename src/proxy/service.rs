@@ -135,12 +135,10 @@ async fn forward_classified(
     let mut request_id = None;
     if route.is_some() {
         request_id = Some(match parts.headers.get(&X_REQUEST_ID) {
-            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            Some(v) => v.clone(),
             None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                if let Ok(v) = HeaderValue::from_str(&id) {
-                    parts.headers.insert(X_REQUEST_ID.clone(), v);
-                }
+                let id = generated_request_id();
+                parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
                 id
             }
         });
@@ -240,7 +238,7 @@ async fn forward_classified(
                 response_headers: parts.headers.clone(),
                 response_body: CapturedBody::default(),
                 remote_ip: client_ip,
-                request_id: request_id.unwrap_or_default(),
+                request_id: request_id.unwrap_or(HeaderValue::from_static("")),
                 durable: None,
             };
             let pending = PendingExchange {
@@ -267,6 +265,18 @@ async fn forward_classified(
         }
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// A fresh UUIDv7 as a header value. One allocation, shared by the forwarded header, the
+/// exchange's copy of the headers and the exchange's id.
+fn generated_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)) {
+        Ok(v) => v,
+        // Unreachable: hex digits and hyphens are valid header text.
+        Err(_) => HeaderValue::from_static(""),
+    }
 }
 
 fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
