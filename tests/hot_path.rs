@@ -121,3 +121,78 @@ fn hot_path_costs() {
         request_id - clone_only
     );
 }
+
+/// The bench's user create (bench/proxy.sh, bench/compare.sh): a Keycloak-style body, the
+/// IAM's short answer, three fields.
+fn create_exchange(rt: &std::sync::Arc<Runtime>) -> userhook::exchange::Exchange {
+    use userhook::exchange::{CapturedBody, Exchange};
+    const BODY: &str = r#"{"username":"alice","email":"alice@example.com","firstName":"Alice","lastName":"Liddell","enabled":true,"attributes":{"department":["engineering"],"location":["Shanghai"],"employeeNumber":["000042"]},"credentials":[{"type":"password","value":"not-a-real-password","temporary":false}],"groups":["/staff","/engineering"],"requiredActions":[]}"#;
+    let mut request_headers = HeaderMap::new();
+    for (k, v) in [
+        ("host", "127.0.0.1:18283"),
+        ("content-length", "331"),
+        ("content-type", "application/json"),
+        ("x-request-id", "0192f5d2-6c1e-7b3a-9f00-123456789abc"),
+    ] {
+        request_headers.insert(k, HeaderValue::from_static(v));
+    }
+    let mut response_headers = HeaderMap::new();
+    for (k, v) in [
+        ("server", "nginx"),
+        ("date", "Mon, 30 Nov 2026 10:00:00 GMT"),
+        ("content-type", "application/json"),
+        ("content-length", "31"),
+    ] {
+        response_headers.insert(k, HeaderValue::from_static(v));
+    }
+    let route = rt
+        .routes
+        .classify(&Method::POST, "/api/v1/users")
+        .expect("route");
+    Exchange {
+        runtime: rt.clone(),
+        route,
+        method: Method::POST,
+        uri: http::Uri::from_static("/api/v1/users"),
+        request_headers,
+        request_body: CapturedBody {
+            bytes: bytes::Bytes::from_static(BODY.as_bytes()),
+            truncated: false,
+        },
+        status: http::StatusCode::CREATED,
+        response_headers,
+        response_body: CapturedBody {
+            bytes: bytes::Bytes::from_static(br#"{"id":"u-1","username":"alice"}"#),
+            truncated: false,
+        },
+        remote_ip: Some(HeaderValue::from_static("127.0.0.1")),
+        request_id: HeaderValue::from_static("0192f5d2-6c1e-7b3a-9f00-123456789abc"),
+        durable: None,
+    }
+}
+
+#[test]
+#[ignore = "micro-benchmark; run in release with --ignored --nocapture"]
+fn extraction_costs() {
+    let rt = std::sync::Arc::new(
+        Runtime::from_text(
+            "upstream: http://127.0.0.1:1\nroutes:\n  - {action: created, method: POST, path: /api/v1/users, \
+             fields: {ID: response.body.id, Name: request.body.username, Email: request.body.email}}\n",
+            None,
+        )
+        .expect("config"),
+    );
+    let extractor = userhook::extract::Extractor::new(10_000);
+    let n: u32 = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let ex = create_exchange(&rt);
+    let process = ns_per_op(n, || {
+        black_box(extractor.process(black_box(&ex)));
+    });
+    let allocs = allocations_during(|| {
+        black_box(extractor.process(&ex));
+    });
+    println!("extract the bench's create event (process, event dropped): {process:.1} ns, {allocs} allocation(s)");
+}
