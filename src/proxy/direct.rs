@@ -368,6 +368,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, BoxError> {
 enum Framing {
     /// No body (or its end has been reached).
     Done,
+    /// The body broke off (I/O error, bad framing, early close): over, but not complete, so
+    /// nothing downstream may take what came for the whole body.
+    Failed,
     /// This many bytes left.
     Length(u64),
     /// Chunked: in the given state.
@@ -514,6 +517,12 @@ impl DirectBody {
         }
     }
 
+    /// The body broke off: the connection cannot be reused and the end never came.
+    fn fail(&mut self) {
+        self.conn = None;
+        self.framing = Framing::Failed;
+    }
+
     /// The next frame that can be made from buffered bytes, or `None` when more must be read.
     fn next_buffered(&mut self) -> Result<Option<Frame<Bytes>>, BoxError> {
         let Some(conn) = self.conn.as_mut() else {
@@ -522,7 +531,7 @@ impl DirectBody {
         let buf = &mut conn.buf;
         loop {
             match self.framing {
-                Framing::Done => return Ok(None),
+                Framing::Done | Framing::Failed => return Ok(None),
                 Framing::Length(left) => {
                     if buf.is_empty() {
                         return Ok(None);
@@ -589,10 +598,11 @@ impl DirectBody {
                     }
                     self.trailer_bytes += line.len() + 2;
                     let trailers = self.trailers.get_or_insert_with(HeaderMap::new);
-                    if trailers.len() >= MAX_TRAILER_FIELDS
-                        || self.trailer_bytes > MAX_TRAILER_BYTES
-                    {
+                    if trailers.len() >= MAX_TRAILER_FIELDS {
                         return Err("too many trailer fields".into());
+                    }
+                    if self.trailer_bytes > MAX_TRAILER_BYTES {
+                        return Err("trailer section too large".into());
                     }
                     let text = std::str::from_utf8(&line).map_err(|_| "trailer is not text")?;
                     let (name, value) = text.split_once(':').ok_or("malformed trailer")?;
@@ -659,8 +669,7 @@ impl Body for DirectBody {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    this.conn = None;
-                    this.framing = Framing::Done;
+                    this.fail();
                     return Poll::Ready(Some(Err(e)));
                 }
             }
@@ -668,23 +677,23 @@ impl Body for DirectBody {
                 return Poll::Ready(None);
             };
             match poll_read_more(conn, cx) {
-                Poll::Ready(Ok(0)) => {
-                    let was = this.framing;
+                Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
                     this.conn = None;
                     this.framing = Framing::Done;
-                    return if was == Framing::Close {
-                        Poll::Ready(None)
-                    } else {
-                        Poll::Ready(Some(Err(
-                            "the IAM closed the connection before the body ended".into(),
-                        )))
-                    };
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    this.fail();
+                    return Poll::Ready(Some(Err(
+                        "the IAM closed the connection before the body ended".into(),
+                    )));
                 }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
-                    this.conn = None;
-                    this.framing = Framing::Done;
-                    return Poll::Ready(Some(Err(e.into())));
+                    this.fail();
+                    return Poll::Ready(Some(Err(
+                        format!("reading the IAM's response body: {e}").into()
+                    )));
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -692,7 +701,8 @@ impl Body for DirectBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.framing == Framing::Done && self.trailers.is_none()
+        // Trailers are handed out in the step that reaches `Done`.
+        self.framing == Framing::Done
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -826,7 +836,35 @@ mod tests {
         flood.extend_from_slice(b"\r\n");
         let (mut body, _peer) = body_with(Framing::Chunked(Chunk::Size), &flood).await;
         let err = body.next_buffered().expect_err("a flood is an error");
-        assert!(err.to_string().contains("too many trailer"), "{err}");
+        assert_eq!(err.to_string(), "too many trailer fields");
+
+        let mut big = b"0\r\n".to_vec();
+        let value = "v".repeat(MAX_TRAILER_BYTES);
+        big.extend_from_slice(format!("x-big: {value}\r\n\r\n").as_bytes());
+        let (mut body, _peer) = body_with(Framing::Chunked(Chunk::Size), &big).await;
+        let err = body.next_buffered().expect_err("too large is an error");
+        assert_eq!(err.to_string(), "trailer section too large");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_fails_and_never_reads_as_ended() {
+        let (mut body, peer) = body_with(Framing::Length(10), b"short").await;
+        drop(peer);
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let data = first.expect("a frame").expect("data").into_data().ok();
+        assert_eq!(data.as_deref(), Some(&b"short"[..]));
+        assert!(!body.is_end_stream());
+        let second = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let err = second.expect("an error frame").expect_err("cut short");
+        assert_eq!(
+            err.to_string(),
+            "the IAM closed the connection before the body ended"
+        );
+        assert_eq!(body.framing, Framing::Failed);
+        assert!(!body.is_end_stream(), "a failed body is not a complete one");
+        assert_eq!(body.size_hint().exact(), None);
+        let after = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(after.is_none());
     }
 
     #[test]
