@@ -408,7 +408,8 @@ fn respond(
         return Err("HTTP/1.0 response with Transfer-Encoding".into());
     }
     let (framing, mut reusable) = framing_of(&headers, status, method)?;
-    reusable &= version == Version::HTTP_11 && !says_close(&headers);
+    reusable &=
+        version == Version::HTTP_11 && !super::headers::connection_has_token(&headers, "close");
     let mut resp = Response::new(DirectBody {
         conn: Some(conn),
         framing,
@@ -479,15 +480,6 @@ fn digits(text: &str) -> Result<u64, ()> {
         return Err(());
     }
     text.parse().map_err(|_| ())
-}
-
-fn says_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 /// The IAM's response body, read from the socket as the client takes it. The connection

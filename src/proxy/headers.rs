@@ -21,13 +21,20 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has_token(headers, "upgrade")
 }
 
-fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+/// True when a `Connection` field lists `token` (`close`, `upgrade`, ...).
+pub(crate) fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The comma-separated options of every `Connection` field, trimmed.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Hop-by-hop header names as bits, so one pass over a message's names finds them all.
@@ -124,34 +131,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, hop: Hop, keep_upgrade: bool) {
     }
 }
 
-/// Removes the headers `Connection` names (other than its own keywords).
+/// Removes the headers `Connection` names, other than its own keywords and `Host`: a
+/// request without `Host` is invalid in HTTP/1.1, so a client naming it gets it forwarded.
 fn remove_connection_named(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named_something_else = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case("close")
-                && !t.eq_ignore_ascii_case("keep-alive")
-                && !t.eq_ignore_ascii_case("upgrade")
-        });
-    if !named_something_else {
-        return;
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    // Empty (no allocation) unless a field is named, which clients rarely do.
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| {
+            !["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|k| t.eq_ignore_ascii_case(k))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| *n != header::HOST && !(keep_upgrade && *n == header::UPGRADE))
         .collect();
     for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
         headers.remove(&name);
     }
 }
@@ -177,18 +170,26 @@ pub fn append_forwarded(
 /// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as HTTP/1.1
 /// servers expect (RFC 9113 8.2.3).
 pub fn join_cookies(headers: &mut HeaderMap) {
-    let mut values = headers.get_all(header::COOKIE).iter();
-    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+    let cookies = headers.get_all(header::COOKIE);
+    if cookies.iter().nth(1).is_none() {
         return;
-    };
-    let mut joined = first.as_bytes().to_vec();
-    for v in headers.get_all(header::COOKIE).iter().skip(1) {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(v.as_bytes());
     }
+    let joined = join_values(cookies.iter(), b"; ");
     if let Ok(v) = HeaderValue::from_bytes(&joined) {
         headers.insert(header::COOKIE, v);
     }
+}
+
+/// The values of one header's fields joined with `separator`.
+fn join_values<'a>(values: impl Iterator<Item = &'a HeaderValue>, separator: &[u8]) -> Vec<u8> {
+    let mut joined = Vec::new();
+    for v in values {
+        if !joined.is_empty() {
+            joined.extend_from_slice(separator);
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    joined
 }
 
 /// `X-Forwarded-Proto` for a plain-HTTP listener.
@@ -199,18 +200,15 @@ pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
     HeaderValue::from_str(&ip.to_string()).ok()
 }
 
-/// Appends `value` to a comma-separated list header, creating it when absent.
+/// Appends `value` to a comma-separated list header, creating it when absent. A list the
+/// client split over several fields becomes one field with every element, in order.
 fn append_value(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
     match headers.entry(name) {
         header::Entry::Vacant(e) => {
             e.insert(value.clone());
         }
         header::Entry::Occupied(mut e) => {
-            let existing = e.get().as_bytes();
-            let mut joined = Vec::with_capacity(existing.len() + 2 + value.len());
-            joined.extend_from_slice(existing);
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(value.as_bytes());
+            let joined = join_values(e.iter().chain([value]), b", ");
             if let Ok(v) = HeaderValue::from_bytes(&joined) {
                 e.insert(v);
             }
@@ -250,6 +248,41 @@ mod tests {
         strip_hop_by_hop(&mut h, Hop::Request, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["content-type"]);
+    }
+
+    #[test]
+    fn a_host_named_in_connection_is_still_forwarded() {
+        let mut h = map(&[
+            ("host", "iam.example"),
+            ("connection", "Host, x-hop"),
+            ("x-hop", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, Hop::Request, false);
+        let left: Vec<(&str, &[u8])> = h.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+        assert_eq!(left, vec![("host", &b"iam.example"[..])]);
+    }
+
+    #[test]
+    fn a_forwarded_for_list_over_several_fields_keeps_every_element() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+        ]);
+        append_forwarded(
+            &mut h,
+            Some(&HeaderValue::from_static("127.0.0.1")),
+            &PROTO_HTTP,
+            None,
+        );
+        let values: Vec<&[u8]> = h
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(
+            values,
+            vec![&b"203.0.113.7, 10.0.0.1, 10.0.0.2, 127.0.0.1"[..]]
+        );
     }
 
     #[test]
