@@ -25,18 +25,12 @@ use crate::exchange::{CapturedBody, Exchange};
 /// Largest buffer reserved before any body byte has arrived.
 const PRESIZE_MAX: u64 = 64 * 1024;
 
-/// Keeps up to `limit` bytes of a body.
-///
-/// A user-management body usually arrives as one frame: that frame is kept by reference
-/// (a `Bytes` clone shares the buffer), and only a body in several frames is copied together.
+/// Keeps up to `limit` bytes of a body, copied: keeping a frame by reference would keep
+/// the whole read buffer it was cut from alive until the extractor is done, so the memory
+/// held would no longer be bounded by `capture_limit`.
 #[derive(Debug)]
 struct Capture {
-    /// The only frame so far, shared rather than copied.
-    first: Bytes,
-    /// Every frame, copied, once there is more than one.
-    joined: BytesMut,
-    /// What to reserve when frames start being joined.
-    expect: usize,
+    buf: BytesMut,
     limit: usize,
     overflowed: bool,
     ended: bool,
@@ -45,55 +39,34 @@ struct Capture {
 impl Capture {
     fn new(limit: usize, size_hint: &SizeHint) -> Self {
         // A client's declared length must not reserve memory before it sends anything: at
-        // most 64 KiB, and only once a second frame shows the body is in pieces.
+        // most 64 KiB up front, grown as data comes.
         let expect = size_hint
             .exact()
             .unwrap_or(size_hint.lower())
             .min(limit as u64)
             .min(PRESIZE_MAX) as usize;
         Capture {
-            first: Bytes::new(),
-            joined: BytesMut::new(),
-            expect,
+            buf: BytesMut::with_capacity(expect),
             limit,
             overflowed: false,
             ended: false,
         }
     }
 
-    fn len(&self) -> usize {
-        self.first.len() + self.joined.len()
-    }
-
-    fn keep(&mut self, data: &Bytes) {
-        let room = self.limit.saturating_sub(self.len());
+    fn keep(&mut self, data: &[u8]) {
+        let room = self.limit.saturating_sub(self.buf.len());
         if data.len() > room {
             self.overflowed = true;
         }
         let take = data.len().min(room);
-        if take == 0 {
-            return;
+        if take > 0 {
+            self.buf.extend_from_slice(&data[..take]);
         }
-        if self.len() == 0 {
-            self.first = data.slice(..take);
-            return;
-        }
-        if !self.first.is_empty() {
-            let first = std::mem::take(&mut self.first);
-            self.joined.reserve(self.expect.max(first.len() + take));
-            self.joined.extend_from_slice(&first);
-        }
-        self.joined.extend_from_slice(&data[..take]);
     }
 
     fn finish(&mut self) -> CapturedBody {
-        let bytes = if self.first.is_empty() {
-            std::mem::take(&mut self.joined).freeze()
-        } else {
-            std::mem::take(&mut self.first)
-        };
         CapturedBody {
-            bytes,
+            bytes: std::mem::take(&mut self.buf).freeze(),
             truncated: self.overflowed || !self.ended,
         }
     }
@@ -531,8 +504,8 @@ mod tests {
     #[test]
     fn capture_keeps_prefix_and_flags_overflow() {
         let mut c = Capture::new(5, &SizeHint::with_exact(8));
-        c.keep(&Bytes::from_static(b"abc"));
-        c.keep(&Bytes::from_static(b"defgh"));
+        c.keep(b"abc");
+        c.keep(b"defgh");
         c.ended = true;
         let body = c.finish();
         assert_eq!(&body.bytes[..], b"abcde");
@@ -540,26 +513,10 @@ mod tests {
     }
 
     #[test]
-    fn capture_of_one_frame_shares_it() {
-        let frame = Bytes::from(b"{\"username\":\"alice\"}".to_vec());
-        let mut c = Capture::new(64, &SizeHint::with_exact(frame.len() as u64));
-        c.keep(&frame);
-        c.ended = true;
-        let body = c.finish();
-        assert_eq!(body.bytes, frame);
-        assert_eq!(
-            body.bytes.as_ptr(),
-            frame.as_ptr(),
-            "no copy of a lone frame"
-        );
-        assert!(!body.truncated);
-    }
-
-    #[test]
     fn capture_joins_frames_in_order_up_to_the_limit() {
         let mut c = Capture::new(7, &SizeHint::default());
         for part in ["", "ab", "", "cde", "fghij", "k"] {
-            c.keep(&Bytes::from_static(part.as_bytes()));
+            c.keep(part.as_bytes());
         }
         c.ended = true;
         let body = c.finish();
@@ -567,8 +524,8 @@ mod tests {
         assert!(body.truncated);
 
         let mut c = Capture::new(3, &SizeHint::default());
-        c.keep(&Bytes::from_static(b"abcdef"));
-        c.keep(&Bytes::from_static(b"gh"));
+        c.keep(b"abcdef");
+        c.keep(b"gh");
         c.ended = true;
         assert_eq!(&c.finish().bytes[..], b"abc");
     }
@@ -576,7 +533,7 @@ mod tests {
     #[test]
     fn capture_within_limit_is_whole() {
         let mut c = Capture::new(16, &SizeHint::default());
-        c.keep(&Bytes::from_static(b"hello"));
+        c.keep(b"hello");
         c.ended = true;
         let body = c.finish();
         assert_eq!(&body.bytes[..], b"hello");
@@ -586,7 +543,7 @@ mod tests {
     #[test]
     fn capture_not_ended_is_truncated() {
         let mut c = Capture::new(16, &SizeHint::default());
-        c.keep(&Bytes::from_static(b"hel"));
+        c.keep(b"hel");
         assert!(c.finish().truncated);
     }
 }
