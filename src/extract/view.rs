@@ -59,7 +59,9 @@ impl<'a> LazyBody<'a> {
 
     /// The scalar at `path` as text. A whole object body is only indexed, and just the
     /// member the path starts with is parsed; anything else (arrays, cut bodies) is parsed
-    /// into a tree once.
+    /// into a tree once. So an object whose structure is sound yields the members read even
+    /// when a member nobody reads is malformed inside; a body the index rejects yields
+    /// nothing unless it was cut short.
     fn json_text(&self, path: &JsonPath) -> Option<String> {
         let bytes = &self.decoded()?.bytes;
         let index = self.index.get_or_init(|| ObjectIndex::build(bytes));

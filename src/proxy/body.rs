@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::direct::DirectBody;
@@ -52,42 +53,10 @@ impl Body for UpstreamBody {
     }
 }
 
-/// The IAM's response body, from whichever client carried the exchange.
-pub enum UpstreamResponseBody {
-    /// Read by hyper's connection task (TLS, upgrades, large or unsized request bodies).
-    Hyper(PooledIncoming),
-    /// Read inline by the request's own task.
-    Direct(DirectBody),
-}
-
-impl Body for UpstreamResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            UpstreamResponseBody::Hyper(b) => Pin::new(b).poll_frame(cx),
-            UpstreamResponseBody::Direct(b) => Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamResponseBody::Hyper(b) => b.is_end_stream(),
-            UpstreamResponseBody::Direct(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamResponseBody::Hyper(b) => b.size_hint(),
-            UpstreamResponseBody::Direct(b) => b.size_hint(),
-        }
-    }
-}
+/// The IAM's response body, from whichever client carried the exchange: `Left` was read by
+/// hyper's connection task (TLS, upgrades, large or unsized request bodies), `Right` is read
+/// inline by the request's own task. `Either` already delegates every `Body` method.
+pub type UpstreamResponseBody = Either<PooledIncoming, DirectBody>;
 
 /// A response body sent to the client.
 pub enum ClientBody {

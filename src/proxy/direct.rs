@@ -635,9 +635,11 @@ fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
     if significant.len() > 15 {
         return Err("chunk size too large".into());
     }
-    Ok(significant.iter().fold(0u64, |n, b| {
-        n * 16 + u64::from((*b as char).to_digit(16).unwrap_or(0))
-    }))
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    let hex = std::str::from_utf8(significant).map_err(|_| "bad chunk size")?;
+    Ok(u64::from_str_radix(hex, 16).map_err(|_| "bad chunk size")?)
 }
 
 impl Body for DirectBody {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Either;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::Service;
@@ -22,7 +23,7 @@ static NEXT_CONNECTOR_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub enum UpstreamError {
     /// No connection could be made (refused, DNS, TLS handshake, connect timeout).
-    Connect(Box<dyn std::error::Error + Send + Sync>),
+    Connect(BoxError),
     /// Connected, but the exchange failed (reset, malformed response).
     Exchange(BoxError),
 }
@@ -89,9 +90,9 @@ impl UpstreamConnector {
         match &self.plain {
             Some((host, port)) if direct::eligible(&req) => {
                 let resp = self.send_direct(host, *port, req).await?;
-                Ok(resp.map(UpstreamResponseBody::Direct))
+                Ok(resp.map(Either::Right))
             }
-            _ => Ok(self.send_hyper(req).await?.map(UpstreamResponseBody::Hyper)),
+            _ => Ok(self.send_hyper(req).await?.map(Either::Left)),
         }
     }
 
