@@ -247,7 +247,7 @@ pub async fn exchange(
         // A failed write means the IAM did not receive the whole request; a reused
         // connection (likely closed while idle) is worth another try if we still have it all.
         return Err(DirectError {
-            error: e,
+            error: format!("sending the request to the IAM: {e}").into(),
             retryable: reused && replayable,
         });
     }
@@ -267,7 +267,7 @@ pub async fn exchange(
             }
             Ok(Some(head)) => return respond(conn, head, method, connector).map_err(fatal),
             Ok(None) => {}
-            Err(e) => return Err(fatal(e)),
+            Err(e) => return Err(fatal(format!("the IAM's response head is malformed: {e}"))),
         }
         if conn.buf.len() >= MAX_HEAD {
             return Err(fatal("response head too large"));
@@ -283,7 +283,7 @@ pub async fn exchange(
             Ok(_) => {}
             Err(e) => {
                 return Err(DirectError {
-                    error: e.into(),
+                    error: format!("reading the IAM's response: {e}").into(),
                     retryable: reused && replayable && nothing_yet && idempotent,
                 })
             }
