@@ -226,15 +226,15 @@ where
     }
 }
 
-/// Writes raw bytes to `addr` and reads until the peer closes or `until` appears.
+/// Writes raw bytes to `addr` and reads until the peer closes (a reset included: a broken
+/// response may end with one) or `until` appears.
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8], until: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     let read = async {
-        loop {
-            let n = s.read(&mut buf).await.expect("read");
+        while let Ok(n) = s.read(&mut buf).await {
             if n == 0 {
                 break;
             }
