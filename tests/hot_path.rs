@@ -188,6 +188,19 @@ fn extraction_costs() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let ex = create_exchange(&rt);
+    let event = extractor.process(&ex).expect("a create event");
+    assert_eq!(
+        (
+            event.user.get("ID"),
+            event.user.get("Name"),
+            event.user.get("Email")
+        ),
+        (
+            Some(&"u-1".to_owned()),
+            Some(&"alice".to_owned()),
+            Some(&"alice@example.com".to_owned())
+        )
+    );
     let process = ns_per_op(n, || {
         black_box(extractor.process(black_box(&ex)));
     });

@@ -154,6 +154,28 @@ mod tests {
     }
 
     #[test]
+    fn merging_an_equal_or_changed_value_reuses_its_buffer() {
+        let mut known = user(&[("ID", "1"), ("Name", "joanna-long-name")]);
+        let before = known["Name"].as_ptr();
+        merge(
+            &mut known,
+            &user(&[("ID", "1"), ("Name", "joanna-long-name")]),
+        );
+        assert_eq!(
+            known["Name"].as_ptr(),
+            before,
+            "an equal value is left alone"
+        );
+        merge(&mut known, &user(&[("Name", "jo")]));
+        assert_eq!(known["Name"], "jo");
+        assert_eq!(
+            known["Name"].as_ptr(),
+            before,
+            "a shorter value fits the old buffer"
+        );
+    }
+
+    #[test]
     fn without_id_nothing_happens() {
         let c = UserCache::new(10);
         c.remember(&user(&[("Name", "jo")]));
@@ -173,7 +195,8 @@ mod tests {
         assert_eq!(c.get("1"), None);
         c.set_capacity(1);
         assert_eq!(c.len(), 1);
-        assert!(c.get("3").is_some());
+        assert_eq!(c.get("3"), Some(user(&[("ID", "3")])));
+        assert_eq!(c.get("2"), None);
         c.set_capacity(0);
         c.remember(&user(&[("ID", "4")]));
         assert_eq!(c.len(), 0);

@@ -820,7 +820,7 @@ mod tests {
         assert_eq!(data.into_data().ok().as_deref(), Some(&b"ok"[..]));
         let trailers = body.next_buffered().expect("valid").expect("trailers");
         let trailers = trailers.into_trailers().expect("a trailers frame");
-        assert_eq!(trailers.len(), 2);
+        assert_eq!(trailers, headers(&[("x-a", "1"), ("x-b", "2")]));
         assert_eq!(body.framing, Framing::Done);
 
         let mut flood = b"0\r\n".to_vec();

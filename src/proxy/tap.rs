@@ -460,6 +460,8 @@ mod tests {
             poll_once(&mut tap),
             Poll::Ready(Some(Bytes::from_static(b"only")))
         );
+        assert!(tap.is_end_stream());
+        assert_eq!(poll_once(&mut tap), Poll::Ready(None));
     }
 
     #[tokio::test(start_paused = true)]
@@ -474,7 +476,7 @@ mod tests {
             poll_once(&mut tap),
             Poll::Ready(Some(Bytes::from_static(b"x")))
         );
-        assert!(strict_timeouts() > before);
+        assert_eq!(strict_timeouts(), before + 1);
     }
 
     #[tokio::test]
@@ -527,7 +529,9 @@ mod tests {
         c.keep(b"abcdef");
         c.keep(b"gh");
         c.ended = true;
-        assert_eq!(&c.finish().bytes[..], b"abc");
+        let body = c.finish();
+        assert_eq!(&body.bytes[..], b"abc");
+        assert!(body.truncated);
     }
 
     #[test]
@@ -544,6 +548,8 @@ mod tests {
     fn capture_not_ended_is_truncated() {
         let mut c = Capture::new(16, &SizeHint::default());
         c.keep(b"hel");
-        assert!(c.finish().truncated);
+        let body = c.finish();
+        assert_eq!(&body.bytes[..], b"hel");
+        assert!(body.truncated);
     }
 }
