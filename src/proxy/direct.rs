@@ -712,6 +712,7 @@ impl Body for DirectBody {
 mod tests {
     use super::*;
     use crate::proxy::headers::map as headers;
+    use std::time::Instant;
 
     #[test]
     fn framing_follows_rfc_9112_order() {
@@ -838,6 +839,24 @@ mod tests {
         let (mut body, _peer) = body_with(Framing::Chunked(Chunk::Size), &big).await;
         let err = body.next_buffered().expect_err("too large is an error");
         assert_eq!(err.to_string(), "trailer section too large");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_iam_closed_reads_as_dead() {
+        let (body, peer) = body_with(Framing::Done, b"").await;
+        let mut conn = body.conn.expect("connection");
+        // Wait for the event loop to see the idle connection as it is (nothing to read).
+        tokio::task::yield_now().await;
+        assert!(!conn.is_dead(), "open and silent: reusable");
+        drop(peer);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.is_dead() {
+            assert!(
+                Instant::now() < deadline,
+                "a closed connection never read as dead"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]

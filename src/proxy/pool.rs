@@ -215,3 +215,125 @@ impl Body for PooledIncoming {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose state the test sets.
+    #[derive(Debug, PartialEq)]
+    struct Fake {
+        id: u32,
+        dead: bool,
+        busy: bool,
+    }
+
+    impl Reusable for Fake {
+        fn is_dead(&mut self) -> bool {
+            self.dead
+        }
+
+        fn is_busy(&self) -> bool {
+            self.busy
+        }
+    }
+
+    fn fake(id: u32) -> Fake {
+        Fake {
+            id,
+            dead: false,
+            busy: false,
+        }
+    }
+
+    fn ids(pool: &LocalPool<Fake>) -> Vec<u32> {
+        pool.idle.iter().map(|i| i.conn.id).collect()
+    }
+
+    #[test]
+    fn most_recently_released_goes_out_first() {
+        let mut pool = LocalPool::new();
+        assert_eq!(pool.checkout(7), None, "a new connector starts empty");
+        for id in 1..=3 {
+            pool.release(7, fake(id));
+        }
+        assert_eq!(pool.checkout(7).map(|c| c.id), Some(3));
+        assert_eq!(pool.checkout(7).map(|c| c.id), Some(2));
+        assert_eq!(ids(&pool), vec![1]);
+    }
+
+    #[test]
+    fn another_connector_starts_a_new_pool_and_old_returns_are_let_go() {
+        let mut pool = LocalPool::new();
+        pool.checkout(1);
+        pool.release(1, fake(1));
+        assert_eq!(pool.checkout(2), None, "a reload to another upstream");
+        assert!(
+            ids(&pool).is_empty(),
+            "the old upstream's idle connections are closed"
+        );
+        pool.release(1, fake(9));
+        assert!(
+            ids(&pool).is_empty(),
+            "a late return from the old upstream is dropped"
+        );
+        pool.release(2, fake(2));
+        assert_eq!(pool.checkout(2).map(|c| c.id), Some(2));
+    }
+
+    #[test]
+    fn dead_are_dropped_and_busy_kept_in_order() {
+        let mut pool = LocalPool::new();
+        pool.checkout(1);
+        pool.release(1, fake(1));
+        pool.release(
+            1,
+            Fake {
+                busy: true,
+                ..fake(2)
+            },
+        );
+        pool.release(
+            1,
+            Fake {
+                busy: true,
+                ..fake(3)
+            },
+        );
+        pool.release(
+            1,
+            Fake {
+                dead: true,
+                ..fake(4)
+            },
+        );
+        assert_eq!(pool.checkout(1).map(|c| c.id), Some(1));
+        assert_eq!(ids(&pool), vec![2, 3], "busy ones wait, in their order");
+        assert_eq!(pool.checkout(1), None);
+        assert_eq!(ids(&pool), vec![2, 3]);
+    }
+
+    #[test]
+    fn idle_too_long_expires_and_the_pool_is_bounded() {
+        let mut pool = LocalPool::new();
+        pool.checkout(1);
+        let long_ago = Instant::now() - POOL_IDLE_TIMEOUT - Duration::from_millis(1);
+        pool.idle.push_back(Idle {
+            conn: fake(1),
+            since: long_ago,
+        });
+        pool.release(1, fake(2));
+        assert_eq!(ids(&pool), vec![2], "expired on the next release");
+        pool.idle.push_front(Idle {
+            conn: fake(3),
+            since: long_ago,
+        });
+        assert_eq!(pool.checkout(1).map(|c| c.id), Some(2));
+        assert!(ids(&pool).is_empty(), "expired on checkout");
+
+        for id in 0..MAX_IDLE_PER_THREAD as u32 + 5 {
+            pool.release(1, fake(id));
+        }
+        assert_eq!(pool.idle.len(), MAX_IDLE_PER_THREAD);
+    }
+}
