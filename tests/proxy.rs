@@ -369,6 +369,65 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
 }
 
 #[tokio::test]
+async fn a_reused_connection_closed_on_the_next_request_is_retried_only_when_safe() {
+    // Answers the first request on each connection; on the second it closes without a
+    // word. The connection looked alive in the pool, so only the retry can save the request.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let heads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counter, seen_heads) = (accepted.clone(), heads.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let seen_heads = seen_heads.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                for answer in [true, false] {
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen_heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if answer {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    let uh = Userhook::start(&config_for(&format!("http://{addr}"), ""), false).await;
+    for _ in 0..4 {
+        let (status, _, body) = get(&format!("{}/x", uh.url())).await;
+        assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
+    }
+    // Each GET after the first tried the pooled connection, lost it, and went again.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 7);
+
+    // A POST may have been acted on before the connection dropped: not sent twice.
+    let post = Request::post(format!("{}/users", uh.url()))
+        .body(full(Bytes::from_static(b"{}")))
+        .expect("request");
+    let (status, _, body) = send(post).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        String::from_utf8_lossy(&body).contains(r#""error":"upstream_error""#),
+        "{body:?}"
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 8);
+    uh.handle.stop().await;
+}
+
+#[tokio::test]
 async fn expect_100_continue_is_honoured() {
     let up = echo_upstream().await;
     let uh = Userhook::start(&config_for(&up.url(), ""), false).await;
