@@ -114,10 +114,19 @@ impl Outgoing {
     pub async fn encode(req: Request<UpstreamBody>) -> Result<Outgoing, BoxError> {
         let (parts, mut body) = req.into_parts();
         let declared = body.size_hint().exact().unwrap_or(0);
-        let mut bytes = Vec::with_capacity(256 + declared.min(MAX_INLINE_BODY) as usize);
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        // Sized once: cookies and tokens easily outgrow a fixed guess.
+        let head_len = parts.method.as_str().len()
+            + target.len()
+            + parts
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>()
+            + 64;
+        let mut bytes = Vec::with_capacity(head_len + declared.min(MAX_INLINE_BODY) as usize);
         bytes.extend_from_slice(parts.method.as_str().as_bytes());
         bytes.push(b' ');
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         bytes.extend_from_slice(target.as_bytes());
         bytes.extend_from_slice(b" HTTP/1.1\r\n");
         for (name, value) in &parts.headers {
