@@ -4,12 +4,14 @@
 mod support;
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use support::scripted::{Answer, Scripted};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -330,41 +332,26 @@ async fn upstream_connections_are_reused_whatever_the_body() {
     uh.handle.stop().await;
 }
 
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
 #[tokio::test]
 async fn an_upstream_closing_idle_connections_costs_no_request() {
     // Answers one request per connection, then closes it without saying so beforehand: the
     // pooled connection is dead by the time the next request comes.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    let uh = Userhook::start(&config_for(&format!("http://{addr}"), ""), false).await;
+    let script = (0..6)
+        .map(|_| Answer {
+            bytes: OK,
+            close: true,
+        })
+        .collect();
+    let iam = Scripted::start(script).await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
     for _ in 0..6 {
         let (status, _, body) = get(&format!("{}/x", uh.url())).await;
         assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
     }
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert_eq!(iam.connections.load(Ordering::SeqCst), 6);
+    assert_eq!(iam.heads.lock().expect("lock").len(), 6);
     uh.handle.stop().await;
 }
 
@@ -372,45 +359,28 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
 async fn a_reused_connection_closed_on_the_next_request_is_retried_only_when_safe() {
     // Answers the first request on each connection; on the second it closes without a
     // word. The connection looked alive in the pool, so only the retry can save the request.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let heads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (counter, seen_heads) = (accepted.clone(), heads.clone());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let seen_heads = seen_heads.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                for answer in [true, false] {
-                    let mut seen = Vec::new();
-                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => seen.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    seen_heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if answer {
-                        let _ = s
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .await;
-                    }
-                }
-            });
-        }
-    });
-    let uh = Userhook::start(&config_for(&format!("http://{addr}"), ""), false).await;
+    let answer = || Answer {
+        bytes: OK,
+        close: false,
+    };
+    let hang_up = || Answer {
+        bytes: b"",
+        close: true,
+    };
+    let mut script = vec![answer()];
+    for _ in 0..3 {
+        script.extend([hang_up(), answer()]);
+    }
+    script.push(hang_up());
+    let iam = Scripted::start(script).await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
     for _ in 0..4 {
         let (status, _, body) = get(&format!("{}/x", uh.url())).await;
         assert_eq!((status, body), (StatusCode::OK, Bytes::from_static(b"ok")));
     }
     // Each GET after the first tried the pooled connection, lost it, and went again.
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
-    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 7);
+    assert_eq!(iam.connections.load(Ordering::SeqCst), 4);
+    assert_eq!(iam.heads.lock().expect("lock").len(), 7);
 
     // A POST may have been acted on before the connection dropped: not sent twice.
     let post = Request::post(format!("{}/users", uh.url()))
@@ -422,8 +392,8 @@ async fn a_reused_connection_closed_on_the_next_request_is_retried_only_when_saf
         String::from_utf8_lossy(&body).contains(r#""error":"upstream_error""#),
         "{body:?}"
     );
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
-    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 8);
+    assert_eq!(iam.connections.load(Ordering::SeqCst), 4);
+    assert_eq!(iam.heads.lock().expect("lock").len(), 8);
     uh.handle.stop().await;
 }
 
