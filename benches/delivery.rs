@@ -17,10 +17,10 @@ use http::Response;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use userhook::delivery::engine::DeliveryEngine;
-use userhook::dispatch::Dispatcher;
 use userhook::event::{Action, RequestInfo, UserEvent, UserFields};
-use userhook::runtime::Runtime;
+use userhook::events::dispatch::Dispatcher;
+use userhook::events::engine::DeliveryEngine;
+use userhook::snapshot::Snapshot;
 
 async fn receiver() -> (String, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -74,14 +74,15 @@ async fn run(events: u64, concurrency: usize, signed: bool) -> f64 {
         spool.display()
     );
     let runtime = Arc::new(ArcSwap::from_pointee(
-        Runtime::from_text(&yaml, None).expect("config"),
+        Snapshot::from_text(&yaml, None).expect("config"),
     ));
-    let spool = userhook::delivery::spool::Spool::open(&spool).expect("spool");
-    let engine = DeliveryEngine::start_with(runtime, spool).expect("engine");
+    let spool = userhook::events::spool::Spool::open(&spool).expect("spool");
+    let engine = DeliveryEngine::start_with(runtime.clone(), spool).expect("engine");
     let dispatcher = Dispatcher::new(engine.clone());
+    let snapshot = runtime.load_full();
     let started = Instant::now();
     for i in 0..events {
-        dispatcher.dispatch(&event(i));
+        dispatcher.dispatch(&snapshot, &event(i));
     }
     while count.load(Ordering::Relaxed) < events {
         if started.elapsed() > Duration::from_secs(120) {

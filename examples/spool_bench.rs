@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use userhook::delivery::{DeliveryEngine, Spool};
-use userhook::dispatch::Dispatcher;
 use userhook::event::{Action, RequestInfo, UserEvent, UserFields};
-use userhook::runtime::Runtime;
+use userhook::events::dispatch::Dispatcher;
+use userhook::events::{DeliveryEngine, Spool};
+use userhook::snapshot::Snapshot;
 
 fn config(spool_dir: &str, guarantee: &str) -> String {
     format!(
@@ -60,7 +60,7 @@ fn rss_mib() -> f64 {
 }
 
 fn engine(dir: &std::path::Path, guarantee: &str) -> Result<DeliveryEngine, String> {
-    let rt = Runtime::from_text(&config(&dir.display().to_string(), guarantee), None)
+    let rt = Snapshot::from_text(&config(&dir.display().to_string(), guarantee), None)
         .map_err(|e| e.to_string())?;
     let spool = Spool::open(dir).map_err(|e| e.to_string())?;
     DeliveryEngine::start_with(Arc::new(ArcSwap::from_pointee(rt)), spool)
@@ -76,7 +76,7 @@ async fn burst(engine: &DeliveryEngine, from: usize, n: usize) -> (f64, u64) {
         while engine.uncommitted() > 40_000 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        dispatcher.dispatch(&event(i));
+        dispatcher.dispatch(&engine.runtime().load(), &event(i));
     }
     engine.flush().await;
     (
@@ -97,7 +97,7 @@ async fn steady(engine: &DeliveryEngine, from: usize, n: usize, rate: u64, stric
     let mut i = from;
     while i < from + n {
         for _ in 0..per_tick.min(from + n - i) {
-            dispatcher.dispatch(&event(i));
+            dispatcher.dispatch(&engine.runtime().load(), &event(i));
             if strict {
                 let (ack, answer) = tokio::sync::oneshot::channel();
                 dispatcher.notify_when_durable(ack);

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::deadletter::SpoolCommand;
-use crate::delivery::DeliveryStatus;
 use crate::event::Action;
-use crate::runtime::Runtime;
+use crate::events::deadletter::SpoolCommand;
+use crate::events::DeliveryStatus;
+use crate::snapshot::Snapshot;
 
 /// userhook: user lifecycle webhooks for an unmodified IAM, as a reverse-proxy sidecar.
 #[derive(Debug, Parser)]
@@ -126,7 +126,7 @@ fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
     let Some(runtime) = async_runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(crate::deadletter::run(config, &command)) {
+    match runtime.block_on(crate::events::deadletter::run(config, &command)) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -139,7 +139,7 @@ fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    match Runtime::load(&path, None) {
+    match Snapshot::load(&path, None) {
         Ok(rt) => {
             println!("{} is valid.", path.display());
             println!("{}", crate::config::summary::summary(&rt.file));
@@ -153,7 +153,7 @@ fn check(path: PathBuf) -> ExitCode {
 }
 
 fn send_test(path: PathBuf, webhook: &str, action: Action) -> ExitCode {
-    let rt = match Runtime::load(&path, None) {
+    let rt = match Snapshot::load(&path, None) {
         Ok(rt) => rt,
         Err(errors) => {
             eprint!("{}: {errors}", path.display());
@@ -163,7 +163,7 @@ fn send_test(path: PathBuf, webhook: &str, action: Action) -> ExitCode {
     let Some(runtime) = async_runtime() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(crate::delivery::send_test::send_test(&rt, webhook, action)) {
+    match runtime.block_on(crate::events::send_test::send_test(&rt, webhook, action)) {
         Ok(report) => {
             print!("{}", report.text);
             if report.delivered {
@@ -189,7 +189,7 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
         return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
-        let initial = match Runtime::load(&path, None) {
+        let initial = match Snapshot::load(&path, None) {
             Ok(rt) => rt,
             Err(errors) => {
                 eprint!("{}: {errors}", path.display());

@@ -1,16 +1,13 @@
 //! The hand-off from the proxy to detection: one matched request/response pair, captured.
 //!
 //! The proxy builds an [`Exchange`] only for requests whose method and path matched a rule,
-//! when the response body has been passed on (or abandoned). It is then sent over a bounded
-//! channel to the extractor task; nothing in here is ever awaited on the request path.
-
-use std::sync::Arc;
+//! when the response body has been passed on (or abandoned). It travels, with the config
+//! snapshot that served it, over the bounded hand-off queue (`events::handoff`) to the
+//! extractor task. Plain data: it imports nothing of the layers above, and nothing in here is
+//! ever awaited on the request path.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-
-use crate::detect::RouteMatch;
-use crate::runtime::Runtime;
 
 /// A body as far as it was kept.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +22,6 @@ pub struct CapturedBody {
 /// One matched request and its response.
 #[derive(Debug)]
 pub struct Exchange {
-    /// The config snapshot that served the request: rules and webhooks as they were then.
-    pub runtime: Arc<Runtime>,
     /// Which rules' method and path matched, with the path parameters.
     pub route: RouteMatch,
     pub method: Method,
@@ -45,4 +40,14 @@ pub struct Exchange {
     /// `delivery.guarantee: strict`: the proxy holds the end of the response until this is
     /// answered (the event is durable) or dropped (no event, or nothing to wait for).
     pub durable: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Method and path matched some rules; the outcome is decided when the response is known.
+/// Produced by `detect::RouteTable::classify` on the request path, read by its `resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// Index of the matched path entry in the table.
+    pub entry: usize,
+    /// Path parameters in path order, as sent (percent-encoded), e.g. `("id", "42")`.
+    pub params: Vec<(String, String)>,
 }

@@ -1,40 +1,53 @@
 //! userhook: a reverse-proxy sidecar that turns an unmodified IAM's HTTP API into
 //! user-lifecycle webhooks.
 //!
+//! Two paths, drawn in full in `docs/architecture.md`:
+//!
 //! ```text
-//! client ─▶ proxy (one Runtime snapshot per request) ─▶ upstream IAM ─▶ response to client
-//!              │ matched route: bounded tap of both bodies
-//!              ▼ on completion (off the request path)
-//!           Exchange ─▶ extract ─▶ UserEvent ─▶ dispatch ─▶ render ─▶ deliver (retry, dead letter)
+//! request path:  client ─▶ proxy (one Snapshot per request) ─▶ upstream IAM ─▶ client
+//!                  │ matched route: bounded copies of both bodies (capture, proxy::tap)
+//!                  ▼ when the response is done, a non-blocking try_send
+//! event path:    handoff ─▶ extractor (detect::resolve, extract, user cache) ─▶ UserEvent
+//!                  ─▶ dispatch ─▶ committer (spool) ─▶ engine ─▶ attempt ─▶ retry / dead letter
 //! ```
 //!
-//! Layout:
-//! - [`cli`], [`app`]: commands and the wiring of listeners, reload and shutdown.
-//! - [`config`]: the YAML model, `${VAR}` interpolation, validation with key paths, reload.
-//! - [`runtime`]: the compiled, immutable snapshot a request uses from start to end.
-//! - [`proxy`]: the streaming reverse proxy, its upstream client and the body tap.
-//! - [`detect`], [`extract`], [`event`], [`exchange`]: from a matched exchange to a user event.
-//! - [`dispatch`], [`template`], [`delivery`]: from an event to webhook requests.
-//! - [`admin`], [`metrics`], [`telemetry`]: health, readiness, config view, Prometheus
-//!   metrics and logs.
+//! Layers, bottom to top; a module imports only from layers below it (enforced by
+//! `tests/architecture.rs`):
+//!
+//! | layer | modules | job |
+//! |---|---|---|
+//! | leaves | [`shutdown`], [`event`], [`exchange`], [`metrics`], [`redact`] | plain data and process-wide services |
+//! | model | [`config`], [`template`], [`headers`], [`capture`] | the YAML model, webhook templates, HTTP rules at a hop, body copies |
+//! | reading | [`telemetry`], [`extract`] | logs; reading values out of an exchange |
+//! | detection | [`detect`] | route table, rules, the outcome of an exchange, built-in profiles |
+//! | clients | [`upstream`], [`webhook`] | the IAM client; compiled webhooks |
+//! | snapshot | [`snapshot`] | one config compiled into what a request uses start to end |
+//! | reload | [`reload`] | watching the file, swapping snapshots, reporting outcomes |
+//! | event path | [`events`] | hand-off, extractor, dispatch, spool, engine, dead letters |
+//! | request path | [`proxy`] | the reverse proxy in phases, its listener and workers |
+//! | admin | [`admin`] | health, readiness, metrics, config view, spool admin |
+//! | wiring | [`app`], [`demo`], [`cli`] | start and stop everything; the commands |
 #![forbid(unsafe_code)]
 
 pub mod admin;
-mod admin_spool;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod deadletter;
-pub mod delivery;
 pub mod demo;
 pub mod detect;
-pub mod dispatch;
 pub mod event;
+pub mod events;
 pub mod exchange;
 pub mod extract;
+pub mod headers;
 pub mod metrics;
 pub mod proxy;
-pub mod runtime;
+pub mod redact;
+pub mod reload;
 pub mod shutdown;
+pub mod snapshot;
 pub mod telemetry;
 pub mod template;
+pub mod upstream;
+pub mod webhook;

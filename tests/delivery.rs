@@ -16,10 +16,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use support::receiver::{Answer, Received, WebhookReceiver};
 use support::{eventually, get};
-use userhook::delivery::{DeliveryEngine, DeliveryRecord, DeliveryStatus};
-use userhook::dispatch::Dispatcher;
 use userhook::event::{Action, RequestInfo, UserEvent};
-use userhook::runtime::Runtime;
+use userhook::events::dispatch::Dispatcher;
+use userhook::events::{DeliveryEngine, DeliveryRecord, DeliveryStatus};
+use userhook::snapshot::Snapshot;
 
 const WAIT: Duration = Duration::from_secs(10);
 const FAST_RETRY: &str = "retry: {attempts: 5, initial: 10ms, max: 50ms}";
@@ -31,14 +31,14 @@ fn config(webhooks: &str) -> String {
 }
 
 struct Engine {
-    cell: Arc<ArcSwap<Runtime>>,
+    cell: Arc<ArcSwap<Snapshot>>,
     engine: DeliveryEngine,
     dispatcher: Dispatcher,
 }
 
 impl Engine {
     fn start(webhooks: &str) -> Engine {
-        let rt = Runtime::from_text(&config(webhooks), None).unwrap_or_else(|e| panic!("{e}"));
+        let rt = Snapshot::from_text(&config(webhooks), None).unwrap_or_else(|e| panic!("{e}"));
         let cell = Arc::new(ArcSwap::from_pointee(rt));
         let engine = DeliveryEngine::start(cell.clone()).expect("engine");
         let dispatcher = Dispatcher::new(engine.clone());
@@ -50,7 +50,7 @@ impl Engine {
     }
 
     fn send(&self, event: &UserEvent) -> usize {
-        self.dispatcher.dispatch(event)
+        self.dispatcher.dispatch(&self.cell.load(), event)
     }
 
     /// Waits until `n` deliveries have a final status (successful or failed).
@@ -385,7 +385,7 @@ async fn connection_errors_are_retried_and_a_fixed_url_applies_to_pending_retrie
         "errors never carry the URL: {retrying:?}"
     );
     let recv = WebhookReceiver::fixed(200, "ok").await;
-    let fixed = Runtime::from_text(
+    let fixed = Snapshot::from_text(
         &config(&format!(
             "  - {{name: r, actions: ['*'], url: '{}', retry: {{attempts: 50, initial: 50ms, max: 100ms}}}}\n",
             recv.url("/fixed")
@@ -415,7 +415,7 @@ async fn a_webhook_removed_from_config_dead_letters_its_pending_deliveries() {
     ));
     e.send(&alice());
     received(&recv, 1).await;
-    let without = Runtime::from_text(&config("  []\n"), None).expect("valid");
+    let without = Snapshot::from_text(&config("  []\n"), None).expect("valid");
     e.cell.store(Arc::new(without));
     let records = e.finals(1).await;
     assert_eq!(records[0].status, DeliveryStatus::Failed);
@@ -587,9 +587,12 @@ async fn concurrency_limits_hold_per_webhook_and_globally() {
         recv.url("/x"),
         recv.url("/y")
     )) + "delivery: {concurrency: 1}\n";
-    let rt = Runtime::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    let rt = Snapshot::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
     let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
-    Dispatcher::new(engine.clone()).dispatch(&event(Action::Created, &[("ID", "a")]));
+    Dispatcher::new(engine.clone()).dispatch(
+        &engine.runtime().load(),
+        &event(Action::Created, &[("ID", "a")]),
+    );
     let got = received(&recv, 2).await;
     assert!(got[1].at.duration_since(got[0].at) >= slow - Duration::from_millis(10));
 }
@@ -621,7 +624,7 @@ async fn admin_lists_deliveries_by_status() {
     );
     let uh = support::Userhook::start(&yaml, false).await;
     let dispatcher = Dispatcher::new(uh.handle.deliveries.clone());
-    assert_eq!(dispatcher.dispatch(&alice()), 2);
+    assert_eq!(dispatcher.dispatch(&uh.handle.runtime.load(), &alice()), 2);
     let admin = uh.admin_url();
     let failed = eventually(WAIT, "a failed record over the admin API", || {
         let admin = admin.clone();

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use support::durable::{config, name, tally, Load, Sink};
 use support::{eventually, respond, Binary, FakeUpstream, Userhook};
-use userhook::delivery::{DeliveryEngine, DeliveryStatus};
-use userhook::dispatch::Dispatcher;
 use userhook::event::{Action, RequestInfo, UserEvent, UserFields};
-use userhook::runtime::Runtime;
+use userhook::events::dispatch::Dispatcher;
+use userhook::events::{DeliveryEngine, DeliveryStatus};
+use userhook::snapshot::Snapshot;
 
 /// How long the webhooks of a test may take to arrive once the sink is up.
 const DRAIN: Duration = Duration::from_secs(60);
@@ -147,7 +147,10 @@ async fn restart_with_a_large_backlog_resumes_with_ids_and_attempts_and_drains()
     let uh = Userhook::start(&yaml, false).await;
     let dispatcher = Dispatcher::new(uh.handle.deliveries.clone());
     for i in 0..EVENTS {
-        assert_eq!(dispatcher.dispatch(&event(i % USERS, i / USERS)), 1);
+        assert_eq!(
+            dispatcher.dispatch(&uh.handle.runtime.load(), &event(i % USERS, i / USERS)),
+            1
+        );
     }
     let deliveries = uh.handle.deliveries.clone();
     assert!(deliveries.flush().await);
@@ -155,7 +158,7 @@ async fn restart_with_a_large_backlog_resumes_with_ids_and_attempts_and_drains()
     assert_eq!(before.spooled, EVENTS as u64);
     assert_eq!(before.pending, EVENTS as u64);
     assert!(
-        before.resident <= userhook::delivery::engine::WINDOW_PER_WEBHOOK as u64,
+        before.resident <= userhook::events::engine::WINDOW_PER_WEBHOOK as u64,
         "memory holds a window, not the backlog: {}",
         before.resident
     );
@@ -209,12 +212,12 @@ async fn restart_with_a_large_backlog_resumes_with_ids_and_attempts_and_drains()
 async fn notify_when_durable_answers_after_the_commit_of_everything_before_it() {
     let sink = Sink::start_down().await;
     let text = config("http://127.0.0.1:1", &sink.url(), "./unused", "strict");
-    let rt = Runtime::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    let rt = Snapshot::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
     let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
     let dispatcher = Dispatcher::new(engine.clone());
     for round in 1..=3u64 {
         for i in 0..500 {
-            dispatcher.dispatch(&event(i % 10, i));
+            dispatcher.dispatch(&engine.runtime().load(), &event(i % 10, i));
         }
         let (ack, durable) = tokio::sync::oneshot::channel();
         dispatcher.notify_when_durable(ack);
@@ -237,12 +240,12 @@ async fn a_full_spool_refuses_new_deliveries_counts_and_records_them() {
         "  guarantee: fast\n",
         "  guarantee: fast\n  max_spool_bytes: 1MiB\n",
     );
-    let rt = Runtime::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    let rt = Snapshot::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
     let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
     let dispatcher = Dispatcher::new(engine.clone());
     let mut i = 0;
     while engine.stats().refused_full == 0 {
-        dispatcher.dispatch(&event(i % 10, i / 10));
+        dispatcher.dispatch(&engine.runtime().load(), &event(i % 10, i / 10));
         i += 1;
         if i % 100 == 0 {
             assert!(engine.flush().await);

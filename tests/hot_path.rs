@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method};
-use userhook::runtime::Runtime;
+use userhook::snapshot::Snapshot;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -21,8 +21,8 @@ use counting_alloc::allocations_during;
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
-fn runtime() -> Runtime {
-    Runtime::from_text(
+fn runtime() -> Snapshot {
+    Snapshot::from_text(
         "upstream: http://127.0.0.1:1\nprofiles: [generic, keycloak, scim, dce]\n\
          routes:\n  - {action: created, method: POST, path: /api/v1/users}\n",
         None,
@@ -124,7 +124,7 @@ fn hot_path_costs() {
 
 /// The bench's user create (bench/proxy.sh, bench/compare.sh): a Keycloak-style body, the
 /// IAM's short answer, three fields.
-fn create_exchange(rt: &std::sync::Arc<Runtime>) -> userhook::exchange::Exchange {
+fn create_exchange(rt: &std::sync::Arc<Snapshot>) -> userhook::exchange::Exchange {
     use userhook::exchange::{CapturedBody, Exchange};
     const BODY: &str = r#"{"username":"alice","email":"alice@example.com","firstName":"Alice","lastName":"Liddell","enabled":true,"attributes":{"department":["engineering"],"location":["Shanghai"],"employeeNumber":["000042"]},"credentials":[{"type":"password","value":"not-a-real-password","temporary":false}],"groups":["/staff","/engineering"],"requiredActions":[]}"#;
     let mut request_headers = HeaderMap::new();
@@ -150,7 +150,6 @@ fn create_exchange(rt: &std::sync::Arc<Runtime>) -> userhook::exchange::Exchange
         .classify(&Method::POST, "/api/v1/users")
         .expect("route");
     Exchange {
-        runtime: rt.clone(),
         route,
         method: Method::POST,
         uri: http::Uri::from_static("/api/v1/users"),
@@ -175,20 +174,20 @@ fn create_exchange(rt: &std::sync::Arc<Runtime>) -> userhook::exchange::Exchange
 #[ignore = "micro-benchmark; run in release with --ignored --nocapture"]
 fn extraction_costs() {
     let rt = std::sync::Arc::new(
-        Runtime::from_text(
+        Snapshot::from_text(
             "upstream: http://127.0.0.1:1\nroutes:\n  - {action: created, method: POST, path: /api/v1/users, \
              fields: {ID: response.body.id, Name: request.body.username, Email: request.body.email}}\n",
             None,
         )
         .expect("config"),
     );
-    let extractor = userhook::extract::Extractor::new(10_000);
+    let extractor = userhook::events::extractor::Extractor::new(10_000);
     let n: u32 = std::env::var("N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let ex = create_exchange(&rt);
-    let event = extractor.process(&ex).expect("a create event");
+    let event = extractor.process(&rt, &ex).expect("a create event");
     assert_eq!(
         (
             event.user.get("ID"),
@@ -202,10 +201,10 @@ fn extraction_costs() {
         )
     );
     let process = ns_per_op(n, || {
-        black_box(extractor.process(black_box(&ex)));
+        black_box(extractor.process(&rt, black_box(&ex)));
     });
     let allocs = allocations_during(|| {
-        black_box(extractor.process(&ex));
+        black_box(extractor.process(&rt, &ex));
     });
     println!("extract the bench's create event (process, event dropped): {process:.1} ns, {allocs} allocation(s)");
 }

@@ -255,7 +255,7 @@ async fn config_shows_the_running_config_redacted_with_hash_and_load_time() {
     let text = String::from_utf8_lossy(&body);
     assert!(!text.contains("CANARY"), "{text}");
     let v: Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(v["hash"], userhook::runtime::content_hash(&yaml));
+    assert_eq!(v["hash"], userhook::snapshot::content_hash(&yaml));
     let loaded_at = v["loaded_at"].as_str().expect("loaded_at");
     assert_eq!(
         loaded_at.len(),
@@ -275,7 +275,7 @@ async fn config_shows_the_running_config_redacted_with_hash_and_load_time() {
     uh.handle.apply(&next).expect("valid reload");
     let (_, _, body) = get(&format!("{}/config", uh.admin_url())).await;
     let v2: Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(v2["hash"], userhook::runtime::content_hash(&next));
+    assert_eq!(v2["hash"], userhook::snapshot::content_hash(&next));
     assert!(v2["loaded_at"].as_str() >= Some(loaded_at));
     uh.handle.stop().await;
 }

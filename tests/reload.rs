@@ -94,7 +94,7 @@ async fn configmap_symlink_swap_is_seen() {
         .expect("symlink file");
     let path = dir.path().join("userhook.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
-    let runtime = userhook::runtime::Runtime::from_text(&text, None).expect("valid");
+    let runtime = userhook::snapshot::Snapshot::from_text(&text, None).expect("valid");
     let handle = userhook::app::start(
         userhook::app::Options {
             config_path: path.clone(),

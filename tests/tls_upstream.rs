@@ -115,7 +115,7 @@ async fn https_upstream_with_private_ca() {
 
 #[tokio::test]
 async fn missing_ca_file_is_a_config_error() {
-    let errors = userhook::runtime::Runtime::from_text(
+    let errors = userhook::snapshot::Snapshot::from_text(
         &config_for(
             "https://localhost:1",
             "upstream_tls:\n  ca_file: /nonexistent/ca.pem\n",

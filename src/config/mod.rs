@@ -2,7 +2,7 @@
 //!
 //! Loading never touches running state: it returns a [`ConfigFile`] or every problem found,
 //! each with its key path. Turning a valid file into the snapshot the proxy uses is
-//! [`crate::runtime::Runtime::build`]. Errors must never contain a value that came from the
+//! [`crate::snapshot::Snapshot::build`]. Errors must never contain a value that came from the
 //! environment (it may be a secret): they are scrubbed before they leave this module.
 //!
 //! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
@@ -15,7 +15,6 @@ pub mod model;
 pub mod summary;
 pub mod units;
 pub mod validate;
-pub mod watch;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::ConfigFile;

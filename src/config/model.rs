@@ -2,7 +2,7 @@
 //!
 //! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
 //! Values here are *as written* (after `${VAR}` interpolation): they are checked and compiled
-//! into a [`crate::runtime::Runtime`] by `config::validate`, never used raw on the request path.
+//! into a [`crate::snapshot::Snapshot`] by `config::validate`, never used raw on the request path.
 
 use std::collections::BTreeMap;
 

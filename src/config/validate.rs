@@ -2,7 +2,7 @@
 //!
 //! Every rule runs and every problem is returned, each with its key path and what is
 //! expected, so an operator fixes a file in one pass. Route rules and templates are compiled
-//! (and their errors added) by [`crate::runtime::Runtime::build`]; this module never
+//! (and their errors added) by [`crate::snapshot::Snapshot::build`]; this module never
 //! compiles them. Messages never echo a URL's query, userinfo or a secret.
 
 use std::collections::HashSet;
@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use super::error::ConfigError;
 use super::model::{ConfigFile, WebhookSpec};
-use super::summary::redact_url;
 use crate::event::Action;
+use crate::redact::redact_url;
 
 /// Profiles userhook ships; see DESIGN.md section 2.
 pub const PROFILES: [&str; 4] = ["generic", "keycloak", "scim", "dce"];

@@ -14,6 +14,7 @@ use http::Method;
 
 use crate::config::model::{ProfileSpec, RouteSpec};
 use crate::config::ConfigError;
+pub use crate::exchange::RouteMatch;
 use crate::extract::view::View;
 pub use rule::{Rule, RuleKind, RuleOrigin, Template};
 
@@ -35,15 +36,6 @@ pub struct RouteTable {
     entries: Vec<Entry>,
     rules: Vec<Rule>,
     field_names: BTreeSet<String>,
-}
-
-/// Method and path matched some rules; the outcome is decided when the response is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteMatch {
-    /// Index of the matched path entry in the table.
-    pub entry: usize,
-    /// Path parameters in path order, as sent (percent-encoded), e.g. `("id", "42")`.
-    pub params: Vec<(String, String)>,
 }
 
 impl RouteTable {

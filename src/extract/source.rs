@@ -10,24 +10,7 @@ use http::HeaderName;
 use serde_json::Value;
 
 use super::view::View;
-
-/// Name fragments that mark a credential. A source naming one is refused in the built-in
-/// profiles and honoured only when an operator's rule names it explicitly.
-const CREDENTIAL_WORDS: [&str; 13] = [
-    "password",
-    "passwd",
-    "pwd",
-    "passcode",
-    "otp",
-    "api-key",
-    "secret",
-    "token",
-    "credential",
-    "authorization",
-    "cookie",
-    "apikey",
-    "api_key",
-];
+use crate::redact::is_credential_name;
 
 /// Which half of the exchange a body or header source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,13 +219,6 @@ impl FieldSource {
         }
         (!value.is_empty()).then_some(value)
     }
-}
-
-/// True when a key or parameter name looks like a credential (`password`, `client_secret`,
-/// `refresh_token`, `credentials`, ...).
-pub fn is_credential_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
 }
 
 /// JSON scalars as text (`"x"` -> `x`, `42`, `true`); null, objects and arrays are no value.

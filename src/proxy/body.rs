@@ -1,62 +1,14 @@
-//! The body types that cross the proxy, as plain enums so the unmatched path stays a
-//! zero-cost pass-through of hyper's own `Incoming` (no boxing, no copying).
+//! The body the client receives, as a plain enum so the unmatched path stays a zero-cost
+//! pass-through of the upstream's body (no boxing, no copying).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Either;
-use hyper::body::Incoming;
 
-use super::direct::DirectBody;
-use super::pool::PooledIncoming;
-use super::tap::{RequestTap, ResponseTap};
-
-/// A body error from either client: hyper's, or the inline one's (I/O, framing).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A request body sent to the upstream IAM.
-pub enum UpstreamBody {
-    /// Unmatched route: streamed as received.
-    Plain(Incoming),
-    /// Matched route: streamed and copied.
-    Tapped(RequestTap),
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Plain(b) => Pin::new(b).poll_frame(cx),
-            UpstreamBody::Tapped(b) => Pin::new(b).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Plain(b) => b.is_end_stream(),
-            UpstreamBody::Tapped(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Plain(b) => b.size_hint(),
-            UpstreamBody::Tapped(b) => b.size_hint(),
-        }
-    }
-}
-
-/// The IAM's response body, from whichever client carried the exchange: `Left` was read by
-/// hyper's connection task (TLS, upgrades, large or unsized request bodies), `Right` is read
-/// inline by the request's own task. `Either` already delegates every `Body` method.
-pub type UpstreamResponseBody = Either<PooledIncoming, DirectBody>;
+use super::tap::ResponseTap;
+use crate::upstream::{BoxError, UpstreamResponseBody};
 
 /// A response body sent to the client.
 pub enum ClientBody {

@@ -6,7 +6,7 @@
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
-use super::upstream::UpstreamError;
+use crate::upstream::UpstreamError;
 
 /// Why the upstream IAM could not answer.
 #[derive(Debug)]
@@ -33,6 +33,16 @@ impl ProxyError {
         match self {
             ProxyError::Unreachable(_) | ProxyError::Broken(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The `kind` label this failure counts under.
+    pub fn metric_kind(&self) -> crate::metrics::UpstreamFailure {
+        use crate::metrics::UpstreamFailure;
+        match self {
+            ProxyError::Unreachable(_) => UpstreamFailure::Unreachable,
+            ProxyError::Broken(_) => UpstreamFailure::Broken,
+            ProxyError::Timeout(_) => UpstreamFailure::Timeout,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The proxy service: one client request in, one upstream request out, the response back.
 //!
-//! Every request takes one [`Runtime`] snapshot and uses it from start to end. Unmatched
+//! Every request takes one [`Snapshot`] snapshot and uses it from start to end. Unmatched
 //! traffic is a plain streaming pass-through; matched traffic is forwarded the same way with a
 //! bounded copy kept by the tap. This code never awaits anything but the upstream: detection
 //! and delivery happen elsewhere, after the hand-off.
@@ -9,7 +9,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -19,45 +18,27 @@ use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 
-use super::body::{ClientBody, UpstreamBody};
+use super::body::ClientBody;
 use super::error::ProxyError;
-use super::headers;
-use super::tap::{PendingExchange, RequestCaptureSlot, RequestTap, ResponseTap};
+use super::tap::{PendingExchange, ResponseTap};
+use crate::capture::{RequestCaptureSlot, RequestTap};
 use crate::detect::RouteMatch;
+use crate::events::handoff::HandoffSender;
 use crate::exchange::{CapturedBody, Exchange};
-use crate::runtime::Runtime;
+use crate::headers;
+use crate::snapshot::Snapshot;
+use crate::upstream::UpstreamBody;
 
 /// `X-Request-Id`: kept when the client sent one, generated for matched requests otherwise.
 pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
-/// Exchanges dropped because the extractor's queue was full (should stay 0).
-static EXCHANGES_DROPPED: AtomicU64 = AtomicU64::new(0);
-
-/// How many matched exchanges were lost to a full extractor queue since start.
-pub fn exchanges_dropped() -> u64 {
-    EXCHANGES_DROPPED.load(Ordering::Relaxed)
-}
-
-fn count_dropped_exchange() {
-    crate::metrics::event_dropped(crate::metrics::DropReason::ExtractorQueueFull);
-    let n = EXCHANGES_DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-    // A full queue under a burst would otherwise log once per request.
-    if n == 1 || n.is_multiple_of(1000) {
-        tracing::warn!(
-            dropped_total = n,
-            "extractor queue full: a matched exchange was not examined"
-        );
-    }
-}
-
 /// What every connection's service shares.
 pub struct ProxyShared {
     /// The current config snapshot; swapped whole by reloads.
-    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub runtime: Arc<ArcSwap<Snapshot>>,
     /// Where finished matched exchanges go (bounded; never awaited).
-    pub exchanges: mpsc::Sender<Exchange>,
+    pub exchanges: HandoffSender,
 }
 
 /// The per-connection service: shared state plus who the client is.
@@ -98,8 +79,8 @@ impl tower::Service<Request<Incoming>> for ProxyService {
 /// Classifies and forwards one request, and counts its response by route and status class
 /// (pre-registered counters: an index and an atomic add).
 async fn forward(
-    rt: Arc<Runtime>,
-    sink: mpsc::Sender<Exchange>,
+    rt: Arc<Snapshot>,
+    sink: HandoffSender,
     client_ip: Option<HeaderValue>,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
@@ -116,9 +97,9 @@ async fn forward(
 
 /// Forwards one request and returns the upstream's response (or a 502/504).
 async fn forward_classified(
-    rt: &Arc<Runtime>,
+    rt: &Arc<Snapshot>,
     route: Option<RouteMatch>,
-    sink: mpsc::Sender<Exchange>,
+    sink: HandoffSender,
     client_ip: Option<HeaderValue>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
@@ -228,7 +209,6 @@ async fn forward_classified(
                 || parts.status == StatusCode::NOT_MODIFIED
                 || body.is_end_stream();
             let exchange = Exchange {
-                runtime: rt.clone(),
                 route,
                 method,
                 uri: client_uri,
@@ -245,7 +225,7 @@ async fn forward_classified(
                 exchange,
                 request_slot,
                 sink,
-                on_full: count_dropped_exchange,
+                snapshot: rt.clone(),
             };
             if rt.strict && bodiless {
                 let ended = CapturedBody {
@@ -280,9 +260,9 @@ fn generated_request_id() -> HeaderValue {
 }
 
 fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
-    crate::metrics::upstream_error(&err);
+    crate::metrics::upstream_error(err.metric_kind());
     // Reset and invite links can carry a token in the path: mask it as webhook URLs are.
-    let path = crate::config::summary::redact_url(path);
+    let path = crate::redact::redact_url(path);
     tracing::warn!(error = err.code(), detail = %err.detail(), %path, "upstream request failed");
     err.into_response()
 }

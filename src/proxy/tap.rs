@@ -10,143 +10,19 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use super::body::UpstreamResponseBody;
+use crate::capture::{Capture, RequestCaptureSlot};
+use crate::events::handoff::HandoffSender;
 use crate::exchange::{CapturedBody, Exchange};
-
-/// Largest buffer reserved before any body byte has arrived.
-const PRESIZE_MAX: u64 = 64 * 1024;
-
-/// Keeps up to `limit` bytes of a body, copied: keeping a frame by reference would keep
-/// the whole read buffer it was cut from alive until the extractor is done, so the memory
-/// held would no longer be bounded by `capture_limit`.
-#[derive(Debug)]
-struct Capture {
-    buf: BytesMut,
-    limit: usize,
-    overflowed: bool,
-    ended: bool,
-}
-
-impl Capture {
-    fn new(limit: usize, size_hint: &SizeHint) -> Self {
-        // A client's declared length must not reserve memory before it sends anything: at
-        // most 64 KiB up front, grown as data comes.
-        let expect = size_hint
-            .exact()
-            .unwrap_or(size_hint.lower())
-            .min(limit as u64)
-            .min(PRESIZE_MAX) as usize;
-        Capture {
-            buf: BytesMut::with_capacity(expect),
-            limit,
-            overflowed: false,
-            ended: false,
-        }
-    }
-
-    fn keep(&mut self, data: &[u8]) {
-        let room = self.limit.saturating_sub(self.buf.len());
-        if data.len() > room {
-            self.overflowed = true;
-        }
-        let take = data.len().min(room);
-        if take > 0 {
-            self.buf.extend_from_slice(&data[..take]);
-        }
-    }
-
-    fn finish(&mut self) -> CapturedBody {
-        CapturedBody {
-            bytes: std::mem::take(&mut self.buf).freeze(),
-            truncated: self.overflowed || !self.ended,
-        }
-    }
-}
-
-/// Where the request tap leaves its copy for the response tap to pick up.
-#[derive(Debug, Default)]
-pub struct RequestCaptureSlot(Mutex<Option<CapturedBody>>);
-
-impl RequestCaptureSlot {
-    fn put(&self, body: CapturedBody) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(body);
-        }
-    }
-
-    fn take(&self) -> Option<CapturedBody> {
-        self.0.lock().ok().and_then(|mut s| s.take())
-    }
-}
-
-/// A request body on its way upstream, copied as it goes.
-#[derive(Debug)]
-pub struct RequestTap {
-    inner: Incoming,
-    capture: Capture,
-    slot: Arc<RequestCaptureSlot>,
-}
-
-impl RequestTap {
-    /// Wraps `inner`; the copy lands in `slot` when the body is finished with.
-    pub fn new(inner: Incoming, limit: usize, slot: Arc<RequestCaptureSlot>) -> Self {
-        let capture = Capture::new(limit, &inner.size_hint());
-        RequestTap {
-            inner,
-            capture,
-            slot,
-        }
-    }
-}
-
-impl Body for RequestTap {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.capture.keep(data);
-                }
-            }
-            Poll::Ready(None) => this.capture.ended = true,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for RequestTap {
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            self.capture.ended = true;
-        }
-        self.slot.put(self.capture.finish());
-    }
-}
+use crate::snapshot::Snapshot;
+use crate::upstream::UpstreamResponseBody;
 
 /// Longest a strict-mode response waits for its event to become durable. Past it the
 /// response is released anyway (and counted): a stuck spool must not hang every client.
@@ -167,9 +43,9 @@ pub struct PendingExchange {
     /// The request tap's copy, if the request had a body.
     pub request_slot: Option<Arc<RequestCaptureSlot>>,
     /// Where finished exchanges go.
-    pub sink: tokio::sync::mpsc::Sender<Exchange>,
-    /// Counts exchanges lost because the extractor fell behind.
-    pub on_full: fn(),
+    pub sink: HandoffSender,
+    /// The config that served the request, which the exchange is judged by.
+    pub snapshot: Arc<Snapshot>,
 }
 
 impl PendingExchange {
@@ -186,9 +62,7 @@ impl PendingExchange {
             });
         }
         self.exchange.durable = durable;
-        if self.sink.try_send(self.exchange).is_err() {
-            (self.on_full)();
-        }
+        self.sink.send(self.snapshot, self.exchange);
     }
 
     /// Hands off and returns what resolves when the event is durable (strict mode).
@@ -262,7 +136,7 @@ impl<B: Body<Data = Bytes> + Unpin> ResponseTap<B> {
         last: Option<Frame<Bytes>>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        self.capture.ended = true;
+        self.capture.mark_ended();
         if let Some(pending) = self.pending.take() {
             let wait = pending.hand_off_durable(self.capture.finish());
             self.held = Some((last, wait));
@@ -310,7 +184,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ResponseTap<B> {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
-                this.capture.ended = true;
+                this.capture.mark_ended();
                 if this.strict && this.pending.is_some() {
                     return this.hold(None, cx);
                 }
@@ -338,7 +212,7 @@ impl<B: Body> Drop for ResponseTap<B> {
         // Fast mode, or the client went away before the end: hand off what we have.
         if let Some(pending) = self.pending.take() {
             if self.inner.is_end_stream() {
-                self.capture.ended = true;
+                self.capture.mark_ended();
             }
             pending.hand_off(self.capture.finish(), None);
         }
@@ -380,12 +254,11 @@ mod tests {
         )
     }
 
-    fn pending(sink: tokio::sync::mpsc::Sender<Exchange>) -> PendingExchange {
-        let runtime = crate::runtime::Runtime::from_text("upstream: http://127.0.0.1:1\n", None)
+    fn pending(sink: HandoffSender) -> PendingExchange {
+        let snapshot = crate::snapshot::Snapshot::from_text("upstream: http://127.0.0.1:1\n", None)
             .expect("config");
         PendingExchange {
             exchange: Exchange {
-                runtime: Arc::new(runtime),
                 route: crate::detect::RouteMatch {
                     entry: 0,
                     params: Vec::new(),
@@ -403,7 +276,7 @@ mod tests {
             },
             request_slot: None,
             sink,
-            on_full: || {},
+            snapshot: Arc::new(snapshot),
         }
     }
 
@@ -419,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn strict_holds_the_last_frame_until_durable() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["ab", "cd"]), 1024, pending(tx), true);
         assert_eq!(
             poll_once(&mut tap),
@@ -430,7 +303,10 @@ mod tests {
         assert_eq!(poll_once(&mut tap), Poll::Pending);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
         assert!(!tap.is_end_stream());
-        let mut exchange = rx.try_recv().expect("handed off at the end");
+        let mut exchange = rx
+            .try_recv()
+            .map(|h| h.exchange)
+            .expect("handed off at the end");
         assert_eq!(&exchange.response_body.bytes[..], b"abcd");
         assert!(!exchange.response_body.truncated);
         exchange
@@ -446,16 +322,19 @@ mod tests {
         assert!(tap.is_end_stream());
         assert_eq!(poll_once(&mut tap), Poll::Ready(None));
         drop(tap);
-        assert!(rx.try_recv().is_err(), "handed off exactly once");
+        assert!(
+            rx.try_recv().map(|h| h.exchange).is_err(),
+            "handed off exactly once"
+        );
     }
 
     #[tokio::test]
     async fn strict_releases_when_there_is_nothing_to_wait_for() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["only"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
         // No event came of it: the extractor drops the sender.
-        drop(rx.try_recv().expect("handed off"));
+        drop(rx.try_recv().map(|h| h.exchange).expect("handed off"));
         assert_eq!(
             poll_once(&mut tap),
             Poll::Ready(Some(Bytes::from_static(b"only")))
@@ -466,10 +345,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn strict_gives_up_waiting_after_the_limit() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["x"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
-        let _kept = rx.try_recv().expect("handed off"); // never acknowledged
+        let _kept = rx.try_recv().map(|h| h.exchange).expect("handed off"); // never acknowledged
         let before = strict_timeouts();
         tokio::time::advance(STRICT_MAX_WAIT + Duration::from_millis(1)).await;
         assert_eq!(
@@ -481,7 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn fast_mode_streams_and_hands_off_on_drop() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["ab", "cd"]), 3, pending(tx), false);
         assert_eq!(
             poll_once(&mut tap),
@@ -493,63 +372,16 @@ mod tests {
         );
         assert!(tap.is_end_stream());
         assert!(
-            rx.try_recv().is_err(),
+            rx.try_recv().map(|h| h.exchange).is_err(),
             "nothing before the body is done with"
         );
         drop(tap);
-        let exchange = rx.try_recv().expect("handed off on drop");
+        let exchange = rx
+            .try_recv()
+            .map(|h| h.exchange)
+            .expect("handed off on drop");
         assert_eq!(&exchange.response_body.bytes[..], b"abc");
         assert!(exchange.response_body.truncated, "over the capture limit");
         assert!(exchange.durable.is_none());
-    }
-
-    #[test]
-    fn capture_keeps_prefix_and_flags_overflow() {
-        let mut c = Capture::new(5, &SizeHint::with_exact(8));
-        c.keep(b"abc");
-        c.keep(b"defgh");
-        c.ended = true;
-        let body = c.finish();
-        assert_eq!(&body.bytes[..], b"abcde");
-        assert!(body.truncated);
-    }
-
-    #[test]
-    fn capture_joins_frames_in_order_up_to_the_limit() {
-        let mut c = Capture::new(7, &SizeHint::default());
-        for part in ["", "ab", "", "cde", "fghij", "k"] {
-            c.keep(part.as_bytes());
-        }
-        c.ended = true;
-        let body = c.finish();
-        assert_eq!(&body.bytes[..], b"abcdefg");
-        assert!(body.truncated);
-
-        let mut c = Capture::new(3, &SizeHint::default());
-        c.keep(b"abcdef");
-        c.keep(b"gh");
-        c.ended = true;
-        let body = c.finish();
-        assert_eq!(&body.bytes[..], b"abc");
-        assert!(body.truncated);
-    }
-
-    #[test]
-    fn capture_within_limit_is_whole() {
-        let mut c = Capture::new(16, &SizeHint::default());
-        c.keep(b"hello");
-        c.ended = true;
-        let body = c.finish();
-        assert_eq!(&body.bytes[..], b"hello");
-        assert!(!body.truncated);
-    }
-
-    #[test]
-    fn capture_not_ended_is_truncated() {
-        let mut c = Capture::new(16, &SizeHint::default());
-        c.keep(b"hel");
-        let body = c.finish();
-        assert_eq!(&body.bytes[..], b"hel");
-        assert!(body.truncated);
     }
 }

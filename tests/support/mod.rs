@@ -160,7 +160,7 @@ impl Userhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("userhook.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
-        let runtime = userhook::runtime::Runtime::from_text(yaml, None).expect("valid config");
+        let runtime = userhook::snapshot::Snapshot::from_text(yaml, None).expect("valid config");
         let handle = userhook::app::start(
             userhook::app::Options {
                 config_path: config_path.clone(),

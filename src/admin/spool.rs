@@ -14,7 +14,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::admin::{json, AdminState};
-use crate::delivery::Replay;
+use crate::events::Replay;
 
 /// Dead letters listed when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
@@ -30,7 +30,7 @@ pub(crate) async fn list(state: &AdminState, query: Option<&str>) -> Response<Fu
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("limit", v)) => match v.parse::<usize>() {
-                Ok(n) => limit = n.min(crate::delivery::engine::LIST_LIMIT),
+                Ok(n) => limit = n.min(crate::events::engine::LIST_LIMIT),
                 Err(_) => return bad("limit must be a number"),
             },
             _ => return bad("unknown parameter; expected limit=N"),

@@ -518,7 +518,7 @@ pub(super) mod tests {
     use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 
     /// A delivery of an update of `user` to `webhook`, at spool sequence `seq`.
-    pub(in crate::delivery) fn delivery(webhook: &str, user: &str, seq: u64) -> Delivery {
+    pub(in crate::events) fn delivery(webhook: &str, user: &str, seq: u64) -> Delivery {
         let mut f = UserFields::new();
         f.insert("ID".into(), user.into());
         let mut d = Delivery::new(
@@ -531,7 +531,7 @@ pub(super) mod tests {
     }
 
     /// The spool write that stores `d`.
-    pub(in crate::delivery) fn put(d: &Delivery) -> Write {
+    pub(in crate::events) fn put(d: &Delivery) -> Write {
         Write::Put {
             webhook: d.webhook.clone(),
             seq: d.seq,

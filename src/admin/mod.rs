@@ -4,6 +4,8 @@
 //! default because it shows internals. Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
+mod spool;
+
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,9 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::app::ReloadStats;
-use crate::runtime::Runtime;
+use crate::reload::ReloadStats;
 use crate::shutdown::ShutdownSignal;
+use crate::snapshot::Snapshot;
 
 /// Longest a readiness probe waits for the upstream's TCP handshake.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,11 +32,11 @@ const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct AdminState {
     /// The current config snapshot.
-    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub runtime: Arc<ArcSwap<Snapshot>>,
     /// Reload outcomes.
     pub reloads: Arc<ReloadStats>,
     /// Delivery records for `/deliveries`.
-    pub deliveries: crate::delivery::DeliveryEngine,
+    pub deliveries: crate::events::DeliveryEngine,
 }
 
 /// Serves the admin API until shutdown.
@@ -71,8 +73,8 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() == Method::POST {
         return match req.uri().path() {
-            "/deadletters/replay" => crate::admin_spool::replay(state, req.uri().query()).await,
-            "/deadletters/purge" => crate::admin_spool::purge(state).await,
+            "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
+            "/deadletters/purge" => spool::purge(state).await,
             _ => json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 r#"{"error":"POST is only for /deadletters/replay and /deadletters/purge"}"#.into(),
@@ -87,11 +89,11 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     }
     let path = req.uri().path();
     if let Some(id) = path.strip_prefix("/deadletters/") {
-        return crate::admin_spool::show(state, id).await;
+        return spool::show(state, id).await;
     }
     match path {
-        "/deadletters" => crate::admin_spool::list(state, req.uri().query()).await,
-        "/spool" => crate::admin_spool::stats(state),
+        "/deadletters" => spool::list(state, req.uri().query()).await,
+        "/spool" => spool::stats(state),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
         "/readyz" => readyz(state).await,
         "/metrics" => {
@@ -124,7 +126,7 @@ fn deliveries(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> 
     let mut status = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("status", value)) => match value.parse::<crate::delivery::DeliveryStatus>() {
+            Some(("status", value)) => match value.parse::<crate::events::DeliveryStatus>() {
                 Ok(s) => status = Some(s),
                 Err(e) => {
                     return json(

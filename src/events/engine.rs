@@ -35,7 +35,7 @@ use super::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus, Record
 use super::retry::{decide, AttemptResult, RetryDecision};
 use super::spool::{Spool, Write};
 use crate::metrics::AttemptOutcome;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// Deliveries of one webhook held in memory at most (waiting, in flight or being written);
 /// the rest of its backlog stays on disk. Bounds memory during a long outage.
@@ -72,7 +72,7 @@ pub struct DeliveryEngine {
 }
 
 struct Shared {
-    runtime: Arc<ArcSwap<Runtime>>,
+    runtime: Arc<ArcSwap<Snapshot>>,
     client: reqwest::Client,
     state: Mutex<State>,
     records: Mutex<Records>,
@@ -182,7 +182,7 @@ impl DeliveryEngine {
     /// Starts with a spool in memory: nothing survives the process. For tests and embedding;
     /// `serve` uses [`DeliveryEngine::start_with`] and a spool on disk. Must be called inside a
     /// tokio runtime.
-    pub fn start(runtime: Arc<ArcSwap<Runtime>>) -> Result<DeliveryEngine, String> {
+    pub fn start(runtime: Arc<ArcSwap<Snapshot>>) -> Result<DeliveryEngine, String> {
         let spool = Spool::in_memory().map_err(|e| e.to_string())?;
         DeliveryEngine::start_with(runtime, spool)
     }
@@ -190,7 +190,7 @@ impl DeliveryEngine {
     /// Starts over `spool`: pending deliveries resume with their ids, attempt counts and retry
     /// times; delivery records are read back. Must be called inside a tokio runtime.
     pub fn start_with(
-        runtime: Arc<ArcSwap<Runtime>>,
+        runtime: Arc<ArcSwap<Snapshot>>,
         spool: Spool,
     ) -> Result<DeliveryEngine, String> {
         let client = attempt::build_client()?;
@@ -428,7 +428,7 @@ impl DeliveryEngine {
     }
 
     /// The config cell the engine reads webhooks and limits from.
-    pub fn runtime(&self) -> &Arc<ArcSwap<Runtime>> {
+    pub fn runtime(&self) -> &Arc<ArcSwap<Snapshot>> {
         &self.shared.runtime
     }
 
@@ -929,7 +929,7 @@ pub fn loggable_url(url: &str) -> String {
             let _ = u.set_username("");
             let _ = u.set_password(None);
             // Robot URLs (Feishu, Slack) carry their key in the path: mask it as /config does.
-            crate::config::summary::redact_url(u.as_str())
+            crate::redact::redact_url(u.as_str())
         }
         Err(_) => String::from("<invalid URL>"),
     }

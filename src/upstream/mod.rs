@@ -1,4 +1,9 @@
-//! The upstream side: where requests go, and the connections that take them there.
+//! The upstream client: where requests to the IAM go, and the connections that take them.
+//!
+//! [`UpstreamConnector`] sends one request over a per-thread pool (`pool`); the common
+//! plain-HTTP exchange is driven inline by `direct`, the rest (TLS, upgrades, unsized
+//! bodies) by hyper's client. It knows nothing of routes, events or webhooks, and must
+//! never buffer a whole body or log one.
 
 use std::future::poll_fn;
 use std::path::Path;
@@ -12,9 +17,18 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::Service;
 
-use super::body::{BoxError, UpstreamBody, UpstreamResponseBody};
-use super::direct;
-use super::pool::{self, PooledIncoming, Sender};
+pub mod body;
+pub mod direct;
+pub mod pool;
+
+pub use body::{BoxError, UpstreamBody};
+use direct::DirectBody;
+use pool::{PooledIncoming, Sender};
+
+/// The IAM's response body, from whichever client carried the exchange: `Left` was read by
+/// hyper's connection task (TLS, upgrades, large or unsized request bodies), `Right` is read
+/// inline by the request's own task. `Either` already delegates every `Body` method.
+pub type UpstreamResponseBody = Either<PooledIncoming, DirectBody>;
 
 /// Tells connectors apart so a thread starts a new pool only when the settings changed.
 static NEXT_CONNECTOR_ID: AtomicU64 = AtomicU64::new(1);

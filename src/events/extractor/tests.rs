@@ -7,18 +7,18 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use serde_json::json;
 
-use super::decode::tests::{brotli, gzip, raw_deflate, zlib};
-use super::jwt::tests::token;
 use super::*;
 use crate::event::UserFields;
 use crate::exchange::CapturedBody;
-use crate::runtime::Runtime;
+use crate::extract::decode::tests::{brotli, gzip, raw_deflate, zlib};
+use crate::extract::jwt::tests::token;
+use crate::snapshot::Snapshot;
 
 const CANARY: &str = "CANARY-PW-123";
 
-fn runtime(yaml: &str) -> Arc<Runtime> {
+fn runtime(yaml: &str) -> Arc<Snapshot> {
     let text = format!("upstream: http://127.0.0.1:1\n{yaml}");
-    Arc::new(Runtime::from_text(&text, None).expect("valid config"))
+    Arc::new(Snapshot::from_text(&text, None).expect("valid config"))
 }
 
 /// One request/response pair as the proxy would capture it.
@@ -90,10 +90,9 @@ impl Call {
     }
 
     /// The exchange the proxy would hand over; `None` when the route table does not match.
-    fn exchange(self, rt: &Arc<Runtime>) -> Option<Exchange> {
+    fn exchange(self, rt: &Arc<Snapshot>) -> Option<Exchange> {
         let route = rt.routes.classify(&self.method, self.uri.path())?;
         Some(Exchange {
-            runtime: rt.clone(),
             route,
             method: self.method,
             uri: self.uri,
@@ -110,9 +109,9 @@ impl Call {
 }
 
 /// Runs `c` through the extractor; asserts the canary never leaks into an event.
-fn run(x: &Extractor, rt: &Arc<Runtime>, c: Call) -> Option<UserEvent> {
+fn run(x: &Extractor, rt: &Arc<Snapshot>, c: Call) -> Option<UserEvent> {
     let ex = c.exchange(rt).expect("route must match");
-    let ev = x.process(&ex)?;
+    let ev = x.process(rt, &ex)?;
     let text = serde_json::to_string(&ev).expect("serialise");
     assert!(!text.contains(CANARY), "canary leaked: {text}");
     Some(ev)
@@ -903,7 +902,7 @@ fn operator_rule_may_extract_a_named_credential() {
         .exchange(&rt)
         .expect("match");
     assert_eq!(
-        x.process(&ex).expect("event").user,
+        x.process(&rt, &ex).expect("event").user,
         user(&[("Secret", "explicit")])
     );
 }

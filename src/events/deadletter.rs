@@ -10,10 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::delivery::now_ms;
-use crate::delivery::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
-use crate::delivery::spool::{self, Spool, Write, SPOOL_FILE};
-use crate::runtime::Runtime;
+use crate::events::now_ms;
+use crate::events::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
+use crate::events::spool::{self, Spool, Write, SPOOL_FILE};
+use crate::snapshot::Snapshot;
 
 /// How long the admin API may take to answer before the file is tried.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +42,7 @@ pub struct CommandError(pub String);
 
 /// Runs `command` against the instance configured in `config`; returns what to print.
 pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, CommandError> {
-    let rt = Runtime::load(config, None)
+    let rt = Snapshot::load(config, None)
         .map_err(|e| CommandError(format!("{}: {e}", config.display())))?;
     let dir = spool::resolve_dir(config, &rt.file.delivery.spool_dir);
     let admin = admin_address(rt.admin_listen);

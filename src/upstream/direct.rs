@@ -418,7 +418,7 @@ fn respond(
     }
     let (framing, mut reusable) = framing_of(&headers, status, method)?;
     reusable &=
-        version == Version::HTTP_11 && !super::headers::connection_has_token(&headers, "close");
+        version == Version::HTTP_11 && !crate::headers::connection_has_token(&headers, "close");
     let mut resp = Response::new(DirectBody {
         conn: Some(conn),
         framing,
@@ -720,7 +720,7 @@ impl Body for DirectBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::headers::map as headers;
+    use crate::headers::map as headers;
     use std::time::Instant;
 
     #[test]

@@ -1,9 +1,9 @@
 //! The compiled, immutable snapshot of one config: what a request uses from start to end.
 //!
-//! A reload builds a new `Runtime` and swaps it in atomically; requests already in flight
+//! A reload builds a new `Snapshot` and swaps it in atomically; requests already in flight
 //! keep the `Arc` they started with, so no request ever sees half of two configs. Building
 //! checks everything that needs compiling (addresses, upstream, TLS, route rules) and
-//! reports every problem with its key path; a `Runtime` that exists is valid.
+//! reports every problem with its key path; a `Snapshot` that exists is valid.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
-use crate::delivery::Webhooks;
 use crate::detect::RouteTable;
-use crate::proxy::upstream::{Upstream, UpstreamConnector};
+use crate::upstream::{Upstream, UpstreamConnector};
+use crate::webhook::Webhooks;
 
 /// The settings that shape the upstream client; when a reload leaves them alone the
 /// connection pool is kept.
@@ -27,7 +27,7 @@ struct ClientKey {
 }
 
 /// One loaded config, ready for the request path.
-pub struct Runtime {
+pub struct Snapshot {
     /// The file as parsed (interpolated); kept for `/config` and for diffing reloads.
     pub file: ConfigFile,
     /// SHA-256 of the file's text, hex: tells operators which version is running.
@@ -62,9 +62,9 @@ pub struct Runtime {
     pub proxy_counters: crate::metrics::ProxyCounters,
 }
 
-impl std::fmt::Debug for Runtime {
+impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
+        f.debug_struct("Snapshot")
             .field("hash", &self.hash)
             .field("listen", &self.listen)
             .field("upstream", &self.upstream)
@@ -80,14 +80,14 @@ pub fn content_hash(text: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Runtime {
+impl Snapshot {
     /// Compiles a parsed file. `previous` lends its upstream connection pool when the
     /// client settings did not change, so a reload does not drop warm connections.
     pub fn build(
         file: ConfigFile,
         hash: String,
-        previous: Option<&Runtime>,
-    ) -> Result<Runtime, ConfigErrors> {
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigErrors> {
         let mut errors = Vec::new();
         let listen = parse_addr(&file.listen, "listen", &mut errors);
         let admin_listen = parse_addr(&file.admin.listen, "admin.listen", &mut errors);
@@ -125,7 +125,7 @@ impl Runtime {
                 Some(client),
                 Some(routes),
                 Some(webhooks),
-            ) if errors.is_empty() => Ok(Runtime {
+            ) if errors.is_empty() => Ok(Snapshot {
                 proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
                 hash,
                 loaded_at: SystemTime::now(),
@@ -147,22 +147,22 @@ impl Runtime {
     }
 
     /// Loads, parses, validates and compiles the file at `path`.
-    pub fn load(path: &Path, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
+    pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
                 "",
                 format!("cannot read config file {}: {e}", path.display()),
             )
         })?;
-        Runtime::from_text(&text, previous)
+        Snapshot::from_text(&text, previous)
     }
 
     /// Parses, validates and compiles config text.
-    pub fn from_text(text: &str, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
+    pub fn from_text(text: &str, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
         let file = crate::config::parse_str(text)?;
         // Compile errors may quote a template or URL; values from `${VAR}` go back to names.
         let env = file.env_values.clone();
-        Runtime::build(file, content_hash(text), previous).map_err(|errors| {
+        Snapshot::build(file, content_hash(text), previous).map_err(|errors| {
             ConfigErrors(
                 errors
                     .0

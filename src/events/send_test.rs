@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use super::attempt::{self, RenderedRequest, Reply};
 use super::engine::now_ms;
 use super::retry::{decide, RetryDecision};
-use crate::config::summary::{is_sensitive_header, redact_url};
 use crate::event::{Action, RequestInfo, UserEvent, UserFields};
-use crate::runtime::Runtime;
+use crate::redact::{is_sensitive_header, redact_url};
+use crate::snapshot::Snapshot;
 
 /// The most of a reply body printed.
 const SHOWN_REPLY_BYTES: usize = 4096;
@@ -79,7 +79,7 @@ pub fn sample_event(action: Action) -> UserEvent {
 
 /// Renders the sample event for `webhook_name`, sends it once and reports.
 pub async fn send_test(
-    rt: &Runtime,
+    rt: &Snapshot,
     webhook_name: &str,
     action: Action,
 ) -> Result<SendTestReport, SendTestError> {

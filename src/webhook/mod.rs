@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::retry::Backoff;
-use super::sign::Signer;
+pub mod backoff;
+pub mod sign;
+
 use crate::config::model::{ConfigFile, WebhookSpec};
-use crate::config::summary::redact_url;
 use crate::config::ConfigError;
 use crate::event::Action;
+use crate::redact::redact_url;
 use crate::template::{preset, BodyKind, BodyTemplate, SuccessCheck, UrlTemplate};
+pub use backoff::Backoff;
+use sign::Signer;
 
 /// Headers userhook sets itself on every request; a config may not override them.
 const RESERVED_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
@@ -246,7 +249,7 @@ fn compile_one(
         }
         match HeaderValue::from_str(value) {
             Ok(mut v) => {
-                v.set_sensitive(crate::config::summary::is_sensitive_header(name));
+                v.set_sensitive(crate::redact::is_sensitive_header(name));
                 headers.append(hn, v);
             }
             Err(_) => err(

@@ -1,12 +1,15 @@
 //! From one user event to one [`Delivery`] per subscribed webhook.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
-//! current config snapshot, builds the deliveries and hands them to the engine (short locks;
+//! webhooks of the snapshot that served the request, builds the deliveries and hands them to
+//! the engine (short locks;
 //! the spool's writer commits them in the background). It never renders or sends anything;
 //! that happens per attempt.
 
-use crate::delivery::{now_ms, Delivery, DeliveryEngine, Webhooks};
+use super::{now_ms, Delivery, DeliveryEngine};
 use crate::event::UserEvent;
+use crate::snapshot::Snapshot;
+use crate::webhook::Webhooks;
 
 /// Hands events to the delivery engine.
 #[derive(Clone)]
@@ -20,10 +23,10 @@ impl Dispatcher {
         Dispatcher { engine }
     }
 
-    /// Queues one delivery per enabled webhook subscribed to the event; returns how many.
-    pub fn dispatch(&self, event: &UserEvent) -> usize {
-        let rt = self.engine.runtime().load();
-        let deliveries = plan(event, &rt.webhooks, now_ms());
+    /// Queues one delivery per enabled webhook of `snapshot` (the config that saw the
+    /// event) subscribed to it; returns how many.
+    pub fn dispatch(&self, snapshot: &Snapshot, event: &UserEvent) -> usize {
+        let deliveries = plan(event, &snapshot.webhooks, now_ms());
         let n = deliveries.len();
         for d in deliveries {
             self.engine.enqueue(d);

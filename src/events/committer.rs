@@ -400,10 +400,10 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::spool::tests::put;
+    use crate::events::spool::tests::put;
 
     fn delivery(seq: u64) -> Delivery {
-        crate::delivery::spool::tests::delivery("w", &format!("u{seq}"), seq)
+        crate::events::spool::tests::delivery("w", &format!("u{seq}"), seq)
     }
 
     #[tokio::test]

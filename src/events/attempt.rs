@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{header, HeaderMap, HeaderValue, Method};
 
 use super::retry::{parse_retry_after, AttemptResult};
-use super::webhook::Webhook;
 use crate::event::UserEvent;
 use crate::template::EventVars;
+use crate::webhook::Webhook;
 
 /// The most of a reply body read: enough for any robot's verdict and an error excerpt.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -186,8 +186,7 @@ mod tests {
             "upstream: http://127.0.0.1:1\nwebhooks:\n  - {{name: a, actions: ['*'], url: 'http://x/u/{{{{$$.ID$$}}}}?k=K', {extra}}}\n"
         );
         let file = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
-        let hooks =
-            super::super::webhook::Webhooks::compile(&file).unwrap_or_else(|e| panic!("{e:?}"));
+        let hooks = crate::webhook::Webhooks::compile(&file).unwrap_or_else(|e| panic!("{e:?}"));
         hooks.get("a").expect("a").clone()
     }
 

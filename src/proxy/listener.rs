@@ -1,0 +1,179 @@
+//! The proxy's listener: accepting client connections and the worker threads that serve them.
+//!
+//! With [`ProxyThreads::Dedicated`], each worker is a single-threaded runtime with its own
+//! `SO_REUSEPORT` socket and its own upstream pool, as nginx runs one worker per core. On
+//! shutdown each accept loop stops, open connections drain within the grace period, and the
+//! ones still open after it are closed. This module serves connections; what a request does is
+//! `service`'s business.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use super::service::{ProxyService, ProxyShared};
+use crate::shutdown::ShutdownSignal;
+use crate::snapshot::Snapshot;
+
+/// Where the proxy's accept loops and connections run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyThreads {
+    /// On the runtime that called [`start`] (tests, the demo).
+    Caller,
+    /// On N threads, each a single-threaded runtime with its own `SO_REUSEPORT` listener and
+    /// its own upstream pool, as nginx runs one worker per core: no work stealing, no shared
+    /// pool lock on the request path. The first worker is the calling thread itself, which
+    /// should be a current-thread runtime: detection and delivery then share it, so with one
+    /// worker a request never costs a cross-thread wakeup.
+    Dedicated(usize),
+}
+
+/// Binds `addr` with `SO_REUSEPORT`, so several threads can each accept on their own socket
+/// and the kernel spreads connections between them.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Runs one proxy worker on its own thread; the receiver resolves when it has drained.
+pub fn spawn_proxy_thread(
+    index: usize,
+    listener: TcpListener,
+    shared: Arc<ProxyShared>,
+    runtime: Arc<ArcSwap<Snapshot>>,
+    signal: ShutdownSignal,
+) -> Result<tokio::sync::oneshot::Receiver<()>, String> {
+    let listener = listener.into_std().map_err(|e| e.to_string())?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("userhook-proxy-{index}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a proxy worker runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve_proxy(listener, shared, runtime, signal).await,
+                    Err(e) => tracing::error!(error = %e, "proxy worker cannot use its listener"),
+                }
+            });
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| format!("cannot start proxy worker thread: {e}"))?;
+    Ok(done_rx)
+}
+
+/// Accepts client connections until shutdown, then lets open ones finish within the grace.
+pub async fn serve_proxy(
+    listener: TcpListener,
+    shared: Arc<ProxyShared>,
+    runtime: Arc<ArcSwap<Snapshot>>,
+    mut signal: ShutdownSignal,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    // Connections are owned here so the ones still open when the grace period ends can be
+    // closed for real (each holds the extractor's sender, which `stop` waits on).
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = signal.recv() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(ProxyService::new(shared.clone(), remote));
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %remote, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = runtime.load().file.timeouts.shutdown_grace.0;
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all client connections drained"),
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                grace = %humantime::format_duration(grace),
+                open = connections.len(),
+                "grace period over; closing remaining connections"
+            );
+            connections.abort_all();
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves `listener` as `threads` says: on the caller's runtime, or on N workers (the first
+/// one on the caller's runtime, the others on threads of their own, each with a listener of
+/// its own on the same address). The returned tasks end when every connection has drained.
+pub fn serve(
+    listener: TcpListener,
+    threads: ProxyThreads,
+    shared: Arc<ProxyShared>,
+    runtime: Arc<ArcSwap<Snapshot>>,
+    signal: ShutdownSignal,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let workers = match threads {
+        ProxyThreads::Caller => 1,
+        ProxyThreads::Dedicated(n) => n.max(1),
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the proxy's address: {e}"))?;
+    let mut tasks = vec![tokio::spawn(serve_proxy(
+        listener,
+        shared.clone(),
+        runtime.clone(),
+        signal.clone(),
+    ))];
+    for index in 1..workers {
+        let listener =
+            bind_reuseport(addr).map_err(|e| format!("cannot listen on {addr} (listen): {e}"))?;
+        let done = spawn_proxy_thread(
+            index,
+            listener,
+            shared.clone(),
+            runtime.clone(),
+            signal.clone(),
+        )?;
+        tasks.push(tokio::spawn(async move {
+            let _ = done.await;
+        }));
+    }
+    Ok(tasks)
+}
