@@ -55,7 +55,7 @@ pub async fn run() -> Result<(), String> {
         crate::config::parse_str_with_env(DEMO_CONFIG, &lookup).map_err(|e| e.to_string())?;
     crate::telemetry::init(&file.log);
     let runtime =
-        crate::snapshot::Snapshot::build(file, crate::snapshot::content_hash(DEMO_CONFIG), None)
+        crate::snapshot::Snapshot::compile(file, crate::snapshot::content_hash(DEMO_CONFIG), None)
             .map_err(|e| e.to_string())?;
     let subscriptions: Vec<(String, Vec<String>)> = runtime
         .file

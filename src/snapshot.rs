@@ -1,9 +1,10 @@
 //! The compiled, immutable snapshot of one config: what a request uses from start to end.
 //!
-//! A reload builds a new `Snapshot` and swaps it in atomically; requests already in flight
-//! keep the `Arc` they started with, so no request ever sees half of two configs. Building
-//! checks everything that needs compiling (addresses, upstream, TLS, route rules) and
-//! reports every problem with its key path; a `Snapshot` that exists is valid.
+//! A reload compiles a new `Snapshot` and swaps it in atomically; requests already in flight
+//! keep the `Arc` they started with, so no request ever sees half of two configs.
+//! [`Snapshot::compile`] is the one place a config is checked: it reports every problem with
+//! its key path at once, and a `Snapshot` that exists is valid. It never opens a socket or
+//! starts a task.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::detect::RouteTable;
+use crate::redact::redact_url;
 use crate::upstream::{Upstream, UpstreamConnector};
 use crate::webhook::Webhooks;
 
@@ -81,19 +83,22 @@ pub fn content_hash(text: &str) -> String {
 }
 
 impl Snapshot {
-    /// Compiles a parsed file. `previous` lends its upstream connection pool when the
-    /// client settings did not change, so a reload does not drop warm connections.
-    pub fn build(
+    /// Compiles a parsed file into a snapshot, checking everything at once: the file-level
+    /// settings (`config::validate`), addresses, the upstream and its TLS, route rules and
+    /// profiles, and webhooks. Every problem is reported with its key path, none hides
+    /// another. `previous` lends its upstream connection pool when the client settings did
+    /// not change, so a reload does not drop warm connections.
+    pub fn compile(
         file: ConfigFile,
         hash: String,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigErrors> {
-        let mut errors = Vec::new();
-        let listen = parse_addr(&file.listen, "listen", &mut errors);
-        let admin_listen = parse_addr(&file.admin.listen, "admin.listen", &mut errors);
-        let upstream = Upstream::parse(&file.upstream)
-            .map_err(|e| errors.push(ConfigError::new("upstream", e)))
-            .ok();
+        let mut errors = crate::config::validate::validate(&file);
+        let listen = socket_addr(&file.listen, "listen", &mut errors);
+        let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut errors);
+        let upstream = upstream(&file.upstream, &mut errors);
+        let ca_file = file.upstream_tls.ca_file.as_deref();
+        let ca_readable = ca_file.is_none_or(|ca| readable_file(ca, &mut errors));
         let client_key = ClientKey {
             upstream: file.upstream.clone(),
             connect_timeout: file.timeouts.connect.0,
@@ -101,7 +106,7 @@ impl Snapshot {
         };
         let client = match (previous, &upstream) {
             (Some(prev), _) if prev.client_key == client_key => Some(prev.client.clone()),
-            (_, Some(upstream)) => UpstreamConnector::new(
+            (_, Some(upstream)) if ca_readable => UpstreamConnector::new(
                 upstream,
                 client_key.connect_timeout,
                 client_key.ca_file.as_deref().map(Path::new),
@@ -109,13 +114,17 @@ impl Snapshot {
             .map(Arc::new)
             .map_err(|e| errors.push(ConfigError::new("upstream_tls.ca_file", e)))
             .ok(),
-            // `upstream` itself is reported above.
-            (_, None) => None,
+            // The upstream or its CA file is reported above.
+            _ => None,
         };
         let routes = RouteTable::compile(&file.routes, &file.profiles)
             .map_err(|e| errors.extend(e))
             .ok();
         let webhooks = Webhooks::compile(&file).map_err(|e| errors.extend(e)).ok();
+        let errors: Vec<ConfigError> = errors
+            .into_iter()
+            .map(|e| file.env_values.scrub_error(e))
+            .collect();
 
         match (listen, admin_listen, upstream, client, routes, webhooks) {
             (
@@ -146,7 +155,7 @@ impl Snapshot {
         }
     }
 
-    /// Loads, parses, validates and compiles the file at `path`.
+    /// Loads, parses and compiles the file at `path`.
     pub fn load(path: &Path, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
@@ -157,33 +166,232 @@ impl Snapshot {
         Snapshot::from_text(&text, previous)
     }
 
-    /// Parses, validates and compiles config text.
+    /// Parses and compiles config text.
     pub fn from_text(text: &str, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
-        let file = crate::config::parse_str(text)?;
-        // Compile errors may quote a template or URL; values from `${VAR}` go back to names.
-        let env = file.env_values.clone();
-        Snapshot::build(file, content_hash(text), previous).map_err(|errors| {
-            ConfigErrors(
-                errors
-                    .0
-                    .into_iter()
-                    .map(|mut e| {
-                        e.message = env.scrub(&e.message);
-                        e
-                    })
-                    .collect(),
-            )
-        })
+        let file = crate::config::read_str(text)?;
+        Snapshot::compile(file, content_hash(text), previous)
     }
 }
 
-fn parse_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<SocketAddr> {
-    text.parse()
+/// The address at `path`, or a problem saying what is expected.
+fn socket_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<SocketAddr> {
+    text.trim()
+        .parse()
         .map_err(|_| {
             errors.push(ConfigError::new(
                 path,
-                format!("`{text}` is not an address; expected IP:PORT such as 0.0.0.0:8080"),
+                format!("`{text}` is not a socket address; expected IP:port, e.g. 0.0.0.0:8080 or [::1]:9090"),
             ))
         })
         .ok()
+}
+
+/// The `upstream:` URL, checked as text and then split for the request path.
+fn upstream(url: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
+    let problem = crate::config::url::upstream_problem(url).or_else(|| Upstream::parse(url).err());
+    match problem {
+        Some(p) => {
+            errors.push(ConfigError::new(
+                "upstream",
+                format!(
+                    "`{}` {p}; expected an absolute http:// or https:// URL such as http://127.0.0.1:8081 (a path prefix is allowed)",
+                    redact_url(url)
+                ),
+            ));
+            None
+        }
+        None => Upstream::parse(url).ok(),
+    }
+}
+
+/// True when `file` is a readable regular file; otherwise a problem is pushed.
+fn readable_file(file: &str, errors: &mut Vec<ConfigError>) -> bool {
+    let problem = match std::fs::metadata(file) {
+        Ok(m) if !m.is_file() => Some("is not a regular file".to_string()),
+        Ok(_) => std::fs::File::open(file)
+            .err()
+            .map(|e| format!("cannot be read ({e})")),
+        Err(e) => Some(format!("cannot be read ({e})")),
+    };
+    match problem {
+        Some(p) => {
+            errors.push(ConfigError::new(
+                "upstream_tls.ca_file",
+                format!("`{file}` {p}; expected a readable PEM file"),
+            ));
+            false
+        }
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problems of a file that is `upstream: ...` plus `extra`, as `path: message` strings.
+    fn problems(extra: &str) -> Vec<String> {
+        problems_of(parse(&format!("upstream: http://127.0.0.1:8081\n{extra}")))
+    }
+
+    fn parse(text: &str) -> ConfigFile {
+        match crate::config::read_str_with_env(text, &|_| None) {
+            Ok(f) => f,
+            Err(e) => panic!("test YAML does not parse: {e}"),
+        }
+    }
+
+    fn problems_of(file: ConfigFile) -> Vec<String> {
+        match Snapshot::compile(file, String::new(), None) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn one(found: Vec<String>, path: &str, fragment: &str) {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with(&format!("{path}: ")), "{found:?}");
+        assert!(found[0].contains(fragment), "{found:?}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        // An unknown action in a webhook once hid a template typo in another, and a bad
+        // address hid every route error: all of them come back together now.
+        let found = problems(
+            "listen: nowhere\nroutes:\n  - {action: create, method: POST, path: /users}\nwebhooks:\n  - {name: a, actions: [delete], url: 'http://x/'}\n  - {name: b, actions: ['*'], url: 'http://x/', body: '{{$$.Nope$$}}'}\ncapture_limit: 0\n",
+        );
+        let paths: Vec<&str> = found
+            .iter()
+            .map(|e| e.split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "capture_limit",
+                "listen",
+                "routes[0].action",
+                "webhooks[0].actions[0]",
+                "webhooks[1].body"
+            ],
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn listen_addresses() {
+        one(
+            problems("listen: localhost\n"),
+            "listen",
+            "expected IP:port",
+        );
+        one(
+            problems("admin: {listen: ':9090'}\n"),
+            "admin.listen",
+            "socket address",
+        );
+        assert_eq!(problems("listen: '[::]:80'\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn upstream_url() {
+        let bad = [
+            "ftp://h/",
+            "127.0.0.1:8081",
+            "/relative",
+            "http://h/?q=1",
+            "http://h/#frag",
+            "http://user:pw@h/",
+        ];
+        for url in bad {
+            let text = format!("upstream: '{url}'\n");
+            let file: ConfigFile = parse(&text);
+            let found: Vec<String> = problems_of(file).iter().map(|e| e.to_string()).collect();
+            one(found, "upstream", "expected an absolute http://");
+        }
+        for url in ["https://iam.internal/auth", "http://[::1]:8081"] {
+            let text = format!("upstream: '{url}'\n");
+            let file: ConfigFile = parse(&text);
+            assert!(problems_of(file).is_empty(), "{url}");
+        }
+    }
+
+    #[test]
+    fn upstream_error_hides_credentials() {
+        let file: ConfigFile = parse("upstream: 'http://me:CANARY@h/'\n");
+        let shown = problems_of(file)[0].clone();
+        assert!(!shown.contains("CANARY"), "{shown}");
+    }
+
+    #[test]
+    fn ca_file_must_be_readable() {
+        one(
+            problems("upstream_tls: {ca_file: /nonexistent/ca.pem}\n"),
+            "upstream_tls.ca_file",
+            "readable PEM file",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        one(
+            problems(&format!(
+                "upstream_tls: {{ca_file: '{}'}}\n",
+                dir.path().display()
+            )),
+            "upstream_tls.ca_file",
+            "not a regular file",
+        );
+        // Readable but not PEM: one problem, from building the client, not two.
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "pem").unwrap();
+        let found = problems(&format!("upstream_tls: {{ca_file: '{}'}}\n", ca.display()));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("upstream_tls.ca_file: "), "{found:?}");
+        assert!(!found[0].contains("readable PEM file"), "{found:?}");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&ca, cert.pem()).unwrap();
+        assert!(problems(&format!("upstream_tls: {{ca_file: '{}'}}\n", ca.display())).is_empty());
+    }
+
+    /// Compiles `text` with the environment `pairs`: every error the operator would see.
+    fn compile_with_env(text: &str, pairs: &[(&str, &str)]) -> Result<Snapshot, ConfigErrors> {
+        let lookup = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let file = crate::config::read_str_with_env(text, &lookup)?;
+        Snapshot::compile(file, String::new(), None)
+    }
+
+    #[test]
+    fn env_values_never_appear_in_errors() {
+        let canary = "CANARY-s3cr3t-value";
+        let text = "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: '${URL}', timeout: '${T}'}\n";
+        let result = compile_with_env(text, &[("URL", canary), ("T", "1x")]);
+        let Err(e) = result else {
+            panic!("expected an error")
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("webhooks[0].timeout"), "{shown}");
+        assert!(!shown.contains("1x"), "{shown}");
+        let text =
+            "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: 'ftp://${URL}'}\n";
+        let result = compile_with_env(text, &[("URL", canary)]);
+        let Err(e) = result else {
+            panic!("expected an error")
+        };
+        let shown = e.to_string();
+        assert!(shown.contains("webhooks[0].url"), "{shown}");
+        assert!(!shown.contains(canary), "{shown}");
+    }
+
+    #[test]
+    fn all_validation_problems_reported_together() {
+        let errs = problems_of(parse("listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n"));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
 }

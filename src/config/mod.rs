@@ -1,9 +1,10 @@
 //! Loading `userhook.yaml`: parse, interpolate `${VAR}`, deserialize, validate.
 //!
 //! Loading never touches running state: it returns a [`ConfigFile`] or every problem found,
-//! each with its key path. Turning a valid file into the snapshot the proxy uses is
-//! [`crate::snapshot::Snapshot::build`]. Errors must never contain a value that came from the
-//! environment (it may be a secret): they are scrubbed before they leave this module.
+//! each with its key path. [`read_str`] only parses; [`parse_str`] also checks the file-level
+//! settings. Compiling a file into the snapshot the proxy uses, with every other check, is
+//! [`crate::snapshot::Snapshot::compile`]. Errors must never contain a value that came from
+//! the environment (it may be a secret): they are scrubbed before they leave this module.
 //!
 //! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
 //! errors) -> `${VAR}` on string values only -> `ConfigFile` via `serde_path_to_error`, so
@@ -14,26 +15,11 @@ pub mod interpolate;
 pub mod model;
 pub mod summary;
 pub mod units;
+pub mod url;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::ConfigFile;
-
-use std::path::Path;
-
-use interpolate::Substitution;
-
-/// Reads and parses the file at `path` (symlinks followed), reading `${VAR}` from the
-/// process environment.
-pub fn load(path: &Path) -> Result<ConfigFile, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
-            "",
-            format!("cannot read config file {}: {e}", path.display()),
-        )
-    })?;
-    parse_str(&text)
-}
 
 /// Parses and validates config text, reading `${VAR}` from the process environment.
 pub fn parse_str(text: &str) -> Result<ConfigFile, ConfigErrors> {
@@ -43,6 +29,32 @@ pub fn parse_str(text: &str) -> Result<ConfigFile, ConfigErrors> {
 /// [`parse_str`] with the environment supplied by the caller, so tests (and tools that
 /// render a config for another environment) need not touch the process environment.
 pub fn parse_str_with_env(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConfigFile, ConfigErrors> {
+    let file = read_str_with_env(text, lookup)?;
+    let problems = validate::validate(&file);
+    if problems.is_empty() {
+        Ok(file)
+    } else {
+        Err(ConfigErrors(
+            problems
+                .into_iter()
+                .map(|e| file.env_values.scrub_error(e))
+                .collect(),
+        ))
+    }
+}
+
+/// Parses config text (YAML, `${VAR}` from the process environment, the model's types)
+/// without checking what the values mean: the first step of [`crate::snapshot::Snapshot::compile`],
+/// which then reports every problem at once.
+pub fn read_str(text: &str) -> Result<ConfigFile, ConfigErrors> {
+    read_str_with_env(text, &|name| std::env::var(name).ok())
+}
+
+/// [`read_str`] with the environment supplied by the caller.
+pub fn read_str_with_env(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ConfigFile, ConfigErrors> {
@@ -69,20 +81,12 @@ pub fn parse_str_with_env(
         if message.ends_with("expected a boolean") {
             message.push_str(" (write true or false)");
         }
-        ConfigErrors(scrub(vec![ConfigError::new(path, message)], &subs))
+        ConfigErrors(vec![
+            model::EnvValues(subs.clone()).scrub_error(ConfigError::new(path, message))
+        ])
     })?;
-    file.env_values = model::EnvValues(
-        subs.iter()
-            .filter(|s| !s.value.is_empty())
-            .map(|s| (s.var.clone(), s.value.clone()))
-            .collect(),
-    );
-    let problems = validate::validate(&file);
-    if problems.is_empty() {
-        Ok(file)
-    } else {
-        Err(ConfigErrors(scrub(problems, &subs)))
-    }
+    file.env_values = model::EnvValues(subs);
+    Ok(file)
 }
 
 /// YAML text to a JSON value, with line and column on syntax errors.
@@ -109,33 +113,6 @@ fn parse_yaml(text: &str) -> Result<serde_json::Value, ConfigErrors> {
         };
         ConfigError::new("", format!("invalid YAML: {message}")).into()
     })
-}
-
-/// Removes environment values from messages: a message about a key that received a value
-/// loses every such value; elsewhere only values long enough to be mistaken for nothing else.
-fn scrub(errors: Vec<ConfigError>, subs: &[Substitution]) -> Vec<ConfigError> {
-    const MIN_GLOBAL: usize = 6;
-    errors
-        .into_iter()
-        .map(|mut e| {
-            let mut ordered: Vec<&Substitution> = subs
-                .iter()
-                .filter(|s| {
-                    !s.value.is_empty()
-                        && (s.value.len() >= MIN_GLOBAL
-                            || e.path == s.path
-                            || e.path.starts_with(&format!("{}.", s.path))
-                            || s.path.starts_with(&format!("{}.", e.path))
-                            || s.path.starts_with(&format!("{}[", e.path)))
-                })
-                .collect();
-            ordered.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
-            for s in ordered {
-                e.message = e.message.replace(&s.value, &format!("${{{}}}", s.var));
-            }
-            e
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -289,34 +266,6 @@ mod tests {
         let Ok(file) = file else { panic!("{file:?}") };
         assert_eq!(file.webhooks[0].body.as_deref(), Some("a: b\nlisten: 1"));
         assert_eq!(file.listen, "0.0.0.0:8080");
-    }
-
-    #[test]
-    fn env_values_never_appear_in_errors() {
-        let canary = "CANARY-s3cr3t-value";
-        let text = "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: '${URL}', timeout: '${T}'}\n";
-        let result = parse_str_with_env(text, &env(&[("URL", canary), ("T", "1x")]));
-        let Err(e) = result else {
-            panic!("expected an error")
-        };
-        let shown = e.to_string();
-        assert!(shown.contains("webhooks[0].timeout"), "{shown}");
-        assert!(!shown.contains("1x"), "{shown}");
-        let text =
-            "upstream: http://u:1\nwebhooks:\n  - {name: a, actions: ['*'], url: 'ftp://${URL}'}\n";
-        let result = parse_str_with_env(text, &env(&[("URL", canary)]));
-        let Err(e) = result else {
-            panic!("expected an error")
-        };
-        let shown = e.to_string();
-        assert!(shown.contains("webhooks[0].url"), "{shown}");
-        assert!(!shown.contains(canary), "{shown}");
-    }
-
-    #[test]
-    fn all_validation_problems_reported_together() {
-        let errs = errors("listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n");
-        assert_eq!(errs.len(), 3, "{errs:?}");
     }
 
     #[test]

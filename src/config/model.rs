@@ -54,15 +54,15 @@ pub struct ConfigFile {
     pub env_values: EnvValues,
 }
 
-/// `(variable, value)` pairs substituted from the environment. Values are secrets until
-/// proven otherwise: they are only ever used to be replaced by `${VARIABLE}`.
+/// What was substituted from the environment, and where. Values are secrets until proven
+/// otherwise: they are only ever used to be replaced by `${VARIABLE}`.
 #[derive(Clone, Default)]
-pub struct EnvValues(pub Vec<(String, String)>);
+pub struct EnvValues(pub Vec<super::interpolate::Substitution>);
 
 impl std::fmt::Debug for EnvValues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.0.iter().map(|(var, _)| var))
+            .entries(self.0.iter().map(|s| &s.var))
             .finish()
     }
 }
@@ -75,16 +75,36 @@ impl EnvValues {
     /// `text` with every environment value of at least 6 bytes replaced by `${VARIABLE}`,
     /// longest first.
     pub fn scrub(&self, text: &str) -> String {
-        let mut pairs: Vec<&(String, String)> = self
+        self.scrub_at(text, None)
+    }
+
+    /// A config error with environment values taken out of its message: a message about a
+    /// key that received a value loses every such value, however short; elsewhere only values
+    /// of at least 6 bytes are replaced (a `1` or `true` would garble the text).
+    pub fn scrub_error(&self, mut error: super::ConfigError) -> super::ConfigError {
+        error.message = self.scrub_at(&error.message, Some(&error.path));
+        error
+    }
+
+    fn scrub_at(&self, text: &str, path: Option<&str>) -> String {
+        let near = |s: &super::interpolate::Substitution| {
+            path.is_some_and(|p| {
+                p == s.path
+                    || p.starts_with(&format!("{}.", s.path))
+                    || s.path.starts_with(&format!("{p}."))
+                    || s.path.starts_with(&format!("{p}["))
+            })
+        };
+        let mut subs: Vec<&super::interpolate::Substitution> = self
             .0
             .iter()
-            .filter(|(_, v)| v.len() >= Self::MIN_LEN)
+            .filter(|s| !s.value.is_empty() && (s.value.len() >= Self::MIN_LEN || near(s)))
             .collect();
-        pairs.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        subs.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
         let mut out = text.to_string();
-        for (var, value) in pairs {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), &format!("${{{var}}}"));
+        for s in subs {
+            if out.contains(s.value.as_str()) {
+                out = out.replace(s.value.as_str(), &format!("${{{}}}", s.var));
             }
         }
         out

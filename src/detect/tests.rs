@@ -10,11 +10,11 @@ fn table(yaml: &str) -> RouteTable {
     RouteTable::compile(&file.routes, &file.profiles).expect("compiles")
 }
 
-/// Route errors as the operator sees them: config loading reports them with the rest.
+/// Route errors as the operator sees them (`Snapshot::compile` reports them with the rest).
 fn errors(yaml: &str) -> Vec<String> {
-    parse_str(&format!("upstream: http://127.0.0.1:1\n{yaml}"))
+    let file = parse_str(&format!("upstream: http://127.0.0.1:1\n{yaml}")).expect("yaml");
+    RouteTable::compile(&file.routes, &file.profiles)
         .expect_err("must fail")
-        .0
         .iter()
         .map(ToString::to_string)
         .collect()

@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod sign;
 
 use crate::config::model::{ConfigFile, WebhookSpec};
+use crate::config::url::{http_url_problem, without_placeholders};
 use crate::config::ConfigError;
 use crate::event::Action;
 use crate::redact::redact_url;
@@ -25,6 +26,9 @@ use sign::Signer;
 
 /// Headers userhook sets itself on every request; a config may not override them.
 const RESERVED_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+
+/// Methods a webhook may use.
+pub const WEBHOOK_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// The content type used when a webhook names none.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
@@ -97,8 +101,19 @@ impl Webhooks {
         let known = |name: &str| custom.contains(name);
         let mut errors = Vec::new();
         let mut out = Webhooks::default();
+        let mut names = BTreeSet::new();
         for (i, spec) in file.webhooks.iter().enumerate() {
-            match compile_one(spec, &format!("webhooks[{i}]"), &known) {
+            let at = format!("webhooks[{i}]");
+            if !spec.name.trim().is_empty() && !names.insert(spec.name.as_str()) {
+                errors.push(ConfigError::new(
+                    format!("{at}.name"),
+                    format!(
+                        "webhook name `{}` is used twice; names must be unique",
+                        spec.name
+                    ),
+                ));
+            }
+            match compile_one(spec, &at, &known) {
                 Ok(w) => {
                     out.by_name.insert(w.name.clone(), out.list.len());
                     out.list.push(Arc::new(w));
@@ -160,6 +175,24 @@ fn compile_one(
         errors.push(ConfigError::new(format!("{at}.{key}"), message));
     };
 
+    if spec.name.trim().is_empty() {
+        err(
+            "name",
+            "is empty; expected a unique name such as ops-wecom".into(),
+        );
+    }
+    if spec.object != "user" {
+        err(
+            "object",
+            format!("`{}` is not supported; expected user", spec.object),
+        );
+    }
+    if spec.actions.is_empty() {
+        err(
+            "actions",
+            "is empty; list actions such as [created, deleted] or [\"*\"]".into(),
+        );
+    }
     let actions = if spec.actions.iter().any(|a| a == "*") {
         None
     } else {
@@ -174,16 +207,36 @@ fn compile_one(
         }
         Some(set)
     };
-    let method = match Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes()) {
-        Ok(m) => Some(m),
-        Err(_) => {
-            err("method", format!("`{}` is not an HTTP method", spec.method));
+    let upper = spec.method.to_ascii_uppercase();
+    let method = match Method::from_bytes(upper.as_bytes()) {
+        Ok(m) if WEBHOOK_METHODS.contains(&upper.as_str()) => Some(m),
+        _ => {
+            err(
+                "method",
+                format!(
+                    "`{}` is not allowed; expected one of {}",
+                    spec.method,
+                    WEBHOOK_METHODS.join(", ")
+                ),
+            );
             None
         }
     };
-    let url = UrlTemplate::compile(&spec.url, known)
-        .map_err(|e| err("url", e.to_string()))
-        .ok();
+    let url = match http_url_problem(&without_placeholders(&spec.url), true) {
+        Some(p) => {
+            err(
+                "url",
+                format!(
+                    "`{}` {p}; expected an http:// or https:// URL",
+                    redact_url(&spec.url)
+                ),
+            );
+            None
+        }
+        None => UrlTemplate::compile(&spec.url, known)
+            .map_err(|e| err("url", e.to_string()))
+            .ok(),
+    };
     if let Some(u) = &url {
         // A sample rendering must be a URL reqwest accepts, or every attempt would fail.
         let sample = u.render(&std::collections::BTreeMap::<String, String>::new());
@@ -200,7 +253,14 @@ fn compile_one(
         Some(name) => match preset(name) {
             Some(p) => Some(p),
             None => {
-                err("preset", format!("unknown preset `{name}`"));
+                let known: Vec<&str> = crate::template::PRESETS.iter().map(|p| p.name).collect();
+                err(
+                    "preset",
+                    format!(
+                        "unknown preset `{name}`; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
                 None
             }
         },
@@ -231,8 +291,14 @@ fn compile_one(
         })
         .ok();
     let content_type = HeaderValue::from_str(content_type)
-        .map_err(|_| err("content_type", "is not a valid header value".into()))
-        .ok();
+        .ok()
+        .filter(|_| !content_type.trim().is_empty());
+    if content_type.is_none() {
+        err(
+            "content_type",
+            "is not a valid Content-Type value; expected e.g. text/plain".into(),
+        );
+    }
 
     let mut headers = HeaderMap::new();
     for (name, value) in &spec.headers {
@@ -252,19 +318,49 @@ fn compile_one(
                 v.set_sensitive(crate::redact::is_sensitive_header(name));
                 headers.append(hn, v);
             }
+            // The value may be a secret: name the header only.
             Err(_) => err(
                 &format!("headers.{name}"),
-                "value is not a valid header value".into(),
+                "value is not a valid header value (control characters or newlines)".into(),
             ),
         }
     }
     let signer = match spec.secret.as_deref() {
         None => None,
+        Some(s) if s.trim().is_empty() => {
+            err(
+                "secret",
+                "is empty; expected a signing secret (whsec_...), or remove the key to send unsigned"
+                    .into(),
+            );
+            None
+        }
         Some(s) => Signer::from_secret(s).map_err(|e| err("secret", e)).ok(),
     };
+    if spec.timeout.0.is_zero() {
+        err("timeout", "expected more than 0s, e.g. 10s".into());
+    }
     let backoff = Backoff::new(spec.retry.initial.0, spec.retry.max.0);
     if spec.retry.attempts == 0 {
-        err("retry.attempts", "expected at least 1".into());
+        err(
+            "retry.attempts",
+            "expected at least 1 (the first attempt counts)".into(),
+        );
+    }
+    if spec.retry.initial > spec.retry.max {
+        err(
+            "retry.initial",
+            format!(
+                "{} is longer than retry.max {}; expected initial <= max",
+                spec.retry.initial, spec.retry.max
+            ),
+        );
+    }
+    if spec.concurrency == Some(0) {
+        err(
+            "concurrency",
+            "expected at least 1 (or remove it for the global limit)".into(),
+        );
     }
     // Robot presets judge the robot's verdict; a custom body keeps its preset's check, and a
     // webhook without a preset is judged on the status alone.
@@ -294,139 +390,4 @@ fn compile_one(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn compile(webhooks: &str) -> Result<Webhooks, Vec<String>> {
-        let text = format!(
-            "upstream: http://127.0.0.1:1\nroutes:\n  - action: created\n    method: POST\n    path: /users\n    fields: {{Department: request.body.dept}}\nwebhooks:\n{webhooks}"
-        );
-        let file = crate::config::parse_str(&text).map_err(|e| vec![e.to_string()])?;
-        Webhooks::compile(&file).map_err(|e| e.iter().map(|e| e.to_string()).collect())
-    }
-
-    fn one(yaml: &str) -> Arc<Webhook> {
-        let hooks = compile(yaml).unwrap_or_else(|e| panic!("{e:?}"));
-        let first = hooks.iter().next().expect("one webhook").clone();
-        first
-    }
-
-    #[test]
-    fn defaults_are_the_dce_body_json_and_plain_2xx() {
-        let w = one("  - {name: a, actions: [created, deleted], url: 'http://x/h'}\n");
-        assert_eq!(w.name, "a");
-        assert_eq!(w.method, Method::POST);
-        assert_eq!(w.content_type, "application/json");
-        assert_eq!(w.body.kind(), BodyKind::Json);
-        assert_eq!(w.success, SuccessCheck::Http2xx);
-        assert_eq!(w.attempts, 12);
-        assert!(w.subscribes(Action::Created));
-        assert!(w.subscribes(Action::Deleted));
-        assert!(!w.subscribes(Action::Login));
-        assert_eq!(
-            w.body.variables().collect::<Vec<_>>(),
-            [
-                "ID",
-                "Email",
-                "Name",
-                "LastName",
-                "FirstName",
-                "CreatedAt",
-                "Enabled"
-            ]
-        );
-    }
-
-    #[test]
-    fn star_subscribes_to_everything() {
-        let w = one("  - {name: a, actions: ['*'], url: 'http://x/h', method: put}\n");
-        assert!(Action::ALL.iter().all(|a| w.subscribes(*a)));
-        assert_eq!(w.method, Method::PUT);
-    }
-
-    #[test]
-    fn a_custom_body_keeps_its_presets_check() {
-        let w = one("  - {name: a, actions: ['*'], url: 'http://x/h', preset: wecom-text, body: '{\"msgtype\":\"text\",\"text\":{\"content\":\"{{$$.Name$$}}\"}}'}\n");
-        assert_eq!(w.success, SuccessCheck::ErrCodeZero);
-        assert_eq!(w.body.variables().collect::<Vec<_>>(), ["Name"]);
-        let p = one("  - {name: a, actions: ['*'], url: 'http://x/h', preset: feishu}\n");
-        assert_eq!(p.success, SuccessCheck::FeishuCodeZero);
-    }
-
-    #[test]
-    fn text_bodies_need_a_non_json_content_type() {
-        let err = compile(
-            "  - {name: a, actions: ['*'], url: 'http://x/h', body: 'hello {{$$.Name$$}}'}\n",
-        )
-        .unwrap_err();
-        assert_eq!(err.len(), 1, "{err:?}");
-        assert!(err[0].starts_with("webhooks[0].body: "), "{err:?}");
-        assert!(err[0].contains("set content_type"), "{err:?}");
-        let w = one("  - {name: a, actions: ['*'], url: 'http://x/h', body: 'hello {{$$.Name$$}}', content_type: text/plain}\n");
-        assert_eq!(w.body.kind(), BodyKind::Text);
-        assert_eq!(w.content_type, "text/plain");
-        let j = one("  - {name: a, actions: ['*'], url: 'http://x/h', body: '{}', content_type: 'application/cloudevents+json; charset=utf-8'}\n");
-        assert_eq!(j.body.kind(), BodyKind::Json);
-    }
-
-    #[test]
-    fn unknown_variables_name_their_key_path() {
-        let err = compile(
-            "  - {name: a, actions: ['*'], url: 'http://x/h'}\n  - {name: b, actions: ['*'], url: 'http://x/{{$$.Nmae$$}}', body: '{\"e\":\"{{$$.Emial$$}}\"}'}\n",
-        )
-        .unwrap_err();
-        assert_eq!(err.len(), 2, "{err:?}");
-        assert!(
-            err[0].starts_with("webhooks[1].url: unknown variable {{$$.Nmae$$}}; known: ID, Email"),
-            "{err:?}"
-        );
-        assert!(
-            err[1].starts_with("webhooks[1].body: unknown variable {{$$.Emial$$}}; known: ID,"),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn custom_fields_from_routes_are_known() {
-        let w = one("  - {name: a, actions: ['*'], url: 'http://x/{{$$.Department$$}}', body: '{\"d\":\"{{$$.Department$$}}\"}'}\n");
-        assert_eq!(w.body.variables().collect::<Vec<_>>(), ["Department"]);
-    }
-
-    #[test]
-    fn reserved_headers_and_bad_secrets_are_errors() {
-        let err = compile("  - {name: a, actions: ['*'], url: 'http://x/h', headers: {Webhook-Id: x}, secret: 'whsec_%%%'}\n")
-            .unwrap_err();
-        assert_eq!(err.len(), 2, "{err:?}");
-        assert!(
-            err[0].starts_with("webhooks[0].headers.Webhook-Id: "),
-            "{err:?}"
-        );
-        assert_eq!(
-            err[1],
-            "webhooks[0].secret: signing secret after `whsec_` is not valid base64"
-        );
-    }
-
-    #[test]
-    fn debug_hides_secrets_and_headers() {
-        let w = one("  - {name: a, actions: ['*'], url: 'http://x/h?key=K3Y', headers: {Authorization: Bearer T0K}, secret: s3cr3t-value}\n");
-        let shown = format!("{w:?}");
-        assert!(shown.contains("signed: true"), "{shown}");
-        for secret in ["K3Y", "T0K", "s3cr3t"] {
-            assert!(!shown.contains(secret), "{shown}");
-        }
-        assert!(w.headers["authorization"].is_sensitive());
-    }
-
-    #[test]
-    fn lookup_by_name() {
-        let hooks = compile(
-            "  - {name: a, actions: ['*'], url: 'http://x/h'}\n  - {name: b, actions: ['*'], url: 'http://x/h', enabled: false}\n",
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(hooks.names(), ["a", "b"]);
-        assert!(!hooks.get("b").expect("b").enabled);
-        assert!(hooks.get("c").is_none());
-        assert_eq!(hooks.len(), 2);
-    }
-}
+mod tests;
