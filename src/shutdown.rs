@@ -34,11 +34,6 @@ impl ShutdownSignal {
         // An error means the trigger side is gone, which also means: stop.
         let _ = self.rx.wait_for(|stopping| *stopping).await;
     }
-
-    /// True once shutdown has been triggered.
-    pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow()
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C): what Kubernetes and a terminal send.

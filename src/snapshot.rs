@@ -391,7 +391,9 @@ mod tests {
 
     #[test]
     fn all_validation_problems_reported_together() {
-        let errs = problems_of(parse("listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n"));
+        let errs = problems_of(parse(
+            "listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n",
+        ));
         assert_eq!(errs.len(), 3, "{errs:?}");
     }
 }

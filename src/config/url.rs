@@ -70,16 +70,24 @@ mod tests {
 
     #[test]
     fn placeholders_are_checked_as_plain_text() {
-        assert_eq!(without_placeholders("https://{{$$.Host$$}}/u/{{$$.ID$$}}"), "https://x/u/x");
-        assert_eq!(http_url_problem(&without_placeholders("https://{{$$.Host$$}}/x"), true), None);
-        assert_eq!(without_placeholders("https://h/{{$$.ID"), "https://h/{{$$.ID");
+        assert_eq!(
+            without_placeholders("https://{{$$.Host$$}}/u/{{$$.ID$$}}"),
+            "https://x/u/x"
+        );
+        assert_eq!(
+            http_url_problem(&without_placeholders("https://{{$$.Host$$}}/x"), true),
+            None
+        );
+        assert_eq!(
+            without_placeholders("https://h/{{$$.ID"),
+            "https://h/{{$$.ID"
+        );
     }
 
     #[test]
     fn upstream_problems() {
         assert_eq!(upstream_problem("http://[::1]:8081/auth"), None);
-        assert!(upstream_problem("http://u:p@h/")
-            .is_some_and(|p| p.contains("user:password@")));
+        assert!(upstream_problem("http://u:p@h/").is_some_and(|p| p.contains("user:password@")));
         assert!(upstream_problem("http://h/?q").is_some_and(|p| p.contains("?query")));
         assert!(upstream_problem("http://h/#f").is_some_and(|p| p.contains("#fragment")));
     }

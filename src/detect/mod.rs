@@ -2,9 +2,12 @@
 //!
 //! [`RouteTable::classify`] runs on *every* proxied request, so for unmatched traffic it must
 //! stay a router lookup plus a method comparison, without allocating. The decision that needs
-//! the response (status, `when` conditions) is [`RouteTable::resolve`], run off the request
-//! path by the extractor. Operator routes come first, then each listed profile's rules.
+//! the response (status, `when` conditions) and the fields it reads are the second phase,
+//! [`outcome`], run off the request path by the extractor. Operator routes come first, then
+//! each listed profile's rules.
 
+pub mod outcome;
+pub mod path_template;
 pub mod profiles;
 pub mod rule;
 
@@ -15,8 +18,8 @@ use http::Method;
 use crate::config::model::{ProfileSpec, RouteSpec};
 use crate::config::ConfigError;
 pub use crate::exchange::RouteMatch;
-use crate::extract::view::View;
-pub use rule::{Rule, RuleKind, RuleOrigin, Template};
+pub use path_template::PathTemplate;
+pub use rule::{Rule, RuleKind, RuleOrigin};
 
 /// All rules sharing one path template (several methods, several outcomes).
 #[derive(Debug)]
@@ -184,16 +187,6 @@ impl RouteTable {
             entry: index,
             params,
         })
-    }
-
-    /// The first rule of the match whose method, status and `when` conditions hold.
-    pub fn resolve(&self, m: &RouteMatch, view: &View<'_>) -> Option<&Rule> {
-        self.entries
-            .get(m.entry)?
-            .rules
-            .iter()
-            .filter_map(|&i| self.rules.get(i))
-            .find(|r| r.applies(view))
     }
 
     /// Every user field name the rules can produce (built-ins included): the templates'

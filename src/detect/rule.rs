@@ -6,9 +6,10 @@
 
 use http::Method;
 
+use super::path_template::PathTemplate;
 use crate::config::model::RouteSpec;
 use crate::config::ConfigError;
-use crate::event::{Action, UserFields, EVENT_VARIABLES};
+use crate::event::{Action, EVENT_VARIABLES};
 use crate::extract::source::FieldSource;
 use crate::extract::view::View;
 
@@ -71,84 +72,13 @@ pub struct Rule {
     pub fields: Vec<FieldRule>,
 }
 
-/// A parsed path template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    /// As written (base path joined, trailing slash removed).
-    pub text: String,
-    /// The matchit route with positional parameter names (`/users/{p0}`), so templates that
-    /// differ only in parameter names share one router entry.
-    pub route: String,
-    /// Parameter names in path order.
-    pub params: Vec<String>,
-}
-
-impl Template {
-    /// Parses `/realms/{realm}/users/{id}` or `/files/{*rest}`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if !text.starts_with('/') {
-            return Err(format!("`{text}` must start with `/`"));
-        }
-        if text.contains(['?', '#']) {
-            return Err(format!(
-                "`{text}`: a path template has no query or fragment"
-            ));
-        }
-        let trimmed = if text.len() > 1 {
-            text.trim_end_matches('/')
-        } else {
-            text
-        };
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-        let mut route = String::with_capacity(trimmed.len());
-        let mut params: Vec<String> = Vec::new();
-        let mut rest = trimmed;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest.as_bytes()[open] == b'}' {
-                return Err(format!("`{text}`: `}}` without `{{`"));
-            }
-            route.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| format!("`{text}`: unclosed `{{`"))?;
-            let inner = &after[..close];
-            let (catch_all, name) = match inner.strip_prefix('*') {
-                Some(n) => (true, n),
-                None => (false, inner),
-            };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`{text}`: parameter `{{{inner}}}` must be a name of letters, digits and `_`"
-                ));
-            }
-            if params.iter().any(|p| p == name) {
-                return Err(format!("`{text}`: parameter `{name}` appears twice"));
-            }
-            rest = &after[close + 1..];
-            if catch_all && !rest.is_empty() {
-                return Err(format!("`{text}`: `{{*{name}}}` must end the path"));
-            }
-            let star = if catch_all { "*" } else { "" };
-            route.push_str(&format!("{{{star}p{}}}", params.len()));
-            params.push(name.to_owned());
-        }
-        route.push_str(rest);
-        Ok(Template {
-            text: trimmed.to_owned(),
-            route,
-            params,
-        })
-    }
-}
-
 impl Rule {
     /// Compiles one config rule; `key` is its config path (`routes[2]`) for errors.
     pub fn compile(
         spec: &RouteSpec,
         key: &str,
         origin: RuleOrigin,
-    ) -> Result<(Rule, Template), Vec<ConfigError>> {
+    ) -> Result<(Rule, PathTemplate), Vec<ConfigError>> {
         let mut errors = Vec::new();
         let kind = match spec.action.as_str() {
             "remember" => Some(RuleKind::Remember),
@@ -173,7 +103,7 @@ impl Rule {
                 None
             }
         };
-        let template = match Template::parse(&spec.path) {
+        let template = match PathTemplate::parse(&spec.path) {
             Ok(t) => Some(t),
             Err(e) => {
                 errors.push(ConfigError::new(format!("{key}.path"), e));
@@ -286,17 +216,6 @@ impl Rule {
                 .iter()
                 .all(|c| c.source.eval(view).is_some_and(|v| c.accepted.contains(&v)))
     }
-
-    /// The user fields this rule extracts (empty values skipped).
-    pub fn extract(&self, view: &View<'_>) -> UserFields {
-        let mut out = UserFields::new();
-        for f in &self.fields {
-            if let Some(v) = f.sources.iter().find_map(|s| s.eval(view)) {
-                out.insert(f.name.clone(), v);
-            }
-        }
-        out
-    }
 }
 
 /// Field names become template variables `{{$$.Name$$}}`: identifiers, not event variables.
@@ -321,29 +240,6 @@ fn check_field_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates() {
-        let t = Template::parse("/realms/{realm}/users/{id}/").expect("ok");
-        assert_eq!(t.text, "/realms/{realm}/users/{id}");
-        assert_eq!(t.route, "/realms/{p0}/users/{p1}");
-        assert_eq!(t.params, vec!["realm".to_owned(), "id".to_owned()]);
-        let t = Template::parse("/files/{*rest}").expect("ok");
-        assert_eq!(t.route, "/files/{*p0}");
-        assert_eq!(Template::parse("/").expect("ok").route, "/");
-        for (bad, want) in [
-            ("users", "must start with `/`"),
-            ("/users?x=1", "no query"),
-            ("/users/{id", "unclosed"),
-            ("/users/id}", "without `{`"),
-            ("/users/{}", "must be a name"),
-            ("/a/{id}/b/{id}", "appears twice"),
-            ("/a/{*rest}/b", "must end the path"),
-        ] {
-            let e = Template::parse(bad).expect_err(bad);
-            assert!(e.contains(want), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn field_names() {

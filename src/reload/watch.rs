@@ -69,13 +69,7 @@ fn start(
     // Registered now, not in the task, so a SIGHUP right after this returns is not missed.
     let sighup = {
         let _guard = handle.enter();
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "SIGHUP reloads are unavailable");
-                None
-            }
-        }
+        Hangup::register()
     };
 
     let (tx, rx) = mpsc::channel(4);
@@ -139,7 +133,7 @@ async fn run(
     mut state: WatchState,
     watcher: notify::RecommendedWatcher,
     mut wake: mpsc::Receiver<()>,
-    mut sighup: Option<tokio::signal::unix::Signal>,
+    mut sighup: Hangup,
     debounce: Duration,
 ) {
     // Owned here so the OS watch lives exactly as long as this task.
@@ -162,7 +156,7 @@ async fn run(
                 state.check("file changed", false).await
             }
             _ = rescan.tick() => state.check("file changed", false).await,
-            Some(()) = recv_signal(&mut sighup) => state.check("SIGHUP", true).await,
+            Some(()) = sighup.recv() => state.check("SIGHUP", true).await,
         };
         if !keep_going {
             break;
@@ -182,17 +176,47 @@ async fn settle(wake: &mut mpsc::Receiver<()>, debounce: Duration) {
     }
 }
 
-/// The next SIGHUP, or never when signals are unavailable.
-async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match sig {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
+/// SIGHUP where the platform has it (an operator's "reload now"); elsewhere, and when it
+/// cannot be registered, a signal that never arrives (file events and the re-hash still work).
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    /// Registers for SIGHUP; must run inside a tokio runtime.
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::hangup()) {
+                Ok(s) => Hangup { signal: Some(s) },
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP reloads are unavailable");
+                    Hangup { signal: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Hangup {}
+        }
+    }
+
+    /// The next SIGHUP, or never.
+    async fn recv(&mut self) -> Option<()> {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.signal {
+            return s.recv().await;
+        }
+        std::future::pending().await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
     use std::os::unix::fs::symlink;
 
     const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -231,6 +255,7 @@ mod tests {
         assert!(["file changed", "SIGHUP"].contains(&t.reason), "{t:?}");
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn configmap_symlink_swap_is_seen() {
         let dir = tempfile::tempdir().unwrap();

@@ -57,9 +57,9 @@ impl Extractor {
                 .capture_limit
                 .saturating_mul(decode::EXPANSION_FACTOR),
         );
-        let rule = snapshot.routes.resolve(&ex.route, &view)?;
-        let mut fields = rule.extract(&view);
-        let action = match rule.kind {
+        let outcome = snapshot.routes.outcome(&ex.route, &view)?;
+        let mut fields = outcome.fields;
+        let action = match outcome.kind {
             RuleKind::Remember => {
                 self.cache.remember(&fields);
                 return None;
