@@ -1,4 +1,4 @@
-//! What userhook tells the world: a user lifecycle event (DESIGN.md section 3).
+//! A user lifecycle event: what userhook tells the world (model in docs/architecture.md).
 //!
 //! An event is built off the request path, after the upstream's response has completed,
 //! and is immutable from then on: every webhook renders from the same values.
@@ -79,7 +79,7 @@ impl FromStr for Action {
     }
 }
 
-/// The user fields every profile knows and every template may use (DESIGN.md section 4).
+/// The user fields every profile knows and every template may use (README "Templates and variables").
 pub const BUILTIN_USER_FIELDS: &[&str] = &[
     "ID",
     "Email",

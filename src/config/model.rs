@@ -1,4 +1,4 @@
-//! The serde mirror of `userhook.yaml` (DESIGN.md section 2).
+//! The serde mirror of `userhook.yaml` (every key documented in `config/userhook.yaml`).
 //!
 //! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
 //! Values here are *as written* (after `${VAR}` interpolation): they are checked and compiled

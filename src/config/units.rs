@@ -23,14 +23,32 @@ impl fmt::Display for Duration {
     }
 }
 
+/// A duration or size that cannot be read; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Not a duration.
+    #[error("`{text}` is not a duration ({reason}); write e.g. 500ms, 10s, 5m")]
+    Duration {
+        /// As written, trimmed.
+        text: String,
+        /// What the duration parser objected to.
+        reason: String,
+    },
+    /// Not a size, or one too large for 64 bits.
+    #[error("`{0}` is not a size; write e.g. 512KiB, 1MiB, 1GiB or a number of bytes")]
+    Size(String),
+}
+
 /// Parses `10s`, `1m30s`, `250ms` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, UnitError> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. 500ms, 10s, 5m"))
+    humantime::parse_duration(t).map_err(|e| UnitError::Duration {
+        text: t.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 impl<'de> Deserialize<'de> for Duration {
@@ -70,13 +88,13 @@ impl fmt::Display for ByteSize {
 }
 
 /// Parses `1MiB`, `10 KB`, `2G`, `4096`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("`{t}` is not a size; write e.g. 512KiB, 1MiB, 1GiB or a number of bytes");
+    let bad = || UnitError::Size(t.to_owned());
     let value: f64 = num.parse().map_err(|_| bad())?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,

@@ -1,4 +1,4 @@
-//! Field sources and transforms (DESIGN.md section 2 "Field sources"), parsed once at load.
+//! Field sources and transforms (README "Field sources and transforms"), parsed once at load.
 //!
 //! `response.body.access_token | jwt.email` becomes a [`FieldSource`] when the config is
 //! compiled, so the extractor never parses source text per request. Evaluating a source never

@@ -8,7 +8,7 @@
 use super::body::{BodyKind, BodyTemplate};
 use super::error::TemplateError;
 
-/// DCE 5.0's default webhook message body, byte for byte (DESIGN.md section 4): receivers
+/// DCE 5.0's default webhook message body, byte for byte (README "Templates and variables"): receivers
 /// written for DCE keep working when nothing else is configured.
 pub const DCE_DEFAULT_BODY: &str = r#"{"id":"{{$$.ID$$}}","email":"{{$$.Email$$}}","username":"{{$$.Name$$}}","last_name":"{{$$.LastName$$}}","first_name":"{{$$.FirstName$$}}","created_at":"{{$$.CreatedAt$$}}","enabled":"{{$$.Enabled$$}}"}"#;
 

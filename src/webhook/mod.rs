@@ -335,7 +335,9 @@ fn compile_one(
             );
             None
         }
-        Some(s) => Signer::from_secret(s).map_err(|e| err("secret", e)).ok(),
+        Some(s) => Signer::from_secret(s)
+            .map_err(|e| err("secret", e.to_string()))
+            .ok(),
     };
     if spec.timeout.0.is_zero() {
         err("timeout", "expected more than 0s, e.g. 10s".into());

@@ -29,6 +29,20 @@ impl fmt::Debug for Signer {
     }
 }
 
+/// Why a configured signing secret cannot sign. Never carries the secret itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// `whsec_` followed by something that is not base64.
+    #[error("signing secret after `whsec_` is not valid base64")]
+    NotBase64,
+    /// Nothing to key the HMAC with.
+    #[error("signing secret is empty")]
+    Empty,
+    /// HMAC-SHA256 refused the key.
+    #[error("signing secret cannot key HMAC-SHA256")]
+    Unusable,
+}
+
 impl Signer {
     /// Builds a signer from a configured secret:
     /// - `whsec_<base64>`: the decoded bytes are the key (the spec's form); bad base64 is an
@@ -39,20 +53,19 @@ impl Signer {
     ///   passphrases (the receiver must then key its HMAC with the same raw bytes).
     ///
     /// The error never contains the secret.
-    pub fn from_secret(secret: &str) -> Result<Signer, String> {
+    pub fn from_secret(secret: &str) -> Result<Signer, SecretError> {
         let key = match secret.strip_prefix(PREFIX) {
             Some(encoded) => STANDARD
                 .decode(encoded)
-                .map_err(|_| format!("signing secret after `{PREFIX}` is not valid base64"))?,
+                .map_err(|_| SecretError::NotBase64)?,
             None => STANDARD
                 .decode(secret)
                 .unwrap_or_else(|_| secret.as_bytes().to_vec()),
         };
         if key.is_empty() {
-            return Err("signing secret is empty".to_owned());
+            return Err(SecretError::Empty);
         }
-        let mac = HmacSha256::new_from_slice(&key)
-            .map_err(|_| "signing secret cannot key HMAC-SHA256".to_owned())?;
+        let mac = HmacSha256::new_from_slice(&key).map_err(|_| SecretError::Unusable)?;
         Ok(Signer { mac })
     }
 
@@ -123,13 +136,14 @@ mod tests {
     #[test]
     fn bad_secrets_are_rejected_without_echoing_them() {
         let err = Signer::from_secret("whsec_%%%secret%%%").unwrap_err();
-        assert_eq!(err, "signing secret after `whsec_` is not valid base64");
+        assert_eq!(err, SecretError::NotBase64);
         assert_eq!(
-            Signer::from_secret("").unwrap_err(),
-            "signing secret is empty"
+            err.to_string(),
+            "signing secret after `whsec_` is not valid base64"
         );
+        assert_eq!(Signer::from_secret("").unwrap_err(), SecretError::Empty);
         assert_eq!(
-            Signer::from_secret("whsec_").unwrap_err(),
+            Signer::from_secret("whsec_").unwrap_err().to_string(),
             "signing secret is empty"
         );
     }
