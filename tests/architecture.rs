@@ -20,19 +20,20 @@ use std::path::Path;
 /// Rank of each top-level module, bottom (index 0) to top. Edit this when a module moves: a
 /// module may use only modules on the lines above its own.
 const LAYERS: &[&[&str]] = &[
-    /* 0 */ &["shutdown", "event", "exchange", "metrics", "redact"],
-    /* 1 */ &["config", "template"],
-    /* 2 */ &["telemetry", "extract"],
-    /* 3 */ &["detect"],
-    /* 4 */ &["upstream", "webhook"],
-    /* 5 */ &["snapshot"],
-    /* 6 */ &["reload"],
-    /* 7 */ &["events"],
-    /* 8 */ &["proxy"],
-    /* 9 */ &["admin"],
-    /* 10 */ &["app"],
-    /* 11 */ &["demo"],
-    /* 12 */ &["cli"],
+    /* 0 */ &["shutdown", "event", "exchange", "redact"],
+    /* 1 */ &["metrics", "capture", "headers"],
+    /* 2 */ &["config", "template"],
+    /* 3 */ &["telemetry", "extract"],
+    /* 4 */ &["detect"],
+    /* 5 */ &["upstream", "webhook"],
+    /* 6 */ &["snapshot"],
+    /* 7 */ &["reload"],
+    /* 8 */ &["events"],
+    /* 9 */ &["proxy"],
+    /* 10 */ &["admin"],
+    /* 11 */ &["app"],
+    /* 12 */ &["demo"],
+    /* 13 */ &["cli"],
 ];
 
 /// What the analysis found, kept apart from the assertions so self-tests can inspect it.

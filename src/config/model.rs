@@ -81,7 +81,7 @@ impl EnvValues {
     /// A config error with environment values taken out of its message: a message about a
     /// key that received a value loses every such value, however short; elsewhere only values
     /// of at least 6 bytes are replaced (a `1` or `true` would garble the text).
-    pub fn scrub_error(&self, mut error: super::ConfigError) -> super::ConfigError {
+    pub fn scrub_error(&self, mut error: super::error::ConfigError) -> super::error::ConfigError {
         error.message = self.scrub_at(&error.message, Some(&error.path));
         error
     }

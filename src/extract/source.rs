@@ -7,116 +7,11 @@
 use std::fmt;
 
 use http::HeaderName;
-use serde_json::Value;
 
+pub use super::json_path::{into_scalar_text, scalar_text, JsonPath};
+pub use super::view::Side;
 use super::view::View;
 use crate::redact::is_credential_name;
-
-/// Which half of the exchange a body or header source reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// What the client sent.
-    Request,
-    /// What the upstream answered.
-    Response,
-}
-
-/// One step of a JSON path: an object key, or an array index when it is a number. On an
-/// array, the step `primary` picks the element with `"primary": true`, else the first
-/// (SCIM multi-valued attributes such as `emails`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    key: String,
-    index: Option<usize>,
-}
-
-/// A dotted JSON path, e.g. `emails.primary.value` or `attributes.department.0`. On an
-/// array, a number indexes, `primary` picks the primary element, and `key=value` picks the
-/// first element whose `key` is `value` (ASCII case ignored), e.g. `Operations.path=active.value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonPath(Vec<Step>);
-
-impl JsonPath {
-    /// Parses `a.b.0`; every step must be non-empty.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("empty path".into());
-        }
-        let mut steps = Vec::new();
-        for part in text.split('.') {
-            if part.is_empty() {
-                return Err(format!("empty step in path `{text}`"));
-            }
-            steps.push(Step {
-                key: part.to_owned(),
-                index: part.parse().ok(),
-            });
-        }
-        Ok(JsonPath(steps))
-    }
-
-    /// The first step's key (what it reads of an object) and the steps after it.
-    pub fn split_first(&self) -> (&str, Steps<'_>) {
-        match self.0.split_first() {
-            Some((first, rest)) => (first.key.as_str(), Steps(rest)),
-            None => ("", Steps(&[])),
-        }
-    }
-
-    /// The value at this path, if every step exists.
-    pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
-        Steps(&self.0).lookup(root)
-    }
-
-    fn names_credential(&self) -> bool {
-        self.0.iter().any(|s| is_credential_name(&s.key))
-    }
-}
-
-/// Some steps of a [`JsonPath`], applied from a value inside the document.
-#[derive(Debug, Clone, Copy)]
-pub struct Steps<'p>(&'p [Step]);
-
-impl Steps<'_> {
-    /// True when there is no step left: the value itself is wanted.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The value these steps lead to from `root`, if every step exists.
-    pub fn lookup<'v>(&self, root: &'v Value) -> Option<&'v Value> {
-        let mut v = root;
-        for step in self.0 {
-            v = match v {
-                Value::Object(map) => map.get(&step.key)?,
-                Value::Array(items) if step.key == "primary" => primary(items)?,
-                Value::Array(items) => match (step.index, step.key.split_once('=')) {
-                    (Some(i), _) => items.get(i)?,
-                    // `Operations.path=active`: the first element whose `path` is `active`.
-                    (None, Some((key, want))) => items.iter().find(|e| {
-                        e.get(key)
-                            .and_then(Value::as_str)
-                            .is_some_and(|v| v.eq_ignore_ascii_case(want))
-                    })?,
-                    (None, None) => return None,
-                },
-                _ => return None,
-            };
-        }
-        Some(v)
-    }
-}
-
-/// The element marked `primary` (boolean or `"true"`), else the first.
-fn primary(items: &[Value]) -> Option<&Value> {
-    items
-        .iter()
-        .find(|e| {
-            matches!(e.get("primary"), Some(Value::Bool(true)))
-                || e.get("primary").and_then(Value::as_str) == Some("true")
-        })
-        .or_else(|| items.first())
-}
 
 /// Where a raw value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,24 +113,6 @@ impl FieldSource {
             };
         }
         (!value.is_empty()).then_some(value)
-    }
-}
-
-/// JSON scalars as text (`"x"` -> `x`, `42`, `true`); null, objects and arrays are no value.
-pub fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// [`scalar_text`] of a value parsed just for this field: a string is moved, not copied.
-pub fn into_scalar_text(v: Value) -> Option<String> {
-    match v {
-        Value::String(s) => (!s.is_empty()).then_some(s),
-        other => scalar_text(&other),
     }
 }
 

@@ -13,9 +13,18 @@ use serde_json::Value;
 
 use super::decode::{decode, DecodedBody};
 use super::json_index::ObjectIndex;
+use super::json_path::{into_scalar_text, scalar_text, JsonPath};
 use super::partial_json::close_prefix;
-use super::source::{into_scalar_text, scalar_text, JsonPath, Side};
 use crate::exchange::{CapturedBody, Exchange};
+
+/// Which half of the exchange a body or header source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What the client sent.
+    Request,
+    /// What the upstream answered.
+    Response,
+}
 
 /// One body with its lazily decoded and parsed forms.
 struct LazyBody<'a> {
