@@ -5,6 +5,47 @@
 //! names are replaced by positions, so templates that differ only in names share one entry.
 //! Not to be confused with `template`, which renders webhook bodies and URLs.
 
+/// Why a path template cannot be routed; each says what is wrong with the template as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathTemplateError {
+    /// Paths are absolute.
+    #[error("`{0}` must start with `/`")]
+    NotAbsolute(String),
+    /// A template matches paths; the query is not part of one.
+    #[error("`{0}`: a path template has no query or fragment")]
+    QueryOrFragment(String),
+    /// A `}` with no `{` before it.
+    #[error("`{0}`: `}}` without `{{`")]
+    StrayClose(String),
+    /// A `{` never closed.
+    #[error("`{0}`: unclosed `{{`")]
+    Unclosed(String),
+    /// A parameter name that is empty or not an identifier.
+    #[error("`{template}`: parameter `{{{inner}}}` must be a name of letters, digits and `_`")]
+    BadName {
+        /// The template as written.
+        template: String,
+        /// What stood between the braces.
+        inner: String,
+    },
+    /// Two parameters with one name.
+    #[error("`{template}`: parameter `{name}` appears twice")]
+    Duplicate {
+        /// The template as written.
+        template: String,
+        /// The repeated name.
+        name: String,
+    },
+    /// `{*rest}` followed by more path.
+    #[error("`{template}`: `{{*{name}}}` must end the path")]
+    CatchAllNotLast {
+        /// The template as written.
+        template: String,
+        /// The catch-all's name.
+        name: String,
+    },
+}
+
 /// A parsed path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
@@ -19,14 +60,12 @@ pub struct PathTemplate {
 
 impl PathTemplate {
     /// Parses `/realms/{realm}/users/{id}` or `/files/{*rest}`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PathTemplateError> {
         if !text.starts_with('/') {
-            return Err(format!("`{text}` must start with `/`"));
+            return Err(PathTemplateError::NotAbsolute(text.to_owned()));
         }
         if text.contains(['?', '#']) {
-            return Err(format!(
-                "`{text}`: a path template has no query or fragment"
-            ));
+            return Err(PathTemplateError::QueryOrFragment(text.to_owned()));
         }
         let trimmed = if text.len() > 1 {
             text.trim_end_matches('/')
@@ -39,29 +78,36 @@ impl PathTemplate {
         let mut rest = trimmed;
         while let Some(open) = rest.find(['{', '}']) {
             if rest.as_bytes()[open] == b'}' {
-                return Err(format!("`{text}`: `}}` without `{{`"));
+                return Err(PathTemplateError::StrayClose(text.to_owned()));
             }
             route.push_str(&rest[..open]);
             let after = &rest[open + 1..];
             let close = after
                 .find('}')
-                .ok_or_else(|| format!("`{text}`: unclosed `{{`"))?;
+                .ok_or_else(|| PathTemplateError::Unclosed(text.to_owned()))?;
             let inner = &after[..close];
             let (catch_all, name) = match inner.strip_prefix('*') {
                 Some(n) => (true, n),
                 None => (false, inner),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`{text}`: parameter `{{{inner}}}` must be a name of letters, digits and `_`"
-                ));
+                return Err(PathTemplateError::BadName {
+                    template: text.to_owned(),
+                    inner: inner.to_owned(),
+                });
             }
             if params.iter().any(|p| p == name) {
-                return Err(format!("`{text}`: parameter `{name}` appears twice"));
+                return Err(PathTemplateError::Duplicate {
+                    template: text.to_owned(),
+                    name: name.to_owned(),
+                });
             }
             rest = &after[close + 1..];
             if catch_all && !rest.is_empty() {
-                return Err(format!("`{text}`: `{{*{name}}}` must end the path"));
+                return Err(PathTemplateError::CatchAllNotLast {
+                    template: text.to_owned(),
+                    name: name.to_owned(),
+                });
             }
             let star = if catch_all { "*" } else { "" };
             route.push_str(&format!("{{{star}p{}}}", params.len()));
@@ -98,7 +144,7 @@ mod tests {
             ("/a/{id}/b/{id}", "appears twice"),
             ("/a/{*rest}/b", "must end the path"),
         ] {
-            let e = PathTemplate::parse(bad).expect_err(bad);
+            let e = PathTemplate::parse(bad).expect_err(bad).to_string();
             assert!(e.contains(want), "{bad}: {e}");
         }
     }

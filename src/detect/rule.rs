@@ -106,7 +106,7 @@ impl Rule {
         let template = match PathTemplate::parse(&spec.path) {
             Ok(t) => Some(t),
             Err(e) => {
-                errors.push(ConfigError::new(format!("{key}.path"), e));
+                errors.push(ConfigError::new(format!("{key}.path"), e.to_string()));
                 None
             }
         };
@@ -150,7 +150,7 @@ impl Rule {
                     accepted: accepted.0.clone(),
                 }),
                 Ok(_) => errors.push(ConfigError::new(at, "list at least one accepted value")),
-                Err(e) if template.is_some() => errors.push(ConfigError::new(at, e)),
+                Err(e) if template.is_some() => errors.push(ConfigError::new(at, e.to_string())),
                 Err(_) => {} // path errors are reported once, at `.path`
             }
         }
@@ -172,7 +172,9 @@ impl Rule {
                         format!("`{s}` is a credential; built-in profiles never extract credentials"),
                     )),
                     Ok(s) => parsed.push(s),
-                    Err(e) if template.is_some() => errors.push(ConfigError::new(at.clone(), e)),
+                    Err(e) if template.is_some() => {
+                        errors.push(ConfigError::new(at.clone(), e.to_string()))
+                    }
                     Err(_) => {}
                 }
             }

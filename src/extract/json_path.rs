@@ -8,6 +8,17 @@ use serde_json::Value;
 
 use crate::redact::is_credential_name;
 
+/// Why a dotted path cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    /// Nothing after the source's prefix.
+    #[error("empty path")]
+    Empty,
+    /// `a..b` or a trailing dot.
+    #[error("empty step in path `{0}`")]
+    EmptyStep(String),
+}
+
 /// One step of a JSON path: an object key, or an array index when it is a number. On an
 /// array, the step `primary` picks the element with `"primary": true`, else the first
 /// (SCIM multi-valued attributes such as `emails`).
@@ -25,14 +36,14 @@ pub struct JsonPath(Vec<Step>);
 
 impl JsonPath {
     /// Parses `a.b.0`; every step must be non-empty.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, JsonPathError> {
         if text.is_empty() {
-            return Err("empty path".into());
+            return Err(JsonPathError::Empty);
         }
         let mut steps = Vec::new();
         for part in text.split('.') {
             if part.is_empty() {
-                return Err(format!("empty step in path `{text}`"));
+                return Err(JsonPathError::EmptyStep(text.to_owned()));
             }
             steps.push(Step {
                 key: part.to_owned(),

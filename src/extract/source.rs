@@ -8,10 +8,48 @@ use std::fmt;
 
 use http::HeaderName;
 
-pub use super::json_path::{into_scalar_text, scalar_text, JsonPath};
+pub use super::json_path::{into_scalar_text, scalar_text, JsonPath, JsonPathError};
 pub use super::view::Side;
 use super::view::View;
 use crate::redact::is_credential_name;
+
+/// The sources a rule can name, for error messages.
+const KNOWN_SOURCES: &str = "request.body.<path>, response.body.<path>, request.form.<name>, \
+                             path.<param>, query.<name>, request.header.<name>, \
+                             response.header.<name>, request.jwt.<claim>";
+
+/// Why a field source cannot be read; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Not one of the known sources.
+    #[error("unknown source `{0}`; known sources: {KNOWN_SOURCES}")]
+    Unknown(String),
+    /// `request.form.` with nothing after the dot.
+    #[error("source `{0}` needs a name after the last `.`")]
+    MissingName(String),
+    /// `request.header.<name>` with a name HTTP does not allow.
+    #[error("`{0}` is not a valid header name")]
+    BadHeader(String),
+    /// `path.<param>` on a template without parameters.
+    #[error("`{0}`: the path template has no parameters")]
+    NoParams(String),
+    /// `path.<param>` naming a parameter the template does not have.
+    #[error("`{text}`: the path template has no `{{{name}}}`; it has {known}")]
+    NoSuchParam {
+        /// The source as written.
+        text: String,
+        /// The parameter it names.
+        name: String,
+        /// The template's parameters, comma-separated.
+        known: String,
+    },
+    /// A `| transform` that does not exist.
+    #[error("unknown transform `{0}`; known transforms: last_segment, jwt.<claim>, lower")]
+    UnknownTransform(String),
+    /// A body, claim or `jwt.` path that is not a path.
+    #[error(transparent)]
+    Path(#[from] JsonPathError),
+}
 
 /// Where a raw value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +95,7 @@ impl fmt::Display for FieldSource {
 
 impl FieldSource {
     /// Parses `source | transform | ...`; `params` are the path template's parameter names.
-    pub fn parse(text: &str, params: &[String]) -> Result<Self, String> {
+    pub fn parse(text: &str, params: &[String]) -> Result<Self, SourceError> {
         let mut parts = text.split('|').map(str::trim);
         let head = parts.next().unwrap_or_default();
         let source = parse_source(head, params)?;
@@ -124,14 +162,11 @@ fn last_segment(value: &str) -> Option<&str> {
     (!seg.is_empty()).then_some(seg)
 }
 
-fn parse_source(text: &str, params: &[String]) -> Result<Source, String> {
-    let known = "known sources: request.body.<path>, response.body.<path>, request.form.<name>, \
-                 path.<param>, query.<name>, request.header.<name>, response.header.<name>, \
-                 request.jwt.<claim>";
-    let unknown = || format!("unknown source `{text}`; {known}");
-    let need = |rest: &str| -> Result<(), String> {
+fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
+    let unknown = || SourceError::Unknown(text.to_owned());
+    let need = |rest: &str| -> Result<(), SourceError> {
         if rest.is_empty() {
-            Err(format!("source `{text}` needs a name after the last `.`"))
+            Err(SourceError::MissingName(text.to_owned()))
         } else {
             Ok(())
         }
@@ -150,7 +185,7 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, String> {
                 ("body", _) => Ok(Source::Body(side, JsonPath::parse(rest)?)),
                 ("header", _) => HeaderName::from_bytes(rest.to_ascii_lowercase().as_bytes())
                     .map(|h| Source::Header(side, h))
-                    .map_err(|_| format!("`{rest}` is not a valid header name")),
+                    .map_err(|_| SourceError::BadHeader(rest.to_owned())),
                 ("form", Side::Request) => Ok(Source::Form(rest.to_owned())),
                 ("jwt", Side::Request) => Ok(Source::BearerClaim(JsonPath::parse(rest)?)),
                 _ => Err(unknown()),
@@ -164,12 +199,13 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, String> {
                 .map(Source::Path)
                 .ok_or_else(|| {
                     if params.is_empty() {
-                        format!("`{text}`: the path template has no parameters")
+                        SourceError::NoParams(text.to_owned())
                     } else {
-                        format!(
-                            "`{text}`: the path template has no `{{{rest}}}`; it has {}",
-                            params.join(", ")
-                        )
+                        SourceError::NoSuchParam {
+                            text: text.to_owned(),
+                            name: rest.to_owned(),
+                            known: params.join(", "),
+                        }
                     }
                 })
         }
@@ -181,15 +217,13 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, String> {
     }
 }
 
-fn parse_transform(text: &str) -> Result<Transform, String> {
+fn parse_transform(text: &str) -> Result<Transform, SourceError> {
     match text {
         "last_segment" => Ok(Transform::LastSegment),
         "lower" => Ok(Transform::Lower),
         _ => match text.strip_prefix("jwt.") {
             Some(claim) => Ok(Transform::Jwt(JsonPath::parse(claim)?)),
-            None => Err(format!(
-                "unknown transform `{text}`; known transforms: last_segment, jwt.<claim>, lower"
-            )),
+            None => Err(SourceError::UnknownTransform(text.to_owned())),
         },
     }
 }
@@ -200,7 +234,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(text: &str) -> Result<FieldSource, String> {
-        FieldSource::parse(text, &["realm".to_owned(), "id".to_owned()])
+        FieldSource::parse(text, &["realm".to_owned(), "id".to_owned()]).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -255,7 +289,8 @@ mod tests {
             assert!(err.contains(want), "{bad}: {err}");
         }
         let err = FieldSource::parse("path.id", &[]).expect_err("no params");
-        assert!(err.contains("no parameters"), "{err}");
+        assert_eq!(err, SourceError::NoParams("path.id".to_owned()));
+        assert!(err.to_string().contains("no parameters"), "{err}");
     }
 
     #[test]
