@@ -63,15 +63,7 @@ pub fn parse_str_with_env(
         .into());
     }
     let subs = interpolate::interpolate(&mut doc, lookup).map_err(ConfigErrors)?;
-    let mut file: ConfigFile = serde_path_to_error::deserialize(doc).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let mut message = e.into_inner().to_string();
-        if message.ends_with("expected a boolean") {
-            message.push_str(" (write true or false)");
-        }
-        ConfigErrors(scrub(vec![ConfigError::new(path, message)], &subs))
-    })?;
+    let mut file: ConfigFile = deserialize(doc).map_err(|e| ConfigErrors(scrub(vec![e], &subs)))?;
     file.env_values = model::EnvValues(
         subs.iter()
             .filter(|s| !s.value.is_empty())
@@ -84,6 +76,19 @@ pub fn parse_str_with_env(
     } else {
         Err(ConfigErrors(scrub(problems, &subs)))
     }
+}
+
+/// A parsed document to `T`; a type error or unknown key carries its key path.
+fn deserialize<T: serde::de::DeserializeOwned>(doc: serde_json::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let mut message = e.into_inner().to_string();
+        if message.ends_with("expected a boolean") {
+            message.push_str(" (write true or false)");
+        }
+        ConfigError::new(path, message)
+    })
 }
 
 /// YAML text to a JSON value, with line and column on syntax errors.

@@ -62,6 +62,7 @@ impl ProfileRule {
             status: (!self.status.is_empty()).then(|| self.status.to_vec()),
             when: map(self.when),
             fields: map(self.fields),
+            note: self.note.to_owned(),
         }
     }
 }
