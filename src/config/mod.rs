@@ -8,6 +8,8 @@
 //! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
 //! errors) -> `${VAR}` on string values only -> `ConfigFile` via `serde_path_to_error`, so
 //! type errors and unknown keys carry paths such as `webhooks[1].timeout` -> [`validate`].
+//! The built-in profile files take the same route without `${VAR}` (`parse_yaml_as`), their
+//! `routes:` being the same `RouteSpec`s, so a rule means in a profile what it means in a config.
 
 pub mod error;
 pub mod interpolate;
@@ -76,6 +78,13 @@ pub fn parse_str_with_env(
     } else {
         Err(ConfigErrors(scrub(problems, &subs)))
     }
+}
+
+/// YAML text to `T` the way a config file's text becomes a [`ConfigFile`] (same YAML
+/// options, unknown keys are errors, key paths in errors), without `${VAR}` interpolation or
+/// validation: how the built-in profile files, routes in the config's syntax, are read.
+pub(crate) fn parse_yaml_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigErrors> {
+    deserialize(parse_yaml(text)?).map_err(ConfigErrors::from)
 }
 
 /// A parsed document to `T`; a type error or unknown key carries its key path.
