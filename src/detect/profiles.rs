@@ -6,8 +6,9 @@
 //! and read once, through the config's own YAML reading (`config::parse_yaml_as`: the same
 //! YAML options, unknown keys are errors) into the same [`RouteSpec`]s an operator's `routes:`
 //! become, then compiled by the same [`Rule::compile`](super::Rule::compile). So a user can
-//! copy a file's rules into a config and get the same behaviour, and the docs' profile
-//! tables are rendered from the same data ([`describe`]).
+//! copy a file's rules into a config and get the same behaviour, and the README's profile
+//! tables are rendered from the same data ([`describe`]; `tests/profile_docs.rs` fails when
+//! the README drifts from the files).
 //!
 //! What it must never do:
 //! - extract a credential (a password, secret or raw token): [`Rule::compile`](super::Rule::compile)
@@ -144,7 +145,8 @@ pub fn join_base(base: &str, path: &str) -> String {
     }
 }
 
-/// Every profile's rules as Markdown: a section per profile with a table of its rules.
+/// Every profile's rules as Markdown: a section per profile with a table of its rules. The
+/// README holds it between `<!-- profiles:begin -->` and `<!-- profiles:end -->`.
 pub fn describe() -> Result<String, String> {
     let mut out = String::new();
     for p in all()? {
@@ -180,7 +182,7 @@ pub fn describe() -> Result<String, String> {
                     .map(|(name, sources)| {
                         let sources: Vec<String> =
                             sources.iter().map(|s| format!("`{s}`")).collect();
-                        format!("{name}: {}", sources.join(", "))
+                        format!("**{name}**: {}", sources.join(", "))
                     })
                     .collect::<Vec<_>>()
                     .join("<br>"),

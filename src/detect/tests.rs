@@ -217,7 +217,7 @@ fn describe_lists_every_rule() {
 }
 
 #[test]
-#[ignore = "prints the profile tables for the README: cargo test print_profiles -- --ignored --nocapture"]
+#[ignore = "prints the profile tables (the README's copy: USERHOOK_BLESS=1 cargo test --test profile_docs): cargo test print_profiles -- --ignored --nocapture"]
 fn print_profiles() {
     println!("{}", profiles::describe().expect("built-in profiles load"));
 }
