@@ -9,6 +9,8 @@
 //! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
 //! errors) -> `${VAR}` on string values only -> `ConfigFile` via `serde_path_to_error`, so
 //! type errors and unknown keys carry paths such as `webhooks[1].timeout` -> [`validate`].
+//! The built-in profile files take the same route without `${VAR}` (`parse_yaml_as`), their
+//! `routes:` being the same `RouteSpec`s, so a rule means in a profile what it means in a config.
 
 pub mod error;
 pub mod interpolate;
@@ -74,19 +76,30 @@ pub fn read_str_with_env(
         .into());
     }
     let subs = interpolate::interpolate(&mut doc, lookup).map_err(ConfigErrors)?;
-    let mut file: ConfigFile = serde_path_to_error::deserialize(doc).map_err(|e| {
+    let mut file: ConfigFile = deserialize(doc)
+        .map_err(|e| ConfigErrors(vec![model::EnvValues(subs.clone()).scrub_error(e)]))?;
+    file.env_values = model::EnvValues(subs);
+    Ok(file)
+}
+
+/// YAML text to `T` the way a config file's text becomes a [`ConfigFile`] (same YAML
+/// options, unknown keys are errors, key paths in errors), without `${VAR}` interpolation or
+/// validation: how the built-in profile files, routes in the config's syntax, are read.
+pub(crate) fn parse_yaml_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigErrors> {
+    deserialize(parse_yaml(text)?).map_err(ConfigErrors::from)
+}
+
+/// A parsed document to `T`; a type error or unknown key carries its key path.
+fn deserialize<T: serde::de::DeserializeOwned>(doc: serde_json::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         let mut message = e.into_inner().to_string();
         if message.ends_with("expected a boolean") {
             message.push_str(" (write true or false)");
         }
-        ConfigErrors(vec![
-            model::EnvValues(subs.clone()).scrub_error(ConfigError::new(path, message))
-        ])
-    })?;
-    file.env_values = model::EnvValues(subs);
-    Ok(file)
+        ConfigError::new(path, message)
+    })
 }
 
 /// YAML text to a JSON value, with line and column on syntax errors.

@@ -220,6 +220,10 @@ pub struct RouteSpec {
     /// User field name -> field source, or a list of sources (first non-empty wins).
     #[serde(default)]
     pub fields: BTreeMap<String, OneOrMany>,
+    /// Why the rule looks the way it does: documentation only, never compiled. The built-in
+    /// profiles' notes are shown in the README; an operator may write one too.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.

@@ -62,25 +62,16 @@ impl RouteTable {
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
-            let Some(profile) = profiles::find(p.name()) else {
-                errors.push(ConfigError::new(
-                    key,
-                    format!(
-                        "unknown profile `{}`; known: {}",
-                        p.name(),
-                        profiles::names()
-                    ),
-                ));
-                continue;
+            let profile = match profiles::find(p.name()) {
+                Ok(profile) => profile,
+                Err(message) => {
+                    errors.push(ConfigError::new(key, message));
+                    continue;
+                }
             };
             let base = match p.base_path() {
-                None => profile.base_path,
-                Some(b)
-                    if b.is_empty()
-                        || (b.starts_with('/') && !b.contains(['{', '}', '?', '#'])) =>
-                {
-                    b
-                }
+                None => profile.base_path.as_str(),
+                Some(b) if profiles::is_plain_base_path(b) => b,
                 Some(b) => {
                     errors.push(ConfigError::new(
                         format!("{key}.base_path"),
@@ -89,13 +80,12 @@ impl RouteTable {
                     continue;
                 }
             };
-            for (j, r) in profile.rules.iter().enumerate() {
-                let spec = r.to_spec(base);
+            for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(
                     &spec,
                     &key,
-                    RuleOrigin::Profile(profile.name),
+                    RuleOrigin::Profile(&profile.name),
                     &mut by_route,
                     &mut errors,
                 );

@@ -32,6 +32,9 @@ pub enum RuleOrigin {
     Profile(&'static str),
 }
 
+/// The statuses a `login_failed` rule fires on when it lists none.
+pub const LOGIN_FAILED_STATUSES: [u16; 3] = [400, 401, 403];
+
 /// Which response statuses mean the action happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Statuses {
@@ -136,7 +139,7 @@ impl Rule {
         };
         let statuses = match (&statuses, kind) {
             (Statuses::AnySuccess, Some(RuleKind::Event(Action::LoginFailed))) => {
-                Statuses::Listed(vec![400, 401, 403])
+                Statuses::Listed(LOGIN_FAILED_STATUSES.to_vec())
             }
             _ => statuses,
         };
