@@ -22,9 +22,10 @@ pub enum ProxyError {
 impl ProxyError {
     /// Sorts an upstream failure into unreachable (never connected) or broken.
     pub fn from_upstream(e: UpstreamError) -> Self {
-        match e {
-            UpstreamError::Connect(e) => ProxyError::Unreachable(error_chain(e.as_ref())),
-            UpstreamError::Exchange(e) => ProxyError::Broken(error_chain(e.as_ref())),
+        if e.is_connect() {
+            ProxyError::Unreachable(error_chain(&e))
+        } else {
+            ProxyError::Broken(error_chain(&e))
         }
     }
 
