@@ -10,19 +10,20 @@ use http_body::{Body, Frame, SizeHint};
 use super::tap::ResponseTap;
 use crate::upstream::{BoxError, UpstreamResponseBody};
 
-/// A response body sent to the client.
+/// A response body sent to the client: one type for every route, so the service is not
+/// generic and the unmatched route pays for no boxing.
 pub enum ClientBody {
     /// Unmatched route: streamed as received from the upstream.
     Plain(UpstreamResponseBody),
     /// Matched route: streamed, copied, and handed to detection when done.
     Tapped(Box<ResponseTap>),
-    /// A response userhook wrote itself (errors, admin).
+    /// A response userhook wrote itself (`error` builds them, and only it).
     Full(Option<Bytes>),
 }
 
 impl ClientBody {
-    /// A complete in-memory body.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
+    /// A complete in-memory body, for the responses `error` writes.
+    pub(super) fn full(bytes: impl Into<Bytes>) -> Self {
         ClientBody::Full(Some(bytes.into()))
     }
 }

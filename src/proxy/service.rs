@@ -109,7 +109,7 @@ async fn forward_classified(
     let (mut parts, body) = req.into_parts();
     let uri = match rt.upstream.uri_for(parts.uri.path_and_query()) {
         Ok(uri) => uri,
-        Err(_) => return Ok(bad_request()),
+        Err(e) => return Ok(ProxyError::BadTarget(e).respond(parts.uri.path())),
     };
 
     // What the exchange needs is copied only for matched requests.
@@ -177,13 +177,8 @@ async fn forward_classified(
     .await;
     let mut resp = match sent {
         Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Ok(fail(ProxyError::from_upstream(e), client_uri.path())),
-        Err(_) => {
-            return Ok(fail(
-                ProxyError::Timeout(rt.upstream_timeout),
-                client_uri.path(),
-            ))
-        }
+        Ok(Err(e)) => return Ok(ProxyError::Upstream(e).respond(client_uri.path())),
+        Err(_) => return Ok(ProxyError::Timeout(rt.upstream_timeout).respond(client_uri.path())),
     };
 
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -257,26 +252,6 @@ fn generated_request_id() -> HeaderValue {
         // Unreachable: hex digits and hyphens are valid header text.
         Err(_) => HeaderValue::from_static(""),
     }
-}
-
-fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
-    crate::metrics::upstream_error(err.metric_kind());
-    // Reset and invite links can carry a token in the path: mask it as webhook URLs are.
-    let path = crate::redact::redact_url(path);
-    tracing::warn!(error = err.code(), detail = %err.detail(), %path, "upstream request failed");
-    err.into_response()
-}
-
-fn bad_request() -> Response<ClientBody> {
-    let mut resp = Response::new(ClientBody::full(
-        r#"{"error":"bad_request","message":"the request target cannot be forwarded"}"#,
-    ));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 /// Joins the client's and the IAM's upgraded connections (WebSocket) until either closes.
