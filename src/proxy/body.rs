@@ -1,5 +1,6 @@
 //! The body the client receives, as a plain enum so the unmatched path stays a zero-cost
-//! pass-through of the upstream's body (no boxing, no copying).
+//! pass-through of the upstream's body (no boxing, no copying). Never: change, hold back or
+//! reorder a frame of the IAM's body (holding is the tap's, in strict mode).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

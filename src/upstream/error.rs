@@ -9,7 +9,8 @@ use std::io;
 
 use super::direct::error::{DialError, RequestBodyError, ResponseError, SendError};
 
-/// A body or connector error from either client: hyper's, or the inline one's.
+/// The error of an upstream response body (`Either` boxes either client's) and of hyper's
+/// connector: boxed because only an error pays for the box.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a request did not get a response from the IAM.

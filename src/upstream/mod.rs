@@ -5,8 +5,10 @@
 //! bodies) by hyper's client (`hyper_client`); each kind of connection waits between
 //! requests in a per-thread `pool`. `target` is the configured address, `tls` the
 //! connector's roots, `body` the request body type, `error` why a request got no response.
-//! Imports run one way: `client` → the two clients → `pool`, `body`, `error`. It knows
-//! nothing of routes, events or webhooks, and must never buffer a whole body or log one.
+//! Imports run one way, from `client` down through the two clients to `pool`, `body` and
+//! `error`; nothing imports a file above it, and this file only declares and re-exports. It
+//! knows nothing of routes, events or webhooks, and must never buffer a whole body or log
+//! one.
 
 mod body;
 mod client;

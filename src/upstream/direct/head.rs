@@ -23,10 +23,13 @@ const REUSED_MAP_CAPACITY: usize = 16;
 
 /// A parsed response head.
 pub(super) struct Head {
+    /// The final or informational status.
     pub(super) status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1 (which decides reuse and chunked coding).
     pub(super) version: Version,
     /// The reason phrase, when it is not the status code's canonical one.
     pub(super) reason: Option<Bytes>,
+    /// The fields, values sharing the head's bytes.
     pub(super) headers: HeaderMap,
 }
 
