@@ -73,7 +73,9 @@ impl Capture {
     }
 }
 
-/// Where the request tap leaves its copy for the response tap to pick up.
+/// Where the request tap leaves its copy for the response tap to pick up: the two bodies may
+/// be finished with on different tasks (hyper's client sends a request body from its
+/// connection task), hence the lock, taken once per side.
 #[derive(Debug, Default)]
 pub struct RequestCaptureSlot(Mutex<Option<CapturedBody>>);
 
@@ -91,7 +93,8 @@ impl RequestCaptureSlot {
     }
 }
 
-/// A request body on its way upstream, copied as it goes.
+/// A request body on its way upstream, copied as it goes, so extraction can read fields the
+/// client sent.
 #[derive(Debug)]
 pub struct RequestTap {
     inner: Incoming,

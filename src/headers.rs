@@ -3,7 +3,7 @@
 //! Connection-specific ("hop-by-hop") headers describe one TCP connection and are removed in
 //! both directions, together with every header the `Connection` header names. `X-Forwarded-*`
 //! are appended so the IAM can still see the original client. Nothing here allocates unless a
-//! header actually has to be rewritten.
+//! header actually has to be rewritten. Never: drop an end-to-end header, or touch a body.
 
 use std::net::IpAddr;
 
@@ -16,12 +16,14 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `X-Forwarded-Host`: the `Host` the client asked for.
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// True when the request asks to switch protocols (WebSocket and friends) on HTTP/1.1.
+/// True when the request asks to switch protocols (WebSocket and friends) on HTTP/1.1: then
+/// `Upgrade` must cross the proxy and the two connections are joined after a 101.
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has_token(headers, "upgrade")
 }
 
-/// True when a `Connection` field lists `token` (`close`, `upgrade`, ...).
+/// True when a `Connection` field lists `token` (`close`, `upgrade`, ...), which decides
+/// whether a connection is kept and a protocol switch is asked for.
 pub(crate) fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
@@ -73,7 +75,8 @@ const HOP_BY_HOP: [HeaderName; 5] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Which side of the proxy a message is crossing to.
+/// Which side of the proxy a message is crossing to: the two directions drop slightly
+/// different headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hop {
     /// A client request on its way to the IAM: `Expect` is dropped too, because our own
@@ -168,7 +171,7 @@ pub fn append_forwarded(
 }
 
 /// Joins the `Cookie` fields an HTTP/2 client may send separately into one, as HTTP/1.1
-/// servers expect (RFC 9113 8.2.3).
+/// servers expect (RFC 9113 8.2.3): the IAM would otherwise see only some of them.
 pub fn join_cookies(headers: &mut HeaderMap) {
     let cookies = headers.get_all(header::COOKIE);
     if cookies.iter().nth(1).is_none() {
@@ -192,7 +195,7 @@ fn join_values<'a>(values: impl Iterator<Item = &'a HeaderValue>, separator: &[u
     joined
 }
 
-/// `X-Forwarded-Proto` for a plain-HTTP listener.
+/// `X-Forwarded-Proto` for a plain-HTTP listener, static so forwarding it copies nothing.
 pub static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// A client address as header text, made once per connection so requests only share it.

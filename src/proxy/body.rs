@@ -1,5 +1,6 @@
 //! The body the client receives, as a plain enum so the unmatched path stays a zero-cost
-//! pass-through of the upstream's body (no boxing, no copying).
+//! pass-through of the upstream's body (no boxing, no copying). Never: change, hold back or
+//! reorder a frame of the IAM's body (holding is the tap's, in strict mode).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,19 +11,20 @@ use http_body::{Body, Frame, SizeHint};
 use super::tap::ResponseTap;
 use crate::upstream::{BoxError, UpstreamResponseBody};
 
-/// A response body sent to the client.
+/// A response body sent to the client: one type for every route, so the service is not
+/// generic and the unmatched route pays for no boxing.
 pub enum ClientBody {
     /// Unmatched route: streamed as received from the upstream.
     Plain(UpstreamResponseBody),
     /// Matched route: streamed, copied, and handed to detection when done.
     Tapped(Box<ResponseTap>),
-    /// A response userhook wrote itself (errors, admin).
+    /// A response userhook wrote itself (`error` builds them, and only it).
     Full(Option<Bytes>),
 }
 
 impl ClientBody {
-    /// A complete in-memory body.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
+    /// A complete in-memory body, for the responses `error` writes.
+    pub(super) fn full(bytes: impl Into<Bytes>) -> Self {
         ClientBody::Full(Some(bytes.into()))
     }
 }

@@ -1,81 +1,111 @@
-//! Turning upstream failures into responses, in exactly one place.
+//! The one place the proxy writes a response of its own: a request refused or an IAM that did
+//! not answer, as a status and a short JSON body.
 //!
-//! The client gets a short JSON body that says what went wrong on the proxy's side, never
-//! internals (addresses, stack traces); the log line carries the detail.
+//! The client learns what went wrong on the proxy's side as a stable code and a fixed
+//! sentence, never internals (addresses, causes, paths); the log line carries the detail,
+//! with the path redacted. Never: forward an error's text to the client, or decide anything
+//! by an error's text.
+
+use std::time::Duration;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
+use crate::metrics::UpstreamFailure;
 use crate::upstream::UpstreamError;
 
-/// Why the upstream IAM could not answer.
-#[derive(Debug)]
+/// Why userhook answered a request itself instead of passing on the IAM's response.
+#[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No connection could be made (refused, DNS, TLS handshake, connect timeout).
-    Unreachable(String),
-    /// Connected, but the exchange failed (reset, malformed response).
-    Broken(String),
-    /// No response headers within `timeouts.upstream`.
-    Timeout(std::time::Duration),
+    /// The client's request target cannot be joined to the upstream's base path: a 400. The
+    /// client's doing, so it is neither counted as an upstream failure nor logged.
+    #[error("the request target cannot be forwarded")]
+    BadTarget(#[source] http::Error),
+    /// The IAM could not be reached, or the exchange with it failed: a 502.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// No response head within `timeouts.upstream`: a 504.
+    #[error("no response headers within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
 }
 
 impl ProxyError {
-    /// Sorts an upstream failure into unreachable (never connected) or broken.
-    pub fn from_upstream(e: UpstreamError) -> Self {
-        match e {
-            UpstreamError::Connect(e) => ProxyError::Unreachable(error_chain(e.as_ref())),
-            UpstreamError::Exchange(e) => ProxyError::Broken(error_chain(e.as_ref())),
-        }
-    }
-
-    /// 502 for unreachable or broken, 504 for too slow.
+    /// 400 for a refused request, 502 for an unreachable or broken IAM, 504 for a slow one.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Unreachable(_) | ProxyError::Broken(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::BadTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    /// The `kind` label this failure counts under.
-    pub fn metric_kind(&self) -> crate::metrics::UpstreamFailure {
-        use crate::metrics::UpstreamFailure;
+    /// The `kind` an IAM failure counts under; `None` for the client's own mistakes.
+    pub fn metric_kind(&self) -> Option<UpstreamFailure> {
         match self {
-            ProxyError::Unreachable(_) => UpstreamFailure::Unreachable,
-            ProxyError::Broken(_) => UpstreamFailure::Broken,
-            ProxyError::Timeout(_) => UpstreamFailure::Timeout,
+            ProxyError::BadTarget(_) => None,
+            ProxyError::Upstream(e) if e.is_connect() => Some(UpstreamFailure::Unreachable),
+            ProxyError::Upstream(_) => Some(UpstreamFailure::Broken),
+            ProxyError::Timeout(_) => Some(UpstreamFailure::Timeout),
         }
     }
 
-    /// A stable, machine-readable code for the JSON body and metrics.
+    /// A stable, machine-readable code for the JSON body and the log line.
     pub fn code(&self) -> &'static str {
         match self {
-            ProxyError::Unreachable(_) => "upstream_unreachable",
-            ProxyError::Broken(_) => "upstream_error",
+            ProxyError::BadTarget(_) => "bad_request",
+            ProxyError::Upstream(e) if e.is_connect() => "upstream_unreachable",
+            ProxyError::Upstream(_) => "upstream_error",
             ProxyError::Timeout(_) => "upstream_timeout",
         }
     }
 
-    /// What the log line says.
-    pub fn detail(&self) -> String {
+    /// What the client is told: fixed text, whatever the cause.
+    fn message(&self) -> &'static str {
         match self {
-            ProxyError::Unreachable(d) | ProxyError::Broken(d) => d.clone(),
-            ProxyError::Timeout(t) => format!(
-                "no response headers within {}",
-                humantime::format_duration(*t)
-            ),
-        }
-    }
-
-    /// The response the client receives.
-    pub fn into_response(self) -> Response<ClientBody> {
-        let message = match self {
-            ProxyError::Unreachable(_) => "the identity service could not be reached",
-            ProxyError::Broken(_) => {
+            ProxyError::BadTarget(_) => "the request target cannot be forwarded",
+            ProxyError::Upstream(e) if e.is_connect() => {
+                "the identity service could not be reached"
+            }
+            ProxyError::Upstream(_) => {
                 "the identity service closed the connection or sent an invalid response"
             }
             ProxyError::Timeout(_) => "the identity service did not answer in time",
-        };
-        let body = format!(r#"{{"error":"{}","message":"{}"}}"#, self.code(), message);
+        }
+    }
+
+    /// What the log line says: this error and each of its causes, outermost first ("outer:
+    /// inner: innermost"), since hyper keeps the useful part (e.g. "Connection refused") deep
+    /// down.
+    pub fn detail(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+
+    /// Counts and logs an IAM failure for the request to `client_path` (redacted: reset and
+    /// invite links can carry a token in the path), then gives the response the client
+    /// receives. A refused request is only answered.
+    pub fn respond(self, client_path: &str) -> Response<ClientBody> {
+        if let Some(kind) = self.metric_kind() {
+            crate::metrics::upstream_error(kind);
+            let path = crate::redact::redact_url(client_path);
+            tracing::warn!(error = self.code(), detail = %self.detail(), %path, "upstream request failed");
+        }
+        self.into_response()
+    }
+
+    /// The response the client receives: the status and `{"error":code,"message":...}`.
+    fn into_response(self) -> Response<ClientBody> {
+        let body = format!(
+            r#"{{"error":"{}","message":"{}"}}"#,
+            self.code(),
+            self.message()
+        );
         let mut resp = Response::new(ClientBody::full(body));
         *resp.status_mut() = self.status();
         resp.headers_mut().insert(
@@ -86,17 +116,58 @@ impl ProxyError {
     }
 }
 
-/// "outer: inner: innermost" — hyper wraps the useful part (e.g. "Connection refused") deep down.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn answer(err: ProxyError) -> (StatusCode, String) {
+        let resp = err.respond("/users/reset/secret-token");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
-    out
+
+    #[tokio::test]
+    async fn each_refusal_and_failure_has_its_status_and_fixed_text() {
+        let bad = http::Uri::builder()
+            .path_and_query("\n")
+            .build()
+            .expect_err("not a path");
+        assert_eq!(
+            answer(ProxyError::BadTarget(bad)).await,
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"bad_request","message":"the request target cannot be forwarded"}"#
+                    .to_owned()
+            )
+        );
+        let timeout = ProxyError::Timeout(Duration::from_millis(300));
+        assert_eq!(timeout.detail(), "no response headers within 300ms");
+        assert_eq!(
+            answer(timeout).await,
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                r#"{"error":"upstream_timeout","message":"the identity service did not answer in time"}"#
+                    .to_owned()
+            )
+        );
+        let closed = ProxyError::from(UpstreamError::Closed { stale: false });
+        assert_eq!(closed.metric_kind(), Some(UpstreamFailure::Broken));
+        let (status, body) = answer(closed).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(body.contains(r#""error":"upstream_error""#), "{body}");
+    }
+
+    #[test]
+    fn the_log_detail_walks_the_causes_once_and_the_body_names_none() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = ProxyError::from(UpstreamError::Read {
+            source: refused,
+            stale: false,
+        });
+        assert_eq!(err.detail(), "reading the IAM's response: refused");
+        assert_eq!(err.code(), "upstream_error");
+        assert!(!err.message().contains("refused"));
+    }
 }

@@ -4,8 +4,9 @@
 //! `SO_REUSEPORT` socket and its own upstream pool, as nginx runs one worker per core. On
 //! shutdown each accept loop stops, open connections drain within the grace period, and the
 //! ones still open after it are closed. This module serves connections; what a request does is
-//! `service`'s business.
+//! `service`'s business, and it must never look at one.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +22,39 @@ use super::service::{ProxyService, ProxyShared};
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
 
+/// Why the proxy could not start serving; the text is the operator's.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The listening socket could not be taken off this runtime for a worker's.
+    #[error("{0}")]
+    Detach(io::Error),
+    /// The operating system would not start a worker thread.
+    #[error("cannot start proxy worker thread: {0}")]
+    Thread(io::Error),
+    /// The first listener's address could not be read, so no other could bind it.
+    #[error("cannot read the proxy's address: {0}")]
+    Address(io::Error),
+    /// A further worker's `SO_REUSEPORT` listener could not bind.
+    #[error("cannot listen on {addr} (listen): {reason}")]
+    Bind {
+        /// The proxy's address.
+        addr: SocketAddr,
+        /// What binding said.
+        reason: io::Error,
+    },
+}
+
+/// Start-up reports problems as text (`app::start` returns `Result<_, String>`).
+impl From<ListenError> for String {
+    fn from(e: ListenError) -> String {
+        e.to_string()
+    }
+}
+
 /// Where the proxy's accept loops and connections run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyThreads {
-    /// On the runtime that called [`start`] (tests, the demo).
+    /// On the runtime that called `app::start` (tests, the demo).
     Caller,
     /// On N threads, each a single-threaded runtime with its own `SO_REUSEPORT` listener and
     /// its own upstream pool, as nginx runs one worker per core: no work stealing, no shared
@@ -56,8 +86,8 @@ pub fn spawn_proxy_thread(
     shared: Arc<ProxyShared>,
     runtime: Arc<ArcSwap<Snapshot>>,
     signal: ShutdownSignal,
-) -> Result<tokio::sync::oneshot::Receiver<()>, String> {
-    let listener = listener.into_std().map_err(|e| e.to_string())?;
+) -> Result<tokio::sync::oneshot::Receiver<()>, ListenError> {
+    let listener = listener.into_std().map_err(ListenError::Detach)?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(format!("userhook-proxy-{index}"))
@@ -80,7 +110,7 @@ pub fn spawn_proxy_thread(
             });
             let _ = done_tx.send(());
         })
-        .map_err(|e| format!("cannot start proxy worker thread: {e}"))?;
+        .map_err(ListenError::Thread)?;
     Ok(done_rx)
 }
 
@@ -147,14 +177,12 @@ pub fn serve(
     shared: Arc<ProxyShared>,
     runtime: Arc<ArcSwap<Snapshot>>,
     signal: ShutdownSignal,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ListenError> {
     let workers = match threads {
         ProxyThreads::Caller => 1,
         ProxyThreads::Dedicated(n) => n.max(1),
     };
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the proxy's address: {e}"))?;
+    let addr = listener.local_addr().map_err(ListenError::Address)?;
     let mut tasks = vec![tokio::spawn(serve_proxy(
         listener,
         shared.clone(),
@@ -162,8 +190,7 @@ pub fn serve(
         signal.clone(),
     ))];
     for index in 1..workers {
-        let listener =
-            bind_reuseport(addr).map_err(|e| format!("cannot listen on {addr} (listen): {e}"))?;
+        let listener = bind_reuseport(addr).map_err(|reason| ListenError::Bind { addr, reason })?;
         let done = spawn_proxy_thread(
             index,
             listener,

@@ -1,10 +1,11 @@
 //! The request path: the streaming reverse proxy in front of the IAM.
 //!
-//! `service` forwards one request in named phases; `tap` keeps bounded copies of matched
-//! response bodies and hands the finished exchange to the event path; `error` turns
-//! upstream failures into 502/504 responses in one place; `body` is the client-side body
-//! type that keeps the unmatched path free of boxing. Never: await webhook work, buffer a
-//! whole body, or log a body.
+//! `listener` accepts connections on the worker threads; `service` forwards one request in
+//! named phases; `tap` keeps bounded copies of matched response bodies and hands the
+//! finished exchange to the event path; `error` is the one place userhook writes a response
+//! of its own (400, 502, 504); `body` is the client-side body type that keeps the unmatched
+//! path free of boxing. Never: await webhook work (strict mode awaits only the bounded
+//! durability acknowledgement), buffer a whole body, or log a body.
 
 pub mod body;
 pub mod error;

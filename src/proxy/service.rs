@@ -1,9 +1,27 @@
 //! The proxy service: one client request in, one upstream request out, the response back.
 //!
-//! Every request takes one [`Snapshot`] snapshot and uses it from start to end. Unmatched
-//! traffic is a plain streaming pass-through; matched traffic is forwarded the same way with a
-//! bounded copy kept by the tap. This code never awaits anything but the upstream: detection
-//! and delivery happen elsewhere, after the hand-off.
+//! Every request takes one [`Snapshot`] and uses it from start to end, and goes through the
+//! same phases in order, each a function below whose doc says when it runs and what it may
+//! change:
+//!
+//! 1. `request_filter`: a matched request gets its `X-Request-Id` and its copy for the
+//!    exchange (classification itself is in `forward`, which counts by route).
+//! 2. `upstream_request_head` and `upstream_request_body`: the request as the IAM gets it,
+//!    and the request tap on a matched body.
+//! 3. `send_upstream`: the exchange with the IAM, within `timeouts.upstream`.
+//! 4. `response_filter` and `response_body`: hop-by-hop headers, a protocol switch, and the
+//!    response tap or strict mode's hold.
+//!
+//! A phase that fails ends the request with userhook's own response (`error`), and the
+//! later phases do not run. Unmatched traffic is a plain streaming pass-through; matched
+//! traffic is forwarded the same way with a bounded copy kept by the taps.
+//!
+//! The service awaits exactly two things: the IAM (connecting, writing the request, and its
+//! response head, all within `timeouts.upstream`), and, in strict mode only, for a matched
+//! response with no body to hold back (HEAD, 204, 304, or empty), the acknowledgement that
+//! its event is durable (at most `tap::STRICT_MAX_WAIT`). Detection and delivery run
+//! elsewhere, after the hand-off; response bodies, and strict mode's hold of their last
+//! frame, stream after the service has returned (`tap`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,10 +31,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{request, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ClientBody;
@@ -28,9 +47,10 @@ use crate::events::handoff::HandoffSender;
 use crate::exchange::{CapturedBody, Exchange};
 use crate::headers;
 use crate::snapshot::Snapshot;
-use crate::upstream::UpstreamBody;
+use crate::upstream::{UpstreamBody, UpstreamResponseBody};
 
-/// `X-Request-Id`: kept when the client sent one, generated for matched requests otherwise.
+/// `X-Request-Id`: kept when the client sent one, generated for matched requests otherwise,
+/// so an event and the IAM's logs can be matched up.
 pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// What every connection's service shares.
@@ -76,8 +96,8 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     }
 }
 
-/// Classifies and forwards one request, and counts its response by route and status class
-/// (pre-registered counters: an index and an atomic add).
+/// Classifies one request, runs it through the phases, and counts its response by route and
+/// status class (pre-registered counters: an index and an atomic add).
 async fn forward(
     rt: Arc<Snapshot>,
     sink: HandoffSender,
@@ -88,44 +108,124 @@ async fn forward(
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = forward_classified(&rt, route, sink, client_ip, req).await;
-    if let Ok(resp) = &resp {
-        counters.record(resp.status().as_u16());
-    }
-    resp
+    let resp = phases(&rt, route, sink, client_ip, req).await;
+    counters.record(resp.status().as_u16());
+    Ok(resp)
 }
 
-/// Forwards one request and returns the upstream's response (or a 502/504).
-async fn forward_classified(
+/// The phases in order, for a request `route` says is matched or not; returns the IAM's
+/// response, or userhook's own when a phase fails.
+async fn phases(
     rt: &Arc<Snapshot>,
     route: Option<RouteMatch>,
     sink: HandoffSender,
     client_ip: Option<HeaderValue>,
     mut req: Request<Incoming>,
-) -> Result<Response<ClientBody>, Infallible> {
+) -> Response<ClientBody> {
     let upgrade = headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-
     let (mut parts, body) = req.into_parts();
-    let uri = match rt.upstream.uri_for(parts.uri.path_and_query()) {
-        Ok(uri) => uri,
-        Err(_) => return Ok(bad_request()),
+
+    // 1. Request id and the exchange's copy (matched only).
+    let matched = route.map(|route| request_filter(route, &mut parts));
+
+    // 2. The upstream request.
+    let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref()) {
+        Ok(client_uri) => client_uri,
+        Err(e) => return e.respond(parts.uri.path()),
+    };
+    let (body, request_slot) = upstream_request_body(rt, body, matched.is_some() && !upgrade);
+
+    // 3. The exchange with the IAM.
+    let mut resp = match send_upstream(rt, Request::from_parts(parts, body)).await {
+        Ok(resp) => resp,
+        Err(e) => return e.respond(client_uri.path()),
     };
 
-    // What the exchange needs is copied only for matched requests.
-    let mut request_id = None;
-    if route.is_some() {
-        request_id = Some(match parts.headers.get(&X_REQUEST_ID) {
-            Some(v) => v.clone(),
-            None => {
-                let id = generated_request_id();
-                parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
-                id
-            }
-        });
-    }
-    let matched = route.map(|route| (route, parts.method.clone(), parts.headers.clone()));
+    // 4. The response, head then body.
+    response_filter(&mut resp, downstream_upgrade);
+    let (parts, body) = resp.into_parts();
+    let pending = matched.map(|matched| PendingExchange {
+        exchange: matched.into_exchange(client_uri, &parts, client_ip),
+        request_slot,
+        sink,
+        snapshot: rt.clone(),
+    });
+    let body = response_body(rt, body, parts.status, pending).await;
+    Response::from_parts(parts, body)
+}
 
+/// What phase 1 keeps of a matched request for its exchange.
+struct Matched {
+    route: RouteMatch,
+    method: Method,
+    /// The client's headers as received, plus `X-Request-Id` if userhook generated it.
+    headers: HeaderMap,
+    /// As received or generated.
+    request_id: HeaderValue,
+}
+
+impl Matched {
+    /// The exchange as known once the response head is in; the taps fill in the bodies.
+    fn into_exchange(
+        self,
+        uri: Uri,
+        response: &http::response::Parts,
+        remote_ip: Option<HeaderValue>,
+    ) -> Exchange {
+        Exchange {
+            route: self.route,
+            method: self.method,
+            uri,
+            request_headers: self.headers,
+            request_body: CapturedBody::default(),
+            status: response.status,
+            response_headers: response.headers.clone(),
+            response_body: CapturedBody::default(),
+            remote_ip,
+            request_id: self.request_id,
+            durable: None,
+        }
+    }
+}
+
+/// Phase 1, request id: runs for a matched request only, right after classification and
+/// before anything is sent. May add `X-Request-Id` to the request when the client sent
+/// none; copies the method and the headers (with that id) for the exchange. An unmatched
+/// request skips it: nothing is copied or generated.
+fn request_filter(route: RouteMatch, parts: &mut request::Parts) -> Matched {
+    let request_id = match parts.headers.get(&X_REQUEST_ID) {
+        Some(v) => v.clone(),
+        None => {
+            let id = generated_request_id();
+            parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    };
+    Matched {
+        route,
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        request_id,
+    }
+}
+
+/// Phase 2, the upstream request's head: runs for every request, after phase 1's copy, so
+/// the exchange keeps the headers as the client sent them. Rewrites the target for the IAM
+/// (returning the client's own URI), the version (HTTP/1.1), and the headers: HTTP/2
+/// cookies joined, hop-by-hop headers removed (`Upgrade` kept for a protocol switch),
+/// `X-Forwarded-*` appended, `Host` set. Fails only when the target cannot be joined to the
+/// upstream's base path (400), before anything is sent.
+fn upstream_request_head(
+    rt: &Snapshot,
+    parts: &mut request::Parts,
+    upgrade: bool,
+    client_ip: Option<&HeaderValue>,
+) -> Result<Uri, ProxyError> {
+    let uri = rt
+        .upstream
+        .uri_for(parts.uri.path_and_query())
+        .map_err(ProxyError::BadTarget)?;
     // HTTP/2 clients send :authority instead of Host.
     let sent_host = parts.headers.get(header::HOST).cloned();
     let client_host = sent_host.clone().or_else(|| {
@@ -140,7 +240,7 @@ async fn forward_classified(
     headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
     headers::append_forwarded(
         &mut parts.headers,
-        client_ip.as_ref(),
+        client_ip,
         &headers::PROTO_HTTP,
         client_host.as_ref(),
     );
@@ -156,95 +256,95 @@ async fn forward_classified(
                 .insert(header::HOST, rt.upstream.host_header().clone());
         }
     }
-    let client_uri = std::mem::replace(&mut parts.uri, uri);
     parts.version = Version::HTTP_11;
+    Ok(std::mem::replace(&mut parts.uri, uri))
+}
 
-    let (body, request_slot) = match &matched {
-        Some(_) if !upgrade => {
-            let slot = Arc::new(RequestCaptureSlot::default());
-            (
-                UpstreamBody::Tapped(RequestTap::new(body, rt.capture_limit, slot.clone())),
-                Some(slot),
-            )
-        }
-        _ => (UpstreamBody::Plain(body), None),
-    };
+/// Phase 2, the upstream request's body: runs after the head, never fails, never reads a
+/// byte. With `tap` (a matched request that is not a protocol switch) the body is wrapped so
+/// a bounded copy lands in the returned slot as it streams; otherwise it passes as it is.
+fn upstream_request_body(
+    rt: &Snapshot,
+    body: Incoming,
+    tap: bool,
+) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
+    if !tap {
+        return (UpstreamBody::Plain(body), None);
+    }
+    let slot = Arc::new(RequestCaptureSlot::default());
+    let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
+    (UpstreamBody::Tapped(tapped), Some(slot))
+}
 
-    let sent = tokio::time::timeout(
-        rt.upstream_timeout,
-        rt.client.send(Request::from_parts(parts, body)),
-    )
-    .await;
-    let mut resp = match sent {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Ok(fail(ProxyError::from_upstream(e), client_uri.path())),
-        Err(_) => {
-            return Ok(fail(
-                ProxyError::Timeout(rt.upstream_timeout),
-                client_uri.path(),
-            ))
-        }
-    };
+/// Phase 3, the exchange: runs once the request is built, and is the only phase that waits
+/// on the IAM. Connecting, writing the request and reading the response head must all end
+/// within `timeouts.upstream` (a 504 otherwise); a failure is a 502. Changes nothing: the
+/// request goes as phase 2 left it (the client may retry it on a fresh connection when a
+/// pooled one turns out stale) and the response comes back as the IAM sent it.
+async fn send_upstream(
+    rt: &Snapshot,
+    request: Request<UpstreamBody>,
+) -> Result<Response<UpstreamResponseBody>, ProxyError> {
+    match tokio::time::timeout(rt.upstream_timeout, rt.client.send(request)).await {
+        Ok(sent) => Ok(sent?),
+        Err(_) => Err(ProxyError::Timeout(rt.upstream_timeout)),
+    }
+}
 
+/// Phase 4, the response head: runs once the IAM's final head is in, for every response.
+/// Removes hop-by-hop headers and answers in HTTP/1.1 (RFC 9110 6.2; hyper downgrades for
+/// 1.0 clients itself). On `101 Switching Protocols` to a client that asked for it, starts
+/// the tunnel that joins the two upgraded connections and keeps `Upgrade`. Status and the
+/// other headers pass unchanged.
+fn response_filter(
+    resp: &mut Response<UpstreamResponseBody>,
+    downstream_upgrade: Option<OnUpgrade>,
+) {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         if let Some(downstream) = downstream_upgrade {
-            let upstream = hyper::upgrade::on(&mut resp);
+            let upstream = hyper::upgrade::on(&mut *resp);
             tokio::spawn(tunnel(downstream, upstream));
         }
     }
     headers::strip_hop_by_hop(resp.headers_mut(), headers::Hop::Response, switching);
-    // A proxy answers in its own HTTP version (RFC 9110 6.2); hyper downgrades for 1.0
-    // clients itself.
     *resp.version_mut() = Version::HTTP_11;
+}
 
-    let (parts, body) = resp.into_parts();
-    let body = match matched {
-        None => ClientBody::Plain(body),
-        Some((route, method, request_headers)) => {
-            // No body will be polled for HEAD, 204, 304 or an empty body: in strict mode the
-            // response headers are what is held back.
-            let bodiless = method == http::Method::HEAD
-                || parts.status == StatusCode::NO_CONTENT
-                || parts.status == StatusCode::NOT_MODIFIED
-                || body.is_end_stream();
-            let exchange = Exchange {
-                route,
-                method,
-                uri: client_uri,
-                request_headers,
-                request_body: CapturedBody::default(),
-                status: parts.status,
-                response_headers: parts.headers.clone(),
-                response_body: CapturedBody::default(),
-                remote_ip: client_ip,
-                request_id: request_id.unwrap_or(HeaderValue::from_static("")),
-                durable: None,
-            };
-            let pending = PendingExchange {
-                exchange,
-                request_slot,
-                sink,
-                snapshot: rt.clone(),
-            };
-            if rt.strict && bodiless {
-                let ended = CapturedBody {
-                    bytes: bytes::Bytes::new(),
-                    truncated: false,
-                };
-                pending.hand_off_durable(ended).await;
-                ClientBody::Plain(body)
-            } else {
-                ClientBody::Tapped(Box::new(ResponseTap::new(
-                    body,
-                    rt.capture_limit,
-                    pending,
-                    rt.strict,
-                )))
-            }
-        }
+/// Phase 4, the response body: runs last, after the head is final. Unmatched (`pending` is
+/// `None`): the body passes as it is. Matched: the body is wrapped in the response tap,
+/// which copies it and hands the exchange off when it is done with (in strict mode holding
+/// its end until the event is durable). A matched strict response that has no body to hold
+/// (HEAD, 204, 304, or empty) is handed off here and waited for: its head is what is held
+/// back. Never changes a byte of the body.
+async fn response_body(
+    rt: &Snapshot,
+    body: UpstreamResponseBody,
+    status: StatusCode,
+    pending: Option<PendingExchange>,
+) -> ClientBody {
+    let Some(pending) = pending else {
+        return ClientBody::Plain(body);
     };
-    Ok(Response::from_parts(parts, body))
+    // No body will be polled for HEAD, 204, 304 or an empty body.
+    let bodiless = pending.exchange.method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || body.is_end_stream();
+    if rt.strict && bodiless {
+        let ended = CapturedBody {
+            bytes: bytes::Bytes::new(),
+            truncated: false,
+        };
+        pending.hand_off_durable(ended).await;
+        return ClientBody::Plain(body);
+    }
+    ClientBody::Tapped(Box::new(ResponseTap::new(
+        body,
+        rt.capture_limit,
+        pending,
+        rt.strict,
+    )))
 }
 
 /// A fresh UUIDv7 as a header value. One allocation, shared by the forwarded header, the
@@ -259,28 +359,8 @@ fn generated_request_id() -> HeaderValue {
     }
 }
 
-fn fail(err: ProxyError, path: &str) -> Response<ClientBody> {
-    crate::metrics::upstream_error(err.metric_kind());
-    // Reset and invite links can carry a token in the path: mask it as webhook URLs are.
-    let path = crate::redact::redact_url(path);
-    tracing::warn!(error = err.code(), detail = %err.detail(), %path, "upstream request failed");
-    err.into_response()
-}
-
-fn bad_request() -> Response<ClientBody> {
-    let mut resp = Response::new(ClientBody::full(
-        r#"{"error":"bad_request","message":"the request target cannot be forwarded"}"#,
-    ));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 /// Joins the client's and the IAM's upgraded connections (WebSocket) until either closes.
-async fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
     let (down, up) = match tokio::try_join!(downstream, upstream) {
         Ok(pair) => pair,
         Err(e) => {

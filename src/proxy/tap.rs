@@ -4,8 +4,10 @@
 //! in order and unchanged (data and trailers), so the peer cannot tell it is there. The copy is
 //! capped at `capture_limit`; past that, bytes still flow but are not kept. When the response
 //! body is finished with (fully sent, or abandoned by either side) the tap hands the captured
-//! [`Exchange`] to the extractor with a non-blocking `try_send`: the request path never waits
-//! for detection or delivery work.
+//! [`Exchange`] to the extractor with a non-blocking `try_send`: the hand-off never waits for
+//! detection or delivery work. Only strict mode then holds the body's last frame (or its end)
+//! until the event is durable, and at most [`STRICT_MAX_WAIT`]. Never: change a frame, or
+//! hand an exchange off twice.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,24 +1,15 @@
-//! Each thread's idle upstream connections.
+//! Each thread's idle upstream connections, for any kind of connection.
 //!
 //! One proxy worker is one current-thread runtime, so its pools need no lock and no hashing:
-//! thread-local stacks of ready connections to the one upstream the config names. A
+//! thread-local stacks of ready connections to the one upstream the config names, one per
+//! kind of connection (each kind keeps its own `thread_local!` beside its type). A
 //! connection is returned by its response body the moment the last byte has been read (no
 //! task is spawned per request to wait for that), and taken most-recently-used first so a
-//! quiet period lets the oldest ones age out.
+//! quiet period lets the oldest ones age out. This module knows no connection type: it must
+//! never open, read or write one.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-
-use super::body::{BoxError, UpstreamBody};
-use super::direct::DirectConn;
 
 /// Idle pooled connections are not reused after this long: kept below the keep-alive timeout
 /// of common IAM servers (Node's is 5 s) so we never send on a connection the server is
@@ -29,25 +20,12 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// requests a sidecar sees, and a bound on file descriptors if the upstream never closes them.
 const MAX_IDLE_PER_THREAD: usize = 1024;
 
-/// The sending half of one hyper-driven upstream HTTP/1.1 connection.
-pub type Sender = SendRequest<UpstreamBody>;
-
 /// What a pool needs to know about an idle connection.
 pub trait Reusable {
     /// Closed (or otherwise unusable): drop it.
     fn is_dead(&mut self) -> bool;
     /// Still finishing its last exchange: keep it, but do not use it yet.
     fn is_busy(&self) -> bool;
-}
-
-impl Reusable for Sender {
-    fn is_dead(&mut self) -> bool {
-        self.is_closed()
-    }
-
-    fn is_busy(&self) -> bool {
-        !self.is_ready()
-    }
 }
 
 struct Idle<C> {
@@ -64,7 +42,8 @@ pub struct LocalPool<C> {
 }
 
 impl<C: Reusable> LocalPool<C> {
-    const fn new() -> Self {
+    /// An empty pool, for a `thread_local!`.
+    pub const fn new() -> Self {
         LocalPool {
             connector: 0,
             idle: VecDeque::new(),
@@ -73,7 +52,7 @@ impl<C: Reusable> LocalPool<C> {
 
     /// A usable idle connection of `connector`, most recently used first; stale and dead
     /// ones are dropped on the way.
-    fn checkout(&mut self, connector: u64) -> Option<C> {
+    pub fn checkout(&mut self, connector: u64) -> Option<C> {
         if self.connector != connector {
             self.connector = connector;
             self.idle.clear();
@@ -98,7 +77,7 @@ impl<C: Reusable> LocalPool<C> {
     }
 
     /// Keeps a connection whose exchange is complete.
-    fn release(&mut self, connector: u64, conn: C) {
+    pub fn release(&mut self, connector: u64, conn: C) {
         if self.connector != connector {
             // The config moved on to another upstream or TLS setting: let it close.
             return;
@@ -118,101 +97,6 @@ fn expire<C>(idle: &mut VecDeque<Idle<C>>, now: Instant) {
         .is_some_and(|i| now.saturating_duration_since(i.since) > POOL_IDLE_TIMEOUT)
     {
         idle.pop_front();
-    }
-}
-
-thread_local! {
-    static SENDERS: RefCell<LocalPool<Sender>> = const { RefCell::new(LocalPool::new()) };
-    static DIRECT: RefCell<LocalPool<DirectConn>> = const { RefCell::new(LocalPool::new()) };
-}
-
-/// A ready hyper connection of `connector` from this thread's pool.
-pub fn checkout_sender(connector: u64) -> Option<Sender> {
-    SENDERS.with(|p| p.borrow_mut().checkout(connector))
-}
-
-/// Returns a hyper connection whose response has been read in full.
-pub fn release_sender(connector: u64, sender: Sender) {
-    if sender.is_closed() {
-        return;
-    }
-    SENDERS.with(|p| p.borrow_mut().release(connector, sender))
-}
-
-/// An idle plain connection of `connector` from this thread's pool.
-pub fn checkout_direct(connector: u64) -> Option<DirectConn> {
-    DIRECT.with(|p| p.borrow_mut().checkout(connector))
-}
-
-/// Returns a plain connection whose exchange is complete.
-pub fn release_direct(connector: u64, conn: DirectConn) {
-    DIRECT.with(|p| p.borrow_mut().release(connector, conn))
-}
-
-/// A response body read by hyper's connection task. When its end has been read the
-/// connection goes back to this thread's pool; dropped early, the connection is closed by
-/// hyper instead (HTTP/1.1 cannot skip the rest of a body).
-pub struct PooledIncoming {
-    inner: Incoming,
-    home: Option<(u64, Sender)>,
-}
-
-impl PooledIncoming {
-    /// Wraps a response body read from `sender`'s connection, which belongs to `connector`.
-    pub fn new(inner: Incoming, connector: u64, sender: Sender) -> Self {
-        let mut body = PooledIncoming {
-            inner,
-            home: Some((connector, sender)),
-        };
-        if body.inner.is_end_stream() {
-            body.give_back();
-        }
-        body
-    }
-
-    fn give_back(&mut self) {
-        if let Some((connector, sender)) = self.home.take() {
-            release_sender(connector, sender);
-        }
-    }
-}
-
-impl Body for PooledIncoming {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match polled {
-            Poll::Ready(None) => {
-                this.give_back();
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                if this.inner.is_end_stream() {
-                    this.give_back();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            // A broken body means a broken connection: never reuse it.
-            Poll::Ready(Some(Err(e))) => {
-                this.home = None;
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
