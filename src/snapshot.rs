@@ -188,20 +188,20 @@ fn socket_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<
 
 /// The `upstream:` URL, checked as text and then split for the request path.
 fn upstream(url: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
-    let problem = crate::config::url::upstream_problem(url).or_else(|| Upstream::parse(url).err());
-    match problem {
-        Some(p) => {
-            errors.push(ConfigError::new(
-                "upstream",
-                format!(
-                    "`{}` {p}; expected an absolute http:// or https:// URL such as http://127.0.0.1:8081 (a path prefix is allowed)",
-                    redact_url(url)
-                ),
-            ));
-            None
-        }
-        None => Upstream::parse(url).ok(),
+    if let Some(p) = crate::config::url::upstream_problem(url) {
+        errors.push(ConfigError::new(
+            "upstream",
+            format!(
+                "`{}` {p}; expected an absolute http:// or https:// URL such as http://127.0.0.1:8081 (a path prefix is allowed)",
+                redact_url(url)
+            ),
+        ));
+        return None;
     }
+    // The text check above already refused userinfo and queries, so the URL can be shown.
+    Upstream::parse(url)
+        .map_err(|e| errors.push(ConfigError::new("upstream", e.to_string())))
+        .ok()
 }
 
 /// True when `file` is a readable regular file; otherwise a problem is pushed.
