@@ -17,6 +17,7 @@
 //! value, a body or a URL query.
 
 pub mod attempt;
+pub mod clock;
 pub mod committer;
 pub mod deadletter;
 pub mod dispatch;
@@ -29,7 +30,8 @@ pub mod retry;
 pub mod send_test;
 pub mod spool;
 
-pub use engine::{now_ms, DeliveryEngine, Replay, SpoolStats};
+pub use clock::now_ms;
+pub use engine::{DeliveryEngine, Replay, SpoolStats};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
 pub use retry::{AttemptResult, RetryDecision};

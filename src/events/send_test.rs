@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::attempt::{self, RenderedRequest, Reply};
-use super::engine::now_ms;
+use super::clock::now_ms;
 use super::retry::{decide, RetryDecision};
 use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 use crate::redact::{is_sensitive_header, redact_url};

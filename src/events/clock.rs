@@ -1,0 +1,12 @@
+//! The wall clock as the event path counts it: Unix milliseconds. One small file so every
+//! part of `events` can read the clock without importing the part that schedules.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,44 @@
+//! The delivery engine: a scheduler task that starts attempts from the [`Outbox`] within the
+//! global and per-webhook concurrency limits, records every outcome, and keeps the durable
+//! [`Spool`] in step through the group-committing writer ([`Committer`]).
+//!
+//! ```text
+//! Dispatcher ─enqueue─▶ committer ─commit─▶ Outbox (memory window) ─next_ready─▶ attempt
+//!                          │ beyond the window: disk only ──page in──▲                │
+//!                          ▲──── put (retry state) / remove / dead letter / record ◀──┘
+//! ```
+//!
+//! A delivery is attempted only after its first write is committed (fsync'd). Memory is
+//! bounded: each webhook keeps at most [`WINDOW_PER_WEBHOOK`] deliveries in memory, a seq
+//! prefix of its pending ones, so lane heads are always the true heads; the rest wait on disk
+//! and are paged in, in seq order, as the window drains. A full spool or an overloaded writer
+//! refuses new deliveries (recorded as failed, counted, logged) instead of blocking anyone.
+//!
+//! Limits and webhooks are read from the current config snapshot at each decision, so a reload
+//! applies to pending deliveries too. Enqueueing takes short locks and never waits for I/O:
+//! the extractor can call it freely. This module never logs a body, header, secret or URL query.
+//!
+//! The files, by job:
+//! - `state`: the handle and the state its task and the committer share (data and locks only);
+//! - `lifecycle`: start (resume from the spool), stop, and waiting for durability;
+//! - `admit`: enqueueing new and replayed deliveries, and refusing them;
+//! - `schedule`: the scheduler loop: page in from disk, start attempts within the limits;
+//! - `outcome`: one attempt and what its outcome does to the delivery and the spool;
+//! - `dead_letters`: listing, replaying and purging dead letters on a running engine;
+//! - `stats`: counters and listings for the admin API;
+//! - `limits`: the bounds above.
+
+mod admit;
+mod dead_letters;
+mod lifecycle;
+mod limits;
+mod outcome;
+mod schedule;
+mod state;
+mod stats;
+
+pub use dead_letters::Replay;
+pub use limits::{COMMIT_LINGER, LIST_LIMIT, MAX_UNCOMMITTED, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
+pub use outcome::loggable_url;
+pub use state::DeliveryEngine;
+pub use stats::SpoolStats;
