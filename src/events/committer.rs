@@ -93,8 +93,13 @@ pub struct Committer {
     inner: Arc<Inner>,
 }
 
-/// Called on the writer thread after each commit with the new deliveries it made durable, in
-/// order (maybe none).
+/// What becomes of a commit's new deliveries, supplied by whoever starts the writer (the
+/// engine; this file never names it). Called on the writer thread after each commit with the
+/// staged deliveries it made durable, in order (maybe none), *before* that commit's flush
+/// waiters are answered: whoever is told "durable" (a strict-mode response, a
+/// [`Committer::flush`]) finds them already handed over. A closure rather than a channel for that
+/// reason: a channel's consumer would run later, and the writer thread cannot wait for it. It
+/// must be quick and must never wait on this committer (it runs on the writer's thread).
 pub type OnCommit = Box<dyn Fn(Vec<Delivery>) + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::events::now_ms;
+use crate::events::clock::now_ms;
 use crate::events::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
 use crate::events::spool::{self, Spool, Write, SPOOL_FILE};
 use crate::snapshot::Snapshot;

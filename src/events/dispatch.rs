@@ -6,7 +6,9 @@
 //! the spool's writer commits them in the background). It never renders or sends anything;
 //! that happens per attempt.
 
-use super::{now_ms, Delivery, DeliveryEngine};
+use super::clock::now_ms;
+use super::engine::DeliveryEngine;
+use super::outbox::Delivery;
 use crate::event::UserEvent;
 use crate::snapshot::Snapshot;
 use crate::webhook::Webhooks;

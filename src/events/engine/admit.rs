@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::limits::{MAX_UNCOMMITTED, REFUSAL_LOG_EVERY, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::record;
-use super::state::{forget_resident, lock, DeliveryEngine, Shared};
+use super::state::{forget_resident, lock, DeliveryEngine, Memory, Shared};
 use crate::events::outbox::Delivery;
 use crate::events::records::DeliveryStatus;
 use crate::events::spool::Write;
@@ -40,7 +40,7 @@ pub(super) fn admit(
     revive: Option<String>,
 ) -> Option<Refusal> {
     let max_bytes = shared.runtime.load().file.delivery.max_spool_bytes.0;
-    let mut st = lock(&shared.state);
+    let mut st = shared.memory.lock();
     let refusal = if st.stopping || shared.committer.is_closed() {
         Some(Refusal::Stopping)
     } else {
@@ -104,9 +104,9 @@ pub(super) fn admit(
 }
 
 /// The writer committed: new deliveries become attemptable; disk-only ones may be paged in.
-pub(super) fn admit_committed(shared: &Shared, committed: Vec<Delivery>) {
+pub(super) fn admit_committed(memory: &Memory, committed: Vec<Delivery>) {
     if !committed.is_empty() {
-        let mut st = lock(&shared.state);
+        let mut st = memory.lock();
         for d in committed {
             let (webhook, id) = (d.webhook.clone(), d.id.clone());
             if st.outbox.enqueue(d).is_err() {
@@ -115,7 +115,7 @@ pub(super) fn admit_committed(shared: &Shared, committed: Vec<Delivery>) {
             }
         }
     }
-    shared.wake.notify_one();
+    memory.wake.notify_one();
 }
 
 /// The operator's reason for a refusal.

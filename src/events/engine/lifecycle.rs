@@ -3,7 +3,7 @@
 //! in flight finish within a grace period, commits the last writes and releases the file.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -12,9 +12,9 @@ use tokio::sync::{oneshot, watch, Notify};
 use super::admit::admit_committed;
 use super::limits::COMMIT_LINGER;
 use super::schedule::schedule;
-use super::state::{lock, DeliveryEngine, Refusals, Shared, State, Window};
+use super::state::{lock, DeliveryEngine, Memory, Refusals, Shared, State, Window};
 use crate::events::attempt;
-use crate::events::committer::Committer;
+use crate::events::committer::{Committer, OnCommit};
 use crate::events::outbox::{Delivery, Outbox};
 use crate::events::records::Records;
 use crate::events::spool::Spool;
@@ -60,45 +60,50 @@ impl DeliveryEngine {
             records.upsert(r);
         }
         let (stop, stop_rx) = watch::channel(None);
-        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let weak = weak.clone();
-            let on_commit = Box::new(move |committed: Vec<Delivery>| {
-                if let Some(shared) = weak.upgrade() {
-                    admit_committed(&shared, committed);
+        let memory = Arc::new(Memory {
+            state: Mutex::new(State {
+                outbox: Outbox::new(usize::MAX),
+                running: HashMap::new(),
+                total: 0,
+                windows,
+                resident: 0,
+                next_seq,
+                stopping: false,
+            }),
+            wake: Notify::new(),
+        });
+        // The writer hands committed deliveries back through this closure, on its thread,
+        // before it answers the commit's flush waiters: a delivery is in memory (attemptable)
+        // by the time anyone is told it is durable. It reaches only `Memory`, and only while
+        // the engine lives.
+        let on_commit: OnCommit = {
+            let memory = Arc::downgrade(&memory);
+            Box::new(move |committed: Vec<Delivery>| {
+                if let Some(memory) = memory.upgrade() {
+                    admit_committed(&memory, committed);
                 }
-            });
-            let started = Committer::start(spool.clone(), payload_bytes, on_commit);
-            let (committer, done) = match started {
-                Ok(pair) => (pair.0, Some(pair.1)),
-                // Without a writer thread nothing can be made durable: every delivery is
-                // refused (and said so) rather than pretend.
-                Err(e) => {
-                    tracing::error!("{e}");
-                    let c = Committer::closed();
-                    (c, None)
-                }
-            };
-            Shared {
-                runtime: runtime.clone(),
-                client,
-                state: Mutex::new(State {
-                    outbox: Outbox::new(usize::MAX),
-                    running: HashMap::new(),
-                    total: 0,
-                    windows,
-                    resident: 0,
-                    next_seq,
-                    stopping: false,
-                }),
-                records: Mutex::new(records),
-                wake: Notify::new(),
-                stop,
-                scheduler: Mutex::new(None),
-                spool: RwLock::new(Some(spool.clone())),
-                committer,
-                writer_done: Mutex::new(done),
-                refused: Refusals::default(),
+            })
+        };
+        let (committer, done) = match Committer::start(spool.clone(), payload_bytes, on_commit) {
+            Ok((committer, done)) => (committer, Some(done)),
+            // Without a writer thread nothing can be made durable: every delivery is
+            // refused (and said so) rather than pretend.
+            Err(e) => {
+                tracing::error!("{e}");
+                (Committer::closed(), None)
             }
+        };
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            client,
+            memory,
+            records: Mutex::new(records),
+            stop,
+            scheduler: Mutex::new(None),
+            spool: RwLock::new(Some(spool.clone())),
+            committer,
+            writer_done: Mutex::new(done),
+            refused: Refusals::default(),
         });
         shared.committer.set_linger(COMMIT_LINGER);
         if backlog > 0 {
@@ -133,7 +138,7 @@ impl DeliveryEngine {
         if let Some(h) = handle {
             let _ = h.await;
         }
-        lock(&self.shared.state).stopping = true;
+        self.shared.memory.lock().stopping = true;
         self.shared.committer.close();
         let done = lock(&self.shared.writer_done).take();
         if let Some(done) = done {

@@ -52,7 +52,7 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
     };
     drop(rt);
     {
-        let mut st = lock(&shared.state);
+        let mut st = shared.memory.lock();
         if let Some(n) = st.running.get_mut(&delivery.webhook) {
             *n = n.saturating_sub(1);
         }
@@ -63,7 +63,7 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
         RetryDecision::Delivered => {
             delivery.last_error = None;
             {
-                let mut st = lock(&shared.state);
+                let mut st = shared.memory.lock();
                 st.outbox.ack(&delivery.id);
                 forget_resident(&mut st, &delivery.webhook);
             }
@@ -114,7 +114,7 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                     bytes,
                 });
             }
-            lock(&shared.state).outbox.retry_later(delivery);
+            shared.memory.lock().outbox.retry_later(delivery);
         }
         RetryDecision::Retry { reason, .. } => {
             delivery.last_error = Some(format!(
@@ -130,13 +130,13 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
             dead_letter(&shared, delivery, http_status, &url);
         }
     }
-    shared.wake.notify_one();
+    shared.memory.wake.notify_one();
 }
 
 /// Moves a delivery that will not be attempted again to the dead letters, and records it.
 fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, url: &str) {
     {
-        let mut st = lock(&shared.state);
+        let mut st = shared.memory.lock();
         st.outbox.dead_letter(&delivery.id);
         forget_resident(&mut st, &delivery.webhook);
     }

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::run_attempt;
-use super::state::{lock, Shared, State};
+use super::state::{Shared, State};
 use crate::events::clock::now_ms;
 
 /// The scheduler loop: page in backlog, start every attempt the limits allow, then sleep until
@@ -26,7 +26,7 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
         start_ready(&shared, &mut attempts);
         let wait = {
             let now = now_ms();
-            match lock(&shared.state).outbox.next_due() {
+            match shared.memory.lock().outbox.next_due() {
                 Some(due) if due > now => Duration::from_millis(due - now).min(IDLE_TICK),
                 // Nothing waiting, or due but held back by a limit: a commit or a finished
                 // attempt wakes us.
@@ -34,7 +34,7 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
             }
         };
         tokio::select! {
-            _ = shared.wake.notified() => {}
+            _ = shared.memory.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             _ = stop.changed() => {}
@@ -51,7 +51,7 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
         );
         attempts.abort_all();
         while attempts.join_next().await.is_some() {}
-        let mut st = lock(&shared.state);
+        let mut st = shared.memory.lock();
         st.outbox.release_all();
         st.running.clear();
         st.total = 0;
@@ -62,7 +62,7 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
 /// room. Reads committed rows only; rows still being written come with a later commit.
 fn refill(shared: &Shared) {
     let wanted: Vec<(String, u64, u64, usize)> = {
-        let st = lock(&shared.state);
+        let st = shared.memory.lock();
         let global = WINDOW_TOTAL.saturating_sub(st.resident);
         st.windows
             .iter()
@@ -93,7 +93,7 @@ fn refill(shared: &Shared) {
                 continue;
             }
         };
-        let mut st = lock(&shared.state);
+        let mut st = shared.memory.lock();
         let mut added = 0usize;
         for d in page {
             if st.outbox.enqueue(d).is_ok() {
@@ -118,7 +118,7 @@ fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) {
     let rt = shared.runtime.load();
     let global = rt.file.delivery.concurrency.max(1);
     let now = now_ms();
-    let mut st = lock(&shared.state);
+    let mut st = shared.memory.lock();
     let State {
         outbox,
         running,

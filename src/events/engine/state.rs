@@ -23,12 +23,15 @@ pub struct DeliveryEngine {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Everything the engine's parts share; one per engine, behind the handle's `Arc`.
 pub(super) struct Shared {
+    /// The config cell: limits, webhooks and the records bound are read from its current
+    /// snapshot at each decision.
     pub(super) runtime: Arc<ArcSwap<Snapshot>>,
     pub(super) client: reqwest::Client,
-    pub(super) state: Mutex<State>,
+    /// What is in memory, and the scheduler's wakeup.
+    pub(super) memory: Arc<Memory>,
     pub(super) records: Mutex<Records>,
-    pub(super) wake: Notify,
     /// `Some(grace)` once stopping.
     pub(super) stop: watch::Sender<Option<Duration>>,
     pub(super) scheduler: Mutex<Option<JoinHandle<()>>>,
@@ -39,6 +42,23 @@ pub(super) struct Shared {
     pub(super) refused: Refusals,
 }
 
+/// The deliveries in memory and the scheduler's wakeup: the one part of the engine the
+/// committer's hand-back reaches (it holds a `Weak` of this, see `lifecycle.rs`), so a commit
+/// can make deliveries attemptable without touching the spool, the writer or the records.
+pub(super) struct Memory {
+    pub(super) state: Mutex<State>,
+    /// Wakes the scheduler: a commit, a finished attempt, a stop.
+    pub(super) wake: Notify,
+}
+
+impl Memory {
+    /// The in-memory state, under its (short) lock.
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+/// Refused new deliveries, by reason, and when a refusal was last logged.
 #[derive(Default)]
 pub(super) struct Refusals {
     pub(super) full: AtomicU64,
@@ -47,6 +67,7 @@ pub(super) struct Refusals {
     pub(super) last_log: Mutex<Option<Instant>>,
 }
 
+/// The deliveries in memory and the attempts running, under one lock.
 pub(super) struct State {
     pub(super) outbox: Outbox,
     /// Attempts in flight per webhook name.

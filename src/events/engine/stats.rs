@@ -50,7 +50,7 @@ impl DeliveryEngine {
     /// Deliveries in memory (waiting or in flight), in enqueue order; a backlog beyond the
     /// memory window is on disk only and counted in [`DeliveryEngine::stats`].
     pub fn pending(&self) -> Vec<Delivery> {
-        lock(&self.shared.state).outbox.pending()
+        self.shared.memory.lock().outbox.pending()
     }
 
     /// New deliveries accepted but not yet committed (the writer's backlog; at
@@ -80,7 +80,7 @@ impl DeliveryEngine {
             commit_errors: s.errors.load(Ordering::Relaxed),
             payload_bytes: s.payload_bytes.load(Ordering::Relaxed),
             pending,
-            resident: lock(&self.shared.state).resident as u64,
+            resident: self.shared.memory.lock().resident as u64,
             dead_letters: dead,
             refused_full: r.full.load(Ordering::Relaxed),
             refused_overloaded: r.overloaded.load(Ordering::Relaxed),
