@@ -19,7 +19,7 @@
 //! - `open`: opening the file (and taking its lock), or a spool in memory;
 //! - `write`: [`Write`] and [`Spool::apply`], the one way anything changes;
 //! - `read`: paging through what is committed;
-//! - `error`: [`SpoolError`].
+//! - `error`: [`SpoolError`] and its [`SpoolErrorKind`].
 
 mod error;
 mod open;
@@ -27,7 +27,7 @@ mod read;
 mod schema;
 mod write;
 
-pub use error::{is_locked, SpoolError};
+pub use error::{is_locked, SpoolError, SpoolErrorKind};
 pub use open::{resolve_dir, Spool, SPOOL_FILE};
 pub use write::{Applied, Write};
 

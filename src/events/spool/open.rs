@@ -41,12 +41,12 @@ impl Spool {
     /// Opens (or creates) `dir/spool.redb`, taking redb's exclusive file lock.
     pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SpoolError::at(&format!("cannot create {}", dir.display()), e))?;
+            .map_err(|e| SpoolError::io(format!("cannot create {}", dir.display()), &e))?;
         let path = dir.join(SPOOL_FILE);
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|e| SpoolError::at(&format!("cannot open {}", path.display()), e))?;
+            .map_err(|e| SpoolError::redb(format!("cannot open {}", path.display()), e))?;
         create_tables(&db)?;
         Ok(Spool {
             db,
@@ -59,7 +59,7 @@ impl Spool {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| SpoolError::at("cannot create an in-memory spool", e))?;
+            .map_err(|e| SpoolError::redb("cannot create an in-memory spool", e))?;
         create_tables(&db)?;
         Ok(Spool { db, path: None })
     }

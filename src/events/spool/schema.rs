@@ -3,7 +3,7 @@
 
 use redb::{Database, TableDefinition};
 
-use super::error::SpoolError;
+use super::error::{at, SpoolError};
 
 /// redb's page cache. Small on purpose: a million pending deliveries must live on disk, not in
 /// RAM (redb's default is 1 GiB); the OS page cache still helps reads.
@@ -23,15 +23,15 @@ pub(super) const META_NEXT_RECORD: &str = "next_record";
 
 /// Creates the tables so readers never meet a missing one.
 pub(super) fn create_tables(db: &Database) -> Result<(), SpoolError> {
-    let err = |e: &dyn std::fmt::Display| SpoolError::at("cannot create tables", e);
-    let txn = db.begin_write().map_err(|e| err(&e))?;
+    let ctx = "cannot create tables";
+    let txn = db.begin_write().map_err(at(ctx))?;
     {
-        txn.open_table(PENDING).map_err(|e| err(&e))?;
-        txn.open_table(DEAD).map_err(|e| err(&e))?;
-        txn.open_table(DEAD_IDS).map_err(|e| err(&e))?;
-        txn.open_table(RECORDS).map_err(|e| err(&e))?;
-        txn.open_table(RECORD_IDS).map_err(|e| err(&e))?;
-        txn.open_table(META).map_err(|e| err(&e))?;
+        txn.open_table(PENDING).map_err(at(ctx))?;
+        txn.open_table(DEAD).map_err(at(ctx))?;
+        txn.open_table(DEAD_IDS).map_err(at(ctx))?;
+        txn.open_table(RECORDS).map_err(at(ctx))?;
+        txn.open_table(RECORD_IDS).map_err(at(ctx))?;
+        txn.open_table(META).map_err(at(ctx))?;
     }
-    txn.commit().map_err(|e| err(&e))
+    txn.commit().map_err(at(ctx))
 }

@@ -5,7 +5,7 @@
 
 use redb::{Durability, ReadableTable, ReadableTableMetadata};
 
-use super::error::SpoolError;
+use super::error::{at, SpoolError};
 use super::open::Spool;
 use super::schema::{
     DEAD, DEAD_IDS, META, META_NEXT_DEAD, META_NEXT_RECORD, META_NEXT_SEQ, META_PAYLOAD, PENDING,
@@ -60,20 +60,19 @@ pub struct Applied {
 impl Spool {
     /// Writes `batch` in one durable transaction: all of it or (on error) none of it.
     pub fn apply(&self, batch: &[Write]) -> Result<Applied, SpoolError> {
-        let err = |e: &dyn std::fmt::Display| SpoolError::at("commit failed", e);
-        let mut txn = self.db.begin_write().map_err(|e| err(&e))?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| err(&e))?;
+        let ctx = "commit failed";
+        let mut txn = self.db.begin_write().map_err(at(ctx))?;
+        txn.set_durability(Durability::Immediate).map_err(at(ctx))?;
         let mut applied = Applied::default();
         {
-            let mut pending = txn.open_table(PENDING).map_err(|e| err(&e))?;
-            let mut dead = txn.open_table(DEAD).map_err(|e| err(&e))?;
-            let mut dead_ids = txn.open_table(DEAD_IDS).map_err(|e| err(&e))?;
-            let mut records = txn.open_table(RECORDS).map_err(|e| err(&e))?;
-            let mut record_ids = txn.open_table(RECORD_IDS).map_err(|e| err(&e))?;
-            let mut meta = txn.open_table(META).map_err(|e| err(&e))?;
+            let mut pending = txn.open_table(PENDING).map_err(at(ctx))?;
+            let mut dead = txn.open_table(DEAD).map_err(at(ctx))?;
+            let mut dead_ids = txn.open_table(DEAD_IDS).map_err(at(ctx))?;
+            let mut records = txn.open_table(RECORDS).map_err(at(ctx))?;
+            let mut record_ids = txn.open_table(RECORD_IDS).map_err(at(ctx))?;
+            let mut meta = txn.open_table(META).map_err(at(ctx))?;
             let get = |m: &redb::Table<&str, u64>, k: &str| -> Result<u64, SpoolError> {
-                Ok(m.get(k).map_err(|e| err(&e))?.map_or(0, |v| v.value()))
+                Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
             };
             let mut payload = i128::from(get(&meta, META_PAYLOAD)?);
             let mut next_seq = get(&meta, META_NEXT_SEQ)?;
@@ -89,15 +88,14 @@ impl Spool {
                     } => {
                         let old = pending
                             .insert((webhook.as_str(), *seq), bytes.as_slice())
-                            .map_err(|e| err(&e))?
+                            .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
                         payload += len(bytes.len()) - len(old);
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Remove { webhook, seq } => {
-                        if let Some(v) = pending
-                            .remove((webhook.as_str(), *seq))
-                            .map_err(|e| err(&e))?
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
                             payload -= len(v.value().len());
                         }
@@ -108,23 +106,19 @@ impl Spool {
                         id,
                         bytes,
                     } => {
-                        if let Some(v) = pending
-                            .remove((webhook.as_str(), *seq))
-                            .map_err(|e| err(&e))?
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
                             payload -= len(v.value().len());
                         }
-                        if let Some(old) = dead_ids.get(id.as_str()).map_err(|e| err(&e))? {
+                        if let Some(old) = dead_ids.get(id.as_str()).map_err(at(ctx))? {
                             let old = old.value();
-                            if let Some(v) = dead.remove(old).map_err(|e| err(&e))? {
+                            if let Some(v) = dead.remove(old).map_err(at(ctx))? {
                                 payload -= len(v.value().len());
                             }
                         }
-                        dead.insert(next_dead, bytes.as_slice())
-                            .map_err(|e| err(&e))?;
-                        dead_ids
-                            .insert(id.as_str(), next_dead)
-                            .map_err(|e| err(&e))?;
+                        dead.insert(next_dead, bytes.as_slice()).map_err(at(ctx))?;
+                        dead_ids.insert(id.as_str(), next_dead).map_err(at(ctx))?;
                         payload += len(bytes.len());
                         next_dead += 1;
                     }
@@ -134,36 +128,36 @@ impl Spool {
                         seq,
                         bytes,
                     } => {
-                        if let Some(k) = dead_ids.remove(id.as_str()).map_err(|e| err(&e))? {
+                        if let Some(k) = dead_ids.remove(id.as_str()).map_err(at(ctx))? {
                             let k = k.value();
-                            if let Some(v) = dead.remove(k).map_err(|e| err(&e))? {
+                            if let Some(v) = dead.remove(k).map_err(at(ctx))? {
                                 payload -= len(v.value().len());
                             }
                         }
                         pending
                             .insert((webhook.as_str(), *seq), bytes.as_slice())
-                            .map_err(|e| err(&e))?;
+                            .map_err(at(ctx))?;
                         payload += len(bytes.len());
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Record { id, bytes, keep } => {
-                        let slot = record_ids.get(id.as_str()).map_err(|e| err(&e))?;
+                        let slot = record_ids.get(id.as_str()).map_err(at(ctx))?;
                         let slot = match slot.map(|v| v.value()) {
                             Some(s) => s,
                             None => {
                                 let s = next_record;
                                 next_record += 1;
-                                record_ids.insert(id.as_str(), s).map_err(|e| err(&e))?;
+                                record_ids.insert(id.as_str(), s).map_err(at(ctx))?;
                                 s
                             }
                         };
                         let old = records
                             .insert(slot, bytes.as_slice())
-                            .map_err(|e| err(&e))?
+                            .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
                         payload += len(bytes.len()) - len(old);
-                        while records.len().map_err(|e| err(&e))? > (*keep).max(1) as u64 {
-                            let Some((k, v)) = records.pop_first().map_err(|e| err(&e))? else {
+                        while records.len().map_err(at(ctx))? > (*keep).max(1) as u64 {
+                            let Some((k, v)) = records.pop_first().map_err(at(ctx))? else {
                                 break;
                             };
                             payload -= len(v.value().len());
@@ -175,33 +169,32 @@ impl Spool {
                             if let Some(id) = id {
                                 let points_here = record_ids
                                     .get(id.as_str())
-                                    .map_err(|e| err(&e))?
+                                    .map_err(at(ctx))?
                                     .is_some_and(|s| s.value() == k);
                                 if points_here {
-                                    record_ids.remove(id.as_str()).map_err(|e| err(&e))?;
+                                    record_ids.remove(id.as_str()).map_err(at(ctx))?;
                                 }
                             }
                         }
                     }
                     Write::PurgeDead => {
-                        applied.purged += dead.len().map_err(|e| err(&e))?;
-                        while let Some((_, v)) = dead.pop_first().map_err(|e| err(&e))? {
+                        applied.purged += dead.len().map_err(at(ctx))?;
+                        while let Some((_, v)) = dead.pop_first().map_err(at(ctx))? {
                             payload -= len(v.value().len());
                         }
-                        while dead_ids.pop_first().map_err(|e| err(&e))?.is_some() {}
+                        while dead_ids.pop_first().map_err(at(ctx))?.is_some() {}
                     }
                 }
             }
             let payload = u64::try_from(payload.max(0)).unwrap_or(u64::MAX);
             applied.payload_bytes = payload;
-            meta.insert(META_PAYLOAD, payload).map_err(|e| err(&e))?;
-            meta.insert(META_NEXT_SEQ, next_seq).map_err(|e| err(&e))?;
-            meta.insert(META_NEXT_DEAD, next_dead)
-                .map_err(|e| err(&e))?;
+            meta.insert(META_PAYLOAD, payload).map_err(at(ctx))?;
+            meta.insert(META_NEXT_SEQ, next_seq).map_err(at(ctx))?;
+            meta.insert(META_NEXT_DEAD, next_dead).map_err(at(ctx))?;
             meta.insert(META_NEXT_RECORD, next_record)
-                .map_err(|e| err(&e))?;
+                .map_err(at(ctx))?;
         }
-        txn.commit().map_err(|e| err(&e))?;
+        txn.commit().map_err(at(ctx))?;
         Ok(applied)
     }
 }
