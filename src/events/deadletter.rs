@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::events::clock::now_ms;
 use crate::events::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
+use crate::events::replay::{self, Replay, ReplayError, WriteBackError};
 use crate::events::spool::{self, Spool, SpoolError, Write, SPOOL_FILE};
 use crate::snapshot::Snapshot;
 
@@ -189,6 +189,23 @@ enum OfflineError {
     Encode(#[from] serde_json::Error),
 }
 
+impl From<ReplayError<WriteBackError>> for OfflineError {
+    fn from(e: ReplayError<WriteBackError>) -> Self {
+        match e {
+            ReplayError::NotFound(id) => OfflineError::NotFound(id),
+            ReplayError::Read(e)
+            | ReplayError::Stopped {
+                cause: WriteBackError::Spool(e),
+                ..
+            } => OfflineError::Spool(e),
+            ReplayError::Stopped {
+                cause: WriteBackError::Encode(e),
+                ..
+            } => OfflineError::Encode(e),
+        }
+    }
+}
+
 impl OfflineError {
     /// A running userhook holds the file: worth saying which admin API to ask.
     fn is_locked(&self) -> bool {
@@ -217,7 +234,11 @@ fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, OfflineError> {
             }),
         },
         SpoolCommand::Replay(which) => {
-            let n = replay_offline(&spool, which.as_deref())?;
+            let which = match which {
+                Some(id) => Replay::One(id.clone()),
+                None => Replay::All,
+            };
+            let n = replay::dead_letters_offline(&spool, &which)?;
             Ok(format!(
                 "{n} dead letter(s) moved back to pending in {}; they are delivered when userhook starts.\n",
                 file.display()
@@ -237,48 +258,6 @@ fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, OfflineError> {
             Ok(format_records(&records, &source))
         }
     }
-}
-
-/// Moves dead letters back into pending on a stopped spool, at the end of their lanes, with
-/// attempts reset and due at once.
-fn replay_offline(spool: &Spool, id: Option<&str>) -> Result<u64, OfflineError> {
-    let (mut next_seq, _) = spool.meta()?;
-    for (_, _, hi) in spool.webhooks()? {
-        next_seq = next_seq.max(hi.saturating_add(1));
-    }
-    let letters: Vec<DeadLetter> = match id {
-        Some(id) => match spool.dead_letter(id)? {
-            Some(l) => vec![l],
-            None => return Err(OfflineError::NotFound(id.to_string())),
-        },
-        None => spool
-            .dead_page(None, usize::MAX)?
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect(),
-    };
-    let mut count = 0u64;
-    for chunk in letters.chunks(1000) {
-        let mut writes = Vec::with_capacity(chunk.len());
-        for letter in chunk {
-            let mut d = letter.delivery.clone();
-            d.attempt = 0;
-            d.last_error = None;
-            d.next_attempt_at = now_ms();
-            d.seq = next_seq;
-            next_seq += 1;
-            let bytes = serde_json::to_vec(&d)?;
-            writes.push(Write::Revive {
-                id: d.id.clone(),
-                webhook: d.webhook.clone(),
-                seq: d.seq,
-                bytes,
-            });
-        }
-        spool.apply(&writes)?;
-        count += writes.len() as u64;
-    }
-    Ok(count)
 }
 
 fn format_letters(letters: &[DeadLetter], source: &str) -> String {

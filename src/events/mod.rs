@@ -26,13 +26,15 @@ pub mod extractor;
 pub mod handoff;
 pub mod outbox;
 pub mod records;
+pub mod replay;
 pub mod retry;
 pub mod send_test;
 pub mod spool;
 
 pub use clock::now_ms;
-pub use engine::{DeliveryEngine, Replay, SpoolStats};
+pub use engine::{DeliveryEngine, SpoolStats};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
+pub use replay::Replay;
 pub use retry::{AttemptResult, RetryDecision};
 pub use spool::Spool;

@@ -5,19 +5,10 @@
 use std::time::Duration;
 
 use super::admit::{admit, refusal_text};
-use super::limits::{LIST_LIMIT, PAGE};
+use super::limits::LIST_LIMIT;
 use super::state::DeliveryEngine;
-use crate::events::clock::now_ms;
 use crate::events::records::DeadLetter;
-
-/// Which dead letters to replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replay {
-    /// The one with this delivery id.
-    One(String),
-    /// Every dead letter.
-    All,
-}
+use crate::events::replay::{self, Replay};
 
 impl DeliveryEngine {
     /// Dead letters, newest first (at most [`LIST_LIMIT`]), as committed. Waits for the
@@ -41,57 +32,22 @@ impl DeliveryEngine {
     }
 
     /// Takes dead letters back into pending (attempts reset, due now, same ids, at the end of
-    /// their lanes); returns how many. Stops early, with an error, if the spool refuses.
+    /// their lanes) through [`admit`], as new deliveries are; returns how many. Stops early,
+    /// with an error, when the engine refuses one (overloaded writer, stopping): those before
+    /// it stay replayed, those after it stay dead letters. The reading and resetting is
+    /// [`replay::dead_letters`], shared with the offline CLI.
     pub async fn replay(&self, which: Replay) -> Result<u64, String> {
         self.flush().await;
-        let letters: Vec<DeadLetter> = match &which {
-            Replay::One(id) => {
-                match self.with_spool(|s| s.dead_letter(id).map_err(|e| e.to_string()))? {
-                    Some(d) => vec![d],
-                    None => return Err(format!("no dead letter with id `{id}`")),
+        let count = self.with_spool(|spool| {
+            replay::dead_letters(spool, &which, |d| {
+                let id = d.id.clone();
+                match admit(&self.shared, d, Some(id)) {
+                    None => Ok(()),
+                    Some(r) => Err(refusal_text(r, &self.shared)),
                 }
-            }
-            Replay::All => Vec::new(),
-        };
-        let mut count = 0u64;
-        let mut revive = |letter: DeadLetter| -> Result<(), String> {
-            let mut d = letter.delivery;
-            d.attempt = 0;
-            d.last_error = None;
-            d.next_attempt_at = now_ms();
-            let id = d.id.clone();
-            match admit(&self.shared, d, Some(id)) {
-                None => {
-                    count += 1;
-                    Ok(())
-                }
-                Some(r) => Err(format!(
-                    "replay stopped after {count}: {}",
-                    refusal_text(r, &self.shared)
-                )),
-            }
-        };
-        match which {
-            Replay::One(_) => {
-                for l in letters {
-                    revive(l)?;
-                }
-            }
-            Replay::All => {
-                let mut after = None;
-                loop {
-                    let page =
-                        self.with_spool(|s| s.dead_page(after, PAGE).map_err(|e| e.to_string()))?;
-                    let Some(last) = page.last().map(|(k, _)| *k) else {
-                        break;
-                    };
-                    after = Some(last);
-                    for (_, l) in page {
-                        revive(l)?;
-                    }
-                }
-            }
-        }
+            })
+            .map_err(|e| e.to_string())
+        })?;
         self.flush().await;
         if count > 0 {
             tracing::info!(replayed = count, "dead letters replayed");
@@ -109,5 +65,109 @@ impl DeliveryEngine {
             .ok_or_else(|| String::from("the spool is closed"))?;
         tracing::info!(purged = n, "dead letters purged");
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arc_swap::ArcSwap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    /// A target that answers every request 404 (final: dead-lettered at once) and reports each
+    /// request's `webhook-id`.
+    async fn refusing_target() -> (String, mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let Ok(n) = conn.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                    };
+                    let len: usize =
+                        header("content-length:").map_or(0, |v| v.parse().unwrap_or(0));
+                    while buf.len() < head_end + len {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = tx.send(header("webhook-id:").unwrap_or_default());
+                    let reply =
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = conn.write_all(reply).await;
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    async fn dead_letters_now(engine: &DeliveryEngine, n: usize) -> Vec<DeadLetter> {
+        for _ in 0..200 {
+            let letters = engine.dead_letter_list(10).await.expect("list");
+            if letters.len() == n {
+                return letters;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("never {n} dead letter(s)");
+    }
+
+    #[tokio::test]
+    async fn replay_admits_dead_letters_again_with_their_ids() {
+        let (url, mut requests) = refusing_target().await;
+        let text = format!(
+            "listen: 127.0.0.1:0\nupstream: http://127.0.0.1:1\nadmin: {{listen: 127.0.0.1:0}}\nwebhooks:\n  - {{name: gone, actions: ['*'], url: '{url}'}}\n"
+        );
+        let rt = Snapshot::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+        let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
+        let d = crate::events::spool::tests::delivery("gone", "u1", 0);
+        let id = d.id.clone();
+        engine.enqueue(d);
+        assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
+        let letters = dead_letters_now(&engine, 1).await;
+        assert_eq!(letters[0].delivery.id, id);
+
+        let unknown = engine.replay(Replay::One("nope".into())).await;
+        assert_eq!(unknown, Err("no dead letter with id `nope`".to_string()));
+        assert_eq!(engine.replay(Replay::One(id.clone())).await, Ok(1));
+        // Attempted again, as the same delivery, and dead-lettered again (404 is final).
+        assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
+        let again = dead_letters_now(&engine, 1).await;
+        assert_eq!(
+            (again[0].delivery.id.as_str(), again[0].delivery.attempt),
+            (id.as_str(), 1)
+        );
+        assert_eq!(engine.records(None).len(), 1, "one delivery, one record");
+
+        engine.stop(Duration::from_secs(1)).await;
+        let closed = engine.replay(Replay::All).await;
+        assert_eq!(closed, Err("the spool is closed".to_string()));
     }
 }

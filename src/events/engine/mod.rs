@@ -37,7 +37,6 @@ mod schedule;
 mod state;
 mod stats;
 
-pub use dead_letters::Replay;
 pub use limits::{COMMIT_LINGER, LIST_LIMIT, MAX_UNCOMMITTED, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 pub use outcome::loggable_url;
 pub use state::DeliveryEngine;
