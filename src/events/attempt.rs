@@ -84,15 +84,20 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The webhook HTTP client could not be built (its TLS setup, most likely): nothing can be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot build the webhook HTTP client: {0}")]
+pub struct ClientError(String);
+
 /// The shared HTTP client for all webhooks: rustls (ring), pooled connections, no redirects.
-pub fn build_client() -> Result<reqwest::Client, String> {
+pub fn build_client() -> Result<reqwest::Client, ClientError> {
     // Another part (or a test) may have installed it already; either way one is installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(50))
         .build()
-        .map_err(|e| format!("cannot build the webhook HTTP client: {}", chain(&e)))
+        .map_err(|e| ClientError(chain(&e)))
 }
 
 /// Sends one request with a time limit covering connect to the last body byte.

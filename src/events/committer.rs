@@ -87,6 +87,12 @@ struct Inner {
     closed: AtomicBool,
 }
 
+/// The writer thread could not be started: nothing can be made durable (the engine then
+/// refuses every delivery rather than pretend).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the spool writer thread: {0}")]
+pub struct WriterError(std::io::Error);
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
@@ -114,7 +120,7 @@ impl Committer {
         spool: Arc<Spool>,
         payload_bytes: u64,
         on_commit: OnCommit,
-    ) -> Result<(Committer, oneshot::Receiver<()>), String> {
+    ) -> Result<(Committer, oneshot::Receiver<()>), WriterError> {
         let inner = Arc::new(Inner {
             buffer: Mutex::new(Buffer {
                 ops: Vec::new(),
@@ -141,7 +147,7 @@ impl Committer {
                 drop(spool);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| format!("cannot start the spool writer thread: {e}"))?;
+            .map_err(WriterError)?;
         Ok((Committer { inner }, done_rx))
     }
 

@@ -32,7 +32,7 @@ pub mod send_test;
 pub mod spool;
 
 pub use clock::now_ms;
-pub use engine::{DeliveryEngine, SpoolStats};
+pub use engine::{DeliveryEngine, EngineError, SpoolStats};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
 pub use replay::Replay;

@@ -23,17 +23,27 @@ pub enum DeliveryStatus {
     Retrying,
 }
 
+/// A status name that is none of `successful`, `failed` and `retrying` (a `?status=` or a
+/// `--status` value). Serialises as its message, so the admin API can answer with it as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}`; expected successful, failed or retrying")]
+pub struct UnknownStatus(String);
+
+impl Serialize for UnknownStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for DeliveryStatus {
-    type Err = String;
+    type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "successful" => Ok(DeliveryStatus::Successful),
             "failed" => Ok(DeliveryStatus::Failed),
             "retrying" => Ok(DeliveryStatus::Retrying),
-            _ => Err(format!(
-                "unknown status `{s}`; expected successful, failed or retrying"
-            )),
+            _ => Err(UnknownStatus(s.to_string())),
         }
     }
 }
@@ -249,6 +259,13 @@ mod tests {
         assert_eq!("failed".parse(), Ok(DeliveryStatus::Failed));
         assert_eq!("successful".parse(), Ok(DeliveryStatus::Successful));
         assert_eq!("retrying".parse(), Ok(DeliveryStatus::Retrying));
-        assert!("ok".parse::<DeliveryStatus>().is_err());
+        let e = "ok".parse::<DeliveryStatus>().expect_err("unknown");
+        let text = "unknown status `ok`; expected successful, failed or retrying";
+        assert_eq!(e.to_string(), text);
+        // The admin API puts it in its JSON answer as it is.
+        assert_eq!(
+            serde_json::json!({ "error": e }),
+            serde_json::json!({ "error": text })
+        );
     }
 }

@@ -7,20 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::error::Refusal;
 use super::limits::{MAX_UNCOMMITTED, REFUSAL_LOG_EVERY, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::record;
 use super::state::{forget_resident, lock, DeliveryEngine, Memory, Shared};
 use crate::events::outbox::Delivery;
 use crate::events::records::DeliveryStatus;
 use crate::events::spool::Write;
-
-/// Why a new delivery was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
-    Full,
-    Overloaded,
-    Stopping,
-}
 
 impl DeliveryEngine {
     /// Takes a delivery: written to the spool, attempted once that write is committed. Never
@@ -39,7 +32,7 @@ pub(super) fn admit(
     mut delivery: Delivery,
     revive: Option<String>,
 ) -> Option<Refusal> {
-    let max_bytes = shared.runtime.load().file.delivery.max_spool_bytes.0;
+    let max_bytes = shared.runtime.load().file.delivery.max_spool_bytes;
     let mut st = shared.memory.lock();
     let refusal = if st.stopping || shared.committer.is_closed() {
         Some(Refusal::Stopping)
@@ -52,8 +45,8 @@ pub(super) fn admit(
             .load(Ordering::Relaxed);
         if waiting >= MAX_UNCOMMITTED {
             Some(Refusal::Overloaded)
-        } else if revive.is_none() && stored.saturating_add(waiting_bytes) >= max_bytes {
-            Some(Refusal::Full)
+        } else if revive.is_none() && stored.saturating_add(waiting_bytes) >= max_bytes.0 {
+            Some(Refusal::Full { limit: max_bytes })
         } else {
             None
         }
@@ -118,24 +111,10 @@ pub(super) fn admit_committed(memory: &Memory, committed: Vec<Delivery>) {
     memory.wake.notify_one();
 }
 
-/// The operator's reason for a refusal.
-pub(super) fn refusal_text(r: Refusal, shared: &Shared) -> String {
-    match r {
-        Refusal::Full => format!(
-            "spool full: delivery.max_spool_bytes ({}) reached",
-            shared.runtime.load().file.delivery.max_spool_bytes
-        ),
-        Refusal::Overloaded => format!(
-            "spool writer overloaded: {MAX_UNCOMMITTED} new deliveries are waiting for the disk"
-        ),
-        Refusal::Stopping => String::from("userhook is stopping; the spool is closed"),
-    }
-}
-
 /// Records a refused delivery as failed, counts it and logs (at most once per interval).
 fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
     let (counter, metric) = match r {
-        Refusal::Full => (&shared.refused.full, crate::metrics::DropReason::SpoolFull),
+        Refusal::Full { .. } => (&shared.refused.full, crate::metrics::DropReason::SpoolFull),
         Refusal::Overloaded => (
             &shared.refused.overloaded,
             crate::metrics::DropReason::SpoolOverloaded,
@@ -147,7 +126,7 @@ fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
     };
     crate::metrics::event_dropped(metric);
     let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
-    let reason = refusal_text(r, shared);
+    let reason = r.to_string();
     let log_now = {
         let mut last = lock(&shared.refused.last_log);
         let due = last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);

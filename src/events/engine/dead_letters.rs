@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::admit::{admit, refusal_text};
+use super::admit::admit;
+use super::error::EngineError;
 use super::limits::LIST_LIMIT;
 use super::state::DeliveryEngine;
 use crate::events::records::DeadLetter;
@@ -15,20 +16,20 @@ impl DeliveryEngine {
     /// writer's current batch (about one commit): not for the request path.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.shared.committer.flush_blocking(Duration::from_secs(5));
-        self.with_spool(|s| s.dead_letters(LIST_LIMIT).map_err(|e| e.to_string()))
+        self.with_spool(|s| Ok(s.dead_letters(LIST_LIMIT)?))
             .unwrap_or_default()
     }
 
     /// Dead letters, newest first, at most `limit`, after the writer's current batch.
-    pub async fn dead_letter_list(&self, limit: usize) -> Result<Vec<DeadLetter>, String> {
+    pub async fn dead_letter_list(&self, limit: usize) -> Result<Vec<DeadLetter>, EngineError> {
         self.flush().await;
-        self.with_spool(|s| s.dead_letters(limit).map_err(|e| e.to_string()))
+        self.with_spool(|s| Ok(s.dead_letters(limit)?))
     }
 
     /// One dead letter by delivery id.
-    pub async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, String> {
+    pub async fn dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, EngineError> {
         self.flush().await;
-        self.with_spool(|s| s.dead_letter(id).map_err(|e| e.to_string()))
+        self.with_spool(|s| Ok(s.dead_letter(id)?))
     }
 
     /// Takes dead letters back into pending (attempts reset, due now, same ids, at the end of
@@ -36,17 +37,17 @@ impl DeliveryEngine {
     /// with an error, when the engine refuses one (overloaded writer, stopping): those before
     /// it stay replayed, those after it stay dead letters. The reading and resetting is
     /// [`replay::dead_letters`], shared with the offline CLI.
-    pub async fn replay(&self, which: Replay) -> Result<u64, String> {
+    pub async fn replay(&self, which: Replay) -> Result<u64, EngineError> {
         self.flush().await;
         let count = self.with_spool(|spool| {
             replay::dead_letters(spool, &which, |d| {
                 let id = d.id.clone();
                 match admit(&self.shared, d, Some(id)) {
                     None => Ok(()),
-                    Some(r) => Err(refusal_text(r, &self.shared)),
+                    Some(refusal) => Err(refusal),
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(EngineError::from)
         })?;
         self.flush().await;
         if count > 0 {
@@ -56,13 +57,13 @@ impl DeliveryEngine {
     }
 
     /// Drops every dead letter; returns how many.
-    pub async fn purge_dead_letters(&self) -> Result<u64, String> {
+    pub async fn purge_dead_letters(&self) -> Result<u64, EngineError> {
         let n = self
             .shared
             .committer
             .purge()
             .await
-            .ok_or_else(|| String::from("the spool is closed"))?;
+            .ok_or(EngineError::Closed)?;
         tracing::info!(purged = n, "dead letters purged");
         Ok(n)
     }
@@ -155,8 +156,10 @@ mod tests {
         assert_eq!(letters[0].delivery.id, id);
 
         let unknown = engine.replay(Replay::One("nope".into())).await;
-        assert_eq!(unknown, Err("no dead letter with id `nope`".to_string()));
-        assert_eq!(engine.replay(Replay::One(id.clone())).await, Ok(1));
+        let unknown = unknown.expect_err("no such dead letter");
+        assert!(unknown.is_not_found(), "{unknown}");
+        assert_eq!(unknown.to_string(), "no dead letter with id `nope`");
+        assert_eq!(engine.replay(Replay::One(id.clone())).await.ok(), Some(1));
         // Attempted again, as the same delivery, and dead-lettered again (404 is final).
         assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
         let again = dead_letters_now(&engine, 1).await;
@@ -167,7 +170,10 @@ mod tests {
         assert_eq!(engine.records(None).len(), 1, "one delivery, one record");
 
         engine.stop(Duration::from_secs(1)).await;
-        let closed = engine.replay(Replay::All).await;
-        assert_eq!(closed, Err("the spool is closed".to_string()));
+        let closed = engine.replay(Replay::All).await.expect_err("stopped");
+        assert!(matches!(closed, EngineError::Closed), "{closed}");
+        assert_eq!(closed.to_string(), "the spool is closed");
+        let purged = engine.purge_dead_letters().await.expect_err("stopped");
+        assert!(matches!(purged, EngineError::Closed), "{purged}");
     }
 }

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::admit::admit_committed;
+use super::error::EngineError;
 use super::limits::COMMIT_LINGER;
 use super::schedule::schedule;
 use super::state::{lock, DeliveryEngine, Memory, Refusals, Shared, State, Window};
@@ -24,8 +25,8 @@ impl DeliveryEngine {
     /// Starts with a spool in memory: nothing survives the process. For tests and embedding;
     /// `serve` uses [`DeliveryEngine::start_with`] and a spool on disk. Must be called inside a
     /// tokio runtime.
-    pub fn start(runtime: Arc<ArcSwap<Snapshot>>) -> Result<DeliveryEngine, String> {
-        let spool = Spool::in_memory().map_err(|e| e.to_string())?;
+    pub fn start(runtime: Arc<ArcSwap<Snapshot>>) -> Result<DeliveryEngine, EngineError> {
+        let spool = Spool::in_memory()?;
         DeliveryEngine::start_with(runtime, spool)
     }
 
@@ -34,16 +35,16 @@ impl DeliveryEngine {
     pub fn start_with(
         runtime: Arc<ArcSwap<Snapshot>>,
         spool: Spool,
-    ) -> Result<DeliveryEngine, String> {
+    ) -> Result<DeliveryEngine, EngineError> {
         let client = attempt::build_client()?;
         let rt = runtime.load_full();
         let keep = rt.file.delivery.records;
         let spool = Arc::new(spool);
-        let (next_seq, payload_bytes) = spool.meta().map_err(|e| e.to_string())?;
+        let (next_seq, payload_bytes) = spool.meta()?;
         let mut windows = HashMap::new();
         let mut next_seq = next_seq;
         let mut backlog = 0u64;
-        for (webhook, lo, hi) in spool.webhooks().map_err(|e| e.to_string())? {
+        for (webhook, lo, hi) in spool.webhooks()? {
             next_seq = next_seq.max(hi.saturating_add(1));
             backlog += 1;
             windows.insert(
@@ -56,7 +57,7 @@ impl DeliveryEngine {
             );
         }
         let mut records = Records::new(keep);
-        for r in spool.records(keep).map_err(|e| e.to_string())? {
+        for r in spool.records(keep)? {
             records.upsert(r);
         }
         let (stop, stop_rx) = watch::channel(None);

@@ -26,10 +26,12 @@
 //! - `outcome`: one attempt and what its outcome does to the delivery and the spool;
 //! - `dead_letters`: listing, replaying and purging dead letters on a running engine;
 //! - `stats`: counters and listings for the admin API;
+//! - `error`: [`Refusal`] (one delivery not taken) and [`EngineError`] (an operation failed);
 //! - `limits`: the bounds above.
 
 mod admit;
 mod dead_letters;
+mod error;
 mod lifecycle;
 mod limits;
 mod outcome;
@@ -37,6 +39,7 @@ mod schedule;
 mod state;
 mod stats;
 
+pub use error::{EngineError, Refusal};
 pub use limits::{COMMIT_LINGER, LIST_LIMIT, MAX_UNCOMMITTED, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 pub use outcome::loggable_url;
 pub use state::DeliveryEngine;

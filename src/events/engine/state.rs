@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::error::EngineError;
 use crate::events::committer::Committer;
 use crate::events::outbox::Outbox;
 use crate::events::records::Records;
@@ -109,8 +110,8 @@ impl DeliveryEngine {
     /// Runs `f` over the spool while the engine holds it (until stopped).
     pub(super) fn with_spool<T>(
         &self,
-        f: impl FnOnce(&Spool) -> Result<T, String>,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&Spool) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let spool = self
             .shared
             .spool
@@ -119,7 +120,7 @@ impl DeliveryEngine {
             .clone();
         match spool {
             Some(s) => f(&s),
-            None => Err(String::from("the spool is closed")),
+            None => Err(EngineError::Closed),
         }
     }
 }
