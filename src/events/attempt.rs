@@ -23,17 +23,22 @@ pub const USER_AGENT: &str = concat!("userhook/", env!("CARGO_PKG_VERSION"));
 /// A request ready to send: what goes on the wire, byte for byte.
 #[derive(Debug, Clone)]
 pub struct RenderedRequest {
+    /// The webhook's method (POST unless configured otherwise).
     pub method: Method,
     /// Full URL including any key in its query: never log it (see `redact_url`).
     pub url: String,
+    /// Content type, user agent, the webhook's own headers, and the `webhook-*` ones.
     pub headers: HeaderMap,
+    /// The rendered body, exactly the bytes the signature covers.
     pub body: Vec<u8>,
 }
 
 /// What the target answered.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status: the first thing the retry decision looks at.
     pub status: u16,
+    /// For `Retry-After`, and for `send-test` to show.
     pub headers: HeaderMap,
     /// At most [`MAX_REPLY_BYTES`].
     pub body: Vec<u8>,

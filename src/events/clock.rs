@@ -1,9 +1,11 @@
-//! The wall clock as the event path counts it: Unix milliseconds. One small file so every
-//! part of `events` can read the clock without importing the part that schedules.
+//! The wall clock as the event path counts it: Unix milliseconds (creation and due times,
+//! records). One small file so every part of `events` can read the clock without importing
+//! the part that schedules. It only reads the clock: it never sleeps or schedules.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Unix milliseconds now.
+/// Unix milliseconds now: what deliveries and records are stamped with (0 if the clock is
+/// set before 1970).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

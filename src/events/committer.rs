@@ -13,7 +13,8 @@
 //! mode an event is durable within linger + one commit); a flush (a `strict`-mode response
 //! waiting) or a close ends the wait at once.
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
-//! what may wait are the engine's to enforce (see `buffered_new`).
+//! what may wait are the engine's to enforce (see `buffered_new`). This file never names the
+//! engine: what becomes of committed deliveries is the [`OnCommit`] its starter supplies.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -3,8 +3,10 @@
 //!
 //! A running userhook holds the spool file's exclusive lock, so these commands first ask its
 //! admin API (`admin.listen` from the config); when nothing answers there, they open the spool
-//! file directly. When neither works they say why, naming both. They never print a secret:
-//! the spool stores events, not rendered requests.
+//! file directly. When neither works they say why, naming both. On a stopped spool, `replay`
+//! is [`replay::dead_letters_offline`], the replay the running engine uses too. They never
+//! print a secret (the spool stores events, not rendered requests), and they never touch the
+//! file of an instance that runs (its lock refuses them; they ask its admin API instead).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -2,13 +2,16 @@
 //! `POST /deadletters/replay`) and a stopped spool (`userhook deadletter replay` when no
 //! instance answers).
 //!
-//! [`dead_letters`] reads the dead letters from the spool (one by delivery id, or all of them oldest
-//! first, page by page), resets each (no attempts yet, no last error, due now; same delivery
-//! id, so receivers can still de-duplicate) and hands it to the caller's `revive`, which takes
-//! it back into pending at the end of its lane: the engine admits it (its seq counter, its
-//! committer, its refusals), a stopped spool writes it back in batches ([`replay_stopped`]).
-//! Only `revive` writes; this module never picks a seq for a running engine, and never holds
-//! more than a page of a running engine's dead letters in memory.
+//! [`dead_letters`] reads the dead letters from the spool (one by delivery id, or all of them,
+//! oldest first, a page at a time), resets each (no attempts yet, no last error, due now; the
+//! same delivery id, so receivers can still de-duplicate) and hands it to the caller's
+//! `revive`, which takes it back into pending at the end of its lane: the engine admits it as a
+//! new delivery (its seq counter, its committer, its refusals), and [`dead_letters_offline`]
+//! gives it the stopped spool's next seq and writes it back itself.
+//!
+//! [`dead_letters`] never writes (only `revive` does) and never picks a seq; on a running engine
+//! it holds one page of dead letters in memory at a time. It never runs on the request path:
+//! it reads the spool with blocking I/O.
 
 use super::clock::now_ms;
 use super::outbox::Delivery;
@@ -104,10 +107,10 @@ pub enum WriteBackError {
     Spool(#[from] SpoolError),
 }
 
-/// [`dead_letters`] on the spool of a stopped instance (the caller holds its lock): each delivery
-/// gets the next free seq, and all of them are written back in transactions of
-/// [`STOPPED_BATCH`] after every dead letter was read, so a failed read writes nothing. They
-/// are delivered when userhook starts.
+/// [`dead_letters`] on the spool of a stopped instance (the caller holds its lock): each
+/// delivery gets the next free seq, and all of them are written back, `STOPPED_BATCH` (1000)
+/// per transaction, once every dead letter was read, so a failed read writes nothing. They are
+/// delivered when userhook starts.
 pub fn dead_letters_offline(
     spool: &Spool,
     which: &Replay,

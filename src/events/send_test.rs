@@ -31,7 +31,12 @@ pub struct SendTestReport {
 pub enum SendTestError {
     /// No webhook by that name; carries the known names.
     #[error("no webhook named `{name}`{}", known_names(known))]
-    UnknownWebhook { name: String, known: Vec<String> },
+    UnknownWebhook {
+        /// The name asked for.
+        name: String,
+        /// The names the config has.
+        known: Vec<String>,
+    },
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -1,6 +1,7 @@
 //! Dead letters on a running engine: listing (after the writer's current batch), replaying
-//! them back into pending, and purging them. The spool is read directly; changes go through
-//! the committer like every other write.
+//! them back into pending (through [`crate::events::replay`], as the offline CLI does), and
+//! purging them. The spool is read directly; changes go through the committer like every
+//! other write, never straight to the file.
 
 use std::time::Duration;
 
@@ -33,9 +34,9 @@ impl DeliveryEngine {
     }
 
     /// Takes dead letters back into pending (attempts reset, due now, same ids, at the end of
-    /// their lanes) through [`admit`], as new deliveries are; returns how many. Stops early,
-    /// with an error, when the engine refuses one (overloaded writer, stopping): those before
-    /// it stay replayed, those after it stay dead letters. The reading and resetting is
+    /// their lanes), admitted as new deliveries are; returns how many. Stops early, with an
+    /// error, when the engine refuses one (overloaded writer, stopping): those before it stay
+    /// replayed, those after it stay dead letters. The reading and resetting is
     /// [`replay::dead_letters`], shared with the offline CLI.
     pub async fn replay(&self, which: Replay) -> Result<u64, EngineError> {
         self.flush().await;

@@ -1,6 +1,8 @@
 //! Starting and stopping the engine, and waiting for what it took to be durable. Starting
 //! resumes the spool's pending deliveries (their windows and records); stopping lets attempts
 //! in flight finish within a grace period, commits the last writes and releases the file.
+//! Stopping never drops a pending delivery silently: attempts the grace period cuts off stay
+//! pending in the spool (and are logged) for the next start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

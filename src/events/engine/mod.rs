@@ -2,6 +2,10 @@
 //! global and per-webhook concurrency limits, records every outcome, and keeps the durable
 //! [`Spool`] in step through the group-committing writer ([`Committer`]).
 //!
+//! [`Outbox`]: crate::events::outbox::Outbox
+//! [`Spool`]: crate::events::spool::Spool
+//! [`Committer`]: crate::events::committer::Committer
+//!
 //! ```text
 //! Dispatcher ─enqueue─▶ committer ─commit─▶ Outbox (memory window) ─next_ready─▶ attempt
 //!                          │ beyond the window: disk only ──page in──▲                │
@@ -14,9 +18,20 @@
 //! and are paged in, in seq order, as the window drains. A full spool or an overloaded writer
 //! refuses new deliveries (recorded as failed, counted, logged) instead of blocking anyone.
 //!
-//! Limits and webhooks are read from the current config snapshot at each decision, so a reload
-//! applies to pending deliveries too. Enqueueing takes short locks and never waits for I/O:
-//! the extractor can call it freely. This module never logs a body, header, secret or URL query.
+//! Which webhooks get a delivery is decided by the dispatcher, with the snapshot that saw the
+//! event. From then on the engine reads its own config cell, current at each decision: the
+//! limits (concurrency, `max_spool_bytes`, the records bound) and, in one place that must,
+//! the webhook itself: `outcome::run_attempt` looks it up by name at every attempt, so a reload
+//! (a fixed URL, a new secret, a webhook disabled or removed) applies to pending deliveries.
+//! Nothing in `events` reaches back through [`DeliveryEngine::runtime`]; it is there for
+//! callers that dispatch by hand (tests, the benchmark).
+//!
+//! The committer hands committed deliveries back through a closure the engine supplies
+//! (`committer::OnCommit`), which reaches only `state::Memory` (the outbox, the windows, the
+//! scheduler's wakeup), never the spool, the writer or the records.
+//!
+//! Enqueueing takes short locks and never waits for I/O: the extractor can call it freely.
+//! This module never logs a body, header, secret or URL query.
 //!
 //! The files, by job:
 //! - `state`: the handle and the state its task and the committer share (data and locks only);

@@ -35,7 +35,8 @@ pub struct SpoolStats {
     pub dead_letters: u64,
     /// New deliveries refused because the spool reached `max_spool_bytes`.
     pub refused_full: u64,
-    /// New deliveries refused because the writer fell [`MAX_UNCOMMITTED`] behind.
+    /// New deliveries refused because the writer fell
+    /// [`MAX_UNCOMMITTED`](super::MAX_UNCOMMITTED) behind.
     pub refused_overloaded: u64,
     /// New deliveries refused because userhook was stopping.
     pub refused_stopping: u64,
@@ -54,7 +55,7 @@ impl DeliveryEngine {
     }
 
     /// New deliveries accepted but not yet committed (the writer's backlog; at
-    /// [`MAX_UNCOMMITTED`] new ones are refused).
+    /// [`MAX_UNCOMMITTED`](super::MAX_UNCOMMITTED) new ones are refused).
     pub fn uncommitted(&self) -> u64 {
         self.shared.committer.buffered_new().0
     }

@@ -1,5 +1,5 @@
 //! The spool's tables and meta keys, and their creation: the one place the file's layout is
-//! written down (see the table in `spool/mod.rs`).
+//! written down (see the table in `spool/mod.rs`). Nothing here reads or writes a row.
 
 use redb::{Database, TableDefinition};
 

@@ -18,30 +18,49 @@ use crate::events::records::DeliveryRecord;
 pub enum Write {
     /// Insert or replace a pending delivery (first write, or new retry state).
     Put {
+        /// The webhook: with `seq`, the row's key, so a webhook's rows read in seq order.
         webhook: String,
+        /// The delivery's spool seq.
         seq: u64,
+        /// The [`Delivery`](crate::events::outbox::Delivery) as JSON.
         bytes: Vec<u8>,
     },
     /// The delivery succeeded: forget it.
-    Remove { webhook: String, seq: u64 },
+    Remove {
+        /// The row's webhook.
+        webhook: String,
+        /// The row's seq.
+        seq: u64,
+    },
     /// Move a pending delivery to the dead letters.
     Dead {
+        /// The pending row's webhook.
         webhook: String,
+        /// The pending row's seq.
         seq: u64,
+        /// The delivery id, to find the dead letter by (and to replace an older one).
         id: String,
+        /// The [`DeadLetter`](crate::events::records::DeadLetter) as JSON.
         bytes: Vec<u8>,
     },
     /// Take a dead letter back into pending (as `seq`, at the end of its lane).
     Revive {
+        /// The delivery id of the dead letter to drop.
         id: String,
+        /// The new pending row's webhook.
         webhook: String,
+        /// The new pending row's seq: a fresh one, past every seq in use.
         seq: u64,
+        /// The reset [`Delivery`](crate::events::outbox::Delivery) as JSON.
         bytes: Vec<u8>,
     },
     /// Add or update one delivery record, keeping the newest `keep`.
     Record {
+        /// The delivery id: one record per delivery.
         id: String,
+        /// The [`DeliveryRecord`] as JSON.
         bytes: Vec<u8>,
+        /// `delivery.records`: how many records the spool keeps.
         keep: usize,
     },
     /// Drop every dead letter.
