@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::event::Action;
 use crate::events::deadletter::SpoolCommand;
+use crate::events::records::UnknownStatus;
 use crate::events::DeliveryStatus;
 use crate::snapshot::Snapshot;
 
@@ -91,7 +92,7 @@ pub enum DeadletterAction {
     Purge,
 }
 
-fn parse_status(s: &str) -> Result<DeliveryStatus, String> {
+fn parse_status(s: &str) -> Result<DeliveryStatus, UnknownStatus> {
     s.parse()
 }
 

@@ -14,7 +14,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::admin::{json, AdminState};
-use crate::events::Replay;
+use crate::events::{EngineError, Replay};
 
 /// Dead letters listed when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
@@ -65,12 +65,11 @@ pub(crate) async fn replay(state: &AdminState, query: Option<&str>) -> Response<
             _ => return bad("unknown parameter; expected id=DELIVERY_ID or nothing for all"),
         }
     }
-    let one = matches!(which, Replay::One(_));
     match state.deliveries.replay(which).await {
         Ok(n) => to_json(&serde_json::json!({ "replayed": n })),
-        Err(e) if one && e.starts_with("no dead letter") => json(
+        Err(e) if e.is_not_found() => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": e }).to_string(),
+            serde_json::json!({ "error": e.to_string() }).to_string(),
         ),
         Err(e) => unavailable(&e),
     }
@@ -108,9 +107,10 @@ fn bad(message: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn unavailable(message: &str) -> Response<Full<Bytes>> {
+/// 503 with the engine's reason: the spool is closed, or failed to read or write.
+fn unavailable(e: &EngineError) -> Response<Full<Bytes>> {
     json(
         StatusCode::SERVICE_UNAVAILABLE,
-        serde_json::json!({ "error": message }).to_string(),
+        serde_json::json!({ "error": e.to_string() }).to_string(),
     )
 }

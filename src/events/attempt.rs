@@ -23,17 +23,22 @@ pub const USER_AGENT: &str = concat!("userhook/", env!("CARGO_PKG_VERSION"));
 /// A request ready to send: what goes on the wire, byte for byte.
 #[derive(Debug, Clone)]
 pub struct RenderedRequest {
+    /// The webhook's method (POST unless configured otherwise).
     pub method: Method,
     /// Full URL including any key in its query: never log it (see `redact_url`).
     pub url: String,
+    /// Content type, user agent, the webhook's own headers, and the `webhook-*` ones.
     pub headers: HeaderMap,
+    /// The rendered body, exactly the bytes the signature covers.
     pub body: Vec<u8>,
 }
 
 /// What the target answered.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status: the first thing the retry decision looks at.
     pub status: u16,
+    /// For `Retry-After`, and for `send-test` to show.
     pub headers: HeaderMap,
     /// At most [`MAX_REPLY_BYTES`].
     pub body: Vec<u8>,
@@ -84,15 +89,20 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The webhook HTTP client could not be built (its TLS setup, most likely): nothing can be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot build the webhook HTTP client: {0}")]
+pub struct ClientError(String);
+
 /// The shared HTTP client for all webhooks: rustls (ring), pooled connections, no redirects.
-pub fn build_client() -> Result<reqwest::Client, String> {
+pub fn build_client() -> Result<reqwest::Client, ClientError> {
     // Another part (or a test) may have installed it already; either way one is installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(50))
         .build()
-        .map_err(|e| format!("cannot build the webhook HTTP client: {}", chain(&e)))
+        .map_err(|e| ClientError(chain(&e)))
 }
 
 /// Sends one request with a time limit covering connect to the last body byte.

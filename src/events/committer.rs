@@ -13,7 +13,8 @@
 //! mode an event is durable within linger + one commit); a flush (a `strict`-mode response
 //! waiting) or a close ends the wait at once.
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
-//! what may wait are the engine's to enforce (see `buffered_new`).
+//! what may wait are the engine's to enforce (see `buffered_new`). This file never names the
+//! engine: what becomes of committed deliveries is the [`OnCommit`] its starter supplies.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -87,14 +88,25 @@ struct Inner {
     closed: AtomicBool,
 }
 
+/// The writer thread could not be started: nothing can be made durable (the engine then
+/// refuses every delivery rather than pretend).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the spool writer thread: {0}")]
+pub struct WriterError(std::io::Error);
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
     inner: Arc<Inner>,
 }
 
-/// Called on the writer thread after each commit with the new deliveries it made durable, in
-/// order (maybe none).
+/// What becomes of a commit's new deliveries, supplied by whoever starts the writer (the
+/// engine; this file never names it). Called on the writer thread after each commit with the
+/// staged deliveries it made durable, in order (maybe none), *before* that commit's flush
+/// waiters are answered: whoever is told "durable" (a strict-mode response, a
+/// [`Committer::flush`]) finds them already handed over. A closure rather than a channel for that
+/// reason: a channel's consumer would run later, and the writer thread cannot wait for it. It
+/// must be quick and must never wait on this committer (it runs on the writer's thread).
 pub type OnCommit = Box<dyn Fn(Vec<Delivery>) + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,7 +121,7 @@ impl Committer {
         spool: Arc<Spool>,
         payload_bytes: u64,
         on_commit: OnCommit,
-    ) -> Result<(Committer, oneshot::Receiver<()>), String> {
+    ) -> Result<(Committer, oneshot::Receiver<()>), WriterError> {
         let inner = Arc::new(Inner {
             buffer: Mutex::new(Buffer {
                 ops: Vec::new(),
@@ -136,7 +148,7 @@ impl Committer {
                 drop(spool);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| format!("cannot start the spool writer thread: {e}"))?;
+            .map_err(WriterError)?;
         Ok((Committer { inner }, done_rx))
     }
 

@@ -3,16 +3,18 @@
 //!
 //! A running userhook holds the spool file's exclusive lock, so these commands first ask its
 //! admin API (`admin.listen` from the config); when nothing answers there, they open the spool
-//! file directly. When neither works they say why, naming both. They never print a secret:
-//! the spool stores events, not rendered requests.
+//! file directly. When neither works they say why, naming both. On a stopped spool, `replay`
+//! is [`replay::dead_letters_offline`], the replay the running engine uses too. They never
+//! print a secret (the spool stores events, not rendered requests), and they never touch the
+//! file of an instance that runs (its lock refuses them; they ask its admin API instead).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::events::now_ms;
 use crate::events::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
-use crate::events::spool::{self, Spool, Write, SPOOL_FILE};
+use crate::events::replay::{self, Replay, ReplayError, WriteBackError};
+use crate::events::spool::{self, Spool, SpoolError, Write, SPOOL_FILE};
 use crate::snapshot::Snapshot;
 
 /// How long the admin API may take to answer before the file is tried.
@@ -62,7 +64,7 @@ pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, Comman
     offline(&dir, command).map_err(|e| {
         CommandError(format!(
             "{api_error}, and the spool file cannot be opened: {e}{}",
-            if e.contains("already open") {
+            if e.is_locked() {
                 " (a running userhook holds it; is its admin.listen different from this config's?)"
             } else {
                 ""
@@ -169,93 +171,95 @@ async fn via_admin(addr: SocketAddr, command: &SpoolCommand) -> Result<String, V
     })
 }
 
+/// Why the spool file of a stopped instance could not serve a command.
+#[derive(Debug, thiserror::Error)]
+enum OfflineError {
+    /// No spool file where the config says: nothing was ever spooled there.
+    #[error("there is no spool at {}", .0.display())]
+    NoSpool(PathBuf),
+    /// The file could not be opened, read or written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// `show ID` of an id with no dead letter.
+    #[error("no dead letter with id `{id}` in {}", .file.display())]
+    NotIn { id: String, file: PathBuf },
+    /// `replay ID` of an id with no dead letter.
+    #[error("no dead letter with id `{0}`")]
+    NotFound(String),
+    /// A replayed delivery could not be encoded (plain strings and numbers: a guard).
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
+impl From<ReplayError<WriteBackError>> for OfflineError {
+    fn from(e: ReplayError<WriteBackError>) -> Self {
+        match e {
+            ReplayError::NotFound(id) => OfflineError::NotFound(id),
+            ReplayError::Read(e)
+            | ReplayError::Stopped {
+                cause: WriteBackError::Spool(e),
+                ..
+            } => OfflineError::Spool(e),
+            ReplayError::Stopped {
+                cause: WriteBackError::Encode(e),
+                ..
+            } => OfflineError::Encode(e),
+        }
+    }
+}
+
+impl OfflineError {
+    /// A running userhook holds the file: worth saying which admin API to ask.
+    fn is_locked(&self) -> bool {
+        matches!(self, OfflineError::Spool(e) if e.is_locked())
+    }
+}
+
 /// Works on the spool file of a stopped instance.
-fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, String> {
+fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, OfflineError> {
     let file: PathBuf = dir.join(SPOOL_FILE);
     if !file.exists() {
-        return Err(format!("there is no spool at {}", file.display()));
+        return Err(OfflineError::NoSpool(file));
     }
-    let spool = Spool::open(dir).map_err(|e| e.to_string())?;
+    let spool = Spool::open(dir)?;
     let source = format!("spool file {}", file.display());
     match command {
         SpoolCommand::List => {
-            let letters = spool.dead_letters(LIST_LIMIT).map_err(|e| e.to_string())?;
+            let letters = spool.dead_letters(LIST_LIMIT)?;
             Ok(format_letters(&letters, &source))
         }
-        SpoolCommand::Show(id) => match spool.dead_letter(id).map_err(|e| e.to_string())? {
+        SpoolCommand::Show(id) => match spool.dead_letter(id)? {
             Some(letter) => Ok(pretty(&letter)),
-            None => Err(format!(
-                "no dead letter with id `{id}` in {}",
-                file.display()
-            )),
+            None => Err(OfflineError::NotIn {
+                id: id.clone(),
+                file,
+            }),
         },
         SpoolCommand::Replay(which) => {
-            let n = replay_offline(&spool, which.as_deref())?;
+            let which = match which {
+                Some(id) => Replay::One(id.clone()),
+                None => Replay::All,
+            };
+            let n = replay::dead_letters_offline(&spool, &which)?;
             Ok(format!(
                 "{n} dead letter(s) moved back to pending in {}; they are delivered when userhook starts.\n",
                 file.display()
             ))
         }
         SpoolCommand::Purge => {
-            let purged = spool
-                .apply(&[Write::PurgeDead])
-                .map_err(|e| e.to_string())?
-                .purged;
+            let purged = spool.apply(&[Write::PurgeDead])?.purged;
             Ok(format!(
                 "{purged} dead letter(s) purged from {}.\n",
                 file.display()
             ))
         }
         SpoolCommand::Deliveries(status) => {
-            let mut records = spool.records(usize::MAX).map_err(|e| e.to_string())?;
+            let mut records = spool.records(usize::MAX)?;
             records.reverse();
             records.retain(|r| status.is_none_or(|s| r.status == s));
             Ok(format_records(&records, &source))
         }
     }
-}
-
-/// Moves dead letters back into pending on a stopped spool, at the end of their lanes, with
-/// attempts reset and due at once.
-fn replay_offline(spool: &Spool, id: Option<&str>) -> Result<u64, String> {
-    let (mut next_seq, _) = spool.meta().map_err(|e| e.to_string())?;
-    for (_, _, hi) in spool.webhooks().map_err(|e| e.to_string())? {
-        next_seq = next_seq.max(hi.saturating_add(1));
-    }
-    let letters: Vec<DeadLetter> = match id {
-        Some(id) => match spool.dead_letter(id).map_err(|e| e.to_string())? {
-            Some(l) => vec![l],
-            None => return Err(format!("no dead letter with id `{id}`")),
-        },
-        None => spool
-            .dead_page(None, usize::MAX)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect(),
-    };
-    let mut count = 0u64;
-    for chunk in letters.chunks(1000) {
-        let mut writes = Vec::with_capacity(chunk.len());
-        for letter in chunk {
-            let mut d = letter.delivery.clone();
-            d.attempt = 0;
-            d.last_error = None;
-            d.next_attempt_at = now_ms();
-            d.seq = next_seq;
-            next_seq += 1;
-            let bytes = serde_json::to_vec(&d).map_err(|e| e.to_string())?;
-            writes.push(Write::Revive {
-                id: d.id.clone(),
-                webhook: d.webhook.clone(),
-                seq: d.seq,
-                bytes,
-            });
-        }
-        spool.apply(&writes).map_err(|e| e.to_string())?;
-        count += writes.len() as u64;
-    }
-    Ok(count)
 }
 
 fn format_letters(letters: &[DeadLetter], source: &str) -> String {
@@ -359,6 +363,20 @@ mod tests {
             Some(parse("10.0.0.1:9090"))
         );
         assert_eq!(admin_address(parse("127.0.0.1:0")), None);
+    }
+
+    #[test]
+    fn a_spool_held_by_a_running_instance_is_told_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = offline(dir.path(), &SpoolCommand::List).expect_err("no spool yet");
+        assert!(!missing.is_locked(), "{missing}");
+        assert!(missing.to_string().starts_with("there is no spool at "));
+        let held = Spool::open(dir.path()).expect("open");
+        let e = offline(dir.path(), &SpoolCommand::List).expect_err("locked");
+        assert!(e.is_locked(), "{e}");
+        drop(held);
+        let listed = offline(dir.path(), &SpoolCommand::List).expect("list");
+        assert!(listed.starts_with("0 dead letter(s)"), "{listed}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! From one user event to one [`Delivery`] per subscribed webhook.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
-//! webhooks of the snapshot that served the request, builds the deliveries and hands them to
-//! the engine (short locks;
-//! the spool's writer commits them in the background). It never renders or sends anything;
-//! that happens per attempt.
+//! webhooks of the snapshot that served the request (passed in: it never reaches for the
+//! engine's config cell), builds the deliveries and hands them to the engine (short locks; the
+//! spool's writer commits them in the background). It never renders or sends anything; that
+//! happens per attempt, with the webhook's config as it is then.
 
-use super::{now_ms, Delivery, DeliveryEngine};
+use super::clock::now_ms;
+use super::engine::DeliveryEngine;
+use super::outbox::Delivery;
 use crate::event::UserEvent;
 use crate::snapshot::Snapshot;
 use crate::webhook::Webhooks;
@@ -18,7 +20,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher feeding `engine`, with webhooks from the engine's config cell.
+    /// A dispatcher feeding `engine`. Which webhooks get a delivery comes from the snapshot
+    /// each [`Dispatcher::dispatch`] is given, not from the engine.
     pub fn new(engine: DeliveryEngine) -> Self {
         Dispatcher { engine }
     }

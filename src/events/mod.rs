@@ -3,20 +3,41 @@
 //! ```text
 //! handoff (bounded queue, drops counted)
 //!    ─▶ extractor (detect::resolve, extract fields, user cache, stamp the event)
-//!    ─▶ dispatch (one Delivery per subscribed webhook)
+//!    ─▶ dispatch (one Delivery per subscribed webhook of the snapshot that saw the event)
+//!    ─▶ engine::admit (seq, memory window; refuses rather than wait)
 //!    ─▶ committer (group commit into the spool; a delivery is durable before its 1st attempt)
 //!    ─▶ outbox (per webhook+user FIFO lanes, memory window over the spool)
-//!    ─▶ engine (limits) ─▶ attempt: render ─▶ sign ─▶ send (reqwest)
-//!    ─▶ retry::decide: delivered ─▶ remove + record │ retry ─▶ backoff │ final ─▶ deadletter
+//!    ─▶ engine::schedule (limits) ─▶ attempt: render ─▶ sign ─▶ send (reqwest), with the
+//!                                    webhook's config as it is now
+//!    ─▶ retry::decide: delivered ─▶ remove + record │ retry ─▶ backoff │ final ─▶ dead letter
+//!
+//! dead letters ─▶ replay (one for both) ─▶ engine::admit      (running: the admin API)
+//!                                       └▶ the stopped spool (offline: `deadletter`)
 //! ```
 //!
-//! `records` keeps recent outcomes; `deadletter` lists, replays and purges dead letters (the
-//! engine and the offline CLI share one replay); `send_test` renders and sends one sample.
+//! `records` keeps recent outcomes; `deadletter` is the operator's CLI over the spool (through
+//! the admin API, or the file of a stopped instance); `send_test` renders and sends one sample;
+//! `clock` is the event path's wall clock.
+//!
+//! Imports go one way, down this list: a file imports only from lines above its own (inside a
+//! folder, also from siblings, one way), and never an item through a parent `mod.rs`, which
+//! only re-exports:
+//!
+//! ```text
+//! clock, outbox, handoff
+//! records, retry          (outbox; retry: the webhook's backoff and success check)
+//! attempt, spool/*        (retry; outbox, records)
+//! committer, replay       (spool; clock, outbox, records)
+//! engine/*                (attempt, committer, replay, spool, ...)
+//! dispatch, send_test     (engine; attempt, retry)
+//! extractor/*, deadletter (dispatch, handoff; replay, spool)
+//! ```
 //!
 //! Nothing here runs on the request path, and nothing here logs or stores a secret, a header
 //! value, a body or a URL query.
 
 pub mod attempt;
+pub mod clock;
 pub mod committer;
 pub mod deadletter;
 pub mod dispatch;
@@ -25,12 +46,15 @@ pub mod extractor;
 pub mod handoff;
 pub mod outbox;
 pub mod records;
+pub mod replay;
 pub mod retry;
 pub mod send_test;
 pub mod spool;
 
-pub use engine::{now_ms, DeliveryEngine, Replay, SpoolStats};
+pub use clock::now_ms;
+pub use engine::{DeliveryEngine, EngineError, SpoolStats};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
+pub use replay::Replay;
 pub use retry::{AttemptResult, RetryDecision};
 pub use spool::Spool;

@@ -24,6 +24,7 @@ pub struct Delivery {
     pub id: String,
     /// The webhook's name; its compiled config is looked up at each attempt.
     pub webhook: String,
+    /// The event itself (never the rendered request): each attempt renders it afresh.
     pub event: UserEvent,
     /// Attempts made so far.
     pub attempt: u32,

@@ -1,9 +1,8 @@
 //! What happened to recent deliveries, as DCE shows its webhook records, and the dead letters.
 //!
 //! Records are bounded (`delivery.records`): the oldest go first. Dead letters live in the
-//! spool until replayed or purged. Records carry ids,
-//! statuses and short error texts only, never a body, header or URL, so listing them over the
-//! admin API cannot leak a secret.
+//! spool until replayed or purged. Records carry ids, statuses and short error texts only,
+//! never a body, header or URL, so listing them over the admin API cannot leak a secret.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -23,17 +22,27 @@ pub enum DeliveryStatus {
     Retrying,
 }
 
+/// A status name that is none of `successful`, `failed` and `retrying` (a `?status=` or a
+/// `--status` value). Serialises as its message, so the admin API can answer with it as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}`; expected successful, failed or retrying")]
+pub struct UnknownStatus(String);
+
+impl Serialize for UnknownStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for DeliveryStatus {
-    type Err = String;
+    type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "successful" => Ok(DeliveryStatus::Successful),
             "failed" => Ok(DeliveryStatus::Failed),
             "retrying" => Ok(DeliveryStatus::Retrying),
-            _ => Err(format!(
-                "unknown status `{s}`; expected successful, failed or retrying"
-            )),
+            _ => Err(UnknownStatus(s.to_string())),
         }
     }
 }
@@ -41,14 +50,21 @@ impl std::str::FromStr for DeliveryStatus {
 /// One delivery's latest outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
+    /// The webhook's name.
     pub webhook: String,
+    /// The delivery's id (`webhook-id`): one record per delivery, updated in place.
     pub delivery_id: String,
+    /// The event's id, shared by its deliveries to every webhook.
     pub event_id: String,
+    /// `user.created` and the like.
     pub event_type: String,
     /// Empty when the event named no user.
     pub user_id: String,
+    /// Where the delivery stands now.
     pub status: DeliveryStatus,
+    /// Attempts made so far.
     pub attempts: u32,
+    /// Why the last attempt failed (or why the delivery was refused), if it did.
     pub last_error: Option<String>,
     /// The last reply's status; absent after a timeout or connection error.
     pub last_http_status: Option<u16>,
@@ -173,7 +189,9 @@ impl Records {
 /// purged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// The delivery as it was at its last attempt (a replay resets its attempts).
     pub delivery: Delivery,
+    /// Why it will not be attempted again: a final reply, or out of attempts.
     pub reason: String,
     /// RFC 3339.
     pub at: String,
@@ -249,6 +267,13 @@ mod tests {
         assert_eq!("failed".parse(), Ok(DeliveryStatus::Failed));
         assert_eq!("successful".parse(), Ok(DeliveryStatus::Successful));
         assert_eq!("retrying".parse(), Ok(DeliveryStatus::Retrying));
-        assert!("ok".parse::<DeliveryStatus>().is_err());
+        let e = "ok".parse::<DeliveryStatus>().expect_err("unknown");
+        let text = "unknown status `ok`; expected successful, failed or retrying";
+        assert_eq!(e.to_string(), text);
+        // The admin API puts it in its JSON answer as it is.
+        assert_eq!(
+            serde_json::json!({ "error": e }),
+            serde_json::json!({ "error": text })
+        );
     }
 }

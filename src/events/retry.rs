@@ -29,6 +29,7 @@ const ROBOT_RATE_LIMITS: &[(&str, i64)] = &[
 pub enum AttemptResult {
     /// The target answered.
     Reply {
+        /// The HTTP status.
         status: u16,
         /// Parsed `Retry-After`, if the reply had a valid one.
         retry_after: Option<Duration>,
@@ -50,11 +51,16 @@ pub enum RetryDecision {
     Delivered,
     /// Worth another attempt; `retry_after` is the target's own wish, if it said one.
     Retry {
+        /// Why this attempt failed, for the records and the log.
         reason: String,
+        /// The target's `Retry-After`, honoured by the backoff.
         retry_after: Option<Duration>,
     },
     /// Another attempt would fail the same way: dead-letter it now.
-    Final { reason: String },
+    Final {
+        /// Why, for the dead letter and the log.
+        reason: String,
+    },
 }
 
 /// Judges one attempt with the webhook's success check.

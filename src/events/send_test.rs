@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::attempt::{self, RenderedRequest, Reply};
-use super::engine::now_ms;
+use super::attempt::{self, ClientError, RenderedRequest, Reply};
+use super::clock::now_ms;
 use super::retry::{decide, RetryDecision};
 use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 use crate::redact::{is_sensitive_header, redact_url};
@@ -27,25 +27,27 @@ pub struct SendTestReport {
 }
 
 /// Why `send-test` could not send at all.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendTestError {
     /// No webhook by that name; carries the known names.
-    UnknownWebhook { name: String, known: Vec<String> },
+    #[error("no webhook named `{name}`{}", known_names(known))]
+    UnknownWebhook {
+        /// The name asked for.
+        name: String,
+        /// The names the config has.
+        known: Vec<String>,
+    },
     /// The HTTP client could not be built.
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
-impl std::fmt::Display for SendTestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendTestError::UnknownWebhook { name, known } if known.is_empty() => {
-                write!(f, "no webhook named `{name}`: the config has no webhooks")
-            }
-            SendTestError::UnknownWebhook { name, known } => {
-                write!(f, "no webhook named `{name}`; known: {}", known.join(", "))
-            }
-            SendTestError::Client(e) => f.write_str(e),
-        }
+/// The tail of an unknown-webhook message: what the operator could have named.
+fn known_names(known: &[String]) -> String {
+    if known.is_empty() {
+        String::from(": the config has no webhooks")
+    } else {
+        format!("; known: {}", known.join(", "))
     }
 }
 
@@ -89,7 +91,7 @@ pub async fn send_test(
             known: rt.webhooks.names().into_iter().map(String::from).collect(),
         });
     };
-    let client = attempt::build_client().map_err(SendTestError::Client)?;
+    let client = attempt::build_client()?;
     let event = sample_event(action);
     let delivery = super::outbox::Delivery::new(&webhook.name, event, now_ms());
     let request = attempt::render(webhook, &delivery.id, &delivery.event, attempt::unix_now());
@@ -211,5 +213,13 @@ mod tests {
             known: vec!["a".into(), "b".into()],
         };
         assert_eq!(e.to_string(), "no webhook named `x`; known: a, b");
+        let none = SendTestError::UnknownWebhook {
+            name: "x".into(),
+            known: Vec::new(),
+        };
+        assert_eq!(
+            none.to_string(),
+            "no webhook named `x`: the config has no webhooks"
+        );
     }
 }

@@ -1,0 +1,166 @@
+//! Starting and stopping the engine, and waiting for what it took to be durable. Starting
+//! resumes the spool's pending deliveries (their windows and records); stopping lets attempts
+//! in flight finish within a grace period, commits the last writes and releases the file.
+//! Stopping never drops a pending delivery silently: attempts the grace period cuts off stay
+//! pending in the spool (and are logged) for the next start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::admit::admit_committed;
+use super::error::EngineError;
+use super::limits::COMMIT_LINGER;
+use super::schedule::schedule;
+use super::state::{lock, DeliveryEngine, Memory, Refusals, Shared, State, Window};
+use crate::events::attempt;
+use crate::events::committer::{Committer, OnCommit};
+use crate::events::outbox::{Delivery, Outbox};
+use crate::events::records::Records;
+use crate::events::spool::Spool;
+use crate::snapshot::Snapshot;
+
+impl DeliveryEngine {
+    /// Starts with a spool in memory: nothing survives the process. For tests and embedding;
+    /// `serve` uses [`DeliveryEngine::start_with`] and a spool on disk. Must be called inside a
+    /// tokio runtime.
+    pub fn start(runtime: Arc<ArcSwap<Snapshot>>) -> Result<DeliveryEngine, EngineError> {
+        let spool = Spool::in_memory()?;
+        DeliveryEngine::start_with(runtime, spool)
+    }
+
+    /// Starts over `spool`: pending deliveries resume with their ids, attempt counts and retry
+    /// times; delivery records are read back. Must be called inside a tokio runtime.
+    pub fn start_with(
+        runtime: Arc<ArcSwap<Snapshot>>,
+        spool: Spool,
+    ) -> Result<DeliveryEngine, EngineError> {
+        let client = attempt::build_client()?;
+        let rt = runtime.load_full();
+        let keep = rt.file.delivery.records;
+        let spool = Arc::new(spool);
+        let (next_seq, payload_bytes) = spool.meta()?;
+        let mut windows = HashMap::new();
+        let mut next_seq = next_seq;
+        let mut backlog = 0u64;
+        for (webhook, lo, hi) in spool.webhooks()? {
+            next_seq = next_seq.max(hi.saturating_add(1));
+            backlog += 1;
+            windows.insert(
+                webhook,
+                Window {
+                    resident: 0,
+                    loaded_upto: lo.saturating_sub(1),
+                    backlog_upto: Some(hi),
+                },
+            );
+        }
+        let mut records = Records::new(keep);
+        for r in spool.records(keep)? {
+            records.upsert(r);
+        }
+        let (stop, stop_rx) = watch::channel(None);
+        let memory = Arc::new(Memory {
+            state: Mutex::new(State {
+                outbox: Outbox::new(usize::MAX),
+                running: HashMap::new(),
+                total: 0,
+                windows,
+                resident: 0,
+                next_seq,
+                stopping: false,
+            }),
+            wake: Notify::new(),
+        });
+        // The writer hands committed deliveries back through this closure, on its thread,
+        // before it answers the commit's flush waiters: a delivery is in memory (attemptable)
+        // by the time anyone is told it is durable. It reaches only `Memory`, and only while
+        // the engine lives.
+        let on_commit: OnCommit = {
+            let memory = Arc::downgrade(&memory);
+            Box::new(move |committed: Vec<Delivery>| {
+                if let Some(memory) = memory.upgrade() {
+                    admit_committed(&memory, committed);
+                }
+            })
+        };
+        let (committer, done) = match Committer::start(spool.clone(), payload_bytes, on_commit) {
+            Ok((committer, done)) => (committer, Some(done)),
+            // Without a writer thread nothing can be made durable: every delivery is
+            // refused (and said so) rather than pretend.
+            Err(e) => {
+                tracing::error!("{e}");
+                (Committer::closed(), None)
+            }
+        };
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            client,
+            memory,
+            records: Mutex::new(records),
+            stop,
+            scheduler: Mutex::new(None),
+            spool: RwLock::new(Some(spool.clone())),
+            committer,
+            writer_done: Mutex::new(done),
+            refused: Refusals::default(),
+        });
+        shared.committer.set_linger(COMMIT_LINGER);
+        if backlog > 0 {
+            let pending = spool.pending_count().unwrap_or(0);
+            tracing::info!(
+                pending,
+                webhooks = backlog,
+                "resuming pending deliveries from the spool"
+            );
+        }
+        let handle = tokio::spawn(schedule(shared.clone(), stop_rx));
+        *lock(&shared.scheduler) = Some(handle);
+        Ok(DeliveryEngine { shared })
+    }
+
+    /// Answers `ack` once every delivery enqueued before this call is committed to disk
+    /// (`strict` mode holds a response on it). Dropped unanswered when the spool is closed.
+    pub fn notify_when_durable(&self, ack: oneshot::Sender<()>) {
+        self.shared.committer.flush_then(ack);
+    }
+
+    /// Waits until everything written so far is committed. False once closed.
+    pub async fn flush(&self) -> bool {
+        self.shared.committer.flush().await
+    }
+
+    /// Stops starting attempts, waits up to `grace` for those in flight (the rest stay pending
+    /// on disk), commits the last writes and releases the spool file.
+    pub async fn stop(&self, grace: Duration) {
+        let _ = self.shared.stop.send(Some(grace));
+        let handle = lock(&self.shared.scheduler).take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        self.shared.memory.lock().stopping = true;
+        self.shared.committer.close();
+        let done = lock(&self.shared.writer_done).take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+        let spool = self
+            .shared
+            .spool
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(spool) = spool {
+            let pending = spool.pending_count().unwrap_or(0);
+            if pending > 0 {
+                tracing::info!(
+                    pending,
+                    "spool flushed; pending deliveries resume on the next start"
+                );
+            }
+        }
+    }
+}

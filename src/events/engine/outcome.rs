@@ -1,0 +1,231 @@
+//! One attempt and its outcome: render and send with the webhook's *current* config (looked up
+//! by name at each attempt, so a reload applies to pending deliveries), then deliver, retry
+//! later or dead-letter, keeping the spool and the records in step. Never logs a body, a
+//! header, a secret or a URL query ([`loggable_url`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{forget_resident, lock, Shared};
+use crate::events::attempt::{self, RenderedRequest};
+use crate::events::clock::now_ms;
+use crate::events::outbox::Delivery;
+use crate::events::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus};
+use crate::events::retry::{decide, AttemptResult, RetryDecision};
+use crate::events::spool::Write;
+use crate::metrics::AttemptOutcome;
+
+/// One attempt of one delivery, from rendering to recording its outcome.
+pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
+    let rt = shared.runtime.load_full();
+    let webhook = rt.webhooks.get(&delivery.webhook).cloned();
+    delivery.attempt += 1;
+    let (decision, http_status, url) = match &webhook {
+        None => (
+            RetryDecision::Final {
+                reason: format!("webhook `{}` is no longer in the config", delivery.webhook),
+            },
+            None,
+            String::new(),
+        ),
+        Some(w) if !w.enabled => (
+            RetryDecision::Final {
+                reason: format!("webhook `{}` is disabled in the config", delivery.webhook),
+            },
+            None,
+            String::new(),
+        ),
+        Some(w) => {
+            let request: RenderedRequest =
+                attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now());
+            let url = loggable_url(&request.url);
+            let result = match attempt::send(&shared.client, &request, w.timeout).await {
+                Ok(reply) => attempt::result_of(reply),
+                Err(e) => e,
+            };
+            let status = match &result {
+                AttemptResult::Reply { status, .. } => Some(*status),
+                _ => None,
+            };
+            (decide(w.success, &result), status, url)
+        }
+    };
+    drop(rt);
+    {
+        let mut st = shared.memory.lock();
+        if let Some(n) = st.running.get_mut(&delivery.webhook) {
+            *n = n.saturating_sub(1);
+        }
+        st.total = st.total.saturating_sub(1);
+    }
+    let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
+    match decision {
+        RetryDecision::Delivered => {
+            delivery.last_error = None;
+            {
+                let mut st = shared.memory.lock();
+                st.outbox.ack(&delivery.id);
+                forget_resident(&mut st, &delivery.webhook);
+            }
+            shared.committer.push(Write::Remove {
+                webhook: delivery.webhook.clone(),
+                seq: delivery.seq,
+            });
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Success);
+            crate::metrics::delivery_succeeded(&delivery.webhook, delivery.created_at, now_ms());
+            tracing::info!(
+                webhook = %delivery.webhook,
+                delivery_id = %delivery.id,
+                event = delivery.event.event_type,
+                event_id = %delivery.event.id,
+                request_id = %delivery.event.request.request_id,
+                attempts = delivery.attempt,
+                http_status = http_status.unwrap_or(0),
+                url = %url,
+                status = "successful",
+                "webhook delivered"
+            );
+            record(&shared, &delivery, DeliveryStatus::Successful, http_status);
+        }
+        RetryDecision::Retry {
+            reason,
+            retry_after,
+        } if delivery.attempt < max_attempts => {
+            let backoff = webhook.as_ref().map(|w| w.backoff);
+            let wait = backoff.map_or(Duration::ZERO, |b| b.delay(delivery.attempt, retry_after));
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Retry);
+            delivery.next_attempt_at =
+                now_ms().saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+            tracing::debug!(
+                webhook = %delivery.webhook,
+                delivery_id = %delivery.id,
+                request_id = %delivery.event.request.request_id,
+                attempts = delivery.attempt,
+                wait_ms = wait.as_millis() as u64,
+                error = %reason,
+                "webhook attempt failed; will retry"
+            );
+            delivery.last_error = Some(reason);
+            record(&shared, &delivery, DeliveryStatus::Retrying, http_status);
+            if let Ok(bytes) = serde_json::to_vec(&delivery) {
+                shared.committer.push(Write::Put {
+                    webhook: delivery.webhook.clone(),
+                    seq: delivery.seq,
+                    bytes,
+                });
+            }
+            shared.memory.lock().outbox.retry_later(delivery);
+        }
+        RetryDecision::Retry { reason, .. } => {
+            delivery.last_error = Some(format!(
+                "gave up after {} attempts: {reason}",
+                delivery.attempt
+            ));
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
+            dead_letter(&shared, delivery, http_status, &url);
+        }
+        RetryDecision::Final { reason } => {
+            delivery.last_error = Some(reason);
+            crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
+            dead_letter(&shared, delivery, http_status, &url);
+        }
+    }
+    shared.memory.wake.notify_one();
+}
+
+/// Moves a delivery that will not be attempted again to the dead letters, and records it.
+fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, url: &str) {
+    {
+        let mut st = shared.memory.lock();
+        st.outbox.dead_letter(&delivery.id);
+        forget_resident(&mut st, &delivery.webhook);
+    }
+    let reason = delivery.last_error.clone().unwrap_or_default();
+    tracing::warn!(
+        webhook = %delivery.webhook,
+        delivery_id = %delivery.id,
+        event = delivery.event.event_type,
+        event_id = %delivery.event.id,
+        request_id = %delivery.event.request.request_id,
+        attempts = delivery.attempt,
+        http_status = http_status.unwrap_or(0),
+        url = %url,
+        status = "failed",
+        error = %reason,
+        "webhook delivery failed; kept as a dead letter"
+    );
+    record(shared, &delivery, DeliveryStatus::Failed, http_status);
+    crate::metrics::delivery_dead_lettered(&delivery.webhook);
+    let (webhook, seq, id) = (delivery.webhook.clone(), delivery.seq, delivery.id.clone());
+    let letter = DeadLetter {
+        delivery,
+        reason,
+        at: rfc3339(now_ms()),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&letter) {
+        shared.committer.push(Write::Dead {
+            webhook,
+            seq,
+            id,
+            bytes,
+        });
+    }
+}
+
+/// Keeps the delivery's latest outcome, in memory for listing and in the spool for listing a
+/// stopped instance.
+pub(super) fn record(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+) {
+    let capacity = shared.runtime.load().file.delivery.records;
+    let rec = DeliveryRecord::of(delivery, status, http, now_ms());
+    if let Ok(bytes) = serde_json::to_vec(&rec) {
+        shared.committer.push(Write::Record {
+            id: rec.delivery_id.clone(),
+            bytes,
+            keep: capacity,
+        });
+    }
+    let mut records = lock(&shared.records);
+    records.set_capacity(capacity);
+    records.upsert(rec);
+}
+
+/// The URL as logs may show it: scheme, host, port and path only (no userinfo, query or
+/// fragment, where keys live), with key-like path segments masked.
+pub fn loggable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            // Robot URLs (Feishu, Slack) carry their key in the path: mask it as /config does.
+            crate::redact::redact_url(u.as_str())
+        }
+        Err(_) => String::from("<invalid URL>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_urls_lose_keys() {
+        assert_eq!(
+            loggable_url("https://u:p@qyapi.example/cgi-bin/send?key=SECRET#frag"),
+            "https://qyapi.example/cgi-bin/send"
+        );
+        assert_eq!(
+            loggable_url(
+                "https://open.feishu.cn/open-apis/bot/v2/hook/2f1a9c7e-55b1-4d0e-9a3c-7e1f0b2d4c6a"
+            ),
+            "https://open.feishu.cn/open-apis/bot/v2/hook/<redacted>"
+        );
+        assert_eq!(loggable_url("not a url"), "<invalid URL>");
+    }
+}

@@ -1,0 +1,143 @@
+//! The scheduler: one task that pages disk-only deliveries into memory, starts every attempt
+//! the global and per-webhook limits allow, and sleeps until something changes. It reads the
+//! limits from the current snapshot at each pass (a reload applies at once) and never does
+//! network I/O itself: attempts run as their own tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
+use super::outcome::run_attempt;
+use super::state::{Shared, State};
+use crate::events::clock::now_ms;
+
+/// The scheduler loop: page in backlog, start every attempt the limits allow, then sleep until
+/// the next due time, a commit, a finished attempt or shutdown.
+pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Option<Duration>>) {
+    let mut attempts = JoinSet::new();
+    let grace = loop {
+        if let Some(grace) = *stop.borrow() {
+            break grace;
+        }
+        refill(&shared);
+        start_ready(&shared, &mut attempts);
+        let wait = {
+            let now = now_ms();
+            match shared.memory.lock().outbox.next_due() {
+                Some(due) if due > now => Duration::from_millis(due - now).min(IDLE_TICK),
+                // Nothing waiting, or due but held back by a limit: a commit or a finished
+                // attempt wakes us.
+                _ => IDLE_TICK,
+            }
+        };
+        tokio::select! {
+            _ = shared.memory.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+            _ = stop.changed() => {}
+        }
+    };
+    let drained = tokio::time::timeout(grace, async {
+        while attempts.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            in_flight = attempts.len(),
+            "delivery grace period over; abandoning attempts in flight (they stay pending in the spool)"
+        );
+        attempts.abort_all();
+        while attempts.join_next().await.is_some() {}
+        let mut st = shared.memory.lock();
+        st.outbox.release_all();
+        st.running.clear();
+        st.total = 0;
+    }
+}
+
+/// Pages disk-only deliveries into memory, in seq order, for every webhook whose window has
+/// room. Reads committed rows only; rows still being written come with a later commit.
+fn refill(shared: &Shared) {
+    let wanted: Vec<(String, u64, u64, usize)> = {
+        let st = shared.memory.lock();
+        let global = WINDOW_TOTAL.saturating_sub(st.resident);
+        st.windows
+            .iter()
+            .filter_map(|(name, w)| {
+                let upto = w.backlog_upto?;
+                let room = WINDOW_PER_WEBHOOK
+                    .saturating_sub(w.resident)
+                    .min(global)
+                    .min(PAGE);
+                // Wait for a worthwhile amount of room: fewer, larger reads.
+                (room >= PAGE.min(WINDOW_PER_WEBHOOK / 4) || w.resident == 0)
+                    .then(|| (name.clone(), w.loaded_upto, upto, room))
+            })
+            .filter(|(_, _, _, room)| *room > 0)
+            .collect()
+    };
+    for (webhook, after, upto, room) in wanted {
+        let spool = shared
+            .spool
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(spool) = spool else { return };
+        let (page, last) = match spool.page(&webhook, after, upto, room) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, webhook = %webhook, "cannot page in pending deliveries");
+                continue;
+            }
+        };
+        let mut st = shared.memory.lock();
+        let mut added = 0usize;
+        for d in page {
+            if st.outbox.enqueue(d).is_ok() {
+                added += 1;
+            }
+        }
+        st.resident += added;
+        if let Some(w) = st.windows.get_mut(&webhook) {
+            w.resident += added;
+            if let Some(last) = last {
+                w.loaded_upto = w.loaded_upto.max(last);
+            }
+            if w.backlog_upto.is_some_and(|b| w.loaded_upto >= b) {
+                w.backlog_upto = None;
+            }
+        }
+    }
+}
+
+/// Starts attempts for due deliveries while the global and per-webhook limits allow.
+fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) {
+    let rt = shared.runtime.load();
+    let global = rt.file.delivery.concurrency.max(1);
+    let now = now_ms();
+    let mut st = shared.memory.lock();
+    let State {
+        outbox,
+        running,
+        total,
+        ..
+    } = &mut *st;
+    while *total < global {
+        let next = outbox.next_ready(now, |name| {
+            let limit = rt
+                .webhooks
+                .get(name)
+                .and_then(|w| w.concurrency)
+                .unwrap_or(global)
+                .max(1);
+            running.get(name).copied().unwrap_or(0) < limit
+        });
+        let Some(delivery) = next else { break };
+        *running.entry(delivery.webhook.clone()).or_default() += 1;
+        *total += 1;
+        attempts.spawn(run_attempt(shared.clone(), delivery));
+    }
+}

@@ -1,0 +1,37 @@
+//! The spool's tables and meta keys, and their creation: the one place the file's layout is
+//! written down (see the table in `spool/mod.rs`). Nothing here reads or writes a row.
+
+use redb::{Database, TableDefinition};
+
+use super::error::{at, SpoolError};
+
+/// redb's page cache. Small on purpose: a million pending deliveries must live on disk, not in
+/// RAM (redb's default is 1 GiB); the OS page cache still helps reads.
+pub(super) const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
+pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
+pub(super) const DEAD_IDS: TableDefinition<&str, u64> = TableDefinition::new("dead_ids");
+pub(super) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+pub(super) const RECORD_IDS: TableDefinition<&str, u64> = TableDefinition::new("record_ids");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+pub(super) const META_NEXT_SEQ: &str = "next_seq";
+pub(super) const META_PAYLOAD: &str = "payload_bytes";
+pub(super) const META_NEXT_DEAD: &str = "next_dead";
+pub(super) const META_NEXT_RECORD: &str = "next_record";
+
+/// Creates the tables so readers never meet a missing one.
+pub(super) fn create_tables(db: &Database) -> Result<(), SpoolError> {
+    let ctx = "cannot create tables";
+    let txn = db.begin_write().map_err(at(ctx))?;
+    {
+        txn.open_table(PENDING).map_err(at(ctx))?;
+        txn.open_table(DEAD).map_err(at(ctx))?;
+        txn.open_table(DEAD_IDS).map_err(at(ctx))?;
+        txn.open_table(RECORDS).map_err(at(ctx))?;
+        txn.open_table(RECORD_IDS).map_err(at(ctx))?;
+        txn.open_table(META).map_err(at(ctx))?;
+    }
+    txn.commit().map_err(at(ctx))
+}

@@ -1,0 +1,183 @@
+//! The spool as a whole: what [`Spool::apply`] writes is what the reads give back, across a
+//! reopen, with exact byte accounting. Also the helpers other tests in `events` build on.
+
+use super::*;
+use crate::event::{Action, RequestInfo, UserEvent, UserFields};
+use crate::events::outbox::Delivery;
+use crate::events::records::{DeadLetter, DeliveryRecord};
+
+/// A delivery of an update of `user` to `webhook`, at spool sequence `seq`.
+pub(in crate::events) fn delivery(webhook: &str, user: &str, seq: u64) -> Delivery {
+    let mut f = UserFields::new();
+    f.insert("ID".into(), user.into());
+    let mut d = Delivery::new(
+        webhook,
+        UserEvent::new(seq, Action::Updated, f, RequestInfo::default(), false),
+        1_000,
+    );
+    d.seq = seq;
+    d
+}
+
+/// The spool write that stores `d`.
+pub(in crate::events) fn put(d: &Delivery) -> Write {
+    Write::Put {
+        webhook: d.webhook.clone(),
+        seq: d.seq,
+        bytes: serde_json::to_vec(d).expect("json"),
+    }
+}
+
+#[test]
+fn pending_survives_reopen_with_retry_state_and_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = delivery("w", "a", 1);
+    let b = delivery("w", "b", 2);
+    let c = delivery("v", "a", 3);
+    {
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.apply(&[put(&a), put(&b), put(&c)]).expect("commit");
+        a.attempt = 3;
+        a.next_attempt_at = 99_000;
+        a.last_error = Some("HTTP 503".into());
+        spool.apply(&[put(&a)]).expect("commit");
+        // A second open in the same process is refused while the first holds the lock.
+        let again = Spool::open(dir.path()).expect_err("locked");
+        assert!(is_locked(&again), "{again}");
+    }
+    let spool = Spool::open(dir.path()).expect("reopen");
+    assert_eq!(
+        spool.webhooks().expect("webhooks"),
+        [("v".to_string(), 3, 3), ("w".to_string(), 1, 2)]
+    );
+    let (page, last) = spool.page("w", 0, 2, 10).expect("page");
+    assert_eq!(page, [a.clone(), b.clone()]);
+    assert_eq!(last, Some(2));
+    assert_eq!(page[0].attempt, 3);
+    assert_eq!(page[0].next_attempt_at, 99_000);
+    let (one, last) = spool.page("w", 0, 2, 1).expect("page");
+    assert_eq!((one.len(), last), (1, Some(1)));
+    assert_eq!(spool.page("w", 2, 2, 10).expect("page").0, []);
+    assert_eq!(spool.meta().expect("meta").0, 4, "next seq");
+    assert_eq!(spool.pending_count().expect("count"), 3);
+}
+
+#[test]
+fn dead_letters_move_revive_and_purge_with_exact_byte_accounting() {
+    let spool = Spool::in_memory().expect("spool");
+    let d = delivery("w", "a", 1);
+    let bytes = serde_json::to_vec(&d).expect("json").len() as u64;
+    let applied = spool.apply(&[put(&d)]).expect("commit");
+    assert_eq!(applied.payload_bytes, bytes);
+    let letter = DeadLetter {
+        delivery: d.clone(),
+        reason: "HTTP 404".into(),
+        at: "now".into(),
+    };
+    let letter_bytes = serde_json::to_vec(&letter).expect("json");
+    let dead_len = letter_bytes.len() as u64;
+    let applied = spool
+        .apply(&[Write::Dead {
+            webhook: "w".into(),
+            seq: 1,
+            id: d.id.clone(),
+            bytes: letter_bytes,
+        }])
+        .expect("commit");
+    assert_eq!(applied.payload_bytes, dead_len);
+    assert_eq!(spool.pending_count().expect("count"), 0);
+    assert_eq!(
+        spool.dead_letter(&d.id).expect("read"),
+        Some(letter.clone())
+    );
+    assert_eq!(
+        spool.dead_letters(10).expect("list"),
+        std::slice::from_ref(&letter)
+    );
+
+    let mut back = d.clone();
+    back.seq = 7;
+    let applied = spool
+        .apply(&[Write::Revive {
+            id: d.id.clone(),
+            webhook: "w".into(),
+            seq: 7,
+            bytes: serde_json::to_vec(&back).expect("json"),
+        }])
+        .expect("commit");
+    assert_eq!(spool.dead_count().expect("count"), 0);
+    assert_eq!(spool.page("w", 0, 10, 10).expect("page").0, [back.clone()]);
+    assert_eq!(spool.meta().expect("meta"), (8, applied.payload_bytes));
+
+    spool
+        .apply(&[
+            Write::Dead {
+                webhook: "w".into(),
+                seq: 7,
+                id: d.id.clone(),
+                bytes: serde_json::to_vec(&letter).expect("json"),
+            },
+            Write::Remove {
+                webhook: "w".into(),
+                seq: 7,
+            },
+        ])
+        .expect("commit");
+    let applied = spool.apply(&[Write::PurgeDead]).expect("commit");
+    assert_eq!((applied.purged, applied.payload_bytes), (1, 0));
+    assert_eq!(spool.dead_letter(&d.id).expect("read"), None);
+}
+
+#[test]
+fn records_keep_the_newest_n_and_update_in_place() {
+    use crate::events::records::DeliveryStatus;
+    let spool = Spool::in_memory().expect("spool");
+    let ds: Vec<Delivery> = (1..=4).map(|i| delivery("w", &i.to_string(), i)).collect();
+    let rec = |d: &Delivery, s| {
+        let r = DeliveryRecord::of(d, s, None, 0);
+        Write::Record {
+            id: r.delivery_id.clone(),
+            bytes: serde_json::to_vec(&r).expect("json"),
+            keep: 2,
+        }
+    };
+    spool
+        .apply(&[
+            rec(&ds[0], DeliveryStatus::Retrying),
+            rec(&ds[1], DeliveryStatus::Retrying),
+            rec(&ds[0], DeliveryStatus::Successful),
+        ])
+        .expect("commit");
+    let users = |s: &Spool| -> Vec<(String, DeliveryStatus)> {
+        s.records(10)
+            .expect("records")
+            .into_iter()
+            .map(|r| (r.user_id, r.status))
+            .collect()
+    };
+    assert_eq!(
+        users(&spool),
+        [
+            ("1".into(), DeliveryStatus::Successful),
+            ("2".into(), DeliveryStatus::Retrying)
+        ]
+    );
+    spool
+        .apply(&[
+            rec(&ds[2], DeliveryStatus::Failed),
+            rec(&ds[3], DeliveryStatus::Failed),
+        ])
+        .expect("commit");
+    assert_eq!(
+        users(&spool),
+        [
+            ("3".into(), DeliveryStatus::Failed),
+            ("4".into(), DeliveryStatus::Failed)
+        ]
+    );
+    // The evicted delivery's index entry went with it: a new outcome is a new record.
+    spool
+        .apply(&[rec(&ds[0], DeliveryStatus::Failed)])
+        .expect("commit");
+    assert_eq!(users(&spool)[1], ("1".into(), DeliveryStatus::Failed));
+}

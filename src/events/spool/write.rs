@@ -1,0 +1,219 @@
+//! Changing the spool: a [`Write`] is one change, and [`Spool::apply`] commits a batch of them
+//! in ONE durable transaction (one fsync), keeping the byte count and the counters in the meta
+//! table exact. The only writer is the committer's thread (or the offline CLI on a stopped
+//! spool); nothing here decides what to write.
+
+use redb::{Durability, ReadableTable, ReadableTableMetadata};
+
+use super::error::{at, SpoolError};
+use super::open::Spool;
+use super::schema::{
+    DEAD, DEAD_IDS, META, META_NEXT_DEAD, META_NEXT_RECORD, META_NEXT_SEQ, META_PAYLOAD, PENDING,
+    RECORDS, RECORD_IDS,
+};
+use crate::events::records::DeliveryRecord;
+
+/// One change to the spool; a batch of them is committed at once.
+#[derive(Debug)]
+pub enum Write {
+    /// Insert or replace a pending delivery (first write, or new retry state).
+    Put {
+        /// The webhook: with `seq`, the row's key, so a webhook's rows read in seq order.
+        webhook: String,
+        /// The delivery's spool seq.
+        seq: u64,
+        /// The [`Delivery`](crate::events::outbox::Delivery) as JSON.
+        bytes: Vec<u8>,
+    },
+    /// The delivery succeeded: forget it.
+    Remove {
+        /// The row's webhook.
+        webhook: String,
+        /// The row's seq.
+        seq: u64,
+    },
+    /// Move a pending delivery to the dead letters.
+    Dead {
+        /// The pending row's webhook.
+        webhook: String,
+        /// The pending row's seq.
+        seq: u64,
+        /// The delivery id, to find the dead letter by (and to replace an older one).
+        id: String,
+        /// The [`DeadLetter`](crate::events::records::DeadLetter) as JSON.
+        bytes: Vec<u8>,
+    },
+    /// Take a dead letter back into pending (as `seq`, at the end of its lane).
+    Revive {
+        /// The delivery id of the dead letter to drop.
+        id: String,
+        /// The new pending row's webhook.
+        webhook: String,
+        /// The new pending row's seq: a fresh one, past every seq in use.
+        seq: u64,
+        /// The reset [`Delivery`](crate::events::outbox::Delivery) as JSON.
+        bytes: Vec<u8>,
+    },
+    /// Add or update one delivery record, keeping the newest `keep`.
+    Record {
+        /// The delivery id: one record per delivery.
+        id: String,
+        /// The [`DeliveryRecord`] as JSON.
+        bytes: Vec<u8>,
+        /// `delivery.records`: how many records the spool keeps.
+        keep: usize,
+    },
+    /// Drop every dead letter.
+    PurgeDead,
+}
+
+/// What a committed batch changed, for the committer's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Dead letters dropped by `PurgeDead`.
+    pub purged: u64,
+    /// Payload bytes after the batch.
+    pub payload_bytes: u64,
+}
+
+impl Spool {
+    /// Writes `batch` in one durable transaction: all of it or (on error) none of it.
+    pub fn apply(&self, batch: &[Write]) -> Result<Applied, SpoolError> {
+        let ctx = "commit failed";
+        let mut txn = self.db.begin_write().map_err(at(ctx))?;
+        txn.set_durability(Durability::Immediate).map_err(at(ctx))?;
+        let mut applied = Applied::default();
+        {
+            let mut pending = txn.open_table(PENDING).map_err(at(ctx))?;
+            let mut dead = txn.open_table(DEAD).map_err(at(ctx))?;
+            let mut dead_ids = txn.open_table(DEAD_IDS).map_err(at(ctx))?;
+            let mut records = txn.open_table(RECORDS).map_err(at(ctx))?;
+            let mut record_ids = txn.open_table(RECORD_IDS).map_err(at(ctx))?;
+            let mut meta = txn.open_table(META).map_err(at(ctx))?;
+            let get = |m: &redb::Table<&str, u64>, k: &str| -> Result<u64, SpoolError> {
+                Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
+            };
+            let mut payload = i128::from(get(&meta, META_PAYLOAD)?);
+            let mut next_seq = get(&meta, META_NEXT_SEQ)?;
+            let mut next_dead = get(&meta, META_NEXT_DEAD)?;
+            let mut next_record = get(&meta, META_NEXT_RECORD)?;
+            let len = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
+            for w in batch {
+                match w {
+                    Write::Put {
+                        webhook,
+                        seq,
+                        bytes,
+                    } => {
+                        let old = pending
+                            .insert((webhook.as_str(), *seq), bytes.as_slice())
+                            .map_err(at(ctx))?
+                            .map_or(0, |v| v.value().len());
+                        payload += len(bytes.len()) - len(old);
+                        next_seq = next_seq.max(seq.saturating_add(1));
+                    }
+                    Write::Remove { webhook, seq } => {
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
+                        {
+                            payload -= len(v.value().len());
+                        }
+                    }
+                    Write::Dead {
+                        webhook,
+                        seq,
+                        id,
+                        bytes,
+                    } => {
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
+                        {
+                            payload -= len(v.value().len());
+                        }
+                        if let Some(old) = dead_ids.get(id.as_str()).map_err(at(ctx))? {
+                            let old = old.value();
+                            if let Some(v) = dead.remove(old).map_err(at(ctx))? {
+                                payload -= len(v.value().len());
+                            }
+                        }
+                        dead.insert(next_dead, bytes.as_slice()).map_err(at(ctx))?;
+                        dead_ids.insert(id.as_str(), next_dead).map_err(at(ctx))?;
+                        payload += len(bytes.len());
+                        next_dead += 1;
+                    }
+                    Write::Revive {
+                        id,
+                        webhook,
+                        seq,
+                        bytes,
+                    } => {
+                        if let Some(k) = dead_ids.remove(id.as_str()).map_err(at(ctx))? {
+                            let k = k.value();
+                            if let Some(v) = dead.remove(k).map_err(at(ctx))? {
+                                payload -= len(v.value().len());
+                            }
+                        }
+                        pending
+                            .insert((webhook.as_str(), *seq), bytes.as_slice())
+                            .map_err(at(ctx))?;
+                        payload += len(bytes.len());
+                        next_seq = next_seq.max(seq.saturating_add(1));
+                    }
+                    Write::Record { id, bytes, keep } => {
+                        let slot = record_ids.get(id.as_str()).map_err(at(ctx))?;
+                        let slot = match slot.map(|v| v.value()) {
+                            Some(s) => s,
+                            None => {
+                                let s = next_record;
+                                next_record += 1;
+                                record_ids.insert(id.as_str(), s).map_err(at(ctx))?;
+                                s
+                            }
+                        };
+                        let old = records
+                            .insert(slot, bytes.as_slice())
+                            .map_err(at(ctx))?
+                            .map_or(0, |v| v.value().len());
+                        payload += len(bytes.len()) - len(old);
+                        while records.len().map_err(at(ctx))? > (*keep).max(1) as u64 {
+                            let Some((k, v)) = records.pop_first().map_err(at(ctx))? else {
+                                break;
+                            };
+                            payload -= len(v.value().len());
+                            let k = k.value();
+                            let id = serde_json::from_slice::<DeliveryRecord>(v.value())
+                                .map(|r| r.delivery_id)
+                                .ok();
+                            drop(v);
+                            if let Some(id) = id {
+                                let points_here = record_ids
+                                    .get(id.as_str())
+                                    .map_err(at(ctx))?
+                                    .is_some_and(|s| s.value() == k);
+                                if points_here {
+                                    record_ids.remove(id.as_str()).map_err(at(ctx))?;
+                                }
+                            }
+                        }
+                    }
+                    Write::PurgeDead => {
+                        applied.purged += dead.len().map_err(at(ctx))?;
+                        while let Some((_, v)) = dead.pop_first().map_err(at(ctx))? {
+                            payload -= len(v.value().len());
+                        }
+                        while dead_ids.pop_first().map_err(at(ctx))?.is_some() {}
+                    }
+                }
+            }
+            let payload = u64::try_from(payload.max(0)).unwrap_or(u64::MAX);
+            applied.payload_bytes = payload;
+            meta.insert(META_PAYLOAD, payload).map_err(at(ctx))?;
+            meta.insert(META_NEXT_SEQ, next_seq).map_err(at(ctx))?;
+            meta.insert(META_NEXT_DEAD, next_dead).map_err(at(ctx))?;
+            meta.insert(META_NEXT_RECORD, next_record)
+                .map_err(at(ctx))?;
+        }
+        txn.commit().map_err(at(ctx))?;
+        Ok(applied)
+    }
+}
