@@ -1,17 +1,19 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
-//! and the spool's `/spool` and `/deadletters…` (see `admin_spool`). Bound to localhost by
+//! and the spool's `/spool` and `/deadletters…` (see `spool`). Bound to localhost by
 //! default because it shows internals. Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
+mod respond;
 mod spool;
+mod state;
+
+pub use state::AdminState;
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -21,23 +23,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::reload::ReloadStats;
 use crate::shutdown::ShutdownSignal;
-use crate::snapshot::Snapshot;
+use respond::{error, json};
 
 /// Longest a readiness probe waits for the upstream's TCP handshake.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What the admin handlers read.
-#[derive(Clone)]
-pub struct AdminState {
-    /// The current config snapshot.
-    pub runtime: Arc<ArcSwap<Snapshot>>,
-    /// Reload outcomes.
-    pub reloads: Arc<ReloadStats>,
-    /// Delivery records for `/deliveries`.
-    pub deliveries: crate::events::DeliveryEngine,
-}
 
 /// Serves the admin API until shutdown.
 pub async fn serve(listener: TcpListener, state: AdminState, mut signal: ShutdownSignal) {
@@ -75,17 +65,14 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
         return match req.uri().path() {
             "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
             "/deadletters/purge" => spool::purge(state).await,
-            _ => json(
+            _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error":"POST is only for /deadletters/replay and /deadletters/purge"}"#.into(),
+                "POST is only for /deadletters/replay and /deadletters/purge",
             ),
         };
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            r#"{"error":"only GET is supported"}"#.into(),
-        );
+        return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported");
     }
     let path = req.uri().path();
     if let Some(id) = path.strip_prefix("/deadletters/") {
@@ -117,7 +104,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             )
         }
         "/deliveries" => deliveries(state, req.uri().query()),
-        _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+        _ => error(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
@@ -128,30 +115,18 @@ fn deliveries(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> 
         match pair.split_once('=') {
             Some(("status", value)) => match value.parse::<crate::events::DeliveryStatus>() {
                 Ok(s) => status = Some(s),
-                Err(e) => {
-                    return json(
-                        StatusCode::BAD_REQUEST,
-                        serde_json::json!({ "error": e }).to_string(),
-                    )
-                }
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
             },
             _ => {
-                return json(
+                return error(
                     StatusCode::BAD_REQUEST,
-                    r#"{"error":"unknown parameter; expected status=successful|failed|retrying"}"#
-                        .into(),
+                    "unknown parameter; expected status=successful|failed|retrying",
                 )
             }
         }
     }
     let records = state.deliveries.records(status);
-    match serde_json::to_string(&serde_json::json!({ "deliveries": records })) {
-        Ok(body) => json(StatusCode::OK, body),
-        Err(_) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"error":"cannot serialise records"}"#.into(),
-        ),
-    }
+    respond::ok(&serde_json::json!({ "deliveries": records }))
 }
 
 /// `/metrics`: every metric in the Prometheus text format.
@@ -221,15 +196,4 @@ async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
             .to_string(),
         ),
     }
-}
-
-/// A JSON response with `status`.
-pub(crate) fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-use crate::admin::{json, AdminState};
+use super::respond::{error, ok as to_json};
+use super::state::AdminState;
 use crate::events::{EngineError, Replay};
 
 /// Dead letters listed when no `limit` is given.
@@ -48,9 +49,9 @@ pub(crate) async fn show(state: &AdminState, id: &str) -> Response<Full<Bytes>> 
     let id = id.as_str();
     match state.deliveries.dead_letter(id).await {
         Ok(Some(letter)) => to_json(&letter),
-        Ok(None) => json(
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": format!("no dead letter with id `{id}`") }).to_string(),
+            &format!("no dead letter with id `{id}`"),
         ),
         Err(e) => unavailable(&e),
     }
@@ -67,10 +68,7 @@ pub(crate) async fn replay(state: &AdminState, query: Option<&str>) -> Response<
     }
     match state.deliveries.replay(which).await {
         Ok(n) => to_json(&serde_json::json!({ "replayed": n })),
-        Err(e) if e.is_not_found() => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": e.to_string() }).to_string(),
-        ),
+        Err(e) if e.is_not_found() => error(StatusCode::NOT_FOUND, &e.to_string()),
         Err(e) => unavailable(&e),
     }
 }
@@ -90,27 +88,11 @@ fn decode(s: &str) -> String {
         .map_or_else(|_| s.to_string(), |c| c.into_owned())
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
-    match serde_json::to_string(value) {
-        Ok(body) => json(StatusCode::OK, body),
-        Err(_) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"error":"cannot serialise the answer"}"#.into(),
-        ),
-    }
-}
-
 fn bad(message: &str) -> Response<Full<Bytes>> {
-    json(
-        StatusCode::BAD_REQUEST,
-        serde_json::json!({ "error": message }).to_string(),
-    )
+    error(StatusCode::BAD_REQUEST, message)
 }
 
 /// 503 with the engine's reason: the spool is closed, or failed to read or write.
 fn unavailable(e: &EngineError) -> Response<Full<Bytes>> {
-    json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        serde_json::json!({ "error": e.to_string() }).to_string(),
-    )
+    error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
 }

@@ -1,0 +1,20 @@
+//! What the admin handlers read: the config cell, reload outcomes, the delivery engine.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::events::DeliveryEngine;
+use crate::reload::ReloadStats;
+use crate::snapshot::Snapshot;
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The current config snapshot.
+    pub runtime: Arc<ArcSwap<Snapshot>>,
+    /// Reload outcomes.
+    pub reloads: Arc<ReloadStats>,
+    /// Delivery records for `/deliveries`.
+    pub deliveries: DeliveryEngine,
+}
