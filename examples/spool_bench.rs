@@ -63,7 +63,8 @@ fn engine(dir: &std::path::Path, guarantee: &str) -> Result<DeliveryEngine, Stri
     let rt = Snapshot::from_text(&config(&dir.display().to_string(), guarantee), None)
         .map_err(|e| e.to_string())?;
     let spool = Spool::open(dir).map_err(|e| e.to_string())?;
-    DeliveryEngine::start_with(Arc::new(ArcSwap::from_pointee(rt)), spool).map_err(String::from)
+    DeliveryEngine::start_with(Arc::new(ArcSwap::from_pointee(rt)), spool)
+        .map_err(|e| e.to_string())
 }
 
 /// Dispatches `n` events as fast as the writer takes them; returns (seconds, commits).

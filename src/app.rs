@@ -31,6 +31,41 @@ const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often the metrics recorder's housekeeping runs (drains histogram samples).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
+/// Why the server did not start; each says which setting to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind (address in use, no permission).
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The config key that named it.
+        key: &'static str,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The spool file could not be opened.
+    #[error("{0} (delivery.spool_dir): another userhook is using this spool")]
+    SpoolLocked(crate::events::spool::SpoolError),
+    /// The spool file could not be opened for another reason.
+    #[error("{0} (delivery.spool_dir)")]
+    Spool(crate::events::spool::SpoolError),
+    /// The delivery engine could not start.
+    #[error(transparent)]
+    Engine(#[from] crate::events::EngineError),
+    /// The config file cannot be watched for reloads.
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        /// The config file.
+        path: String,
+        /// Why watching failed.
+        source: crate::reload::watch::WatchError,
+    },
+    /// The proxy's workers could not start.
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::listener::ListenError),
+}
+
 /// How the server is started.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -86,7 +121,7 @@ impl ServerHandle {
 }
 
 /// Binds the listeners and starts every task; returns once the server accepts connections.
-pub async fn start(options: Options, initial: Snapshot) -> Result<ServerHandle, String> {
+pub async fn start(options: Options, initial: Snapshot) -> Result<ServerHandle, StartError> {
     start_on(options, initial, ProxyThreads::Caller).await
 }
 
@@ -95,20 +130,24 @@ pub async fn start_on(
     options: Options,
     initial: Snapshot,
     threads: ProxyThreads,
-) -> Result<ServerHandle, String> {
+) -> Result<ServerHandle, StartError> {
+    let listen_error = |addr: SocketAddr, key: &'static str| {
+        move |source| StartError::Listen { addr, key, source }
+    };
     let proxy_listener = match threads {
         ProxyThreads::Caller => TcpListener::bind(initial.listen).await,
         ProxyThreads::Dedicated(_) => bind_reuseport(initial.listen),
     }
-    .map_err(|e| format!("cannot listen on {} (listen): {e}", initial.listen))?;
-    let admin_listener = TcpListener::bind(initial.admin_listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {} (admin.listen): {e}",
-            initial.admin_listen
-        )
-    })?;
-    let proxy_addr = proxy_listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    .map_err(listen_error(initial.listen, "listen"))?;
+    let admin_listener = TcpListener::bind(initial.admin_listen)
+        .await
+        .map_err(listen_error(initial.admin_listen, "admin.listen"))?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(listen_error(initial.listen, "listen"))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(listen_error(initial.admin_listen, "admin.listen"))?;
 
     let extractor = Arc::new(Extractor::new(initial.file.user_cache.capacity));
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
@@ -122,10 +161,10 @@ pub async fn start_on(
         &runtime.load().file.delivery.spool_dir,
     );
     let spool = crate::events::Spool::open(&spool_dir).map_err(|e| {
-        if crate::events::spool::is_locked(&e) {
-            format!("{e} (delivery.spool_dir): another userhook is using this spool")
+        if e.is_locked() {
+            StartError::SpoolLocked(e)
         } else {
-            format!("{e} (delivery.spool_dir)")
+            StartError::Spool(e)
         }
     })?;
     let deliveries = DeliveryEngine::start_with(runtime.clone(), spool)?;
@@ -140,9 +179,11 @@ pub async fn start_on(
         Dispatcher::new(deliveries.clone()),
     )));
     if options.watch {
-        let triggers =
-            crate::reload::spawn_watcher(options.config_path.clone(), RELOAD_DEBOUNCE)
-                .map_err(|e| format!("cannot watch {}: {e}", options.config_path.display()))?;
+        let triggers = crate::reload::spawn_watcher(options.config_path.clone(), RELOAD_DEBOUNCE)
+            .map_err(|source| StartError::Watch {
+            path: options.config_path.display().to_string(),
+            source,
+        })?;
         let watching = reloader(&runtime, &reloads, &extractor);
         tasks.push(tokio::spawn(watching.run(triggers, signal.clone())));
     }
@@ -198,7 +239,7 @@ fn reloader(
 
 /// `start` with the proxy on `workers` dedicated threads, then wait for SIGTERM/SIGINT and
 /// drain.
-pub async fn serve(options: Options, initial: Snapshot, workers: usize) -> Result<(), String> {
+pub async fn serve(options: Options, initial: Snapshot, workers: usize) -> Result<(), StartError> {
     let handle = start_on(options, initial, ProxyThreads::Dedicated(workers)).await?;
     crate::shutdown::termination_signal().await;
     handle.stop().await;

@@ -39,8 +39,43 @@ struct Received {
     body: Bytes,
 }
 
+/// Why the demo could not run, or did not see what it expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The bundled config did not load (a bug in this build).
+    #[error("the demo config is invalid: {0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// userhook itself did not start.
+    #[error(transparent)]
+    Start(#[from] crate::app::StartError),
+    /// A local port, directory or request could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the demo was doing.
+        what: &'static str,
+        /// What failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The sample IAM answered something the demo cannot go on from.
+    #[error("the sample IAM did not return {0}")]
+    Missing(&'static str),
+    /// Some steps did not produce the webhooks the config asks for.
+    #[error("demo failed: {0} step(s) did not produce the expected webhooks")]
+    Failed(usize),
+}
+
+/// `map_err` for a failed set-up step: what the demo was doing, and why it failed.
+fn io<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    what: &'static str,
+) -> impl FnOnce(E) -> DemoError {
+    move |e| DemoError::Io {
+        what,
+        source: e.into(),
+    }
+}
+
 /// Runs the demo; returns the process exit code.
-pub async fn run() -> Result<(), String> {
+pub async fn run() -> Result<(), DemoError> {
     let iam = start_sample_iam().await?;
     let (receiver, mut webhooks) = start_console_receiver().await?;
     let spool = tempfile_dir()?;
@@ -51,12 +86,10 @@ pub async fn run() -> Result<(), String> {
         "USERHOOK_DEMO_SPOOL" => Some(spool.display().to_string()),
         _ => std::env::var(name).ok(),
     };
-    let file =
-        crate::config::parse_str_with_env(DEMO_CONFIG, &lookup).map_err(|e| e.to_string())?;
+    let file = crate::config::parse_str_with_env(DEMO_CONFIG, &lookup)?;
     crate::telemetry::init(&file.log);
     let runtime =
-        crate::snapshot::Snapshot::compile(file, crate::snapshot::content_hash(DEMO_CONFIG), None)
-            .map_err(|e| e.to_string())?;
+        crate::snapshot::Snapshot::compile(file, crate::snapshot::content_hash(DEMO_CONFIG), None)?;
     let subscriptions: Vec<(String, Vec<String>)> = runtime
         .file
         .webhooks
@@ -95,7 +128,7 @@ pub async fn run() -> Result<(), String> {
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["id"].as_str().map(str::to_owned))
-        .ok_or("the sample IAM did not return a user id")?;
+        .ok_or(DemoError::Missing("a user id"))?;
     failures += expect(&mut webhooks, Action::Created, &subscriptions, status).await;
 
     step(2, "update the user's email");
@@ -132,7 +165,7 @@ pub async fn run() -> Result<(), String> {
     let token = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["access_token"].as_str().map(str::to_owned))
-        .ok_or("the sample IAM did not return a token")?;
+        .ok_or(DemoError::Missing("a token"))?;
     failures += expect(&mut webhooks, Action::Login, &subscriptions, status).await;
 
     step(5, "log out (the user is known only from the bearer token)");
@@ -162,9 +195,7 @@ pub async fn run() -> Result<(), String> {
         println!("The password never left the proxy: look for it above, you will only find it masked in the calls.");
         Ok(())
     } else {
-        Err(format!(
-            "demo failed: {failures} step(s) did not produce the expected webhooks"
-        ))
+        Err(DemoError::Failed(failures))
     }
 }
 
@@ -243,7 +274,7 @@ impl DemoClient {
         path: &str,
         bearer: Option<&str>,
         body: &'static str,
-    ) -> Result<(StatusCode, Bytes), String> {
+    ) -> Result<(StatusCode, Bytes), DemoError> {
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .build_http::<Full<Bytes>>();
         let mut req = Request::builder()
@@ -255,17 +286,17 @@ impl DemoClient {
         }
         let req = req
             .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .map_err(|e| e.to_string())?;
+            .map_err(io("building a request"))?;
         let resp = client
             .request(req)
             .await
-            .map_err(|e| format!("the proxy did not answer: {e}"))?;
+            .map_err(io("the proxy did not answer"))?;
         let status = resp.status();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(io("reading the proxy's answer"))?
             .to_bytes();
         let shown_body = mask_password(body);
         let auth = if bearer.is_some() {
@@ -313,15 +344,15 @@ fn mask_password(body: &str) -> String {
     }
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+fn tempfile_dir() -> Result<std::path::PathBuf, DemoError> {
     let dir = std::env::temp_dir().join(format!("userhook-demo-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(io("creating the demo's spool directory"))?;
     Ok(dir)
 }
 
 // ----- the console webhook receiver -------------------------------------------------------
 
-async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received>), String> {
+async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received>), DemoError> {
     let (tx, rx) = mpsc::channel(64);
     let addr = serve_local(move |parts, body| {
         let tx = tx.clone();
@@ -366,15 +397,15 @@ async fn start_console_receiver() -> Result<(SocketAddr, mpsc::Receiver<Received
 
 /// Serves `handler` (given the request head and whole body) on a fresh 127.0.0.1 port for
 /// the rest of the demo.
-async fn serve_local<F, Fut>(handler: F) -> Result<SocketAddr, String>
+async fn serve_local<F, Fut>(handler: F) -> Result<SocketAddr, DemoError>
 where
     F: Fn(http::request::Parts, Bytes) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(io("binding a local port"))?;
+    let addr = listener.local_addr().map_err(io("binding a local port"))?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let handler = handler.clone();
@@ -409,7 +440,7 @@ struct SampleIam {
     next_id: u32,
 }
 
-async fn start_sample_iam() -> Result<SocketAddr, String> {
+async fn start_sample_iam() -> Result<SocketAddr, DemoError> {
     let state = Arc::new(Mutex::new(SampleIam {
         next_id: 1001,
         ..SampleIam::default()

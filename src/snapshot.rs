@@ -112,7 +112,7 @@ impl Snapshot {
                 client_key.ca_file.as_deref().map(Path::new),
             )
             .map(Arc::new)
-            .map_err(|e| errors.push(ConfigError::new("upstream_tls.ca_file", e)))
+            .map_err(|e| errors.push(ConfigError::new("upstream_tls.ca_file", e.to_string())))
             .ok(),
             // The upstream or its CA file is reported above.
             _ => None,

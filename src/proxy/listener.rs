@@ -44,13 +44,6 @@ pub enum ListenError {
     },
 }
 
-/// Start-up reports problems as text (`app::start` returns `Result<_, String>`).
-impl From<ListenError> for String {
-    fn from(e: ListenError) -> String {
-        e.to_string()
-    }
-}
-
 /// Where the proxy's accept loops and connections run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyThreads {

@@ -21,6 +21,33 @@ pub const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
 /// A burst of events never delays a reload by more than this many debounce periods.
 const MAX_DEBOUNCE_PERIODS: u32 = 10;
 
+/// Why the config file cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Called outside a tokio runtime (a programming error, reported rather than a panic).
+    #[error("the config watcher needs a tokio runtime")]
+    NoRuntime,
+    /// The file cannot be read for its baseline.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The config file.
+        path: String,
+        /// What reading said.
+        source: std::io::Error,
+    },
+    /// The operating system's file watcher would not start (inotify limits, for instance).
+    #[error("cannot start the config file watcher: {0}")]
+    Start(notify::Error),
+    /// The file's directory cannot be watched.
+    #[error("cannot watch directory {dir}: {source}")]
+    Directory {
+        /// The watched directory.
+        dir: String,
+        /// What the watcher said.
+        source: notify::Error,
+    },
+}
+
 /// "The config may have changed": the text to try, and why it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadTrigger {
@@ -38,7 +65,7 @@ pub struct ReloadTrigger {
 pub fn spawn_watcher(
     path: PathBuf,
     debounce: Duration,
-) -> Result<mpsc::Receiver<ReloadTrigger>, String> {
+) -> Result<mpsc::Receiver<ReloadTrigger>, WatchError> {
     start(path, debounce).map(|(rx, _task)| rx)
 }
 
@@ -46,12 +73,13 @@ pub fn spawn_watcher(
 fn start(
     path: PathBuf,
     debounce: Duration,
-) -> Result<(mpsc::Receiver<ReloadTrigger>, tokio::task::JoinHandle<()>), String> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| "the config watcher needs a tokio runtime".to_string())?;
+) -> Result<(mpsc::Receiver<ReloadTrigger>, tokio::task::JoinHandle<()>), WatchError> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| WatchError::NoRuntime)?;
     let dir = watched_dir(&path);
-    let baseline = std::fs::read(&path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let baseline = std::fs::read(&path).map_err(|source| WatchError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
 
     // notify calls back on its own thread; a capacity of one coalesces bursts: if a wake-up
     // is already pending, the next one adds nothing.
@@ -61,10 +89,13 @@ fn start(
             let _ = wake_tx.try_send(());
         }
     })
-    .map_err(|e| format!("cannot start the config file watcher: {e}"))?;
+    .map_err(WatchError::Start)?;
     watcher
         .watch(&dir, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
+        .map_err(|source| WatchError::Directory {
+            dir: dir.display().to_string(),
+            source,
+        })?;
 
     // Registered now, not in the task, so a SIGHUP right after this returns is not missed.
     let sighup = {
@@ -353,12 +384,12 @@ mod tests {
     #[test]
     fn needs_a_runtime() {
         let err = spawn_watcher(PathBuf::from("/nonexistent"), DEBOUNCE).unwrap_err();
-        assert!(err.contains("tokio runtime"), "{err}");
+        assert!(matches!(err, WatchError::NoRuntime), "{err}");
     }
 
     #[tokio::test]
     async fn unreadable_at_start_is_an_error() {
         let err = spawn_watcher(PathBuf::from("/nonexistent/userhook.yaml"), DEBOUNCE).unwrap_err();
-        assert!(err.contains("cannot read config file"), "{err}");
+        assert!(err.to_string().contains("cannot read config file"), "{err}");
     }
 }

@@ -40,13 +40,6 @@ pub enum ConnectorError {
     Tls(#[from] TlsError),
 }
 
-/// The config loader reports problems as text (`ConfigError::new(path, message)`).
-impl From<ConnectorError> for String {
-    fn from(e: ConnectorError) -> String {
-        e.to_string()
-    }
-}
-
 /// How to reach the IAM: its address, connect timeout and TLS roots, checked at config load.
 /// Requests go over HTTP/1.1 connections kept in each thread's own pool, so a worker never
 /// waits on another's lock and a connection's task runs beside the requests that use it.

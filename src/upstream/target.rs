@@ -43,13 +43,6 @@ pub enum InvalidUpstream {
     },
 }
 
-/// The config loader reports problems as text (`ConfigError::new(path, message)`).
-impl From<InvalidUpstream> for String {
-    fn from(e: InvalidUpstream) -> String {
-        e.to_string()
-    }
-}
-
 /// The IAM's base URL, split once at load so each request only swaps scheme and authority.
 #[derive(Debug, Clone)]
 pub struct Upstream {

@@ -56,11 +56,3 @@ impl EngineError {
         matches!(self, EngineError::Replay(ReplayError::NotFound(_)))
     }
 }
-
-/// For the callers that still speak `String` (`app::start_on`, the spool benchmark): `?`
-/// keeps working there, with the same text as before.
-impl From<EngineError> for String {
-    fn from(e: EngineError) -> String {
-        e.to_string()
-    }
-}
