@@ -29,6 +29,7 @@ pub struct Cli {
     /// and upstream pool; detection and delivery run beside them.
     #[arg(long, global = true, env = "USERHOOK_WORKERS")]
     pub workers: Option<usize>,
+    /// What to do; `serve` when none is given.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -58,6 +59,7 @@ pub enum Command {
     /// Dead letters in the spool: list, show, replay, purge. Asks the running instance's admin
     /// API, or opens the spool file of a stopped one.
     Deadletter {
+        /// Which dead-letter operation.
         #[command(subcommand)]
         action: DeadletterAction,
     },

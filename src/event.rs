@@ -14,11 +14,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// A user was created.
     Created,
+    /// A user's fields changed.
     Updated,
+    /// A user was deleted.
     Deleted,
+    /// A user logged in.
     Login,
+    /// A user logged out.
     Logout,
+    /// A login was refused.
     LoginFailed,
 }
 
@@ -111,11 +117,17 @@ pub type UserFields = BTreeMap<String, String>;
 /// Where the event came from, for receivers that audit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestInfo {
+    /// The request method.
     pub method: String,
+    /// The request path, without its query.
     pub path: String,
+    /// The IAM's response status.
     pub status: u16,
+    /// The client's IP address.
     pub remote_addr: String,
+    /// `X-Request-Id`, as received or generated.
     pub request_id: String,
+    /// The client's `User-Agent`.
     pub user_agent: String,
 }
 
@@ -128,14 +140,19 @@ pub struct UserEvent {
     pub id: String,
     /// Grows by one per event within a running instance, so receivers can spot gaps.
     pub seq: u64,
+    /// `user.<action>`, e.g. `user.created`.
     #[serde(rename = "type", deserialize_with = "event_type")]
     pub event_type: StaticName,
+    /// `user`: the only object today.
     #[serde(deserialize_with = "object")]
     pub object: StaticName,
+    /// What happened.
     pub action: Action,
     /// RFC 3339 with milliseconds, UTC.
     pub occurred_at: String,
+    /// The user's fields (built-in and custom), as extracted and filled from the cache.
     pub user: UserFields,
+    /// Where the event came from.
     pub request: RequestInfo,
     /// True when a body was larger than `capture_limit` and fields came from its prefix.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

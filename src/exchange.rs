@@ -24,13 +24,19 @@ pub struct CapturedBody {
 pub struct Exchange {
     /// Which rules' method and path matched, with the path parameters.
     pub route: RouteMatch,
+    /// The request method.
     pub method: Method,
     /// The URI the client sent (path and query, as received).
     pub uri: Uri,
+    /// The headers the client sent, before hop-by-hop removal.
     pub request_headers: HeaderMap,
+    /// The request body as far as it was copied.
     pub request_body: CapturedBody,
+    /// The IAM's response status.
     pub status: StatusCode,
+    /// The headers the IAM answered with.
     pub response_headers: HeaderMap,
+    /// The response body as far as it was copied.
     pub response_body: CapturedBody,
     /// The client's IP as text, formatted once per client connection.
     pub remote_ip: Option<HeaderValue>,

@@ -28,6 +28,8 @@
 //! | admin | [`admin`] | health, readiness, metrics, config view, spool admin |
 //! | wiring | [`app`], [`demo`], [`cli`] | start and stop everything; the commands |
 #![forbid(unsafe_code)]
+// Nothing a user or the network controls may panic; tests may unwrap their own fixtures.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
 pub mod app;

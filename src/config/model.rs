@@ -43,10 +43,13 @@ pub struct ConfigFile {
     /// Remembers users' last known fields so deletes and logouts can name them.
     #[serde(default)]
     pub user_cache: UserCacheSpec,
+    /// Time limits for connecting, answering and draining.
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
+    /// The spool, delivery limits and the durability guarantee.
     #[serde(default)]
     pub delivery: DeliverySpec,
+    /// Log format and level.
     #[serde(default)]
     pub log: LogSpec,
     /// Values that came from `${VAR}`, so anything shown to people can put the names back.
@@ -177,7 +180,9 @@ impl<'de> Deserialize<'de> for ProfileSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileWithPath {
+    /// The built-in profile's name (`generic`, `keycloak`, `scim`, `dce`).
     pub name: String,
+    /// Where the profile's paths start instead of its default base path.
     #[serde(default)]
     pub base_path: Option<String>,
 }
@@ -297,8 +302,10 @@ pub struct WebhookSpec {
     /// Standard Webhooks signing secret (`whsec_...` or raw).
     #[serde(default)]
     pub secret: Option<String>,
+    /// Time limit for one attempt, connect to last body byte.
     #[serde(default = "defaults::webhook_timeout")]
     pub timeout: Duration,
+    /// How often and how patiently a failed delivery is retried.
     #[serde(default)]
     pub retry: RetrySpec,
     /// Parallel deliveries to this webhook at most; default: the global limit.
@@ -316,8 +323,10 @@ pub struct RetrySpec {
     /// Total attempts including the first.
     #[serde(default = "defaults::attempts")]
     pub attempts: u32,
+    /// Wait after the first failure (full jitter below it).
     #[serde(default = "defaults::retry_initial")]
     pub initial: Duration,
+    /// Longest wait between two attempts.
     #[serde(default = "defaults::retry_max")]
     pub max: Duration,
 }
@@ -336,6 +345,7 @@ impl Default for RetrySpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserCacheSpec {
+    /// Users whose last fields are kept for deletes and logouts.
     #[serde(default = "defaults::cache_capacity")]
     pub capacity: usize,
 }
@@ -377,6 +387,7 @@ impl Default for TimeoutsSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySpec {
+    /// Where the spool file lives (relative to the config file's directory).
     #[serde(default = "defaults::spool_dir")]
     pub spool_dir: String,
     /// Deliveries in flight at once, over all webhooks.
@@ -385,6 +396,7 @@ pub struct DeliverySpec {
     /// fast | strict
     #[serde(default = "defaults::guarantee")]
     pub guarantee: String,
+    /// Stored bytes at which new deliveries are refused (visibly), never blocked.
     #[serde(default = "defaults::max_spool_bytes")]
     pub max_spool_bytes: ByteSize,
     /// Delivery outcomes kept for listing.
@@ -426,70 +438,70 @@ impl Default for LogSpec {
 }
 
 /// Default values, named so the reference docs and the code say the same thing.
-pub mod defaults {
+mod defaults {
     use super::{ByteSize, Duration};
 
-    pub fn listen() -> String {
+    pub(super) fn listen() -> String {
         "0.0.0.0:8080".into()
     }
-    pub fn admin_listen() -> String {
+    pub(super) fn admin_listen() -> String {
         "127.0.0.1:9090".into()
     }
-    pub fn yes() -> bool {
+    pub(super) fn yes() -> bool {
         true
     }
-    pub fn capture_limit() -> ByteSize {
+    pub(super) fn capture_limit() -> ByteSize {
         ByteSize(1024 * 1024)
     }
-    pub fn object() -> String {
+    pub(super) fn object() -> String {
         "user".into()
     }
-    pub fn post() -> String {
+    pub(super) fn post() -> String {
         "POST".into()
     }
-    pub fn webhook_timeout() -> Duration {
+    pub(super) fn webhook_timeout() -> Duration {
         Duration::from_secs(10)
     }
-    pub fn attempts() -> u32 {
+    pub(super) fn attempts() -> u32 {
         12
     }
-    pub fn retry_initial() -> Duration {
+    pub(super) fn retry_initial() -> Duration {
         Duration::from_secs(1)
     }
-    pub fn retry_max() -> Duration {
+    pub(super) fn retry_max() -> Duration {
         Duration::from_secs(600)
     }
-    pub fn cache_capacity() -> usize {
+    pub(super) fn cache_capacity() -> usize {
         100_000
     }
-    pub fn connect() -> Duration {
+    pub(super) fn connect() -> Duration {
         Duration::from_secs(2)
     }
-    pub fn upstream() -> Duration {
+    pub(super) fn upstream() -> Duration {
         Duration::from_secs(30)
     }
-    pub fn shutdown_grace() -> Duration {
+    pub(super) fn shutdown_grace() -> Duration {
         Duration::from_secs(10)
     }
-    pub fn spool_dir() -> String {
+    pub(super) fn spool_dir() -> String {
         "./data/spool".into()
     }
-    pub fn concurrency() -> usize {
+    pub(super) fn concurrency() -> usize {
         32
     }
-    pub fn guarantee() -> String {
+    pub(super) fn guarantee() -> String {
         "fast".into()
     }
-    pub fn max_spool_bytes() -> ByteSize {
+    pub(super) fn max_spool_bytes() -> ByteSize {
         ByteSize(1024 * 1024 * 1024)
     }
-    pub fn records() -> usize {
+    pub(super) fn records() -> usize {
         10_000
     }
-    pub fn log_format() -> String {
+    pub(super) fn log_format() -> String {
         "text".into()
     }
-    pub fn log_level() -> String {
+    pub(super) fn log_level() -> String {
         "info".into()
     }
 }

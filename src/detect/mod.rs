@@ -106,7 +106,7 @@ impl RouteTable {
         by_route: &mut HashMap<String, usize>,
         errors: &mut Vec<ConfigError>,
     ) {
-        let (rule, template) = match rule::Rule::compile(spec, key, origin) {
+        let (rule, template) = match Rule::compile(spec, key, origin) {
             Ok(r) => r,
             Err(mut e) => {
                 errors.append(&mut e);

@@ -52,7 +52,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// A JWS with `claims` as payload and a dummy signature (never verified).
-    pub(crate) fn token(claims: &serde_json::Value) -> String {
+    pub(crate) fn token(claims: &Value) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         format!("{header}.{payload}.c2lnbmF0dXJl")

@@ -59,7 +59,7 @@ pub enum ProxyThreads {
 
 /// Binds `addr` with `SO_REUSEPORT`, so several threads can each accept on their own socket
 /// and the kernel spreads connections between them.
-pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,

@@ -257,8 +257,7 @@ mod tests {
     }
 
     fn pending(sink: HandoffSender) -> PendingExchange {
-        let snapshot = crate::snapshot::Snapshot::from_text("upstream: http://127.0.0.1:1\n", None)
-            .expect("config");
+        let snapshot = Snapshot::from_text("upstream: http://127.0.0.1:1\n", None).expect("config");
         PendingExchange {
             exchange: Exchange {
                 route: crate::detect::RouteMatch {

@@ -13,17 +13,29 @@ use super::vars::{BUILTIN_USER_FIELDS, EVENT_VARIABLES};
 pub enum TemplateError {
     /// `{{$$.Emial$$}}`: the name is neither built in nor a custom field declared in routes.
     UnknownVariable {
+        /// The name as written.
         name: String,
         /// A built-in name that looks like what was meant, if any.
         suggestion: Option<&'static str>,
     },
     /// `{{$$.` with no closing `$$}}` before the end of the text.
-    Unterminated { at: usize },
+    Unterminated {
+        /// Byte offset of the opening `{{$$.`.
+        at: usize,
+    },
     /// `{{$$.` followed by something that is not `Name$$}}` (a space in the name, `}}` without
     /// `$$`, ...).
-    Malformed { at: usize, found: String },
+    Malformed {
+        /// Byte offset of the opening `{{$$.`.
+        at: usize,
+        /// What followed it, shortened.
+        found: String,
+    },
     /// A JSON body that is not valid JSON once each variable stands for a string.
-    InvalidJson { message: String },
+    InvalidJson {
+        /// The JSON parser's message, with its line and column.
+        message: String,
+    },
 }
 
 impl fmt::Display for TemplateError {

@@ -29,12 +29,12 @@ pub(crate) struct Slot {
 
 impl Parsed {
     /// Total bytes of literal text, the fixed part of every rendering's size.
-    pub fn literal_len(&self) -> usize {
+    pub(super) fn literal_len(&self) -> usize {
         self.literals.iter().map(|r| r.len()).sum()
     }
 
     /// The literal text of piece `i`.
-    pub fn literal(&self, i: usize) -> &str {
+    pub(super) fn literal(&self, i: usize) -> &str {
         self.literals
             .get(i)
             .and_then(|r| self.text.get(r.clone()))

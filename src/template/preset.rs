@@ -137,7 +137,9 @@ pub struct Preset {
     pub name: &'static str,
     /// A JSON body template using built-in variables only.
     pub body: &'static str,
+    /// What the robot expects as `content-type`.
     pub content_type: &'static str,
+    /// How the robot says a message was posted.
     pub success: SuccessCheck,
 }
 

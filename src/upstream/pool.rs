@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 /// Idle pooled connections are not reused after this long: kept below the keep-alive timeout
 /// of common IAM servers (Node's is 5 s) so we never send on a connection the server is
 /// closing.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+pub(super) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Idle connections kept per thread and kind; more than the busiest burst of concurrent
 /// requests a sidecar sees, and a bound on file descriptors if the upstream never closes them.
 const MAX_IDLE_PER_THREAD: usize = 1024;
 
 /// What a pool needs to know about an idle connection.
-pub trait Reusable {
+pub(super) trait Reusable {
     /// Closed (or otherwise unusable): drop it.
     fn is_dead(&mut self) -> bool;
     /// Still finishing its last exchange: keep it, but do not use it yet.
@@ -36,14 +36,14 @@ struct Idle<C> {
 /// The idle connections of one connector (identified by its id): a reload that changes where
 /// or how we connect starts a new pool, and the old connections close once their requests
 /// finish.
-pub struct LocalPool<C> {
+pub(super) struct LocalPool<C> {
     connector: u64,
     idle: VecDeque<Idle<C>>,
 }
 
 impl<C: Reusable> LocalPool<C> {
     /// An empty pool, for a `thread_local!`.
-    pub const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         LocalPool {
             connector: 0,
             idle: VecDeque::new(),
@@ -52,7 +52,7 @@ impl<C: Reusable> LocalPool<C> {
 
     /// A usable idle connection of `connector`, most recently used first; stale and dead
     /// ones are dropped on the way.
-    pub fn checkout(&mut self, connector: u64) -> Option<C> {
+    pub(super) fn checkout(&mut self, connector: u64) -> Option<C> {
         if self.connector != connector {
             self.connector = connector;
             self.idle.clear();
@@ -77,7 +77,7 @@ impl<C: Reusable> LocalPool<C> {
     }
 
     /// Keeps a connection whose exchange is complete.
-    pub fn release(&mut self, connector: u64, conn: C) {
+    pub(super) fn release(&mut self, connector: u64, conn: C) {
         if self.connector != connector {
             // The config moved on to another upstream or TLS setting: let it close.
             return;

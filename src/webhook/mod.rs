@@ -41,8 +41,11 @@ pub struct Webhook {
     pub enabled: bool,
     /// The actions delivered; `None` means all (`["*"]`).
     pub actions: Option<BTreeSet<Action>>,
+    /// The request method.
     pub method: Method,
+    /// Where to send, with `{{$$.X$$}}` values percent-encoded at render.
     pub url: UrlTemplate,
+    /// The message body, rendered per delivery.
     pub body: BodyTemplate,
     /// Sent as `content-type`.
     pub content_type: HeaderValue,

@@ -1,6 +1,9 @@
 //! A global allocator that counts allocations per thread, for tests that prove a path
 //! allocates nothing. A test crate installs it with
 //! `#[global_allocator] static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;`.
+//! The one place in the package that may use `unsafe`: a `GlobalAlloc` cannot be written
+//! without it.
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout};
 
@@ -13,7 +16,7 @@ thread_local! {
 
 /// Defers to mimalloc, the binary's allocator (so timings match the shipped build); counts
 /// allocations and reallocations on this thread.
-pub struct Counting;
+pub(crate) struct Counting;
 
 // SAFETY: defers every call to mimalloc; only counts.
 unsafe impl GlobalAlloc for Counting {
@@ -31,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Allocations made on this thread while `f` ran.
-pub fn allocations_during(f: impl FnOnce()) -> usize {
+pub(crate) fn allocations_during(f: impl FnOnce()) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
     f();
     ALLOCATIONS.with(Cell::get) - before

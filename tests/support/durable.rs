@@ -20,7 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// One webhook request the sink took: the event's name (`u<user>-<n>`), user and delivery id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Got {
+pub(crate) struct Got {
     pub name: String,
     pub user: String,
     pub delivery_id: String,
@@ -28,7 +28,7 @@ pub struct Got {
 
 /// A webhook receiver on a fixed 127.0.0.1 port that answers 200 and records while up, and
 /// refuses connections while down.
-pub struct Sink {
+pub(crate) struct Sink {
     pub addr: SocketAddr,
     got: Arc<Mutex<Vec<Got>>>,
     server: Mutex<Option<JoinHandle<()>>>,
@@ -36,7 +36,7 @@ pub struct Sink {
 
 impl Sink {
     /// Binds a free port and starts up.
-    pub async fn start() -> Sink {
+    pub(crate) async fn start() -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("addr");
         let sink = Sink {
@@ -49,7 +49,7 @@ impl Sink {
     }
 
     /// Binds a free port and stays down until [`Sink::up`].
-    pub async fn start_down() -> Sink {
+    pub(crate) async fn start_down() -> Sink {
         let sink = Sink::start().await;
         sink.down().await;
         sink
@@ -99,7 +99,7 @@ impl Sink {
     }
 
     /// Closes the port and cuts every open connection (dropping the task drops both).
-    pub async fn down(&self) {
+    pub(crate) async fn down(&self) {
         let task = self.server.lock().expect("lock").take();
         if let Some(task) = task {
             task.abort();
@@ -108,25 +108,25 @@ impl Sink {
     }
 
     /// Listens on the same port again.
-    pub async fn up(&self) {
+    pub(crate) async fn up(&self) {
         let listener = TcpListener::bind(self.addr).await.expect("rebind sink");
         self.serve(listener);
     }
 
     /// `http://127.0.0.1:PORT/hook`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
     /// Everything taken so far, in arrival order.
-    pub fn got(&self) -> Vec<Got> {
+    pub(crate) fn got(&self) -> Vec<Got> {
         self.got.lock().expect("lock").clone()
     }
 }
 
 /// The config of a durability test: one route turning `POST /users` (201) into an event with
 /// `ID` and `Name` from the request body, and one webhook to `sink` with fast retries.
-pub fn config(upstream: &str, sink: &str, spool_dir: &str, guarantee: &str) -> String {
+pub(crate) fn config(upstream: &str, sink: &str, spool_dir: &str, guarantee: &str) -> String {
     format!(
         r#"listen: 127.0.0.1:0
 upstream: {upstream}
@@ -156,14 +156,14 @@ delivery:
 }
 
 /// The event name of a user's n-th event.
-pub fn name(user: usize, n: usize) -> String {
+pub(crate) fn name(user: usize, n: usize) -> String {
     format!("u{user}-{n}")
 }
 
 /// Clients sending `POST /users` through a proxy: `workers` tasks, each owning the users
 /// `w, w + workers, …` and sending their events one after another (so each user's events
 /// have a known order). Names of events whose 201 response arrived complete are `acked`.
-pub struct Load {
+pub(crate) struct Load {
     pub acked: Arc<Mutex<BTreeSet<String>>>,
     pub sent: Arc<AtomicUsize>,
     pub failed: Arc<AtomicUsize>,
@@ -174,13 +174,13 @@ pub struct Load {
 impl Load {
     /// Starts `workers` workers over `users` users against `proxy` (`http://…`), each
     /// stopping after `per_user` events per user or at [`Load::stop`].
-    pub fn start(proxy: String, workers: usize, users: usize, per_user: usize) -> Load {
+    pub(crate) fn start(proxy: String, workers: usize, users: usize, per_user: usize) -> Load {
         Load::paced(proxy, workers, users, per_user, Duration::ZERO)
     }
 
     /// [`Load::start`] with each worker pausing `pause` after every request: a steady load
     /// that can run for as long as an outage lasts (rate limiting, not synchronisation).
-    pub fn paced(
+    pub(crate) fn paced(
         proxy: String,
         workers: usize,
         users: usize,
@@ -245,12 +245,12 @@ impl Load {
     }
 
     /// Events acknowledged so far.
-    pub fn acked_count(&self) -> usize {
+    pub(crate) fn acked_count(&self) -> usize {
         self.acked.lock().expect("lock").len()
     }
 
     /// Waits until every worker has sent all its events (or hit a failure).
-    pub async fn join(self) -> BTreeSet<String> {
+    pub(crate) async fn join(self) -> BTreeSet<String> {
         for t in self.tasks {
             let _ = t.await;
         }
@@ -259,7 +259,7 @@ impl Load {
     }
 
     /// Asks the workers to stop after their current request and waits for them.
-    pub async fn stop(self) -> BTreeSet<String> {
+    pub(crate) async fn stop(self) -> BTreeSet<String> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             let _ = t.await;
@@ -271,7 +271,7 @@ impl Load {
 
 /// What a sink's log says about a set of acknowledged events.
 #[derive(Debug)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Acknowledged events the sink never got.
     pub missing: Vec<String>,
     /// Requests beyond the first per event (at-least-once duplicates).
@@ -283,7 +283,7 @@ pub struct Tally {
 }
 
 /// Compares the sink's log with the acknowledged events.
-pub fn tally(got: &[Got], acked: &BTreeSet<String>) -> Tally {
+pub(crate) fn tally(got: &[Got], acked: &BTreeSet<String>) -> Tally {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut per_user: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for g in got {

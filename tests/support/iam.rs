@@ -20,11 +20,11 @@ use userhook::event::UserEvent;
 use super::{full, send, FakeUpstream, Recorded, TestBody};
 
 /// The password every test sends; it must never appear in an event.
-pub const CANARY: &str = "CANARY-PW-123";
+pub(crate) const CANARY: &str = "CANARY-PW-123";
 
 /// One answer of a fake IAM, kept so the test can compare it with what the client received.
 #[derive(Debug, Clone)]
-pub struct Canned {
+pub(crate) struct Canned {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
@@ -32,7 +32,7 @@ pub struct Canned {
 
 impl Canned {
     /// An answer with `status`, no headers and an empty body.
-    pub fn status(status: u16) -> Canned {
+    pub(crate) fn status(status: u16) -> Canned {
         Canned {
             status,
             headers: Vec::new(),
@@ -41,25 +41,25 @@ impl Canned {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: &str) -> Canned {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Canned {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Sets the body as given (maybe compressed).
-    pub fn body(mut self, body: impl Into<Bytes>) -> Canned {
+    pub(crate) fn body(mut self, body: impl Into<Bytes>) -> Canned {
         self.body = body.into();
         self
     }
 
     /// A JSON body with its content type.
-    pub fn json(self, content_type: &str, v: &Value) -> Canned {
+    pub(crate) fn json(self, content_type: &str, v: &Value) -> Canned {
         self.header("content-type", content_type)
             .body(serde_json::to_vec(v).expect("json"))
     }
 
     /// The HTTP response.
-    pub fn response(&self) -> Response<TestBody> {
+    pub(crate) fn response(&self) -> Response<TestBody> {
         let mut r = Response::new(full(self.body.clone()));
         *r.status_mut() = StatusCode::from_u16(self.status).expect("status");
         for (k, v) in &self.headers {
@@ -73,7 +73,7 @@ impl Canned {
 }
 
 /// A fake IAM answering each recorded request with `answer`.
-pub async fn fake_iam<F>(answer: F) -> FakeUpstream
+pub(crate) async fn fake_iam<F>(answer: F) -> FakeUpstream
 where
     F: Fn(&Recorded) -> Canned + Send + Sync + 'static,
 {
@@ -86,18 +86,18 @@ where
 }
 
 /// The path of a recorded request, without its query.
-pub fn path_of(r: &Recorded) -> &str {
+pub(crate) fn path_of(r: &Recorded) -> &str {
     r.uri.split('?').next().unwrap_or_default()
 }
 
 /// The request body as text (forms and JSON).
-pub fn body_text(r: &Recorded) -> String {
+pub(crate) fn body_text(r: &Recorded) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
 /// What the client received.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -105,7 +105,7 @@ pub struct Reply {
 
 impl Reply {
     /// The client got exactly the IAM's status, headers and body bytes.
-    pub fn assert_is(&self, canned: &Canned) {
+    pub(crate) fn assert_is(&self, canned: &Canned) {
         assert_eq!(self.status.as_u16(), canned.status, "status");
         assert_eq!(self.body, canned.body, "body bytes differ from the IAM's");
         for (k, v) in &canned.headers {
@@ -121,7 +121,7 @@ impl Reply {
 }
 
 /// Sends one request to `base` + `path` and collects the reply.
-pub async fn call(
+pub(crate) async fn call(
     base: &str,
     method: &str,
     path: &str,
@@ -143,13 +143,13 @@ pub async fn call(
 }
 
 /// JSON request headers.
-pub const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+pub(crate) const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
 
 /// Form request headers (OIDC endpoints).
-pub const FORM: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded")];
+pub(crate) const FORM: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded")];
 
 /// The next event, within a deadline; panics if it carries the canary password.
-pub async fn next_event(rx: &mut broadcast::Receiver<UserEvent>) -> UserEvent {
+pub(crate) async fn next_event(rx: &mut broadcast::Receiver<UserEvent>) -> UserEvent {
     let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("an event within 10s")
@@ -159,13 +159,13 @@ pub async fn next_event(rx: &mut broadcast::Receiver<UserEvent>) -> UserEvent {
 }
 
 /// The serialised event does not contain the canary password.
-pub fn assert_no_canary(ev: &UserEvent) {
+pub(crate) fn assert_no_canary(ev: &UserEvent) {
     let text = serde_json::to_string(ev).expect("serialise event");
     assert!(!text.contains(CANARY), "canary password leaked: {text}");
 }
 
 /// A user field map from pairs.
-pub fn user(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn user(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -173,7 +173,7 @@ pub fn user(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Asserts an event's type, action, request summary, user fields (exactly) and truncation.
-pub fn assert_event(
+pub(crate) fn assert_event(
     ev: &UserEvent,
     event_type: &str,
     (method, path, status): (&str, &str, u16),
@@ -198,7 +198,7 @@ pub fn assert_event(
 }
 
 /// A compact JWS with a realistic header and an (unverified) RS256-sized signature.
-pub fn jwt(claims: &Value) -> String {
+pub(crate) fn jwt(claims: &Value) -> String {
     let header =
         URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT","kid":"Xr3lCj0nYj3kPZb3u3jY"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims"));
@@ -207,14 +207,14 @@ pub fn jwt(claims: &Value) -> String {
 }
 
 /// gzip-compressed bytes.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("gzip");
     e.finish().expect("gzip")
 }
 
 /// brotli-compressed bytes.
-pub fn brotli(data: &[u8]) -> Vec<u8> {
+pub(crate) fn brotli(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
@@ -224,7 +224,7 @@ pub fn brotli(data: &[u8]) -> Vec<u8> {
 }
 
 /// The last request the IAM saw with this method and path.
-pub fn last_seen(up: &FakeUpstream, method: &str, path: &str) -> Recorded {
+pub(crate) fn last_seen(up: &FakeUpstream, method: &str, path: &str) -> Recorded {
     up.requests()
         .into_iter()
         .rev()
@@ -233,7 +233,7 @@ pub fn last_seen(up: &FakeUpstream, method: &str, path: &str) -> Recorded {
 }
 
 /// The `X-Request-Id` the IAM saw on a request.
-pub fn request_id_seen(r: &Recorded) -> Option<String> {
+pub(crate) fn request_id_seen(r: &Recorded) -> Option<String> {
     r.headers
         .get("x-request-id")
         .map(|v| v.to_str().expect("text").to_owned())

@@ -2,7 +2,7 @@
 //! `eventually` for polling with a deadline (never sleeping as synchronisation).
 #![allow(dead_code)]
 
-pub mod receiver;
+pub(crate) mod receiver;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,21 +22,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-pub mod durable;
-pub mod iam;
-pub mod scripted;
+pub(crate) mod durable;
+pub(crate) mod iam;
+pub(crate) mod scripted;
 
 /// A body type fake servers can answer with.
-pub type TestBody = BoxBody<Bytes, Infallible>;
+pub(crate) type TestBody = BoxBody<Bytes, Infallible>;
 
 /// A complete body.
-pub fn full(bytes: impl Into<Bytes>) -> TestBody {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> TestBody {
     Full::new(bytes.into()).boxed()
 }
 
 /// One request as the fake upstream saw it.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: Method,
     pub uri: String,
     pub headers: HeaderMap,
@@ -47,7 +47,7 @@ type Handler =
     Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>> + Send + Sync>;
 
 /// A fake IAM: records every request (with its whole body) and answers through `handler`.
-pub struct FakeUpstream {
+pub(crate) struct FakeUpstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Recorded>>>,
     /// TCP connections accepted so far (shows whether the proxy reuses its pool).
@@ -56,7 +56,7 @@ pub struct FakeUpstream {
 
 impl FakeUpstream {
     /// Starts on 127.0.0.1:0 with an async handler.
-    pub async fn start<F, Fut>(handler: F) -> FakeUpstream
+    pub(crate) async fn start<F, Fut>(handler: F) -> FakeUpstream
     where
         F: Fn(Recorded) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<TestBody>> + Send + 'static,
@@ -113,42 +113,42 @@ impl FakeUpstream {
     }
 
     /// Answers every request with 200 and `body`.
-    pub async fn fixed(body: &'static str) -> FakeUpstream {
+    pub(crate) async fn fixed(body: &'static str) -> FakeUpstream {
         FakeUpstream::start(move |_| async move { Response::new(full(body)) }).await
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// TCP connections the proxy opened to us so far.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 
     /// Requests seen so far.
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.seen.lock().expect("lock").clone()
     }
 }
 
 /// A response with a status and body.
-pub fn respond(status: u16, body: impl Into<Bytes>) -> Response<TestBody> {
+pub(crate) fn respond(status: u16, body: impl Into<Bytes>) -> Response<TestBody> {
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(status).expect("status");
     r
 }
 
 /// A minimal config for an upstream; `extra` is appended verbatim.
-pub fn config_for(upstream: &str, extra: &str) -> String {
+pub(crate) fn config_for(upstream: &str, extra: &str) -> String {
     format!(
         "listen: 127.0.0.1:0\nupstream: {upstream}\nadmin:\n  listen: 127.0.0.1:0\ntimeouts:\n  upstream: 2s\n  shutdown_grace: 5s\n{extra}"
     )
 }
 
 /// userhook running in this process, with its config in a temp dir.
-pub struct Userhook {
+pub(crate) struct Userhook {
     pub handle: userhook::app::ServerHandle,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -156,7 +156,7 @@ pub struct Userhook {
 
 impl Userhook {
     /// Starts with `yaml`; `watch` enables file-watching reloads.
-    pub async fn start(yaml: &str, watch: bool) -> Userhook {
+    pub(crate) async fn start(yaml: &str, watch: bool) -> Userhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("userhook.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
@@ -178,25 +178,25 @@ impl Userhook {
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.handle.proxy_addr)
     }
 
     /// `http://127.0.0.1:PORT` of the admin API.
-    pub fn admin_url(&self) -> String {
+    pub(crate) fn admin_url(&self) -> String {
         format!("http://{}", self.handle.admin_addr)
     }
 }
 
 /// A plain HTTP/1.1 client.
-pub fn client(
+pub(crate) fn client(
 ) -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, TestBody>
 {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
 }
 
 /// Sends a request and collects the whole response.
-pub async fn send(req: Request<TestBody>) -> (StatusCode, HeaderMap, Bytes) {
+pub(crate) async fn send(req: Request<TestBody>) -> (StatusCode, HeaderMap, Bytes) {
     let resp = client().request(req).await.expect("request through proxy");
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -205,12 +205,12 @@ pub async fn send(req: Request<TestBody>) -> (StatusCode, HeaderMap, Bytes) {
 }
 
 /// GET `url`.
-pub async fn get(url: &str) -> (StatusCode, HeaderMap, Bytes) {
+pub(crate) async fn get(url: &str) -> (StatusCode, HeaderMap, Bytes) {
     send(Request::get(url).body(full(Bytes::new())).expect("request")).await
 }
 
 /// Polls `check` until it returns `Some` or `deadline` passes (then panics with `what`).
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -229,7 +229,7 @@ where
 
 /// Writes raw bytes to `addr` and reads until the peer closes (a reset included: a broken
 /// response may end with one) or `until` appears.
-pub async fn raw_exchange(addr: SocketAddr, request: &[u8], until: &[u8]) -> Vec<u8> {
+pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8], until: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(request).await.expect("write");
     let mut out = Vec::new();
@@ -252,7 +252,7 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8], until: &[u8]) -> Vec
 }
 
 /// The real `userhook` binary, started with a config file; addresses read from its log.
-pub struct Binary {
+pub(crate) struct Binary {
     pub child: tokio::process::Child,
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
@@ -261,13 +261,13 @@ pub struct Binary {
 
 impl Binary {
     /// Starts `userhook serve --config path` and waits until it listens.
-    pub async fn start(config: &Path) -> Binary {
+    pub(crate) async fn start(config: &Path) -> Binary {
         Binary::start_with_env(config, &[("RUST_LOG", "info")]).await
     }
 
     /// Starts it with extra environment variables (e.g. `RUST_LOG=debug`, `${VAR}` values);
     /// the listening line may be text or JSON.
-    pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Binary {
+    pub(crate) async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Binary {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_userhook"))
             .arg("serve")
             .arg("--config")
@@ -314,7 +314,7 @@ impl Binary {
     }
 
     /// True once a log line contains `needle`.
-    pub fn logged(&self, needle: &str) -> bool {
+    pub(crate) fn logged(&self, needle: &str) -> bool {
         self.log
             .lock()
             .expect("lock")
@@ -323,12 +323,12 @@ impl Binary {
     }
 
     /// Lines logged so far.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.log.lock().expect("lock").join("\n")
     }
 
     /// Sends a Unix signal.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
             .arg(format!("-{sig}"))

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: Method,
     /// Path and query, as sent.
     pub uri: String,
@@ -27,12 +27,12 @@ pub struct Received {
 
 impl Received {
     /// The body as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// A header's value as text ("" when absent).
-    pub fn header(&self, name: &str) -> String {
+    pub(crate) fn header(&self, name: &str) -> String {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -43,7 +43,7 @@ impl Received {
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
@@ -53,7 +53,7 @@ pub struct Answer {
 
 impl Answer {
     /// `status` with `body`.
-    pub fn status(status: u16, body: &str) -> Answer {
+    pub(crate) fn status(status: u16, body: &str) -> Answer {
         Answer {
             status,
             headers: Vec::new(),
@@ -63,18 +63,18 @@ impl Answer {
     }
 
     /// 200 `ok`.
-    pub fn ok() -> Answer {
+    pub(crate) fn ok() -> Answer {
         Answer::status(200, "ok")
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: &str) -> Answer {
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Answer {
         self.headers.push((name, value.to_string()));
         self
     }
 
     /// Answers after `delay`.
-    pub fn after(mut self, delay: Duration) -> Answer {
+    pub(crate) fn after(mut self, delay: Duration) -> Answer {
         self.delay = Some(delay);
         self
     }
@@ -84,14 +84,14 @@ impl Answer {
 type Script = Arc<dyn Fn(&Received, &[Received]) -> Answer + Send + Sync>;
 
 /// The receiver; its task lives until the test's runtime ends.
-pub struct WebhookReceiver {
+pub(crate) struct WebhookReceiver {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
 }
 
 impl WebhookReceiver {
     /// Answers with `script(request, all requests so far)`.
-    pub async fn start(
+    pub(crate) async fn start(
         script: impl Fn(&Received, &[Received]) -> Answer + Send + Sync + 'static,
     ) -> WebhookReceiver {
         let script: Script = Arc::new(script);
@@ -157,7 +157,7 @@ impl WebhookReceiver {
     }
 
     /// Answers the requests in order from `answers`, then `then` forever.
-    pub async fn scripted(answers: Vec<Answer>, then: Answer) -> WebhookReceiver {
+    pub(crate) async fn scripted(answers: Vec<Answer>, then: Answer) -> WebhookReceiver {
         WebhookReceiver::start(move |_, all| {
             answers
                 .get(all.len() - 1)
@@ -168,18 +168,18 @@ impl WebhookReceiver {
     }
 
     /// Always `status` with `body`.
-    pub async fn fixed(status: u16, body: &str) -> WebhookReceiver {
+    pub(crate) async fn fixed(status: u16, body: &str) -> WebhookReceiver {
         let body = body.to_string();
         WebhookReceiver::start(move |_, _| Answer::status(status, &body)).await
     }
 
     /// `http://127.0.0.1:PORT{path}`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Everything received so far.
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.seen.lock().expect("lock").clone()
     }
 }

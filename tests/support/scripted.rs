@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One scripted answer: the bytes, and whether the IAM closes the connection after them.
-pub struct Answer {
+pub(crate) struct Answer {
     pub bytes: &'static [u8],
     pub close: bool,
 }
@@ -16,14 +16,14 @@ pub struct Answer {
 /// An IAM that answers requests with the script, in order, written in two pieces so the
 /// proxy has to put heads and chunks together across reads. Counts connections and keeps
 /// each request head it saw.
-pub struct Scripted {
+pub(crate) struct Scripted {
     pub addr: std::net::SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl Scripted {
-    pub async fn start(script: Vec<Answer>) -> Scripted {
+    pub(crate) async fn start(script: Vec<Answer>) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
@@ -43,7 +43,7 @@ impl Scripted {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

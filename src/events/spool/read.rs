@@ -103,7 +103,7 @@ impl Spool {
 
     fn count<K: redb::Key + 'static>(
         &self,
-        def: TableDefinition<K, &'static [u8]>,
+        def: TableDefinition<'static, K, &'static [u8]>,
     ) -> Result<u64, SpoolError> {
         let ctx = "cannot count";
         let txn = self.db.begin_read().map_err(at(ctx))?;

@@ -9,12 +9,14 @@ use super::error::{at, SpoolError};
 /// RAM (redb's default is 1 GiB); the OS page cache still helps reads.
 pub(super) const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
-pub(super) const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
-pub(super) const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
-pub(super) const DEAD_IDS: TableDefinition<&str, u64> = TableDefinition::new("dead_ids");
-pub(super) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-pub(super) const RECORD_IDS: TableDefinition<&str, u64> = TableDefinition::new("record_ids");
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const PENDING: TableDefinition<'static, (&str, u64), &[u8]> =
+    TableDefinition::new("pending");
+pub(super) const DEAD: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("dead");
+pub(super) const DEAD_IDS: TableDefinition<'static, &str, u64> = TableDefinition::new("dead_ids");
+pub(super) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("records");
+pub(super) const RECORD_IDS: TableDefinition<'static, &str, u64> =
+    TableDefinition::new("record_ids");
+pub(super) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 
 pub(super) const META_NEXT_SEQ: &str = "next_seq";
 pub(super) const META_PAYLOAD: &str = "payload_bytes";

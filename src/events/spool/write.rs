@@ -90,7 +90,7 @@ impl Spool {
             let mut records = txn.open_table(RECORDS).map_err(at(ctx))?;
             let mut record_ids = txn.open_table(RECORD_IDS).map_err(at(ctx))?;
             let mut meta = txn.open_table(META).map_err(at(ctx))?;
-            let get = |m: &redb::Table<&str, u64>, k: &str| -> Result<u64, SpoolError> {
+            let get = |m: &redb::Table<'_, &str, u64>, k: &str| -> Result<u64, SpoolError> {
                 Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
             };
             let mut payload = i128::from(get(&meta, META_PAYLOAD)?);

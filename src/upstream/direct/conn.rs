@@ -21,7 +21,7 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// A plain TCP connection to the IAM with what has been read but not used yet.
 #[derive(Debug)]
-pub struct DirectConn {
+pub(super) struct DirectConn {
     /// The socket.
     pub(super) io: TcpStream,
     /// Read, not yet parsed or handed out.

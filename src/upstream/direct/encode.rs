@@ -20,11 +20,11 @@ use crate::upstream::body::UpstreamBody;
 
 /// Request bodies up to this size (with a known length) are sent inline; larger ones stream
 /// through hyper's client.
-pub const MAX_INLINE_BODY: u64 = 64 * 1024;
+pub(super) const MAX_INLINE_BODY: u64 = 64 * 1024;
 
 /// A request ready to write: its head plus every body byte the client has already sent, and
 /// the rest of the body, if any, still to come.
-pub struct Outgoing {
+pub(super) struct Outgoing {
     /// The request method (it decides whether the response has a body, and retries).
     pub method: Method,
     /// Head and the body bytes at hand, written with one system call.
@@ -40,7 +40,7 @@ impl Outgoing {
     /// Encodes `req` (origin-form target, headers already prepared). The body is never
     /// waited for here: only frames the client has already delivered are taken, so a small
     /// body usually travels with its head and a slow one streams with backpressure.
-    pub async fn encode(req: Request<UpstreamBody>) -> Result<Outgoing, RequestBodyError> {
+    pub(super) async fn encode(req: Request<UpstreamBody>) -> Result<Outgoing, RequestBodyError> {
         let (parts, mut body) = req.into_parts();
         let declared = body.size_hint().exact().unwrap_or(0);
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());

@@ -16,7 +16,7 @@
 mod body;
 mod conn;
 mod encode;
-pub mod error;
+pub(super) mod error;
 mod framing;
 mod head;
 
@@ -36,7 +36,7 @@ use head::{parse_head, MAX_HEAD};
 
 /// True when `req` can take the inline path: a body of known length up to
 /// [`MAX_INLINE_BODY`], and no protocol switch.
-pub fn eligible(req: &Request<UpstreamBody>) -> bool {
+pub(super) fn eligible(req: &Request<UpstreamBody>) -> bool {
     req.body()
         .size_hint()
         .exact()
@@ -48,7 +48,7 @@ pub fn eligible(req: &Request<UpstreamBody>) -> bool {
 /// Sends `req` to `host:port` on one of this thread's idle connections of `connector`, or a
 /// new one. A request whose body was all at hand is kept whole, so a reused connection the
 /// IAM closed while it sat idle costs a retry on a fresh one, not a failed request.
-pub async fn send(
+pub(super) async fn send(
     host: &str,
     port: u16,
     connect_timeout: Duration,

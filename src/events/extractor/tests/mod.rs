@@ -105,8 +105,8 @@ impl Call {
             status: StatusCode::from_u16(self.status).expect("status"),
             response_headers: self.response_headers,
             response_body: self.response_body,
-            remote_ip: Some(http::HeaderValue::from_static("10.1.2.3")),
-            request_id: http::HeaderValue::from_static("req-1"),
+            remote_ip: Some(HeaderValue::from_static("10.1.2.3")),
+            request_id: HeaderValue::from_static("req-1"),
             durable: None,
         })
     }
