@@ -3,7 +3,8 @@
 //!
 //! [`start`] returns a [`ServerHandle`] so tests (and `demo`) can run the real server in
 //! process; [`serve`] is `start` plus waiting for SIGTERM/SIGINT. Every piece of behaviour
-//! lives in the module that owns it; this file only connects them in the right order.
+//! lives in the module that owns it; this file only connects them in the right order and must
+//! never grow behaviour of its own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
-//! `deliveries`.
+//! `deliveries`. It parses arguments and reports outcomes with exit codes; the work is never
+//! done here but in the modules it calls.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

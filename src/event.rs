@@ -1,7 +1,8 @@
 //! A user lifecycle event: what userhook tells the world (model in docs/architecture.md).
 //!
 //! An event is built off the request path, after the upstream's response has completed,
-//! and is immutable from then on: every webhook renders from the same values.
+//! and is immutable from then on: every webhook renders from the same values. An event never
+//! carries a credential unless an operator's rule names one explicitly.
 
 use std::collections::BTreeMap;
 use std::fmt;

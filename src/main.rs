@@ -1,4 +1,5 @@
-//! The `userhook` binary: parse the command line, hand over to the library.
+//! The `userhook` binary: parse the command line, hand over to the library. Nothing else
+//! belongs here.
 
 use std::process::ExitCode;
 

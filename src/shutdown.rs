@@ -1,5 +1,6 @@
 //! Shutdown as a value: one `Shutdown` is triggered (by a signal or a test), every task that
-//! holds a `ShutdownSignal` sees it. Draining works by each task finishing its own work.
+//! holds a `ShutdownSignal` sees it. Draining works by each task finishing its own work; this
+//! module never cancels or waits for anything itself.
 
 use tokio::sync::watch;
 

@@ -1,4 +1,6 @@
 //! Log setup: text for a terminal, JSON for machines. `RUST_LOG` overrides the config level.
+//! It only installs the subscriber; what is logged (never a secret or a body) is each module's
+//! rule.
 
 use std::io::IsTerminal;
 

@@ -1,4 +1,5 @@
 //! What the admin handlers read: the config cell, reload outcomes, the delivery engine.
+//! Shared handles only: the admin API never owns or replaces any of them.
 
 use std::sync::Arc;
 

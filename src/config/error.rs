@@ -1,6 +1,8 @@
 //! Config problems, each tied to the key path that caused it.
 //!
 //! Loading collects every problem before reporting, so an operator fixes a file in one pass.
+//! A message must never carry a value from the environment or a secret: callers scrub them
+//! (`EnvValues::scrub_error`) and show URLs through `redact`.
 
 use std::fmt;
 

@@ -4,7 +4,8 @@
 //! stay a router lookup plus a method comparison, without allocating. The decision that needs
 //! the response (status, `when` conditions) and the fields it reads are the second phase,
 //! [`outcome`], run off the request path by the extractor. Operator routes come first, then
-//! each listed profile's rules.
+//! each listed profile's rules. Detection never reads or changes the user cache, and never
+//! lets a built-in profile extract a credential.
 
 pub mod outcome;
 pub mod path_template;

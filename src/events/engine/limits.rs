@@ -1,5 +1,5 @@
 //! The engine's bounds: memory windows, the writer's backlog, the commit linger, listings and
-//! the scheduler's and the refusal log's pacing. Constants only.
+//! the scheduler's and the refusal log's pacing. Constants only: no code, nothing to configure.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! What the engine can tell about itself: counters of the engine and its spool, the deliveries
-//! in memory, the last outcomes, and the config cell it reads. Reads only; short locks.
+//! in memory, the last outcomes, and the config cell it reads. Reads only, short locks: it
+//! never changes a delivery.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
