@@ -65,8 +65,8 @@ impl RouteTable {
             let key = format!("profiles[{i}]");
             let profile = match profiles::find(p.name()) {
                 Ok(profile) => profile,
-                Err(message) => {
-                    errors.push(ConfigError::new(key, message));
+                Err(e) => {
+                    errors.push(ConfigError::new(key, e.to_string()));
                     continue;
                 }
             };

@@ -57,10 +57,35 @@ const FILES: [(&str, &str); 4] = [
     ("dce", include_str!("profiles/dce.yaml")),
 ];
 
+/// Why a profile named in a config cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    /// No built-in profile has that name.
+    #[error("unknown profile `{name}`; known: {known}")]
+    Unknown {
+        /// The name as written.
+        name: String,
+        /// The built-in names, comma-separated.
+        known: String,
+    },
+    /// The embedded file does not load: a bug in this build, said as such.
+    #[error(
+        "built-in profile `{name}` cannot be loaded (a bug in this build of userhook; please \
+         report it): src/detect/profiles/{name}.yaml: {}",
+        problems.join("; ")
+    )]
+    Broken {
+        /// The profile's name.
+        name: &'static str,
+        /// Every problem its file has.
+        problems: Vec<String>,
+    },
+}
+
 /// A profile file as loaded: the profile, or why it did not load.
 struct Builtin {
     name: &'static str,
-    loaded: Result<Profile, String>,
+    loaded: Result<Profile, ProfileError>,
 }
 
 /// Every profile file, parsed on first use.
@@ -71,13 +96,7 @@ fn load(files: &[(&'static str, &str)]) -> Vec<Builtin> {
         .iter()
         .map(|&(name, text)| Builtin {
             name,
-            loaded: parse(name, text).map_err(|problems| {
-                format!(
-                    "built-in profile `{name}` cannot be loaded (a bug in this build of userhook; \
-                     please report it): src/detect/profiles/{name}.yaml: {}",
-                    problems.join("; ")
-                )
-            }),
+            loaded: parse(name, text).map_err(|problems| ProfileError::Broken { name, problems }),
         })
         .collect()
 }
@@ -103,22 +122,25 @@ fn parse(name: &str, text: &str) -> Result<Profile, Vec<String>> {
     }
 }
 
-fn find_in<'a>(builtins: &'a [Builtin], name: &str) -> Result<&'a Profile, String> {
+fn find_in<'a>(builtins: &'a [Builtin], name: &str) -> Result<&'a Profile, ProfileError> {
     match builtins.iter().find(|b| b.name == name) {
         Some(b) => b.loaded.as_ref().map_err(Clone::clone),
-        None => Err(format!("unknown profile `{name}`; known: {}", names())),
+        None => Err(ProfileError::Unknown {
+            name: name.to_owned(),
+            known: names(),
+        }),
     }
 }
 
 /// The profile called `name`; the error says that no such profile exists or that its file
 /// does not load, ready to be a [`ConfigError`](crate::config::ConfigError) at the key that
 /// names it.
-pub fn find(name: &str) -> Result<&'static Profile, String> {
+pub fn find(name: &str) -> Result<&'static Profile, ProfileError> {
     find_in(&BUILTINS, name)
 }
 
 /// Every built-in profile, in documentation order, or the first that does not load.
-pub fn all() -> Result<Vec<&'static Profile>, String> {
+pub fn all() -> Result<Vec<&'static Profile>, ProfileError> {
     BUILTINS
         .iter()
         .map(|b| b.loaded.as_ref().map_err(Clone::clone))
@@ -147,7 +169,7 @@ pub fn join_base(base: &str, path: &str) -> String {
 
 /// Every profile's rules as Markdown: a section per profile with a table of its rules. The
 /// README holds it between `<!-- profiles:begin -->` and `<!-- profiles:end -->`.
-pub fn describe() -> Result<String, String> {
+pub fn describe() -> Result<String, ProfileError> {
     let mut out = String::new();
     for p in all()? {
         let base = if p.base_path.is_empty() {
