@@ -178,6 +178,7 @@ pub async fn start_on(
         extractor.clone(),
         events.clone(),
         Dispatcher::new(deliveries.clone()),
+        runtime.clone(),
     )));
     if options.watch {
         let triggers = crate::reload::spawn_watcher(options.config_path.clone(), RELOAD_DEBOUNCE)

@@ -52,7 +52,7 @@ pub enum DemoError {
     #[error("{what}: {source}")]
     Io {
         /// What the demo was doing.
-        what: &'static str,
+        what: String,
         /// What failed.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -66,8 +66,9 @@ pub enum DemoError {
 
 /// `map_err` for a failed set-up step: what the demo was doing, and why it failed.
 fn io<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
-    what: &'static str,
+    what: impl Into<String>,
 ) -> impl FnOnce(E) -> DemoError {
+    let what = what.into();
     move |e| DemoError::Io {
         what,
         source: e.into(),
@@ -346,7 +347,7 @@ fn mask_password(body: &str) -> String {
 
 fn tempfile_dir() -> Result<std::path::PathBuf, DemoError> {
     let dir = std::env::temp_dir().join(format!("userhook-demo-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).map_err(io("creating the demo's spool directory"))?;
+    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     Ok(dir)
 }
 

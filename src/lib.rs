@@ -7,7 +7,7 @@
 //! request path:  client ─▶ proxy (one Snapshot per request) ─▶ upstream IAM ─▶ client
 //!                  │ matched route: bounded copies of both bodies (capture, proxy::tap)
 //!                  ▼ when the response is done, a non-blocking try_send
-//! event path:    handoff ─▶ extractor (detect::resolve, extract, user cache) ─▶ UserEvent
+//! event path:    handoff ─▶ extractor (detect::outcome, extract, user cache) ─▶ UserEvent
 //!                  ─▶ dispatch ─▶ committer (spool) ─▶ engine ─▶ attempt ─▶ retry / dead letter
 //! ```
 //!
@@ -16,8 +16,9 @@
 //!
 //! | layer | modules | job |
 //! |---|---|---|
-//! | leaves | [`shutdown`], [`event`], [`exchange`], [`metrics`], [`redact`] | plain data and process-wide services |
-//! | model | [`config`], [`template`], [`headers`], [`capture`] | the YAML model, webhook templates, HTTP rules at a hop, body copies |
+//! | leaves | [`shutdown`], [`event`], [`exchange`], [`redact`] | plain data, redaction by type |
+//! | services | [`metrics`], [`headers`], [`capture`] | metric recorders, HTTP rules at a hop, body copies |
+//! | model | [`config`], [`template`] | the YAML model and its checks, webhook templates |
 //! | reading | [`telemetry`], [`extract`] | logs; reading values out of an exchange |
 //! | detection | [`detect`] | route table, rules, the outcome of an exchange, built-in profiles |
 //! | clients | [`upstream`], [`webhook`] | the IAM client; compiled webhooks |

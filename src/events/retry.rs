@@ -4,7 +4,7 @@
 //! computes the wait before the next attempt (exponential, full jitter, honouring
 //! `Retry-After`). Neither does I/O or reads a clock it was not given.
 //!
-//! The table (DESIGN.md section 5):
+//! The table (README "Delivery", docs/architecture.md "The delivery promise"):
 //! - 2xx and the webhook's success check passes: delivered.
 //! - 408, 429, 5xx, timeouts, connection and other transport errors: retry.
 //! - 2xx that a chat robot rejects: final, unless the robot says it is rate-limited (WeCom and

@@ -6,7 +6,8 @@
 //! requests in a per-thread `pool`. `target` is the configured address, `tls` the
 //! connector's roots, `body` the request body type, `error` why a request got no response.
 //! Imports run one way, from `client` down through the two clients to `pool`, `body` and
-//! `error`; nothing imports a file above it, and this file only declares and re-exports. It
+//! `error` (which wraps the inline client's `direct::error`); no file imports one that
+//! imports it, and this file only declares and re-exports. It
 //! knows nothing of routes, events or webhooks, and must never buffer a whole body or log
 //! one.
 

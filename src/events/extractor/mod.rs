@@ -18,6 +18,8 @@ use crate::extract::decode;
 use crate::extract::view::View;
 use crate::snapshot::Snapshot;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 use user_cache::UserCache;
 
@@ -91,11 +93,15 @@ impl Extractor {
 
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request
 /// path. Dispatching only queues (a short lock, no I/O), so this loop never waits on a target.
+///
+/// The exchange is judged by the rules of the snapshot that served it; its deliveries go to
+/// the webhooks of the `current` config, so a webhook removed by a reload gets no new ones.
 pub async fn run(
     mut exchanges: HandoffReceiver,
     extractor: Arc<Extractor>,
     events: broadcast::Sender<UserEvent>,
     dispatcher: Dispatcher,
+    current: Arc<ArcSwap<Snapshot>>,
 ) {
     while let Some(Handoff {
         snapshot,
@@ -114,7 +120,7 @@ pub async fn run(
                 "user event"
             );
             crate::metrics::event_detected(event.action);
-            dispatcher.dispatch(&snapshot, &event);
+            dispatcher.dispatch(&current.load(), &event);
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
             if let Some(ack) = durable {

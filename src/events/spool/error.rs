@@ -75,12 +75,6 @@ where
     move |e| SpoolError::redb(context, e)
 }
 
-/// Another process (a running userhook) holds the spool file: its admin API is the way in.
-/// (The function form of [`SpoolError::is_locked`], which `app.rs` calls.)
-pub fn is_locked(e: &SpoolError) -> bool {
-    e.is_locked()
-}
-
 fn kind_of(e: &redb::Error) -> SpoolErrorKind {
     use redb::Error as E;
     match e {
@@ -114,7 +108,7 @@ mod tests {
     #[test]
     fn kinds_come_from_the_error_and_the_text_from_its_own_words() {
         let locked = SpoolError::redb("cannot open x", redb::DatabaseError::DatabaseAlreadyOpen);
-        assert!(locked.is_locked() && is_locked(&locked));
+        assert!(locked.is_locked());
         assert_eq!(
             locked.to_string(),
             "spool: cannot open x: Database already open. Cannot acquire lock."

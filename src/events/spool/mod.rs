@@ -27,7 +27,7 @@ mod read;
 mod schema;
 mod write;
 
-pub use error::{is_locked, SpoolError, SpoolErrorKind};
+pub use error::{SpoolError, SpoolErrorKind};
 pub use open::{resolve_dir, Spool, SPOOL_FILE};
 pub use write::{Applied, Write};
 

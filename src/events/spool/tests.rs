@@ -43,7 +43,7 @@ fn pending_survives_reopen_with_retry_state_and_order() {
         spool.apply(&[put(&a)]).expect("commit");
         // A second open in the same process is refused while the first holds the lock.
         let again = Spool::open(dir.path()).expect_err("locked");
-        assert!(is_locked(&again), "{again}");
+        assert!(again.is_locked(), "{again}");
     }
     let spool = Spool::open(dir.path()).expect("reopen");
     assert_eq!(
