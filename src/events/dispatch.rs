@@ -10,6 +10,7 @@ use super::clock::now_ms;
 use super::engine::DeliveryEngine;
 use super::outbox::Delivery;
 use crate::event::UserEvent;
+use crate::sink::Sinks;
 use crate::snapshot::Snapshot;
 use crate::webhook::Webhooks;
 
@@ -29,7 +30,8 @@ impl Dispatcher {
     /// Queues one delivery per enabled webhook of `snapshot` (the config that saw the
     /// event) subscribed to it; returns how many.
     pub fn dispatch(&self, snapshot: &Snapshot, event: &UserEvent) -> usize {
-        let deliveries = plan(event, &snapshot.webhooks, now_ms());
+        let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
+        deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
         let n = deliveries.len();
         for d in deliveries {
             self.engine.enqueue(d);
@@ -52,6 +54,16 @@ pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery
         .iter()
         .filter(|w| w.enabled && event.object == "user" && w.subscribes(event.action))
         .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
+        .collect()
+}
+
+/// The deliveries an event causes to sinks: one per enabled sink watching it, in config
+/// order, after the webhooks' (a sink is a target beside webhooks in the same engine).
+pub fn plan_sinks(event: &UserEvent, sinks: &Sinks, now_ms: u64) -> Vec<Delivery> {
+    sinks
+        .iter()
+        .filter(|s| s.enabled && event.object == "user" && s.subscribes(event.action))
+        .map(|s| Delivery::new(&s.name, event.clone(), now_ms))
         .collect()
 }
 
