@@ -15,15 +15,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, stream, ErrorCode};
 use tokio::sync::OnceCell;
 
 use super::retry::RetryDecision;
 use crate::event::UserEvent;
 use crate::sink::{Sink, SinkAuth};
-
-/// The JetStream API error code for "stream not found".
-const STREAM_NOT_FOUND: u64 = 10059;
 
 /// A sink's connection could not be set up (a credentials file unreadable, say).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,7 +256,7 @@ async fn ensure_stream(p: &Publisher, sink: &Sink) -> Result<(), PublishError> {
             match found {
                 Ok(_) => Ok(()),
                 Err(e) => match e.kind() {
-                    GetStreamErrorKind::JetStream(j) if j.code() == STREAM_NOT_FOUND as usize => {
+                    GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND => {
                         if !sink.create_stream {
                             return Err(PublishError::NoStream {
                                 sink: sink.name.clone(),
@@ -293,7 +290,11 @@ async fn create_stream(p: &Publisher, sink: &Sink, name: &str) -> Result<(), Str
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => match e.kind() {
             // Another replica created it first: what we wanted.
-            CreateStreamErrorKind::JetStream(j) if j.code() == 10058 => Ok(()),
+            CreateStreamErrorKind::JetStream(j)
+                if j.error_code() == ErrorCode::STREAM_NAME_EXIST =>
+            {
+                Ok(())
+            }
             other => Err(other.to_string()),
         },
     }

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub mod durable;
 pub mod iam;
+pub mod nats;
 pub mod scripted;
 
 /// A body type fake servers can answer with.
