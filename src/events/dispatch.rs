@@ -1,4 +1,4 @@
-//! From one user event to one [`Delivery`] per subscribed webhook.
+//! From one user event to one [`Delivery`] per subscribed webhook and sink.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
 //! webhooks of the snapshot that served the request (passed in: it never reaches for the
