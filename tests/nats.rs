@@ -275,3 +275,41 @@ async fn sigkill_mid_load_in_strict_mode_loses_nothing_into_jetstream() {
         acked.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_is_a_clear_error_and_events_wait_in_the_spool() {
+    let nats = NatsServer::start().await;
+    let iam = iam().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    let yaml = config(&iam.url(), &nats.url(), "./spool", "fast")
+        .replace("create_stream: true", "create_stream: false");
+    std::fs::write(&path, yaml).expect("write");
+    let bin = Binary::start(&path).await;
+    eventually(DRAIN, "the missing stream logged", || async {
+        bin.logged("stream `USERS` does not exist").then_some(())
+    })
+    .await;
+    assert!(
+        bin.logged("nats stream add USERS --subjects 'iam.users.>'"),
+        "{}",
+        bin.log_text()
+    );
+    let acked = Load::start(format!("http://{}", bin.proxy_addr), 2, 4, 5)
+        .join()
+        .await;
+    assert_eq!(acked.len(), 20);
+    // The operator creates the stream; the waiting events go out, once each.
+    let js = nats.jetstream().await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "USERS".into(),
+        subjects: vec!["iam.users.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    stream_holds(&nats, 20).await;
+    let messages = nats.read_all("USERS", 20, DRAIN).await;
+    assert_eq!(messages.len(), 20);
+    assert_exactly_once(&messages, &acked);
+}
