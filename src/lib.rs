@@ -21,7 +21,7 @@
 //! | model | [`config`], [`template`] | the YAML model and its checks, webhook templates |
 //! | reading | [`telemetry`], [`extract`] | logs; reading values out of an exchange |
 //! | detection | [`detect`] | route table, rules, the outcome of an exchange, built-in profiles |
-//! | clients | [`upstream`], [`webhook`] | the IAM client; compiled webhooks |
+//! | clients | [`upstream`], [`webhook`], [`sink`] | the IAM client; compiled webhooks and sinks (NATS JetStream) |
 //! | snapshot | [`snapshot`] | one config compiled into what a request uses start to end |
 //! | reload | [`reload`] | watching the file, swapping snapshots, reporting outcomes |
 //! | event path | [`events`] | hand-off, extractor, dispatch, spool, engine, dead letters |
@@ -49,6 +49,7 @@ pub mod proxy;
 pub mod redact;
 pub mod reload;
 pub mod shutdown;
+pub mod sink;
 pub mod snapshot;
 pub mod telemetry;
 pub mod template;

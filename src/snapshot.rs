@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::detect::RouteTable;
 use crate::redact::redact_url;
+use crate::sink::Sinks;
 use crate::upstream::{Upstream, UpstreamConnector};
 use crate::webhook::Webhooks;
 
@@ -60,6 +61,9 @@ pub struct Snapshot {
     /// The compiled webhooks (templates, headers, signers); deliveries look theirs up by name
     /// at each attempt.
     pub webhooks: Arc<Webhooks>,
+    /// The compiled sinks (NATS JetStream); deliveries to them are looked up by name like
+    /// webhooks.
+    pub sinks: Arc<Sinks>,
     /// Proxied-request counters registered for these routes (the request path only indexes).
     pub proxy_counters: crate::metrics::ProxyCounters,
 }
@@ -121,6 +125,7 @@ impl Snapshot {
             .map_err(|e| errors.extend(e))
             .ok();
         let webhooks = Webhooks::compile(&file).map_err(|e| errors.extend(e)).ok();
+        let sinks = Sinks::compile(&file).map_err(|e| errors.extend(e)).ok();
         // File-level settings last, in the order problems were always listed.
         errors.extend(crate::config::validate::validate(&file));
         let errors: Vec<ConfigError> = errors
@@ -128,7 +133,15 @@ impl Snapshot {
             .map(|e| file.env_values.scrub_error(e))
             .collect();
 
-        match (listen, admin_listen, upstream, client, routes, webhooks) {
+        match (
+            listen,
+            admin_listen,
+            upstream,
+            client,
+            routes,
+            webhooks,
+            sinks,
+        ) {
             (
                 Some(listen),
                 Some(admin_listen),
@@ -136,6 +149,7 @@ impl Snapshot {
                 Some(client),
                 Some(routes),
                 Some(webhooks),
+                Some(sinks),
             ) if errors.is_empty() => Ok(Snapshot {
                 proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
                 hash,
@@ -150,6 +164,7 @@ impl Snapshot {
                 upstream_timeout: file.timeouts.upstream.0,
                 routes,
                 webhooks: Arc::new(webhooks),
+                sinks: Arc::new(sinks),
                 strict: file.delivery.guarantee == "strict",
                 file,
             }),

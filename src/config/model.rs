@@ -37,6 +37,9 @@ pub struct ConfigFile {
     /// Where events go.
     #[serde(default)]
     pub webhooks: Vec<WebhookSpec>,
+    /// Where events go besides webhooks: message streams (NATS JetStream), same promise.
+    #[serde(default)]
+    pub sinks: Vec<SinkSpec>,
     /// How much of each body of a matched exchange is kept for extraction.
     #[serde(default = "defaults::capture_limit")]
     pub capture_limit: ByteSize,
@@ -314,6 +317,68 @@ pub struct WebhookSpec {
     /// A disabled webhook stays in the file but receives nothing.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
+}
+
+/// A message-stream target (`kind: nats`: NATS JetStream), delivered like a webhook: spooled
+/// first, removed only after the stream's acknowledgement.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// Unique among webhooks and sinks: deliveries, records and metrics name it.
+    pub name: String,
+    /// `nats` (JetStream) is the only kind today.
+    pub kind: String,
+    /// The object watched; `user` is the only object today.
+    #[serde(default = "defaults::object")]
+    pub object: String,
+    /// Actions to publish, or `["*"]`.
+    pub actions: Vec<String>,
+    /// Server URL(s), `nats://host:4222` or `tls://host:4222`; several for a cluster.
+    pub url: OneOrMany,
+    /// Subject template, e.g. `iam.users.{{$$.Action$$}}`; values are used as written.
+    pub subject: String,
+    /// The stream that must capture the subjects; checked when the sink connects.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// Create `stream` (file storage, the subject's prefix + `>`) when it is missing.
+    #[serde(default)]
+    pub create_stream: bool,
+    /// Token authentication (secret).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// NKey seed, `SU...` (secret).
+    #[serde(default)]
+    pub nkey: Option<String>,
+    /// A `.creds` file (user JWT and seed); its path is shown, its contents never.
+    #[serde(default)]
+    pub creds_file: Option<String>,
+    /// TLS to the servers.
+    #[serde(default)]
+    pub tls: SinkTlsSpec,
+    /// Time limit for one publish, until the stream's acknowledgement.
+    #[serde(default = "defaults::webhook_timeout")]
+    pub timeout: Duration,
+    /// How often and how patiently a failed publish is retried.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Parallel publishes at most; default: the global limit.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// A disabled sink stays in the file but receives nothing.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+}
+
+/// TLS for a sink's connections.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkTlsSpec {
+    /// Refuse a connection without TLS (`tls://` URLs require it anyway).
+    #[serde(default)]
+    pub required: bool,
+    /// Extra CA certificates (PEM) to trust.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// Retry schedule: exponential backoff with full jitter between `initial` and `max`.

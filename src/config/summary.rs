@@ -100,6 +100,47 @@ pub fn summary(file: &ConfigFile) -> String {
             notes.join(", ")
         );
     }
+    if !file.sinks.is_empty() {
+        let _ = writeln!(s, "sinks:     {}", file.sinks.len());
+    }
+    for k in &file.sinks {
+        let urls: Vec<String> = k.url.0.iter().map(|u| redact_url(u)).collect();
+        let mut notes = Vec::new();
+        match (&k.stream, k.create_stream) {
+            (Some(st), true) => notes.push(format!("stream {st}, created if missing")),
+            (Some(st), false) => notes.push(format!("stream {st}")),
+            (None, _) => {}
+        }
+        if k.token.is_some() {
+            notes.push("token".into());
+        }
+        if k.nkey.is_some() {
+            notes.push("nkey".into());
+        }
+        if let Some(c) = &k.creds_file {
+            notes.push(format!("creds {c}"));
+        }
+        if k.tls.required || k.tls.ca_file.is_some() {
+            notes.push("tls".into());
+        }
+        notes.push(format!(
+            "timeout {}, {} attempts",
+            k.timeout, k.retry.attempts
+        ));
+        if !k.enabled {
+            notes.push("DISABLED".into());
+        }
+        let _ = writeln!(
+            s,
+            "  {}: [{}] -> {} {} subject {} ({})",
+            k.name,
+            k.actions.join(", "),
+            k.kind,
+            urls.join(","),
+            k.subject,
+            notes.join(", ")
+        );
+    }
     let d = &file.delivery;
     let _ = writeln!(
         s,
@@ -146,6 +187,20 @@ pub fn redacted(file: &ConfigFile) -> Value {
                 for (name, value) in headers.iter_mut() {
                     if is_sensitive_header(name) {
                         *value = Value::String(REDACTED.into());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(sinks)) = v.get_mut("sinks") {
+        for k in sinks {
+            if let Some(Value::Array(urls)) = k.get_mut("url") {
+                urls.iter_mut().for_each(redact_url_value);
+            }
+            for key in ["token", "nkey"] {
+                if let Some(secret) = k.get_mut(key) {
+                    if !secret.is_null() {
+                        *secret = Value::String(REDACTED.into());
                     }
                 }
             }
@@ -284,5 +339,21 @@ webhooks:
         assert_eq!(v["profiles"][0], "keycloak");
         assert_eq!(v["profiles"][1]["base_path"], "/v2");
         assert_eq!(v["preserve_host"], true);
+    }
+
+    #[test]
+    fn sinks_show_no_secret() {
+        let text = format!(
+            "upstream: http://127.0.0.1:1\nsinks:\n  - {{name: fleet, kind: nats, url: ['nats://user:{CANARY}@127.0.0.1:4222', 'nats://127.0.0.1:4223'], subject: 'iam.users.{{{{$$.Action$$}}}}', actions: ['*'], stream: USERS, token: {CANARY}}}\n  - {{name: other, kind: nats, url: 'nats://127.0.0.1:4222', subject: a.b, actions: [created], nkey: SU{CANARY}}}\n"
+        );
+        let file = crate::config::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let text = summary(&file);
+        assert!(!text.contains(CANARY), "{text}");
+        assert!(text.contains("fleet: [*] -> nats nats://<redacted>@127.0.0.1:4222,nats://127.0.0.1:4223 subject iam.users.{{$$.Action$$}} (stream USERS, token"), "{text}");
+        let v = redacted(&file);
+        assert!(!v.to_string().contains(CANARY), "{v}");
+        assert_eq!(v["sinks"][0]["token"], REDACTED);
+        assert_eq!(v["sinks"][1]["nkey"], REDACTED);
+        assert_eq!(v["sinks"][0]["stream"], "USERS");
     }
 }

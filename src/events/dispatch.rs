@@ -1,4 +1,4 @@
-//! From one user event to one [`Delivery`] per subscribed webhook.
+//! From one user event to one [`Delivery`] per subscribed webhook and sink.
 //!
 //! Runs on the extractor's task, off the request path, and must never wait: it reads the
 //! webhooks of the snapshot its caller passes (the current config: it never reaches for the
@@ -10,6 +10,7 @@ use super::clock::now_ms;
 use super::engine::DeliveryEngine;
 use super::outbox::Delivery;
 use crate::event::UserEvent;
+use crate::sink::Sinks;
 use crate::snapshot::Snapshot;
 use crate::webhook::Webhooks;
 
@@ -30,7 +31,8 @@ impl Dispatcher {
     /// how many. The caller passes the current config: a webhook removed by a reload gets no
     /// new deliveries.
     pub fn dispatch(&self, snapshot: &Snapshot, event: &UserEvent) -> usize {
-        let deliveries = plan(event, &snapshot.webhooks, now_ms());
+        let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
+        deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
         let n = deliveries.len();
         for d in deliveries {
             self.engine.enqueue(d);
@@ -53,6 +55,16 @@ pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery
         .iter()
         .filter(|w| w.enabled && event.object == "user" && w.subscribes(event.action))
         .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
+        .collect()
+}
+
+/// The deliveries an event causes to sinks: one per enabled sink watching it, in config
+/// order, after the webhooks' (a sink is a target beside webhooks in the same engine).
+pub fn plan_sinks(event: &UserEvent, sinks: &Sinks, now_ms: u64) -> Vec<Delivery> {
+    sinks
+        .iter()
+        .filter(|s| s.enabled && event.object == "user" && s.subscribes(event.action))
+        .map(|s| Delivery::new(&s.name, event.clone(), now_ms))
         .collect()
 }
 

@@ -3,12 +3,13 @@
 //! ```text
 //! handoff (bounded queue, drops counted)
 //!    ─▶ extractor (detect::outcome by the rules that served the call, user cache, stamp)
-//!    ─▶ dispatch (one Delivery per subscribed webhook of the current config)
+//!    ─▶ dispatch (one Delivery per subscribed webhook and sink of the current config)
 //!    ─▶ engine::admit (seq, memory window; refuses rather than wait)
 //!    ─▶ committer (group commit into the spool; a delivery is durable before its 1st attempt)
 //!    ─▶ outbox (per webhook+user FIFO lanes, memory window over the spool)
 //!    ─▶ engine::schedule (limits) ─▶ attempt: render ─▶ sign ─▶ send (reqwest), with the
 //!                                    webhook's config as it is now
+//!                                  └▶ publish (a sink): event JSON ─▶ JetStream, PubAck
 //!    ─▶ retry::decide: delivered ─▶ remove + record │ retry ─▶ backoff │ final ─▶ dead letter
 //!
 //! dead letters ─▶ replay (one for both) ─▶ engine::admit      (running: the admin API)
@@ -26,7 +27,8 @@
 //! ```text
 //! clock, outbox, handoff
 //! records, retry          (outbox; retry: the webhook's backoff and success check)
-//! attempt, spool/*        (retry; outbox, records)
+//! attempt, publish,       (retry; outbox, records; publish: the sinks' NATS clients)
+//! spool/*
 //! committer, replay       (spool; clock, outbox, records)
 //! engine/*                (attempt, committer, replay, spool, ...)
 //! dispatch, send_test     (engine; attempt, retry)
@@ -45,6 +47,7 @@ pub mod engine;
 pub mod extractor;
 pub mod handoff;
 pub mod outbox;
+pub mod publish;
 pub mod records;
 pub mod replay;
 pub mod retry;

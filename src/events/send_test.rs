@@ -1,5 +1,6 @@
 //! `userhook send-test`: one sample event, rendered for one webhook, sent once (no retry), with
-//! the request and the reply shown so an operator can see what the target gets and says.
+//! the request and the reply shown so an operator can see what the target gets and says. For
+//! a sink, the sample is published once to its subject and the stream's verdict shown.
 //!
 //! The report shows the signature (it proves nothing without the secret) but never a secret:
 //! URL query values and sensitive header values are masked.
@@ -9,9 +10,11 @@ use std::fmt::Write as _;
 
 use super::attempt::{self, ClientError, RenderedRequest, Reply};
 use super::clock::now_ms;
+use super::publish::Publishers;
 use super::retry::{decide, RetryDecision};
 use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 use crate::redact::{is_sensitive_header, redact_url};
+use crate::sink::Sink;
 use crate::snapshot::Snapshot;
 
 /// The most of a reply body printed.
@@ -85,10 +88,15 @@ pub async fn send_test(
     webhook_name: &str,
     action: Action,
 ) -> Result<SendTestReport, SendTestError> {
+    if let Some(sink) = rt.sinks.get(webhook_name) {
+        return Ok(send_test_sink(sink, action).await);
+    }
     let Some(webhook) = rt.webhooks.get(webhook_name) else {
+        let mut known: Vec<String> = rt.webhooks.names().into_iter().map(String::from).collect();
+        known.extend(rt.sinks.names().into_iter().map(String::from));
         return Err(SendTestError::UnknownWebhook {
             name: webhook_name.to_string(),
-            known: rt.webhooks.names().into_iter().map(String::from).collect(),
+            known,
         });
     };
     let client = attempt::build_client()?;
@@ -134,6 +142,50 @@ pub async fn send_test(
         }
     }
     Ok(SendTestReport { text, delivered })
+}
+
+/// Publishes the sample event once to a sink (its stream checked first) and reports.
+async fn send_test_sink(sink: &Sink, action: Action) -> SendTestReport {
+    let event = sample_event(action);
+    let delivery = super::outbox::Delivery::new(&sink.name, event, now_ms());
+    let mut text = String::new();
+    if !sink.enabled {
+        text.push_str("note: this sink is disabled; publishing anyway\n");
+    }
+    if !sink.subscribes(action) {
+        let _ = writeln!(
+            text,
+            "note: this sink does not subscribe to `{action}`; publishing anyway"
+        );
+    }
+    let body = serde_json::to_string(&delivery.event).unwrap_or_default();
+    let _ = writeln!(
+        text,
+        "--- publish\nservers: {}\nsubject: {}\nNats-Msg-Id: {}\n\n{body}",
+        sink.loggable_servers().join(","),
+        sink.subject(&delivery.event),
+        delivery.id
+    );
+    let publishers = Publishers::new();
+    let decision = publishers
+        .publish(sink, &delivery.id, &delivery.event)
+        .await;
+    publishers.flush_all(sink.timeout).await;
+    let delivered = decision == RetryDecision::Delivered;
+    text.push_str("\n--- verdict\n");
+    match decision {
+        RetryDecision::Delivered => text.push_str("delivered (the stream acknowledged it)\n"),
+        RetryDecision::Retry { reason, .. } => {
+            let _ = writeln!(text, "failed: {reason} (a real delivery would retry)");
+        }
+        RetryDecision::Final { reason } => {
+            let _ = writeln!(
+                text,
+                "failed: {reason} (final: a real delivery would not retry)"
+            );
+        }
+    }
+    SendTestReport { text, delivered }
 }
 
 fn show_request(out: &mut String, r: &RenderedRequest) {

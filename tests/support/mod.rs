@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) mod durable;
 pub(crate) mod iam;
+pub(crate) mod nats;
 pub(crate) mod scripted;
 
 /// A body type fake servers can answer with.

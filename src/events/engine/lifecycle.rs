@@ -19,8 +19,10 @@ use super::state::{lock, DeliveryEngine, Memory, Refusals, Shared, State, Window
 use crate::events::attempt;
 use crate::events::committer::{Committer, OnCommit};
 use crate::events::outbox::{Delivery, Outbox};
+use crate::events::publish::Publishers;
 use crate::events::records::Records;
 use crate::events::spool::Spool;
+use crate::sink::Sink;
 use crate::snapshot::Snapshot;
 
 impl DeliveryEngine {
@@ -99,6 +101,7 @@ impl DeliveryEngine {
         let shared = Arc::new(Shared {
             runtime: runtime.clone(),
             client,
+            publishers: Arc::new(Publishers::new()),
             memory,
             records: Mutex::new(records),
             stop,
@@ -116,6 +119,13 @@ impl DeliveryEngine {
                 webhooks = backlog,
                 "resuming pending deliveries from the spool"
             );
+        }
+        for sink in rt.sinks.iter().filter(|s| s.enabled) {
+            tokio::spawn(prepare_sink(
+                shared.publishers.clone(),
+                sink.clone(),
+                stop_rx.clone(),
+            ));
         }
         let handle = tokio::spawn(schedule(shared.clone(), stop_rx));
         *lock(&shared.scheduler) = Some(handle);
@@ -142,6 +152,11 @@ impl DeliveryEngine {
             let _ = h.await;
         }
         self.shared.memory.lock().stopping = true;
+        // Whatever a sink's client still buffers goes out before the process does.
+        self.shared
+            .publishers
+            .flush_all(grace.min(Duration::from_secs(2)))
+            .await;
         self.shared.committer.close();
         let done = lock(&self.shared.writer_done).take();
         if let Some(done) = done {
@@ -162,5 +177,33 @@ impl DeliveryEngine {
                 );
             }
         }
+    }
+}
+
+/// Connects a sink at start and checks its stream, so a missing stream is a clear error in the
+/// log before any event needs it; retries (1 s doubling to 30 s) until it works or the engine
+/// stops. Deliveries do not wait for it: each attempt checks for itself.
+async fn prepare_sink(
+    publishers: Arc<Publishers>,
+    sink: Arc<Sink>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match publishers.prepare(&sink).await {
+            Ok(()) => {
+                tracing::info!(sink = %sink.name, stream = sink.stream.as_deref().unwrap_or(""), "sink ready");
+                return;
+            }
+            Err(e) => tracing::error!(retry_in_s = wait.as_secs(), "{e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if stop.borrow().is_some() {
+            return;
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }

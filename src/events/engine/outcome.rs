@@ -11,13 +11,19 @@ use crate::events::attempt::{self, RenderedRequest};
 use crate::events::clock::now_ms;
 use crate::events::outbox::Delivery;
 use crate::events::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus};
+use crate::events::retry::Backoff;
 use crate::events::retry::{decide, AttemptResult, RetryDecision};
 use crate::events::spool::Write;
 use crate::metrics::AttemptOutcome;
+use crate::sink::Sink;
 
 /// One attempt of one delivery, from rendering to recording its outcome.
 pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
     let rt = shared.runtime.load_full();
+    if let Some(sink) = rt.sinks.get(&delivery.webhook).cloned() {
+        drop(rt);
+        return run_sink_attempt(shared, delivery, sink).await;
+    }
     let webhook = rt.webhooks.get(&delivery.webhook).cloned();
     delivery.attempt += 1;
     let (decision, http_status, url) = match &webhook {
@@ -51,6 +57,56 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
         }
     };
     drop(rt);
+    let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
+    let backoff = webhook.as_ref().map(|w| w.backoff);
+    finish(
+        &shared,
+        delivery,
+        decision,
+        http_status,
+        &url,
+        max_attempts,
+        backoff,
+    );
+}
+
+/// One attempt of one delivery to a sink: publish, wait for the stream's acknowledgement.
+async fn run_sink_attempt(shared: Arc<Shared>, mut delivery: Delivery, sink: Arc<Sink>) {
+    delivery.attempt += 1;
+    let decision = if sink.enabled {
+        shared
+            .publishers
+            .publish(&sink, &delivery.id, &delivery.event)
+            .await
+    } else {
+        RetryDecision::Final {
+            reason: format!("sink `{}` is disabled in the config", delivery.webhook),
+        }
+    };
+    let servers = sink.loggable_servers().join(",");
+    let backoff = Backoff::new(sink.retry_initial, sink.retry_max);
+    finish(
+        &shared,
+        delivery,
+        decision,
+        None,
+        &servers,
+        sink.attempts,
+        Some(backoff),
+    );
+}
+
+/// What an attempt's decision does to the delivery, the spool, the records and the metrics:
+/// the same for webhooks and sinks.
+fn finish(
+    shared: &Arc<Shared>,
+    mut delivery: Delivery,
+    decision: RetryDecision,
+    http_status: Option<u16>,
+    url: &str,
+    max_attempts: u32,
+    backoff: Option<Backoff>,
+) {
     {
         let mut st = shared.memory.lock();
         if let Some(n) = st.running.get_mut(&delivery.webhook) {
@@ -58,7 +114,6 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
         }
         st.total = st.total.saturating_sub(1);
     }
-    let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
     match decision {
         RetryDecision::Delivered => {
             delivery.last_error = None;
@@ -85,13 +140,12 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                 status = "successful",
                 "webhook delivered"
             );
-            record(&shared, &delivery, DeliveryStatus::Successful, http_status);
+            record(shared, &delivery, DeliveryStatus::Successful, http_status);
         }
         RetryDecision::Retry {
             reason,
             retry_after,
         } if delivery.attempt < max_attempts => {
-            let backoff = webhook.as_ref().map(|w| w.backoff);
             let wait = backoff.map_or(Duration::ZERO, |b| b.delay(delivery.attempt, retry_after));
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Retry);
             delivery.next_attempt_at =
@@ -106,7 +160,7 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                 "webhook attempt failed; will retry"
             );
             delivery.last_error = Some(reason);
-            record(&shared, &delivery, DeliveryStatus::Retrying, http_status);
+            record(shared, &delivery, DeliveryStatus::Retrying, http_status);
             if let Ok(bytes) = serde_json::to_vec(&delivery) {
                 shared.committer.push(Write::Put {
                     webhook: delivery.webhook.clone(),
@@ -122,12 +176,12 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
                 delivery.attempt
             ));
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
-            dead_letter(&shared, delivery, http_status, &url);
+            dead_letter(shared, delivery, http_status, url);
         }
         RetryDecision::Final { reason } => {
             delivery.last_error = Some(reason);
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
-            dead_letter(&shared, delivery, http_status, &url);
+            dead_letter(shared, delivery, http_status, url);
         }
     }
     shared.memory.wake.notify_one();

@@ -131,6 +131,7 @@ fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) {
                 .webhooks
                 .get(name)
                 .and_then(|w| w.concurrency)
+                .or_else(|| rt.sinks.get(name).and_then(|s| s.concurrency))
                 .unwrap_or(global)
                 .max(1);
             running.get(name).copied().unwrap_or(0) < limit

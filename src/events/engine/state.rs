@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::error::EngineError;
 use crate::events::committer::Committer;
 use crate::events::outbox::Outbox;
+use crate::events::publish::Publishers;
 use crate::events::records::Records;
 use crate::events::spool::Spool;
 use crate::snapshot::Snapshot;
@@ -30,6 +31,8 @@ pub(super) struct Shared {
     /// snapshot at each decision.
     pub(super) runtime: Arc<ArcSwap<Snapshot>>,
     pub(super) client: reqwest::Client,
+    /// One NATS client per sink, shared by its attempts.
+    pub(super) publishers: Arc<Publishers>,
     /// What is in memory, and the scheduler's wakeup.
     pub(super) memory: Arc<Memory>,
     pub(super) records: Mutex<Records>,
