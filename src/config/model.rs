@@ -45,6 +45,9 @@ pub struct ConfigFile {
     pub user_cache: UserCacheSpec,
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
+    /// Limits on what one client, and all of them together, may hold of the proxy.
+    #[serde(default)]
+    pub client: ClientSpec,
     #[serde(default)]
     pub delivery: DeliverySpec,
     #[serde(default)]
@@ -373,6 +376,42 @@ impl Default for TimeoutsSpec {
     }
 }
 
+/// Limits on client connections, as nginx's `client_*` settings: how long a client may take
+/// to send its head and its body, how big a head may be, how many connections may be open.
+/// Read when the proxy starts (a change needs a restart, like `listen`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Time to receive a whole request head (HTTP/1), counted from when the connection
+    /// waits for it, so it also ends a keep-alive connection left idle.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout: Duration,
+    /// Longest pause in a request body before the request is answered 408.
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout: Duration,
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Client connections open at once over all workers; more are closed at once.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        Self {
+            header_timeout: defaults::header_timeout(),
+            body_timeout: defaults::body_timeout(),
+            max_header_bytes: defaults::max_header_bytes(),
+            max_connections: defaults::max_connections(),
+            max_concurrent_streams: defaults::max_concurrent_streams(),
+        }
+    }
+}
+
 /// Delivery engine settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -470,6 +509,21 @@ pub mod defaults {
     }
     pub fn shutdown_grace() -> Duration {
         Duration::from_secs(10)
+    }
+    pub fn header_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn body_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_header_bytes() -> ByteSize {
+        ByteSize(16 * 1024)
+    }
+    pub fn max_connections() -> usize {
+        4096
+    }
+    pub fn max_concurrent_streams() -> u32 {
+        128
     }
     pub fn spool_dir() -> String {
         "./data/spool".into()

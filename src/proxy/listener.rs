@@ -9,15 +9,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use super::edge::{self, AcceptBackoff};
 use super::service::{ProxyService, ProxyShared};
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
@@ -114,7 +113,13 @@ pub async fn serve_proxy(
     runtime: Arc<ArcSwap<Snapshot>>,
     mut signal: ShutdownSignal,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // The `client` limits are read once: a change needs a restart, like `listen`.
+    let (builder, max_connections) = {
+        let snapshot = runtime.load();
+        let client = &snapshot.file.client;
+        (edge::builder(client), client.max_connections)
+    };
+    let mut backoff = AcceptBackoff::default();
     let graceful = GracefulShutdown::new();
     // Connections are owned here so the ones still open when the grace period ends can be
     // closed for real (each holds the extractor's sender, which `stop` waits on).
@@ -125,13 +130,23 @@ pub async fn serve_proxy(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors and the like: back off instead of spinning,
+                    // and say so at most once a second.
+                    let pause = backoff.failed(&e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = signal.recv() => break,
+                    }
                 }
             },
             _ = signal.recv() => break,
+        };
+        backoff.succeeded();
+        // Past the limit the connection is closed at once (a reset-free FIN): open ones keep
+        // being served, and the client may retry.
+        let Some(admitted) = shared.connections.admit(max_connections) else {
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(ProxyService::new(shared.clone(), remote));
@@ -140,8 +155,17 @@ pub async fn serve_proxy(
             .into_owned();
         let conn = graceful.watch(conn);
         connections.spawn(async move {
+            let _admitted = admitted;
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %remote, "client connection ended with an error");
+                match edge::connection_fault(&*e) {
+                    Some(fault) => {
+                        crate::metrics::client_error(fault);
+                        edge::log_client_fault(fault, &e);
+                    }
+                    None => {
+                        tracing::debug!(error = %e, %remote, "client connection ended with an error")
+                    }
+                }
             }
         });
     }

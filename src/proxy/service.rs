@@ -39,6 +39,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ClientBody;
+use super::edge::ConnectionCount;
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
 use crate::capture::{RequestCaptureSlot, RequestTap};
@@ -59,6 +60,8 @@ pub struct ProxyShared {
     pub runtime: Arc<ArcSwap<Snapshot>>,
     /// Where finished matched exchanges go (bounded; never awaited).
     pub exchanges: HandoffSender,
+    /// Client connections open over all workers, against `client.max_connections`.
+    pub connections: Arc<ConnectionCount>,
 }
 
 /// The per-connection service: shared state plus who the client is.
