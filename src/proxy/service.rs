@@ -272,26 +272,26 @@ fn upstream_request_body(
     tap: bool,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
-        return (UpstreamBody::Plain(body), None);
+        return (UpstreamBody::plain(body, rt.body_timeout), None);
     }
     let slot = Arc::new(RequestCaptureSlot::default());
     let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
-    (UpstreamBody::Tapped(tapped), Some(slot))
+    (UpstreamBody::tapped(tapped, rt.body_timeout), Some(slot))
 }
 
 /// Phase 3, the exchange: runs once the request is built, and is the only phase that waits
 /// on the IAM. Connecting, writing the request and reading the response head must all end
-/// within `timeouts.upstream` (a 504 otherwise); a failure is a 502. Changes nothing: the
-/// request goes as phase 2 left it (the client may retry it on a fresh connection when a
-/// pooled one turns out stale) and the response comes back as the IAM sent it.
+/// within `timeouts.upstream` (a 504 otherwise); a failure is a 502. A small body is read
+/// whole first, outside that time and before an IAM connection is taken; a request body the
+/// client stalls (`client.body_timeout`) or breaks is the client's 408 or 400. Changes
+/// nothing: the request goes as phase 2 left it (the client may retry it on a fresh
+/// connection when a pooled one turns out stale) and the response comes back as the IAM
+/// sent it.
 async fn send_upstream(
     rt: &Snapshot,
     request: Request<UpstreamBody>,
 ) -> Result<Response<UpstreamResponseBody>, ProxyError> {
-    match tokio::time::timeout(rt.upstream_timeout, rt.client.send(request)).await {
-        Ok(sent) => Ok(sent?),
-        Err(_) => Err(ProxyError::Timeout(rt.upstream_timeout)),
-    }
+    Ok(rt.client.send(request, rt.upstream_timeout).await?)
 }
 
 /// Phase 4, the response head: runs once the IAM's final head is in, for every response.
