@@ -151,3 +151,78 @@ async fn connections_past_the_limit_are_closed_and_open_ones_keep_being_served()
     })
     .await;
 }
+
+/// Each head that breaks a `Host` rule, or a `CONNECT`, is a 400 that reaches no IAM.
+#[tokio::test]
+async fn heads_with_bad_host_or_connect_are_refused_at_the_edge() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let series = r#"userhook_client_errors_total{kind="bad_request"}"#;
+    let before = metric(&uh, series).await;
+    let refused: [(&str, &[u8]); 4] = [
+        ("no Host", b"GET /users HTTP/1.1\r\n\r\n"),
+        ("empty Host", b"GET /users HTTP/1.1\r\nHost:\r\n\r\n"),
+        (
+            "two Hosts",
+            b"GET /users HTTP/1.1\r\nHost: iam\r\nHost: evil\r\n\r\n",
+        ),
+        (
+            "CONNECT",
+            b"CONNECT iam:443 HTTP/1.1\r\nHost: iam:443\r\n\r\n",
+        ),
+    ];
+    for (what, head) in refused {
+        let answer = raw_exchange(uh.handle.proxy_addr, head, b"}").await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains(r#"{"error":"bad_request","#),
+            "{what}: {text}"
+        );
+    }
+    // HTTP/1.0 needs no Host.
+    let answer = raw_exchange(uh.handle.proxy_addr, b"GET /users HTTP/1.0\r\n\r\n", b"").await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert_eq!(
+        iam.requests().len(),
+        1,
+        "only the HTTP/1.0 request reached the IAM"
+    );
+    assert_eq!(metric(&uh, series).await, before + 4.0);
+}
+
+#[tokio::test]
+async fn an_http2_host_that_differs_from_authority_is_refused() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let io = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut send = |host: Option<&'static str>| {
+        let mut req = http::Request::get("http://iam.example/users");
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        sender.send_request(req.body(support::full("")).expect("request"))
+    };
+    let conflicting = send(Some("evil.example")).await.expect("response");
+    assert_eq!(conflicting.status(), 400);
+    let same = send(Some("IAM.example")).await.expect("response");
+    assert_eq!(same.status(), 200);
+    let authority_only = send(None).await.expect("response");
+    assert_eq!(authority_only.status(), 200);
+    let seen = iam.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].headers["host"], "iam.example");
+}

@@ -1,14 +1,17 @@
 //! The front door's limits: how the connection builder bounds each client (head timeout, head
-//! size, HTTP/2 stream and reset limits), how many connections may be open at once, and how
-//! accept failures back off and are logged.
+//! size, HTTP/2 stream and reset limits), how many connections may be open at once, how
+//! accept failures back off and are logged, and which request heads are refused at the edge
+//! (`Host` rules, `CONNECT`), as nginx and HAProxy refuse them.
 //!
-//! Everything here runs per connection or per failed `accept`, never per request. Never: look
-//! at a request, or log more than once a second about the same kind of trouble.
+//! Everything here runs per connection or per failed `accept`, except [`refusal`], which runs
+//! per request and only compares (no allocation, no lock). Never: change a request, or log
+//! more than once a second about the same kind of trouble.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::{header, request, Method, Version};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -167,6 +170,66 @@ pub fn log_client_fault(fault: ClientFault, detail: &dyn std::fmt::Display) {
             detail = %detail,
             "client error (logged at most once a second; see userhook_client_errors_total)"
         );
+    }
+}
+
+/// Why a request head is refused before anything is sent to the IAM: each would let the
+/// IAM and userhook disagree about which host or resource the request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// HTTP/1.1 without `Host` (RFC 9112 §3.2: a server must answer 400).
+    #[error("HTTP/1.1 request without Host")]
+    MissingHost,
+    /// A `Host` with no value.
+    #[error("empty Host")]
+    EmptyHost,
+    /// More than one `Host` field (RFC 9112 §3.2: 400).
+    #[error("more than one Host")]
+    DuplicateHost,
+    /// HTTP/2 `host` differing from `:authority` (RFC 9113 §8.3.1).
+    #[error("Host differs from :authority")]
+    AuthorityConflict,
+    /// `CONNECT`: userhook is a reverse proxy, not a tunnel.
+    #[error("CONNECT is not proxied")]
+    Connect,
+}
+
+/// The refusal `parts` earns, if any: one header lookup and a few comparisons.
+pub fn refusal(parts: &request::Parts) -> Option<Refusal> {
+    if parts.method == Method::CONNECT {
+        return Some(Refusal::Connect);
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some(Refusal::DuplicateHost);
+    }
+    let authority = parts.uri.authority();
+    match host {
+        Some(h) if h.is_empty() => Some(Refusal::EmptyHost),
+        Some(h) if parts.version == Version::HTTP_2 => match authority {
+            Some(a) if !a.as_str().eq_ignore_ascii_case_bytes(h.as_bytes()) => {
+                Some(Refusal::AuthorityConflict)
+            }
+            _ => None,
+        },
+        Some(_) => None,
+        None if parts.version == Version::HTTP_11 => Some(Refusal::MissingHost),
+        None if parts.version == Version::HTTP_2 && authority.is_none() => {
+            Some(Refusal::MissingHost)
+        }
+        None => None,
+    }
+}
+
+/// Case-insensitive comparison of text with header bytes, without allocating.
+trait EqIgnoreCaseBytes {
+    fn eq_ignore_ascii_case_bytes(&self, other: &[u8]) -> bool;
+}
+
+impl EqIgnoreCaseBytes for str {
+    fn eq_ignore_ascii_case_bytes(&self, other: &[u8]) -> bool {
+        self.as_bytes().eq_ignore_ascii_case(other)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
-use super::edge::log_client_fault;
+use super::edge::{log_client_fault, Refusal};
 use crate::metrics::{ClientFault, UpstreamFailure};
 use crate::upstream::UpstreamError;
 
@@ -22,6 +22,10 @@ pub enum ProxyError {
     /// client's doing, so it is neither counted as an upstream failure nor logged.
     #[error("the request target cannot be forwarded")]
     BadTarget(#[source] http::Error),
+    /// The request head breaks a rule at the edge (`Host`, `CONNECT`): a 400 before
+    /// anything is sent, counted as the client's.
+    #[error("request refused at the edge: {0}")]
+    Refused(Refusal),
     /// The IAM could not be reached, or the exchange with it failed: a 502.
     #[error(transparent)]
     Upstream(UpstreamError),
@@ -55,7 +59,7 @@ impl ProxyError {
     /// unreachable or broken IAM, 504 for a slow one.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody {
                 fault: ClientFault::BodyTimeout,
                 ..
@@ -69,7 +73,9 @@ impl ProxyError {
     /// The `kind` an IAM failure counts under; `None` for the client's own mistakes.
     pub fn metric_kind(&self) -> Option<UpstreamFailure> {
         match self {
-            ProxyError::BadTarget(_) | ProxyError::ClientBody { .. } => None,
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) | ProxyError::ClientBody { .. } => {
+                None
+            }
             ProxyError::Upstream(e) if e.is_connect() => Some(UpstreamFailure::Unreachable),
             ProxyError::Upstream(_) => Some(UpstreamFailure::Broken),
             ProxyError::Timeout(_) => Some(UpstreamFailure::Timeout),
@@ -79,7 +85,7 @@ impl ProxyError {
     /// A stable, machine-readable code for the JSON body and the log line.
     pub fn code(&self) -> &'static str {
         match self {
-            ProxyError::BadTarget(_) => "bad_request",
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) => "bad_request",
             ProxyError::ClientBody {
                 fault: ClientFault::BodyTimeout,
                 ..
@@ -95,6 +101,10 @@ impl ProxyError {
     fn message(&self) -> &'static str {
         match self {
             ProxyError::BadTarget(_) => "the request target cannot be forwarded",
+            ProxyError::Refused(Refusal::Connect) => "CONNECT is not supported",
+            ProxyError::Refused(_) => {
+                "the request has a missing, empty, repeated or conflicting Host"
+            }
             ProxyError::ClientBody {
                 fault: ClientFault::BodyTimeout,
                 ..
@@ -129,9 +139,16 @@ impl ProxyError {
     /// receives. A client's broken or stalled body is counted as the client's and logged at
     /// most once a second; a refused request is only answered.
     pub fn respond(self, client_path: &str) -> Response<ClientBody> {
-        if let ProxyError::ClientBody { fault, .. } = &self {
-            crate::metrics::client_error(*fault);
-            log_client_fault(*fault, &self.detail());
+        match &self {
+            ProxyError::ClientBody { fault, .. } => {
+                crate::metrics::client_error(*fault);
+                log_client_fault(*fault, &self.detail());
+            }
+            ProxyError::Refused(_) => {
+                crate::metrics::client_error(ClientFault::BadRequest);
+                log_client_fault(ClientFault::BadRequest, &self.detail());
+            }
+            _ => {}
         }
         if let Some(kind) = self.metric_kind() {
             crate::metrics::upstream_error(kind);

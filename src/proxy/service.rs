@@ -4,6 +4,8 @@
 //! same phases in order, each a function below whose doc says when it runs and what it may
 //! change:
 //!
+//! 0. `edge::refusal`: a head with a missing, empty, repeated or conflicting `Host`, or a
+//!    `CONNECT`, is answered 400 and goes no further.
 //! 1. `request_filter`: a matched request gets its `X-Request-Id` and its copy for the
 //!    exchange (classification itself is in `forward`, which counts by route).
 //! 2. `upstream_request_head` and `upstream_request_body`: the request as the IAM gets it,
@@ -39,7 +41,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ClientBody;
-use super::edge::ConnectionCount;
+use super::edge::{self, ConnectionCount};
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
 use crate::capture::{RequestCaptureSlot, RequestTap};
@@ -128,6 +130,11 @@ async fn phases(
     let upgrade = headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+
+    // 0. Heads refused at the edge (Host rules, CONNECT): nothing is sent.
+    if let Some(refusal) = edge::refusal(&parts) {
+        return ProxyError::Refused(refusal).respond(parts.uri.path());
+    }
 
     // 1. Request id and the exchange's copy (matched only).
     let matched = route.map(|route| request_filter(route, &mut parts));
