@@ -25,6 +25,9 @@ pub struct ConfigFile {
     /// TLS settings for an `https://` upstream.
     #[serde(default)]
     pub upstream_tls: UpstreamTlsSpec,
+    /// TLS on the proxy's own listener (clients connect with `https://`).
+    #[serde(default)]
+    pub tls: ListenerTlsSpec,
     /// The operator's port: health, readiness, metrics, delivery records.
     #[serde(default)]
     pub admin: AdminSpec,
@@ -121,6 +124,19 @@ pub struct UpstreamTlsSpec {
     /// PEM file with extra CA certificates (an internal CA); the system roots are kept.
     #[serde(default)]
     pub ca_file: Option<String>,
+}
+
+/// TLS on the proxy's listener: both files or neither (then plain HTTP). The files are
+/// watched and a changed pair is used for new connections (certificate rotation).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsSpec {
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// The admin listener.

@@ -47,6 +47,13 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
             "expected more than 0s",
         ));
     }
+    let tls = &file.tls;
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        errs.push(ConfigError::new(
+            "tls",
+            "expected both cert_file and key_file, or neither",
+        ));
+    }
     let c = &file.client;
     for (key, value) in [
         ("client.header_timeout", c.header_timeout),

@@ -73,14 +73,26 @@ pub struct ProxyService {
     /// The client's IP as text (for `X-Forwarded-For` and events), formatted once per
     /// connection.
     client_ip: Option<HeaderValue>,
+    /// `X-Forwarded-Proto`: `http`, or `https` on the TLS listener.
+    proto: &'static HeaderValue,
 }
 
 impl ProxyService {
-    /// A service for one accepted connection from `remote`.
+    /// A service for one accepted plain-HTTP connection from `remote`.
     pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
+        Self::with_proto(shared, remote, &headers::PROTO_HTTP)
+    }
+
+    /// A service for one connection from `remote` that arrived over `proto`.
+    pub fn with_proto(
+        shared: Arc<ProxyShared>,
+        remote: SocketAddr,
+        proto: &'static HeaderValue,
+    ) -> Self {
         ProxyService {
             shared,
             client_ip: headers::ip_value(remote.ip()),
+            proto,
         }
     }
 }
@@ -97,7 +109,13 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
-        Box::pin(forward(runtime, sink, self.client_ip.clone(), req))
+        Box::pin(forward(
+            runtime,
+            sink,
+            self.client_ip.clone(),
+            self.proto,
+            req,
+        ))
     }
 }
 
@@ -107,13 +125,14 @@ async fn forward(
     rt: Arc<Snapshot>,
     sink: HandoffSender,
     client_ip: Option<HeaderValue>,
+    proto: &'static HeaderValue,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = phases(&rt, route, sink, client_ip, req).await;
+    let resp = phases(&rt, route, sink, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
     Ok(resp)
 }
@@ -125,6 +144,7 @@ async fn phases(
     route: Option<RouteMatch>,
     sink: HandoffSender,
     client_ip: Option<HeaderValue>,
+    proto: &'static HeaderValue,
     mut req: Request<Incoming>,
 ) -> Response<ClientBody> {
     let upgrade = headers::wants_upgrade(req.headers());
@@ -140,7 +160,8 @@ async fn phases(
     let matched = route.map(|route| request_filter(route, &mut parts));
 
     // 2. The upstream request.
-    let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref()) {
+    let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref(), proto)
+    {
         Ok(client_uri) => client_uri,
         Err(e) => return e.respond(parts.uri.path()),
     };
@@ -231,6 +252,7 @@ fn upstream_request_head(
     parts: &mut request::Parts,
     upgrade: bool,
     client_ip: Option<&HeaderValue>,
+    proto: &'static HeaderValue,
 ) -> Result<Uri, ProxyError> {
     let uri = rt
         .upstream
@@ -248,12 +270,7 @@ fn upstream_request_head(
         headers::join_cookies(&mut parts.headers);
     }
     headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
-    headers::append_forwarded(
-        &mut parts.headers,
-        client_ip,
-        &headers::PROTO_HTTP,
-        client_host.as_ref(),
-    );
+    headers::append_forwarded(&mut parts.headers, client_ip, proto, client_host.as_ref());
     match (rt.preserve_host, sent_host, client_host) {
         // The client's own `Host` is already in place.
         (true, Some(_), _) => {}
