@@ -60,6 +60,9 @@ async fn exchange(uh: &Userhook, parts: &[&[u8]], pause: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Held by each test that compares counters before and after: the recorder is process-wide.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const BODY_TIMEOUT: &str = r#"userhook_client_errors_total{kind="body_timeout"}"#;
 const BAD_BODY: &str = r#"userhook_client_errors_total{kind="bad_body"}"#;
 
@@ -78,6 +81,7 @@ async fn upstream_errors(uh: &Userhook) -> f64 {
 
 #[tokio::test]
 async fn a_small_body_that_stalls_is_408_and_never_reaches_the_iam() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config(&iam.url()), false).await;
     let (before, upstream_before) = (metric(&uh, BODY_TIMEOUT).await, upstream_errors(&uh).await);
@@ -162,6 +166,7 @@ async fn a_small_body_is_read_whole_before_an_iam_connection_is_taken() {
 
 #[tokio::test]
 async fn a_large_body_that_stalls_is_408_too() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config(&iam.url()), false).await;
     let before = metric(&uh, BODY_TIMEOUT).await;
@@ -177,7 +182,7 @@ async fn a_large_body_that_stalls_is_408_too() {
         "{answer}"
     );
     eventually(WAIT, "the stall counted", || async {
-        (metric(&uh, BODY_TIMEOUT).await >= before + 1.0).then_some(())
+        (metric(&uh, BODY_TIMEOUT).await == before + 1.0).then_some(())
     })
     .await;
 }
@@ -185,10 +190,12 @@ async fn a_large_body_that_stalls_is_408_too() {
 /// Each malformed body is answered 400 `bad_request_body` and counted as the client's.
 #[tokio::test]
 async fn malformed_chunked_bodies_are_the_clients_400() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config(&iam.url()), false).await;
-    let cases: [(&str, &[u8]); 3] = [
+    let cases: [(&str, &[u8]); 4] = [
         ("bad chunk size", b"zz\r\nhello\r\n0\r\n\r\n"),
+        ("LF-only lines", b"5\nhello\n0\n\n"),
         (
             "huge chunk extension",
             &[b"5;", &[b'x'; 70_000][..]].concat(),
@@ -233,4 +240,29 @@ async fn a_body_longer_than_its_content_length_is_not_forwarded_past_it() {
     let seen = iam.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(&seen[0].body[..], b"abc");
+}
+
+#[tokio::test]
+async fn a_body_cut_short_of_its_content_length_is_the_clients_400() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config(&iam.url()), false).await;
+    let before = metric(&uh, BAD_BODY).await;
+    let mut s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    s.write_all(b"POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .expect("write");
+    // The client stops writing: the body ends 7 bytes short.
+    s.shutdown().await.expect("half-close");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    eventually(WAIT, "the short body counted", || async {
+        (metric(&uh, BAD_BODY).await == before + 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(iam.connections(), 0, "nothing reached the IAM");
 }
