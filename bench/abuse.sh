@@ -98,9 +98,10 @@ PY
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
 wait_port $UP_NGX; wait_port $NGINX_PORT; wait_port $UH_PORT
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# The process and its children (nginx's worker runs under its master).
+rss_kb() { local sum=0 p; for p in $1 $(pgrep -P "$1" || true); do sum=$(( sum + $(awk '/VmRSS/ {print $2}' "/proc/$p/status") )); done; echo $sum; }
 iam_conns() { ss -Htn state established "( dport = :$1 )" 2>/dev/null | wc -l; }
-pcts() { awk '/ 50.000%/ {p50=$2} / 99.000%/ {p99=$2} /Non-2xx|Socket errors/ {err=err" "$0} END {printf "%s %s%s", p50, p99, (err ? " (" err ")" : "")}'; }
+pcts() { awk '$1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /requests in/ {n=$1} /Non-2xx|Socket errors/ {err=err" "$0} END {printf "%s / %s, %s requests%s", p50, p99, n, (err ? " (" err ")" : "")}'; }
 
 printf '| attack | proxy | RSS before MiB | RSS at peak MiB | IAM connections at peak | unrelated client p50 / p99 |\n|---|---|---:|---:|---:|---|\n'
 for attack in slowloris largehead flood slowupload; do
