@@ -201,6 +201,7 @@ pub async fn start_on(
     let shared = Arc::new(ProxyShared {
         runtime: runtime.clone(),
         exchanges: handoff_tx,
+        connections: Default::default(),
     });
     tasks.extend(crate::proxy::listener::serve(
         proxy_listener,

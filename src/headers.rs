@@ -197,6 +197,8 @@ fn join_values<'a>(values: impl Iterator<Item = &'a HeaderValue>, separator: &[u
 
 /// `X-Forwarded-Proto` for a plain-HTTP listener, static so forwarding it copies nothing.
 pub static PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+/// `X-Forwarded-Proto` for the TLS listener.
+pub static PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// A client address as header text, made once per connection so requests only share it.
 pub fn ip_value(ip: IpAddr) -> Option<HeaderValue> {

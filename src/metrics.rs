@@ -27,6 +27,15 @@ use crate::event::Action;
 pub const PROXIED_REQUESTS: &str = "userhook_proxied_requests_total";
 /// Upstream failures answered with 502/504, by `kind`: unreachable, broken, timeout.
 pub const UPSTREAM_ERRORS: &str = "userhook_upstream_errors_total";
+/// Requests or connections ended because of the client, by `kind` ([`ClientFault`]); never
+/// counted as upstream errors.
+pub const CLIENT_ERRORS: &str = "userhook_client_errors_total";
+/// Client connections closed on accept because `client.max_connections` were open.
+pub const CONNECTIONS_REJECTED: &str = "userhook_client_connections_rejected_total";
+/// Client connections open now, over all workers.
+pub const CONNECTIONS_OPEN: &str = "userhook_client_connections";
+/// `accept` failures (out of file descriptors and the like).
+pub const ACCEPT_ERRORS: &str = "userhook_accept_errors_total";
 /// User events detected, by `action`.
 pub const EVENTS: &str = "userhook_events_total";
 /// Events or deliveries lost before reaching the spool, by `reason`; must stay 0.
@@ -176,6 +185,19 @@ fn describe_all() {
         UPSTREAM_ERRORS,
         "Upstream failures answered with 502/504, by kind."
     );
+    describe_counter!(
+        CLIENT_ERRORS,
+        "Requests or connections ended because of the client, by kind."
+    );
+    describe_counter!(
+        CONNECTIONS_REJECTED,
+        "Client connections closed on accept because client.max_connections were open."
+    );
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
+    describe_counter!(
+        ACCEPT_ERRORS,
+        "accept() failures, e.g. out of file descriptors."
+    );
     describe_counter!(EVENTS, "User events detected, by action.");
     describe_counter!(
         EVENTS_DROPPED,
@@ -215,6 +237,11 @@ fn describe_all() {
     for kind in ["unreachable", "broken", "timeout"] {
         counter!(UPSTREAM_ERRORS, "kind" => kind).absolute(0);
     }
+    for fault in ClientFault::ALL {
+        counter!(CLIENT_ERRORS, "kind" => fault.as_str()).absolute(0);
+    }
+    counter!(CONNECTIONS_REJECTED).absolute(0);
+    counter!(ACCEPT_ERRORS).absolute(0);
     gauge!(SPOOL_DEPTH).set(0.0);
     gauge!(SPOOL_BYTES).set(0.0);
     gauge!(DEAD_LETTERS).set(0.0);
@@ -320,6 +347,70 @@ pub fn upstream_error(kind: UpstreamFailure) {
         UpstreamFailure::Timeout => "timeout",
     };
     counter!(UPSTREAM_ERRORS, "kind" => kind).increment(1);
+}
+
+/// What a client did wrong, as the `kind` label of `client_errors_total`. Its own type so
+/// metrics stay a leaf: the proxy maps its errors onto it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The request head did not arrive within `client.header_timeout` (or an idle
+    /// keep-alive connection reached it).
+    HeaderTimeout,
+    /// The request head was larger than `client.max_header_bytes`: 431.
+    HeadTooLarge,
+    /// The request body paused longer than `client.body_timeout`: 408.
+    BodyTimeout,
+    /// The request body broke its framing (chunked syntax, shorter or longer than its
+    /// `Content-Length`), or the client went away in the middle of it: 400.
+    BadBody,
+    /// The request head breaks the rules at the edge (`Host`, `CONNECT`): 400.
+    BadRequest,
+}
+
+impl ClientFault {
+    /// Every kind, for pre-registering the series at 0.
+    pub const ALL: [ClientFault; 5] = [
+        ClientFault::HeaderTimeout,
+        ClientFault::HeadTooLarge,
+        ClientFault::BodyTimeout,
+        ClientFault::BadBody,
+        ClientFault::BadRequest,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientFault::HeaderTimeout => "header_timeout",
+            ClientFault::HeadTooLarge => "head_too_large",
+            ClientFault::BodyTimeout => "body_timeout",
+            ClientFault::BadBody => "bad_body",
+            ClientFault::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// Counts a request or connection the client's fault ended.
+pub fn client_error(fault: ClientFault) {
+    install();
+    counter!(CLIENT_ERRORS, "kind" => fault.as_str()).increment(1);
+}
+
+/// Counts a connection refused at `client.max_connections`.
+pub fn connection_rejected() {
+    install();
+    counter!(CONNECTIONS_REJECTED).increment(1);
+}
+
+/// Sets the number of open client connections.
+pub fn connections_open(open: usize) {
+    install();
+    gauge!(CONNECTIONS_OPEN).set(open as f64);
+}
+
+/// Counts a failed `accept`.
+pub fn accept_error() {
+    install();
+    counter!(ACCEPT_ERRORS).increment(1);
 }
 
 /// Counts a detected user event.

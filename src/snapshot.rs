@@ -53,6 +53,8 @@ pub struct Snapshot {
     pub capture_limit: usize,
     /// Time allowed for the upstream's response headers.
     pub upstream_timeout: Duration,
+    /// Longest pause allowed in a client's request body (`client.body_timeout`).
+    pub body_timeout: Duration,
     /// The compiled route rules.
     pub routes: RouteTable,
     /// `delivery.guarantee: strict`: hold the end of matched responses until their event is
@@ -162,6 +164,7 @@ impl Snapshot {
                 preserve_host: file.preserve_host,
                 capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
                 upstream_timeout: file.timeouts.upstream.0,
+                body_timeout: file.client.body_timeout.0,
                 routes,
                 webhooks: Arc::new(webhooks),
                 sinks: Arc::new(sinks),

@@ -21,7 +21,7 @@ pub mod url;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use model::ConfigFile;
+pub use model::{ClientSpec, ConfigFile, ListenerTlsSpec};
 
 /// Parses and validates config text, reading `${VAR}` from the process environment.
 pub fn parse_str(text: &str) -> Result<ConfigFile, ConfigErrors> {

@@ -25,6 +25,9 @@ pub struct ConfigFile {
     /// TLS settings for an `https://` upstream.
     #[serde(default)]
     pub upstream_tls: UpstreamTlsSpec,
+    /// TLS on the proxy's own listener (clients connect with `https://`).
+    #[serde(default)]
+    pub tls: ListenerTlsSpec,
     /// The operator's port: health, readiness, metrics, delivery records.
     #[serde(default)]
     pub admin: AdminSpec,
@@ -49,6 +52,9 @@ pub struct ConfigFile {
     /// Time limits for connecting, answering and draining.
     #[serde(default)]
     pub timeouts: TimeoutsSpec,
+    /// Limits on what one client, and all of them together, may hold of the proxy.
+    #[serde(default)]
+    pub client: ClientSpec,
     /// The spool, delivery limits and the durability guarantee.
     #[serde(default)]
     pub delivery: DeliverySpec,
@@ -124,6 +130,19 @@ pub struct UpstreamTlsSpec {
     /// PEM file with extra CA certificates (an internal CA); the system roots are kept.
     #[serde(default)]
     pub ca_file: Option<String>,
+}
+
+/// TLS on the proxy's listener: both files or neither (then plain HTTP). The files are
+/// watched and a changed pair is used for new connections (certificate rotation).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsSpec {
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// The admin listener.
@@ -448,6 +467,42 @@ impl Default for TimeoutsSpec {
     }
 }
 
+/// Limits on client connections, as nginx's `client_*` settings: how long a client may take
+/// to send its head and its body, how big a head may be, how many connections may be open.
+/// Read when the proxy starts (a change needs a restart, like `listen`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Time to receive a whole request head (HTTP/1), counted from when the connection
+    /// waits for it, so it also ends a keep-alive connection left idle.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout: Duration,
+    /// Longest pause in a request body before the request is answered 408.
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout: Duration,
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Client connections open at once over all workers; more are closed at once.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        Self {
+            header_timeout: defaults::header_timeout(),
+            body_timeout: defaults::body_timeout(),
+            max_header_bytes: defaults::max_header_bytes(),
+            max_connections: defaults::max_connections(),
+            max_concurrent_streams: defaults::max_concurrent_streams(),
+        }
+    }
+}
+
 /// Delivery engine settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -547,6 +602,21 @@ mod defaults {
     }
     pub(super) fn shutdown_grace() -> Duration {
         Duration::from_secs(10)
+    }
+    pub(super) fn header_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub(super) fn body_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub(super) fn max_header_bytes() -> ByteSize {
+        ByteSize(16 * 1024)
+    }
+    pub(super) fn max_connections() -> usize {
+        4096
+    }
+    pub(super) fn max_concurrent_streams() -> u32 {
+        128
     }
     pub(super) fn spool_dir() -> String {
         "./data/spool".into()

@@ -11,6 +11,11 @@ use super::model::ConfigFile;
 
 /// Largest `capture_limit`: bigger copies would let one request hold too much memory.
 pub const MAX_CAPTURE_LIMIT: u64 = 64 << 20;
+/// `client.max_header_bytes` bounds: hyper's HTTP/1 read buffer is never smaller than 8 KiB,
+/// and above 1 MiB a few thousand unfinished heads would hold gigabytes.
+pub const MIN_HEADER_BYTES: u64 = 8 << 10;
+/// See [`MIN_HEADER_BYTES`].
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 /// Smallest `delivery.max_spool_bytes`: below this the spool fills on the first burst.
 pub const MIN_SPOOL_BYTES: u64 = 1 << 20;
 
@@ -40,6 +45,40 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
         errs.push(ConfigError::new(
             "timeouts.upstream",
             "expected more than 0s",
+        ));
+    }
+    let tls = &file.tls;
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        errs.push(ConfigError::new(
+            "tls",
+            "expected both cert_file and key_file, or neither",
+        ));
+    }
+    let c = &file.client;
+    for (key, value) in [
+        ("client.header_timeout", c.header_timeout),
+        ("client.body_timeout", c.body_timeout),
+    ] {
+        if value.0.is_zero() {
+            errs.push(ConfigError::new(key, "expected more than 0s"));
+        }
+    }
+    if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&c.max_header_bytes.0) {
+        errs.push(ConfigError::new(
+            "client.max_header_bytes",
+            format!("is {}; expected between 8KiB and 1MiB", c.max_header_bytes),
+        ));
+    }
+    if c.max_connections < 1 {
+        errs.push(ConfigError::new(
+            "client.max_connections",
+            "expected at least 1",
+        ));
+    }
+    if c.max_concurrent_streams < 1 {
+        errs.push(ConfigError::new(
+            "client.max_concurrent_streams",
+            "expected at least 1",
         ));
     }
     let d = &file.delivery;

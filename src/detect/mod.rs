@@ -4,9 +4,11 @@
 //! stay a router lookup plus a method comparison, without allocating. The decision that needs
 //! the response (status, `when` conditions) and the fields it reads are the second phase,
 //! [`outcome`], run off the request path by the extractor. Operator routes come first, then
-//! each listed profile's rules. Detection never reads or changes the user cache, and never
-//! lets a built-in profile extract a credential.
+//! each listed profile's rules. Rules match the path as [`normalize`] spells it, so no
+//! spelling of a matched path (`//users`, `/%75sers`) slips past detection. Detection never
+//! reads or changes the user cache, and never lets a built-in profile extract a credential.
 
+pub mod normalize;
 pub mod outcome;
 pub mod path_template;
 pub mod profiles;
@@ -150,12 +152,16 @@ impl RouteTable {
     }
 
     /// Which rules could apply to this request; `None` (without allocating) for most traffic.
-    /// `path` may carry a query, which is ignored; one trailing slash is tolerated.
+    /// `path` may carry a query, which is ignored; one trailing slash is tolerated. The path
+    /// is matched in its normal form (dot segments, repeated slashes, encoded unreserved
+    /// characters); one already normal is not copied.
     pub fn classify(&self, method: &Method, path: &str) -> Option<RouteMatch> {
         let path = match path.find('?') {
             Some(i) => &path[..i],
             None => path,
         };
+        let path = normalize::detection_path(path);
+        let path = path.as_ref();
         let found = match self.router.at(path) {
             Ok(m) => m,
             Err(_) if path.len() > 1 && path.ends_with('/') => {

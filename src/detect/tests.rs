@@ -62,7 +62,30 @@ fn query_and_trailing_slash() {
     assert_eq!(params(&m), vec![("realm", "acme"), ("id", "42")]);
     assert!(t.classify(&Method::POST, "/api/users?draft=true").is_some());
     assert!(t.classify(&Method::POST, "/api/users/").is_some());
-    assert!(t.classify(&Method::POST, "/api/users//").is_none());
+    // Repeated slashes are merged before matching (an IAM that merges them routes it here).
+    assert!(t.classify(&Method::POST, "/api/users//").is_some());
+    assert!(t.classify(&Method::POST, "/api/users/x").is_none());
+}
+
+#[test]
+fn every_spelling_of_a_matched_path_matches_with_its_params() {
+    let t = table(ROUTES);
+    for spelling in [
+        "//realms/acme/users/42",
+        "/realms/./acme/users/42",
+        "/realms/x/../acme/users/42",
+        "/realms/ac%6de/users/%34%32",
+        "/realms//acme///users/42/.",
+    ] {
+        let m = t.classify(&Method::PUT, spelling).expect(spelling);
+        assert_eq!(
+            params(&m),
+            vec![("realm", "acme"), ("id", "42")],
+            "{spelling}"
+        );
+    }
+    // An encoded slash is part of its segment.
+    assert!(t.classify(&Method::POST, "/api%2Fusers").is_none());
 }
 
 #[test]

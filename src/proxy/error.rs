@@ -11,7 +11,8 @@ use std::time::Duration;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
-use crate::metrics::UpstreamFailure;
+use super::edge::{log_client_fault, Refusal};
+use crate::metrics::{ClientFault, UpstreamFailure};
 use crate::upstream::UpstreamError;
 
 /// Why userhook answered a request itself instead of passing on the IAM's response.
@@ -21,19 +22,49 @@ pub enum ProxyError {
     /// client's doing, so it is neither counted as an upstream failure nor logged.
     #[error("the request target cannot be forwarded")]
     BadTarget(#[source] http::Error),
+    /// The request head breaks a rule at the edge (`Host`, `CONNECT`): a 400 before
+    /// anything is sent, counted as the client's.
+    #[error("request refused at the edge: {0}")]
+    Refused(Refusal),
     /// The IAM could not be reached, or the exchange with it failed: a 502.
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(UpstreamError),
+    /// The client's request body stalled (408) or broke its framing or length (400): the
+    /// client's fault, counted in `client_errors_total`, never as the IAM's.
+    #[error("the client's request body")]
+    ClientBody {
+        /// Which of the client's faults.
+        fault: ClientFault,
+        /// What the exchange reported.
+        source: UpstreamError,
+    },
     /// No response head within `timeouts.upstream`: a 504.
     #[error("no response headers within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
 }
 
+impl From<UpstreamError> for ProxyError {
+    /// Sorts an exchange's failure by whose it is: the client's body, or the IAM.
+    fn from(e: UpstreamError) -> Self {
+        match (e.client_fault(), e) {
+            (Some(fault), source) => ProxyError::ClientBody { fault, source },
+            (None, UpstreamError::Timeout(limit)) => ProxyError::Timeout(limit),
+            (None, e) => ProxyError::Upstream(e),
+        }
+    }
+}
+
 impl ProxyError {
-    /// 400 for a refused request, 502 for an unreachable or broken IAM, 504 for a slow one.
+    /// 400 for a refused request or a broken body, 408 for a stalled body, 502 for an
+    /// unreachable or broken IAM, 504 for a slow one.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTimeout,
+                ..
+            } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -42,7 +73,9 @@ impl ProxyError {
     /// The `kind` an IAM failure counts under; `None` for the client's own mistakes.
     pub fn metric_kind(&self) -> Option<UpstreamFailure> {
         match self {
-            ProxyError::BadTarget(_) => None,
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) | ProxyError::ClientBody { .. } => {
+                None
+            }
             ProxyError::Upstream(e) if e.is_connect() => Some(UpstreamFailure::Unreachable),
             ProxyError::Upstream(_) => Some(UpstreamFailure::Broken),
             ProxyError::Timeout(_) => Some(UpstreamFailure::Timeout),
@@ -52,7 +85,12 @@ impl ProxyError {
     /// A stable, machine-readable code for the JSON body and the log line.
     pub fn code(&self) -> &'static str {
         match self {
-            ProxyError::BadTarget(_) => "bad_request",
+            ProxyError::BadTarget(_) | ProxyError::Refused(_) => "bad_request",
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTimeout,
+                ..
+            } => "request_timeout",
+            ProxyError::ClientBody { .. } => "bad_request_body",
             ProxyError::Upstream(e) if e.is_connect() => "upstream_unreachable",
             ProxyError::Upstream(_) => "upstream_error",
             ProxyError::Timeout(_) => "upstream_timeout",
@@ -63,6 +101,15 @@ impl ProxyError {
     fn message(&self) -> &'static str {
         match self {
             ProxyError::BadTarget(_) => "the request target cannot be forwarded",
+            ProxyError::Refused(Refusal::Connect) => "CONNECT is not supported",
+            ProxyError::Refused(_) => {
+                "the request has a missing, empty, repeated or conflicting Host"
+            }
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTimeout,
+                ..
+            } => "the request body did not arrive in time",
+            ProxyError::ClientBody { .. } => "the request body is malformed or incomplete",
             ProxyError::Upstream(e) if e.is_connect() => {
                 "the identity service could not be reached"
             }
@@ -89,8 +136,20 @@ impl ProxyError {
 
     /// Counts and logs an IAM failure for the request to `client_path` (redacted: reset and
     /// invite links can carry a token in the path), then gives the response the client
-    /// receives. A refused request is only answered.
+    /// receives. A client's broken or stalled body is counted as the client's and logged at
+    /// most once a second; a refused request is only answered.
     pub fn respond(self, client_path: &str) -> Response<ClientBody> {
+        match &self {
+            ProxyError::ClientBody { fault, .. } => {
+                crate::metrics::client_error(*fault);
+                log_client_fault(*fault, &self.detail());
+            }
+            ProxyError::Refused(_) => {
+                crate::metrics::client_error(ClientFault::BadRequest);
+                log_client_fault(ClientFault::BadRequest, &self.detail());
+            }
+            _ => {}
+        }
         if let Some(kind) = self.metric_kind() {
             crate::metrics::upstream_error(kind);
             let path = crate::redact::redact_url(client_path);
@@ -112,6 +171,11 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if matches!(self, ProxyError::ClientBody { .. }) {
+            // The rest of a broken or stalled body cannot be told from the next request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

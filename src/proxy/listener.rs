@@ -9,16 +9,16 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use super::edge::{self, AcceptBackoff};
 use super::service::{ProxyService, ProxyShared};
+use super::tls::{ListenerTls, TlsListenError};
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
 
@@ -34,6 +34,9 @@ pub enum ListenError {
     /// The first listener's address could not be read, so no other could bind it.
     #[error("cannot read the proxy's address: {0}")]
     Address(io::Error),
+    /// The `tls` certificate pair could not be loaded.
+    #[error("cannot use the TLS certificate (tls): {0}")]
+    Tls(#[from] TlsListenError),
     /// A further worker's `SO_REUSEPORT` listener could not bind.
     #[error("cannot listen on {addr} (listen): {reason}")]
     Bind {
@@ -78,6 +81,7 @@ pub fn spawn_proxy_thread(
     listener: TcpListener,
     shared: Arc<ProxyShared>,
     runtime: Arc<ArcSwap<Snapshot>>,
+    tls: Option<Arc<ListenerTls>>,
     signal: ShutdownSignal,
 ) -> Result<tokio::sync::oneshot::Receiver<()>, ListenError> {
     let listener = listener.into_std().map_err(ListenError::Detach)?;
@@ -97,7 +101,7 @@ pub fn spawn_proxy_thread(
             };
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve_proxy(listener, shared, runtime, signal).await,
+                    Ok(listener) => serve_proxy(listener, shared, runtime, tls, signal).await,
                     Err(e) => tracing::error!(error = %e, "proxy worker cannot use its listener"),
                 }
             });
@@ -112,9 +116,20 @@ pub async fn serve_proxy(
     listener: TcpListener,
     shared: Arc<ProxyShared>,
     runtime: Arc<ArcSwap<Snapshot>>,
+    tls: Option<Arc<ListenerTls>>,
     mut signal: ShutdownSignal,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // The `client` limits are read once: a change needs a restart, like `listen`.
+    let (builder, max_connections, handshake_timeout) = {
+        let snapshot = runtime.load();
+        let client = &snapshot.file.client;
+        (
+            Arc::new(edge::builder(client)),
+            client.max_connections,
+            client.header_timeout.0,
+        )
+    };
+    let mut backoff = AcceptBackoff::default();
     let graceful = GracefulShutdown::new();
     // Connections are owned here so the ones still open when the grace period ends can be
     // closed for real (each holds the extractor's sender, which `stop` waits on).
@@ -125,24 +140,59 @@ pub async fn serve_proxy(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors and the like: back off instead of spinning,
+                    // and say so at most once a second.
+                    let pause = backoff.failed(&e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = signal.recv() => break,
+                    }
                 }
             },
             _ = signal.recv() => break,
         };
+        backoff.succeeded();
+        // Past the limit the connection is closed at once (a reset-free FIN): open ones keep
+        // being served, and the client may retry.
+        let Some(admitted) = shared.connections.admit(max_connections) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        if let Some(tls) = &tls {
+            // The handshake runs on the connection's own task, within the head timeout.
+            let (acceptor, builder, watcher) =
+                (tls.acceptor(), builder.clone(), graceful.watcher());
+            let service =
+                ProxyService::with_proto(shared.clone(), remote, &crate::headers::PROTO_HTTPS);
+            connections.spawn(async move {
+                let _admitted = admitted;
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        crate::metrics::client_error(crate::metrics::ClientFault::HeaderTimeout);
+                        return;
+                    }
+                };
+                let service = TowerToHyperService::new(service);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                ended(watcher.watch(conn.into_owned()).await, remote);
+            });
+            continue;
+        }
         let service = TowerToHyperService::new(ProxyService::new(shared.clone(), remote));
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
         connections.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %remote, "client connection ended with an error");
-            }
+            let _admitted = admitted;
+            ended(conn.await, remote);
         });
     }
     drop(listener);
@@ -161,6 +211,21 @@ pub async fn serve_proxy(
     while connections.join_next().await.is_some() {}
 }
 
+/// Counts and logs how a client connection ended: the client's faults (a slow or large
+/// head) as such, at most once a second; anything else at debug.
+fn ended(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, remote: SocketAddr) {
+    let Err(e) = result else {
+        return;
+    };
+    match edge::connection_fault(&*e) {
+        Some(fault) => {
+            crate::metrics::client_error(fault);
+            edge::log_client_fault(fault, &e);
+        }
+        None => tracing::debug!(error = %e, %remote, "client connection ended with an error"),
+    }
+}
+
 /// Serves `listener` as `threads` says: on the caller's runtime, or on N workers (the first
 /// one on the caller's runtime, the others on threads of their own, each with a listener of
 /// its own on the same address). The returned tasks end when every connection has drained.
@@ -176,12 +241,17 @@ pub fn serve(
         ProxyThreads::Dedicated(n) => n.max(1),
     };
     let addr = listener.local_addr().map_err(ListenError::Address)?;
+    let tls = ListenerTls::load(&runtime.load().file.tls)?;
     let mut tasks = vec![tokio::spawn(serve_proxy(
         listener,
         shared.clone(),
         runtime.clone(),
+        tls.clone(),
         signal.clone(),
     ))];
+    if let Some(tls) = &tls {
+        tasks.push(tokio::spawn(tls.clone().watch(signal.clone())));
+    }
     for index in 1..workers {
         let listener = bind_reuseport(addr).map_err(|reason| ListenError::Bind { addr, reason })?;
         let done = spawn_proxy_thread(
@@ -189,6 +259,7 @@ pub fn serve(
             listener,
             shared.clone(),
             runtime.clone(),
+            tls.clone(),
             signal.clone(),
         )?;
         tasks.push(tokio::spawn(async move {

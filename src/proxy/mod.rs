@@ -1,17 +1,22 @@
 //! The request path: the streaming reverse proxy in front of the IAM.
 //!
-//! `listener` accepts connections on the worker threads; `service` forwards one request in
-//! named phases; `tap` keeps bounded copies of matched response bodies and hands the
-//! finished exchange to the event path; `error` is the one place userhook writes a response
-//! of its own (400, 502, 504); `body` is the client-side body type that keeps the unmatched
-//! path free of boxing. Never: await webhook work (strict mode awaits only the bounded
-//! durability acknowledgement), buffer a whole body, or log a body.
+//! `listener` accepts connections on the worker threads; `edge` holds the front door's
+//! limits (head timeout and size, HTTP/2 limits, the connection count, accept backoff);
+//! `service` forwards one request in named phases; `tap` keeps bounded copies of matched
+//! response bodies and hands the finished exchange to the event path; `error` is the one
+//! place userhook writes a response of its own (400, 408, 502, 504); `body` is the
+//! client-side body type that keeps the unmatched path free of boxing; `tls` is the listener's
+//! own certificate pair, reloaded when its files change. Never: await webhook
+//! work (strict mode awaits only the bounded durability acknowledgement), buffer a whole
+//! body, or log a body.
 
 pub mod body;
+pub mod edge;
 pub mod error;
 pub mod listener;
 pub mod service;
 pub mod tap;
+pub mod tls;
 
 pub use listener::ProxyThreads;
 pub use service::{ProxyService, ProxyShared};

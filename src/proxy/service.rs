@@ -4,6 +4,8 @@
 //! same phases in order, each a function below whose doc says when it runs and what it may
 //! change:
 //!
+//! 0. `edge::refusal`: a head with a missing, empty, repeated or conflicting `Host`, or a
+//!    `CONNECT`, is answered 400 and goes no further.
 //! 1. `request_filter`: a matched request gets its `X-Request-Id` and its copy for the
 //!    exchange (classification itself is in `forward`, which counts by route).
 //! 2. `upstream_request_head` and `upstream_request_body`: the request as the IAM gets it,
@@ -39,6 +41,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ClientBody;
+use super::edge::{self, ConnectionCount};
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
 use crate::capture::{RequestCaptureSlot, RequestTap};
@@ -59,6 +62,8 @@ pub struct ProxyShared {
     pub runtime: Arc<ArcSwap<Snapshot>>,
     /// Where finished matched exchanges go (bounded; never awaited).
     pub exchanges: HandoffSender,
+    /// Client connections open over all workers, against `client.max_connections`.
+    pub connections: Arc<ConnectionCount>,
 }
 
 /// The per-connection service: shared state plus who the client is.
@@ -68,14 +73,26 @@ pub struct ProxyService {
     /// The client's IP as text (for `X-Forwarded-For` and events), formatted once per
     /// connection.
     client_ip: Option<HeaderValue>,
+    /// `X-Forwarded-Proto`: `http`, or `https` on the TLS listener.
+    proto: &'static HeaderValue,
 }
 
 impl ProxyService {
-    /// A service for one accepted connection from `remote`.
+    /// A service for one accepted plain-HTTP connection from `remote`.
     pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
+        Self::with_proto(shared, remote, &headers::PROTO_HTTP)
+    }
+
+    /// A service for one connection from `remote` that arrived over `proto`.
+    pub fn with_proto(
+        shared: Arc<ProxyShared>,
+        remote: SocketAddr,
+        proto: &'static HeaderValue,
+    ) -> Self {
         ProxyService {
             shared,
             client_ip: headers::ip_value(remote.ip()),
+            proto,
         }
     }
 }
@@ -92,7 +109,13 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
-        Box::pin(forward(runtime, sink, self.client_ip.clone(), req))
+        Box::pin(forward(
+            runtime,
+            sink,
+            self.client_ip.clone(),
+            self.proto,
+            req,
+        ))
     }
 }
 
@@ -102,13 +125,14 @@ async fn forward(
     rt: Arc<Snapshot>,
     sink: HandoffSender,
     client_ip: Option<HeaderValue>,
+    proto: &'static HeaderValue,
     req: Request<Incoming>,
 ) -> Result<Response<ClientBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = phases(&rt, route, sink, client_ip, req).await;
+    let resp = phases(&rt, route, sink, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
     Ok(resp)
 }
@@ -120,17 +144,24 @@ async fn phases(
     route: Option<RouteMatch>,
     sink: HandoffSender,
     client_ip: Option<HeaderValue>,
+    proto: &'static HeaderValue,
     mut req: Request<Incoming>,
 ) -> Response<ClientBody> {
     let upgrade = headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
+    // 0. Heads refused at the edge (Host rules, CONNECT): nothing is sent.
+    if let Some(refusal) = edge::refusal(&parts) {
+        return ProxyError::Refused(refusal).respond(parts.uri.path());
+    }
+
     // 1. Request id and the exchange's copy (matched only).
     let matched = route.map(|route| request_filter(route, &mut parts));
 
     // 2. The upstream request.
-    let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref()) {
+    let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref(), proto)
+    {
         Ok(client_uri) => client_uri,
         Err(e) => return e.respond(parts.uri.path()),
     };
@@ -221,6 +252,7 @@ fn upstream_request_head(
     parts: &mut request::Parts,
     upgrade: bool,
     client_ip: Option<&HeaderValue>,
+    proto: &'static HeaderValue,
 ) -> Result<Uri, ProxyError> {
     let uri = rt
         .upstream
@@ -238,12 +270,7 @@ fn upstream_request_head(
         headers::join_cookies(&mut parts.headers);
     }
     headers::strip_hop_by_hop(&mut parts.headers, headers::Hop::Request, upgrade);
-    headers::append_forwarded(
-        &mut parts.headers,
-        client_ip,
-        &headers::PROTO_HTTP,
-        client_host.as_ref(),
-    );
+    headers::append_forwarded(&mut parts.headers, client_ip, proto, client_host.as_ref());
     match (rt.preserve_host, sent_host, client_host) {
         // The client's own `Host` is already in place.
         (true, Some(_), _) => {}
@@ -269,26 +296,26 @@ fn upstream_request_body(
     tap: bool,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
-        return (UpstreamBody::Plain(body), None);
+        return (UpstreamBody::plain(body, rt.body_timeout), None);
     }
     let slot = Arc::new(RequestCaptureSlot::default());
     let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
-    (UpstreamBody::Tapped(tapped), Some(slot))
+    (UpstreamBody::tapped(tapped, rt.body_timeout), Some(slot))
 }
 
 /// Phase 3, the exchange: runs once the request is built, and is the only phase that waits
 /// on the IAM. Connecting, writing the request and reading the response head must all end
-/// within `timeouts.upstream` (a 504 otherwise); a failure is a 502. Changes nothing: the
-/// request goes as phase 2 left it (the client may retry it on a fresh connection when a
-/// pooled one turns out stale) and the response comes back as the IAM sent it.
+/// within `timeouts.upstream` (a 504 otherwise); a failure is a 502. A small body is read
+/// whole first, outside that time and before an IAM connection is taken; a request body the
+/// client stalls (`client.body_timeout`) or breaks is the client's 408 or 400. Changes
+/// nothing: the request goes as phase 2 left it (the client may retry it on a fresh
+/// connection when a pooled one turns out stale) and the response comes back as the IAM
+/// sent it.
 async fn send_upstream(
     rt: &Snapshot,
     request: Request<UpstreamBody>,
 ) -> Result<Response<UpstreamResponseBody>, ProxyError> {
-    match tokio::time::timeout(rt.upstream_timeout, rt.client.send(request)).await {
-        Ok(sent) => Ok(sent?),
-        Err(_) => Err(ProxyError::Timeout(rt.upstream_timeout)),
-    }
+    Ok(rt.client.send(request, rt.upstream_timeout).await?)
 }
 
 /// Phase 4, the response head: runs once the IAM's final head is in, for every response.

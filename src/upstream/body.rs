@@ -1,50 +1,132 @@
-//! The request body the upstream client sends, as a plain enum so the unmatched path stays
-//! a zero-cost pass-through of hyper's own `Incoming` (no boxing, no copying). Never: look
-//! at, hold back or change a byte.
+//! The request body the upstream client sends: hyper's own `Incoming` (copied by the request
+//! tap on a matched route), with the client's pace watched so a client that stops sending
+//! ends its request instead of holding it open.
+//!
+//! The unmatched path stays a zero-cost pass-through: no boxing, no copying, and no timer
+//! unless the body is actually waited for. Never: look at, hold back or change a byte.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use std::future::Future;
+use tokio::time::{Instant, Sleep};
 
 use crate::capture::RequestTap;
 
-/// A request body sent to the upstream IAM: one type for both routes, so the client is not
-/// generic and the unmatched route pays for no copy.
-pub enum UpstreamBody {
+/// Why the client's request body could not be read: the client's fault, never the IAM's.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    /// hyper could not read it: broken chunked framing, a body shorter than its
+    /// `Content-Length`, or a client that went away.
+    #[error("reading the client's request body")]
+    Read(#[source] hyper::Error),
+    /// No byte of it arrived for `client.body_timeout`.
+    #[error("the client sent nothing of its request body for {}", humantime::format_duration(*.0))]
+    Stalled(Duration),
+}
+
+/// Where the body's bytes come from.
+enum Source {
     /// Unmatched route: streamed as received.
     Plain(Incoming),
     /// Matched route: streamed and copied.
     Tapped(RequestTap),
 }
 
+/// A request body sent to the upstream IAM: one type for both routes, so the client is not
+/// generic and the unmatched route pays for no copy.
+pub struct UpstreamBody {
+    source: Source,
+    /// Longest pause allowed between two frames (`client.body_timeout`).
+    stall_limit: Duration,
+    /// Armed the first time the body has to be waited for (a body already received never
+    /// costs a timer); reset when a frame arrived since.
+    stall: Option<Pin<Box<Sleep>>>,
+    progressed: bool,
+}
+
+impl UpstreamBody {
+    /// An unmatched request's body, ended with [`ClientBodyError::Stalled`] after a pause of
+    /// `stall_limit`.
+    pub fn plain(body: Incoming, stall_limit: Duration) -> Self {
+        Self::new(Source::Plain(body), stall_limit)
+    }
+
+    /// A matched request's body, copied as it streams; paced as [`UpstreamBody::plain`].
+    pub fn tapped(body: RequestTap, stall_limit: Duration) -> Self {
+        Self::new(Source::Tapped(body), stall_limit)
+    }
+
+    fn new(source: Source, stall_limit: Duration) -> Self {
+        UpstreamBody {
+            source,
+            stall_limit,
+            stall: None,
+            progressed: false,
+        }
+    }
+
+    /// `Pending` from the source: arms or re-arms the stall timer and polls it.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<ClientBodyError> {
+        let limit = self.stall_limit;
+        let stall = match &mut self.stall {
+            Some(stall) => {
+                if std::mem::take(&mut self.progressed) {
+                    stall.as_mut().reset(Instant::now() + limit);
+                }
+                stall
+            }
+            None => {
+                self.progressed = false;
+                self.stall.insert(Box::pin(tokio::time::sleep(limit)))
+            }
+        };
+        stall
+            .as_mut()
+            .poll(cx)
+            .map(|()| ClientBodyError::Stalled(limit))
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpstreamBody::Plain(b) => Pin::new(b).poll_frame(cx),
-            UpstreamBody::Tapped(b) => Pin::new(b).poll_frame(cx),
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.source {
+            Source::Plain(b) => Pin::new(b).poll_frame(cx),
+            Source::Tapped(b) => Pin::new(b).poll_frame(cx),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.progressed = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ClientBodyError::Read(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => this.poll_stall(cx).map(|e| Some(Err(e))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Plain(b) => b.is_end_stream(),
-            UpstreamBody::Tapped(b) => b.is_end_stream(),
+        match &self.source {
+            Source::Plain(b) => b.is_end_stream(),
+            Source::Tapped(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Plain(b) => b.size_hint(),
-            UpstreamBody::Tapped(b) => b.size_hint(),
+        match &self.source {
+            Source::Plain(b) => b.size_hint(),
+            Source::Tapped(b) => b.size_hint(),
         }
     }
 }

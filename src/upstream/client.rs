@@ -83,19 +83,26 @@ impl UpstreamConnector {
     }
 
     /// Sends `req` (origin-form URI, `Host` already set) on a pooled connection, or a new
-    /// one: inline for a plain-HTTP IAM and a small body of known length, through hyper's
-    /// client otherwise.
+    /// one, and waits up to `timeout` for the response head ([`UpstreamError::Timeout`]):
+    /// inline for a plain-HTTP IAM and a small body of known length (read whole first, so the
+    /// upload is not timed as the IAM's), through hyper's client otherwise (the body streams,
+    /// and `timeout` runs from the start).
     pub async fn send(
         &self,
         req: Request<UpstreamBody>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamResponseBody>, UpstreamError> {
         match &self.plain {
             Some((host, port)) if direct::eligible(&req) => {
-                let resp = direct::send(host, *port, self.connect_timeout, self.id, req).await?;
+                let resp =
+                    direct::send(host, *port, self.connect_timeout, self.id, req, timeout).await?;
                 Ok(resp.map(Either::Right))
             }
             _ => {
-                let resp = hyper_client::send(&self.connector, &self.target, self.id, req).await?;
+                let sent = hyper_client::send(&self.connector, &self.target, self.id, req);
+                let resp = tokio::time::timeout(timeout, sent)
+                    .await
+                    .map_err(|_| UpstreamError::Timeout(timeout))??;
                 Ok(resp.map(Either::Left))
             }
         }

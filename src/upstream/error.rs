@@ -6,8 +6,11 @@
 //! walks the chain says everything once. Never: carry a body byte or a header value.
 
 use std::io;
+use std::time::Duration;
 
+use super::body::ClientBodyError;
 use super::direct::error::{DialError, RequestBodyError, ResponseError, SendError};
+use crate::metrics::ClientFault;
 
 /// The error of an upstream response body (`Either` boxes either client's) and of hyper's
 /// connector: boxed because only an error pays for the box.
@@ -57,6 +60,9 @@ pub enum UpstreamError {
     /// The IAM's response head cannot be forwarded safely.
     #[error(transparent)]
     Response(#[from] ResponseError),
+    /// No response head within `timeouts.upstream`.
+    #[error("no response headers within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
 }
 
 impl UpstreamError {
@@ -73,8 +79,45 @@ impl UpstreamError {
         }
     }
 
+    /// The client's part in the failure, when its request body is what broke: it stopped
+    /// sending ([`ClientFault::BodyTimeout`]) or broke its framing or length
+    /// ([`ClientFault::BadBody`]). `None` means the IAM's side failed.
+    pub fn client_fault(&self) -> Option<ClientFault> {
+        let body = match self {
+            UpstreamError::RequestBody(RequestBodyError::Client(e))
+            | UpstreamError::Send {
+                source: SendError::Body(RequestBodyError::Client(e)),
+                ..
+            } => e,
+            UpstreamError::RequestBody(_)
+            | UpstreamError::Send {
+                source: SendError::Body(_),
+                ..
+            } => return Some(ClientFault::BadBody),
+            // hyper's client reports the body it could not read as a "user" error.
+            UpstreamError::Exchange(e) if e.is_user() => find_client_body(e)?,
+            _ => return None,
+        };
+        Some(match body {
+            ClientBodyError::Stalled(_) => ClientFault::BodyTimeout,
+            ClientBodyError::Read(_) => ClientFault::BadBody,
+        })
+    }
+
     /// True when no connection was made at all: the IAM is unreachable, not broken.
     pub fn is_connect(&self) -> bool {
         matches!(self, UpstreamError::Dial(_) | UpstreamError::Connect(_))
     }
+}
+
+/// The client body error somewhere in `error`'s causes.
+fn find_client_body(error: &hyper::Error) -> Option<&ClientBodyError> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if let Some(body) = e.downcast_ref::<ClientBodyError>() {
+            return Some(body);
+        }
+        cause = e.source();
+    }
+    None
 }

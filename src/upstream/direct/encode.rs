@@ -1,12 +1,10 @@
-//! Writing a request to a plain-HTTP IAM: head and the body bytes at hand in one buffer, one
-//! `write`; the rest of a slow body streamed after it.
+//! Writing a request to a plain-HTTP IAM: head and body in one buffer, one `write`.
 //!
-//! The body is never waited for while encoding (only frames already delivered are taken),
-//! and never buffered past [`MAX_INLINE_BODY`]. Never: read from the socket, or send a body
-//! that disagrees with its announced length.
-
-use std::pin::Pin;
-use std::task::Poll;
+//! The body (known length, at most [`MAX_INLINE_BODY`]) is read whole before an IAM
+//! connection is taken, as nginx buffers small bodies: a slow client then holds only its
+//! own connection, never one to the IAM, and its upload time is not counted as the IAM's.
+//! Never: read from the socket, buffer past [`MAX_INLINE_BODY`], or send a body that
+//! disagrees with its announced length.
 
 use http::header;
 use http::{Method, Request};
@@ -22,24 +20,19 @@ use crate::upstream::body::UpstreamBody;
 /// through hyper's client.
 pub(super) const MAX_INLINE_BODY: u64 = 64 * 1024;
 
-/// A request ready to write: its head plus every body byte the client has already sent, and
-/// the rest of the body, if any, still to come.
+/// A request ready to write: its head and its whole body, which can be sent again as is on
+/// another connection.
 pub(super) struct Outgoing {
     /// The request method (it decides whether the response has a body, and retries).
     pub method: Method,
-    /// Head and the body bytes at hand, written with one system call.
+    /// Head and body, written with one system call.
     bytes: Vec<u8>,
-    /// The body's remainder; `None` when `bytes` is the whole request, which can then be
-    /// sent again as is.
-    rest: Option<UpstreamBody>,
-    /// Body bytes still to come from `rest`.
-    remaining: u64,
 }
 
 impl Outgoing {
-    /// Encodes `req` (origin-form target, headers already prepared). The body is never
-    /// waited for here: only frames the client has already delivered are taken, so a small
-    /// body usually travels with its head and a slow one streams with backpressure.
+    /// Encodes `req` (origin-form target, headers already prepared), reading its body to the
+    /// end. A body that is already in (the usual case) costs no wait; a slow one is waited
+    /// for within `client.body_timeout` (the body's own timer), before any IAM connection.
     pub(super) async fn encode(req: Request<UpstreamBody>) -> Result<Outgoing, RequestBodyError> {
         let (parts, mut body) = req.into_parts();
         let declared = body.size_hint().exact().unwrap_or(0);
@@ -72,30 +65,17 @@ impl Outgoing {
         }
         bytes.extend_from_slice(b"\r\n");
         let mut remaining = declared;
-        let mut rest = None;
-        loop {
-            if remaining == 0 && body.is_end_stream() {
+        while !(remaining == 0 && body.is_end_stream()) {
+            let Some(frame) = body.frame().await else {
                 break;
-            }
-            // One poll: a frame already received, the end, or "not yet" (then stream the rest).
-            let polled =
-                std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await;
-            match polled {
-                Poll::Ready(Some(frame)) => {
-                    // Trailers cannot travel with a Content-Length body; hyper drops them too.
-                    if let Ok(data) = frame?.into_data() {
-                        remaining = take(remaining, data.len())?;
-                        bytes.extend_from_slice(&data);
-                    }
-                }
-                Poll::Ready(None) => break,
-                Poll::Pending => {
-                    rest = Some(body);
-                    break;
-                }
+            };
+            // Trailers cannot travel with a Content-Length body; hyper drops them too.
+            if let Ok(data) = frame?.into_data() {
+                remaining = take(remaining, data.len())?;
+                bytes.extend_from_slice(&data);
             }
         }
-        if rest.is_none() && remaining != 0 {
+        if remaining != 0 {
             return Err(RequestBodyError::Short {
                 declared,
                 missing: remaining,
@@ -104,37 +84,19 @@ impl Outgoing {
         Ok(Outgoing {
             method: parts.method,
             bytes,
-            rest,
-            remaining,
         })
     }
 
-    /// Writes the request: the encoded bytes, then whatever is left of the body as it comes.
+    /// Writes the request.
     pub(super) async fn write_to(&mut self, io: &mut TcpStream) -> Result<(), SendError> {
         io.write_all(&self.bytes).await?;
-        let Some(body) = self.rest.as_mut() else {
-            return Ok(());
-        };
-        let declared = self.remaining;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(RequestBodyError::Client)?.into_data() {
-                self.remaining = take(self.remaining, data.len())?;
-                io.write_all(&data).await?;
-            }
-        }
-        if self.remaining != 0 {
-            return Err(RequestBodyError::Short {
-                declared,
-                missing: self.remaining,
-            }
-            .into());
-        }
         Ok(())
     }
 
-    /// The whole request is in hand and can be written again on another connection.
+    /// The whole request is in hand and can be written again on another connection: always,
+    /// since the body is read whole first.
     pub(super) fn replayable(&self) -> bool {
-        self.rest.is_none()
+        true
     }
 }
 

@@ -10,6 +10,8 @@ use std::io;
 use http::header::{InvalidHeaderName, InvalidHeaderValue, MaxSizeReached};
 use http::status::InvalidStatusCode;
 
+use crate::upstream::body::ClientBodyError;
+
 /// Why no TCP connection to a plain-HTTP IAM could be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
@@ -56,9 +58,9 @@ pub enum RequestBodyError {
         /// Bytes that never came.
         missing: u64,
     },
-    /// Reading the body from the client failed.
+    /// Reading the body from the client failed, or the client stopped sending it.
     #[error(transparent)]
-    Client(#[from] hyper::Error),
+    Client(#[from] ClientBodyError),
 }
 
 /// Why writing a request to the IAM stopped part-way.

@@ -46,16 +46,34 @@ pub(super) fn eligible(req: &Request<UpstreamBody>) -> bool {
 }
 
 /// Sends `req` to `host:port` on one of this thread's idle connections of `connector`, or a
-/// new one. A request whose body was all at hand is kept whole, so a reused connection the
-/// IAM closed while it sat idle costs a retry on a fresh one, not a failed request.
+/// new one. The body is read whole first (paced by its own timer), and only then is a
+/// connection taken and `timeout` started: upload time is the client's, not the IAM's. The
+/// request is kept whole, so a reused connection the IAM closed while it sat idle costs a
+/// retry on a fresh one, not a failed request.
 pub(super) async fn send(
     host: &str,
     port: u16,
     connect_timeout: Duration,
     connector: u64,
     req: Request<UpstreamBody>,
+    timeout: Duration,
 ) -> Result<Response<DirectBody>, UpstreamError> {
     let mut request = Outgoing::encode(req).await?;
+    let sent = tokio::time::timeout(
+        timeout,
+        send_encoded(host, port, connect_timeout, connector, &mut request),
+    );
+    sent.await.map_err(|_| UpstreamError::Timeout(timeout))?
+}
+
+/// [`send`]'s exchange once the request is encoded, with its retry on a fresh connection.
+async fn send_encoded(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    connector: u64,
+    request: &mut Outgoing,
+) -> Result<Response<DirectBody>, UpstreamError> {
     loop {
         // Unconstrained: the liveness check reads the socket's recorded readiness, which
         // tokio's cooperative budget would otherwise hide from a busy task.
@@ -67,7 +85,7 @@ pub(super) async fn send(
                 (conn, false)
             }
         };
-        match exchange(conn, reused, &mut request, connector).await {
+        match exchange(conn, reused, request, connector).await {
             Ok(resp) => return Ok(resp),
             Err(e) if e.retryable() => continue,
             Err(e) => return Err(e),

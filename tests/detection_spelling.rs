@@ -1,0 +1,73 @@
+//! No spelling of a matched path reaches the IAM undetected, and every spelling is forwarded
+//! exactly as the client sent it: against the real server, over raw sockets, with the fake
+//! IAM recording each request line.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{config_for, eventually, get, raw_exchange, respond, FakeUpstream, Userhook};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn metric(uh: &Userhook, series: &str) -> f64 {
+    let (_, _, body) = get(&format!("{}/metrics", uh.admin_url())).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn every_spelling_of_post_users_is_detected_and_forwarded_as_sent() {
+    let iam =
+        FakeUpstream::start(|_| async { respond(201, r#"{"id":"u-1","username":"ann"}"#) }).await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
+    let created = r#"userhook_events_total{action="created"}"#;
+    let matched = r#"userhook_proxied_requests_total{rule="POST /users",status="2xx"}"#;
+    let spellings = [
+        "/users",
+        "//users",
+        "/./users",
+        "/x/../users",
+        "/%75sers",
+        "/%75%73%65%72%73",
+        "/users/.",
+        "///users//",
+    ];
+    let (events_before, matched_before) = (metric(&uh, created).await, metric(&uh, matched).await);
+    for spelling in spellings {
+        let request = format!(
+            "POST {spelling} HTTP/1.1\r\nHost: iam\r\nContent-Type: application/json\r\n\
+             Content-Length: 16\r\nConnection: close\r\n\r\n{{\"username\":\"a\"}}"
+        );
+        let answer = raw_exchange(uh.handle.proxy_addr, request.as_bytes(), b"").await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 201 Created\r\n"),
+            "{spelling}: {text}"
+        );
+    }
+    let seen: Vec<String> = iam.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(seen, spellings, "each forwarded exactly as sent");
+    let n = spellings.len() as f64;
+    eventually(WAIT, "one event per spelling", || async {
+        (metric(&uh, created).await == events_before + n).then_some(())
+    })
+    .await;
+    assert_eq!(metric(&uh, matched).await, matched_before + n);
+}
+
+#[tokio::test]
+async fn an_encoded_slash_is_part_of_its_segment_and_still_forwarded_as_sent() {
+    let iam = FakeUpstream::start(|_| async { respond(404, "") }).await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
+    let unmatched = r#"userhook_proxied_requests_total{rule="none",status="4xx"}"#;
+    let before = metric(&uh, unmatched).await;
+    let request =
+        b"POST /%2fusers HTTP/1.1\r\nHost: iam\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(uh.handle.proxy_addr, request, b"").await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 404 Not Found\r\n"));
+    assert_eq!(iam.requests()[0].uri, "/%2fusers");
+    assert_eq!(metric(&uh, unmatched).await, before + 1.0);
+}
