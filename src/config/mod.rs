@@ -15,6 +15,7 @@
 pub mod error;
 pub mod interpolate;
 pub mod model;
+pub mod subscription;
 pub mod summary;
 pub mod units;
 pub mod url;

@@ -184,32 +184,7 @@ fn compile_one(
             "is empty; expected a unique name such as ops-wecom".into(),
         );
     }
-    if spec.object != "user" {
-        err(
-            "object",
-            format!("`{}` is not supported; expected user", spec.object),
-        );
-    }
-    if spec.actions.is_empty() {
-        err(
-            "actions",
-            "is empty; list actions such as [created, deleted] or [\"*\"]".into(),
-        );
-    }
-    let actions = if spec.actions.iter().any(|a| a == "*") {
-        None
-    } else {
-        let mut set = BTreeSet::new();
-        for (j, a) in spec.actions.iter().enumerate() {
-            match a.parse::<Action>() {
-                Ok(a) => {
-                    set.insert(a);
-                }
-                Err(e) => err(&format!("actions[{j}]"), format!("{e}, or *")),
-            }
-        }
-        Some(set)
-    };
+    let actions = crate::config::subscription::actions(&spec.object, &spec.actions, &mut err);
     let upper = spec.method.to_ascii_uppercase();
     let method = match Method::from_bytes(upper.as_bytes()) {
         Ok(m) if WEBHOOK_METHODS.contains(&upper.as_str()) => Some(m),

@@ -1,0 +1,82 @@
+//! What a delivery target (a webhook or a sink) subscribes to: the object and the actions,
+//! checked the same way for every kind of target.
+//!
+//! Only reads the spec and reports problems through the caller's `err`; it never decides
+//! where events go (`events::dispatch` does).
+
+use std::collections::BTreeSet;
+
+use crate::event::Action;
+
+/// The actions a target with `object` and `actions` receives: `None` for all (`["*"]`), or
+/// the set named. Every problem is passed to `err` as `(key, message)`, keys relative to the
+/// target (`object`, `actions`, `actions[1]`).
+pub fn actions(
+    object: &str,
+    actions: &[String],
+    err: &mut dyn FnMut(&str, String),
+) -> Option<BTreeSet<Action>> {
+    if object != "user" {
+        err(
+            "object",
+            format!("`{object}` is not supported; expected user"),
+        );
+    }
+    if actions.is_empty() {
+        err(
+            "actions",
+            "is empty; list actions such as [created, deleted] or [\"*\"]".into(),
+        );
+    }
+    if actions.iter().any(|a| a == "*") {
+        return None;
+    }
+    let mut set = BTreeSet::new();
+    for (j, a) in actions.iter().enumerate() {
+        match a.parse::<Action>() {
+            Ok(a) => {
+                set.insert(a);
+            }
+            Err(e) => err(&format!("actions[{j}]"), format!("{e}, or *")),
+        }
+    }
+    Some(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(object: &str, list: &[&str]) -> (Option<BTreeSet<Action>>, Vec<String>) {
+        let mut problems = Vec::new();
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        let got = actions(object, &list, &mut |k, m| {
+            problems.push(format!("{k}: {m}"))
+        });
+        (got, problems)
+    }
+
+    #[test]
+    fn star_is_everything_and_names_are_a_set() {
+        assert_eq!(check("user", &["*"]), (None, vec![]));
+        let (set, problems) = check("user", &["deleted", "created", "created"]);
+        assert!(problems.is_empty());
+        assert_eq!(
+            set.map(|s| s.into_iter().collect::<Vec<_>>()),
+            Some(vec![Action::Created, Action::Deleted])
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let (_, problems) = check("group", &["created", "delete"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("object: `group` is not supported"));
+        assert!(problems[1].starts_with("actions[1]: unknown action `delete`"));
+        let (_, problems) = check("user", &[]);
+        assert_eq!(
+            problems,
+            ["actions: is empty; list actions such as [created, deleted] or [\"*\"]"]
+        );
+    }
+}
