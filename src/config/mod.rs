@@ -12,9 +12,11 @@
 //! The built-in profile files take the same route without `${VAR}` (`parse_yaml_as`), their
 //! `routes:` being the same `RouteSpec`s, so a rule means in a profile what it means in a config.
 
+pub mod env_values;
 pub mod error;
 pub mod interpolate;
 pub mod model;
+pub mod profile_spec;
 pub mod subscription;
 pub mod summary;
 pub mod units;

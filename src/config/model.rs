@@ -2,12 +2,14 @@
 //!
 //! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
 //! Values here are *as written* (after `${VAR}` interpolation): they are checked and compiled
-//! into a [`crate::snapshot::Snapshot`] by `config::validate`, never used raw on the request path.
+//! into a [`crate::snapshot::Snapshot`] by `Snapshot::compile`, never used raw on the request path.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::env_values::EnvValues;
+pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
 /// The whole config file. Only `upstream` is required; everything else has a safe default.
@@ -66,63 +68,6 @@ pub struct ConfigFile {
     pub env_values: EnvValues,
 }
 
-/// What was substituted from the environment, and where. Values are secrets until proven
-/// otherwise: they are only ever used to be replaced by `${VARIABLE}`.
-#[derive(Clone, Default)]
-pub struct EnvValues(pub Vec<super::interpolate::Substitution>);
-
-impl std::fmt::Debug for EnvValues {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|s| &s.var))
-            .finish()
-    }
-}
-
-impl EnvValues {
-    /// Values shorter than this are not replaced everywhere (a `1` or `true` would garble
-    /// text); secrets are longer.
-    const MIN_LEN: usize = 6;
-
-    /// `text` with every environment value of at least 6 bytes replaced by `${VARIABLE}`,
-    /// longest first.
-    pub fn scrub(&self, text: &str) -> String {
-        self.scrub_at(text, None)
-    }
-
-    /// A config error with environment values taken out of its message: a message about a
-    /// key that received a value loses every such value, however short; elsewhere only values
-    /// of at least 6 bytes are replaced (a `1` or `true` would garble the text).
-    pub fn scrub_error(&self, mut error: super::error::ConfigError) -> super::error::ConfigError {
-        error.message = self.scrub_at(&error.message, Some(&error.path));
-        error
-    }
-
-    fn scrub_at(&self, text: &str, path: Option<&str>) -> String {
-        let near = |s: &super::interpolate::Substitution| {
-            path.is_some_and(|p| {
-                p == s.path
-                    || p.starts_with(&format!("{}.", s.path))
-                    || s.path.starts_with(&format!("{p}."))
-                    || s.path.starts_with(&format!("{p}["))
-            })
-        };
-        let mut subs: Vec<&super::interpolate::Substitution> = self
-            .0
-            .iter()
-            .filter(|s| !s.value.is_empty() && (s.value.len() >= Self::MIN_LEN || near(s)))
-            .collect();
-        subs.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
-        let mut out = text.to_string();
-        for s in subs {
-            if out.contains(s.value.as_str()) {
-                out = out.replace(s.value.as_str(), &format!("${{{}}}", s.var));
-            }
-        }
-        out
-    }
-}
-
 /// TLS to the upstream IAM.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -158,71 +103,6 @@ impl Default for AdminSpec {
     fn default() -> Self {
         Self {
             listen: defaults::admin_listen(),
-        }
-    }
-}
-
-/// A profile reference: `keycloak` or `{name: scim, base_path: /v2}`.
-///
-/// Deserialized by hand (not `untagged`) so a typo in the long form is reported as the
-/// unknown key it is, not as "did not match any variant".
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum ProfileSpec {
-    /// Just the name: the profile's default base path.
-    Name(String),
-    /// Name and a different base path.
-    Full(ProfileWithPath),
-}
-
-impl<'de> Deserialize<'de> for ProfileSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = ProfileSpec;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a profile name or {name: ..., base_path: ...}")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ProfileSpec, E> {
-                Ok(ProfileSpec::Name(v.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<ProfileSpec, A::Error> {
-                ProfileWithPath::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(ProfileSpec::Full)
-            }
-        }
-        d.deserialize_any(Visit)
-    }
-}
-
-/// The long form of a profile reference.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileWithPath {
-    /// The built-in profile's name (`generic`, `keycloak`, `scim`, `dce`).
-    pub name: String,
-    /// Where the profile's paths start instead of its default base path.
-    #[serde(default)]
-    pub base_path: Option<String>,
-}
-
-impl ProfileSpec {
-    /// The profile's name, whichever form was written.
-    pub fn name(&self) -> &str {
-        match self {
-            ProfileSpec::Name(n) => n,
-            ProfileSpec::Full(p) => &p.name,
-        }
-    }
-
-    /// The base path the operator asked for, if any.
-    pub fn base_path(&self) -> Option<&str> {
-        match self {
-            ProfileSpec::Name(_) => None,
-            ProfileSpec::Full(p) => p.base_path.as_deref(),
         }
     }
 }
