@@ -143,11 +143,7 @@ impl Sinks {
     /// Compiles every sink of `file`, collecting every problem with its key path; a name
     /// already used by a webhook or another sink is one of them.
     pub fn compile(file: &ConfigFile) -> Result<Sinks, Vec<ConfigError>> {
-        let custom: BTreeSet<&str> = file
-            .routes
-            .iter()
-            .flat_map(|r| r.fields.keys().map(String::as_str))
-            .collect();
+        let custom = file.custom_fields();
         let known = |name: &str| custom.contains(name);
         let mut names: BTreeSet<&str> = file.webhooks.iter().map(|w| w.name.as_str()).collect();
         let mut errors = Vec::new();

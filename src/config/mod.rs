@@ -3,7 +3,7 @@
 //! Loading never touches running state: it returns a [`ConfigFile`] or every problem found,
 //! each with its key path. [`read_str`] only parses; [`parse_str`] also checks the file-level
 //! settings. Compiling a file into the snapshot the proxy uses, with every other check, is
-//! [`crate::snapshot::Snapshot::compile`]. Errors must never contain a value that came from
+//! the snapshot compiler, a layer above. Errors must never contain a value that came from
 //! the environment (it may be a secret): they are scrubbed before they leave this module.
 //!
 //! The route: YAML text -> `serde_json::Value` (strict YAML 1.2 booleans, duplicate keys are
@@ -52,7 +52,7 @@ pub fn parse_str_with_env(
 }
 
 /// Parses config text (YAML, `${VAR}` from the process environment, the model's types)
-/// without checking what the values mean: the first step of [`crate::snapshot::Snapshot::compile`],
+/// without checking what the values mean: the first step of the snapshot compiler,
 /// which then reports every problem at once.
 pub fn read_str(text: &str) -> Result<ConfigFile, ConfigErrors> {
     read_str_with_env(text, &|name| std::env::var(name).ok())

@@ -2,9 +2,9 @@
 //!
 //! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
 //! Values here are *as written* (after `${VAR}` interpolation): they are checked and compiled
-//! into a [`crate::snapshot::Snapshot`] by `Snapshot::compile`, never used raw on the request path.
+//! into the compiled snapshot (a layer above this one), never used raw on the request path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,17 @@ pub struct ConfigFile {
     /// Values that came from `${VAR}`, so anything shown to people can put the names back.
     #[serde(skip)]
     pub env_values: EnvValues,
+}
+
+impl ConfigFile {
+    /// The field names the operator's routes define: the custom template variables a
+    /// webhook body, URL or sink subject may use besides the built-in ones.
+    pub fn custom_fields(&self) -> BTreeSet<&str> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.fields.keys().map(String::as_str))
+            .collect()
+    }
 }
 
 /// TLS to the upstream IAM.

@@ -1,6 +1,6 @@
 //! How a config names a built-in profile: `keycloak`, or `{name: scim, base_path: /v2}`.
 //!
-//! Only the spelling; which profiles exist and what they mean is `detect::profiles`. A typo in
+//! Only the spelling; which profiles exist and what they mean is detection's business. A typo in
 //! the long form must be reported as the unknown key it is.
 
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! What is wrong with a URL written in the config, checked as text before anything is built
 //! from it.
 //!
-//! Shared by the upstream (`snapshot`) and the webhooks (`webhook`), so both say the same thing
+//! Shared by the upstream check and the webhook compiler (both layers above), so both say the same thing
 //! about the same mistake. Messages never echo a URL's query, userinfo or a secret: callers
 //! show the URL through `redact::redact_url`.
 

@@ -3,7 +3,7 @@
 //! Every rule runs and every problem is returned, each with its key path and what is
 //! expected, so an operator fixes a file in one pass. Whatever is compiled into something
 //! (addresses, the upstream, routes, webhooks) is checked by the code that compiles it, once,
-//! and [`crate::snapshot::Snapshot::compile`] gathers all of it; this module never compiles
+//! and the snapshot compiler gathers all of it; this module never compiles
 //! anything. Messages never echo a URL's query, userinfo or a secret.
 
 use super::error::ConfigError;

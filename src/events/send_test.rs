@@ -127,21 +127,30 @@ pub async fn send_test(
         }
     };
     let decision = decide(webhook.success, &result);
-    let delivered = decision == RetryDecision::Delivered;
+    let delivered = write_verdict(&mut text, decision, "delivered");
+    Ok(SendTestReport { text, delivered })
+}
+
+/// Appends the verdict section; true when the target took the message.
+fn write_verdict(text: &mut String, decision: RetryDecision, delivered_as: &str) -> bool {
     text.push_str("\n--- verdict\n");
     match decision {
-        RetryDecision::Delivered => text.push_str("delivered\n"),
+        RetryDecision::Delivered => {
+            let _ = writeln!(text, "{delivered_as}");
+            true
+        }
         RetryDecision::Retry { reason, .. } => {
             let _ = writeln!(text, "failed: {reason} (a real delivery would retry)");
+            false
         }
         RetryDecision::Final { reason } => {
             let _ = writeln!(
                 text,
                 "failed: {reason} (final: a real delivery would not retry)"
             );
+            false
         }
     }
-    Ok(SendTestReport { text, delivered })
 }
 
 /// Publishes the sample event once to a sink (its stream checked first) and reports.
@@ -171,20 +180,11 @@ async fn send_test_sink(sink: &Sink, action: Action) -> SendTestReport {
         .publish(sink, &delivery.id, &delivery.event)
         .await;
     publishers.flush_all(sink.timeout).await;
-    let delivered = decision == RetryDecision::Delivered;
-    text.push_str("\n--- verdict\n");
-    match decision {
-        RetryDecision::Delivered => text.push_str("delivered (the stream acknowledged it)\n"),
-        RetryDecision::Retry { reason, .. } => {
-            let _ = writeln!(text, "failed: {reason} (a real delivery would retry)");
-        }
-        RetryDecision::Final { reason } => {
-            let _ = writeln!(
-                text,
-                "failed: {reason} (final: a real delivery would not retry)"
-            );
-        }
-    }
+    let delivered = write_verdict(
+        &mut text,
+        decision,
+        "delivered (the stream acknowledged it)",
+    );
     SendTestReport { text, delivered }
 }
 

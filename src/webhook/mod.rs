@@ -96,11 +96,7 @@ pub struct Webhooks {
 impl Webhooks {
     /// Compiles every webhook of `file`, collecting every problem with its key path.
     pub fn compile(file: &ConfigFile) -> Result<Webhooks, Vec<ConfigError>> {
-        let custom: BTreeSet<&str> = file
-            .routes
-            .iter()
-            .flat_map(|r| r.fields.keys().map(String::as_str))
-            .collect();
+        let custom = file.custom_fields();
         let known = |name: &str| custom.contains(name);
         let mut errors = Vec::new();
         let mut out = Webhooks::default();
