@@ -104,7 +104,18 @@ impl Snapshot {
         let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut errors);
         let upstream = upstream(&file.upstream, &mut errors);
         let ca_file = file.upstream_tls.ca_file.as_deref();
-        let ca_readable = ca_file.is_none_or(|ca| readable_file(ca, &mut errors));
+        let ca_readable =
+            ca_file.is_none_or(|ca| readable_file(ca, "upstream_tls.ca_file", &mut errors));
+        // The listener's own certificate is loaded by the proxy at start; a file that cannot
+        // be read is reported here, so `check` finds it too.
+        for (key, file) in [
+            ("tls.cert_file", &file.tls.cert_file),
+            ("tls.key_file", &file.tls.key_file),
+        ] {
+            if let Some(path) = file {
+                readable_file(path, key, &mut errors);
+            }
+        }
         let client_key = ClientKey {
             upstream: file.upstream.clone(),
             connect_timeout: file.timeouts.connect.0,
@@ -224,7 +235,7 @@ fn upstream(url: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
 }
 
 /// True when `file` is a readable regular file; otherwise a problem is pushed.
-fn readable_file(file: &str, errors: &mut Vec<ConfigError>) -> bool {
+fn readable_file(file: &str, key: &str, errors: &mut Vec<ConfigError>) -> bool {
     let problem = match std::fs::metadata(file) {
         Ok(m) if !m.is_file() => Some("is not a regular file".to_string()),
         Ok(_) => std::fs::File::open(file)
@@ -235,7 +246,7 @@ fn readable_file(file: &str, errors: &mut Vec<ConfigError>) -> bool {
     match problem {
         Some(p) => {
             errors.push(ConfigError::new(
-                "upstream_tls.ca_file",
+                key,
                 format!("`{file}` {p}; expected a readable PEM file"),
             ));
             false
@@ -271,6 +282,17 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with(&format!("{path}: ")), "{found:?}");
         assert!(found[0].contains(fragment), "{found:?}");
+    }
+
+    #[test]
+    fn listener_certificate_files_must_be_readable() {
+        assert_eq!(
+            problems("tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}\n"),
+            [
+                "tls.cert_file: `/nonexistent/c.pem` cannot be read (No such file or directory (os error 2)); expected a readable PEM file",
+                "tls.key_file: `/nonexistent/k.pem` cannot be read (No such file or directory (os error 2)); expected a readable PEM file",
+            ]
+        );
     }
 
     #[test]
