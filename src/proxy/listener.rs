@@ -171,7 +171,8 @@ pub async fn serve_proxy(
                 let stream = match handshake.await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        crate::metrics::client_error(crate::metrics::ClientFault::TlsHandshake);
+                        edge::log_client_fault(crate::metrics::ClientFault::TlsHandshake, &e);
                         return;
                     }
                     Err(_) => {
