@@ -192,6 +192,10 @@ pub enum Refusal {
     /// `CONNECT`: userhook is a reverse proxy, not a tunnel.
     #[error("CONNECT is not proxied")]
     Connect,
+    /// A path that matches a detected call only when its encoded `/` (`%2F`) splits
+    /// segments: an IAM that decodes before routing would act on it unseen.
+    #[error("an encoded slash makes the path ambiguous")]
+    EncodedSlash,
 }
 
 /// The refusal `parts` earns, if any: one header lookup and a few comparisons.

@@ -5,7 +5,8 @@
 //! change:
 //!
 //! 0. `edge::refusal`: a head with a missing, empty, repeated or conflicting `Host`, or a
-//!    `CONNECT`, is answered 400 and goes no further.
+//!    `CONNECT`, is answered 400 and goes no further; so is an unmatched path that only an
+//!    encoded slash keeps from matching a rule (`RouteTable::dodges_by_encoded_slash`).
 //! 1. `request_filter`: a matched request gets its `X-Request-Id` and its copy for the
 //!    exchange (classification itself is in `forward`, which counts by route).
 //! 2. `upstream_request_head` and `upstream_request_body`: the request as the IAM gets it,
@@ -151,9 +152,17 @@ async fn phases(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    // 0. Heads refused at the edge (Host rules, CONNECT): nothing is sent.
+    // 0. Heads refused at the edge (Host rules, CONNECT, a path that dodges detection by an
+    //    encoded slash): nothing is sent.
     if let Some(refusal) = edge::refusal(&parts) {
         return ProxyError::Refused(refusal).respond(parts.uri.path());
+    }
+    if route.is_none()
+        && rt
+            .routes
+            .dodges_by_encoded_slash(&parts.method, parts.uri.path())
+    {
+        return ProxyError::Refused(edge::Refusal::EncodedSlash).respond(parts.uri.path());
     }
 
     // 1. Request id and the exchange's copy (matched only).
