@@ -45,6 +45,7 @@ use super::body::ClientBody;
 use super::edge::{self, ConnectionCount};
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
+use super::watch::{Activity, WatchedBody};
 use crate::capture::{RequestCaptureSlot, RequestTap};
 use crate::detect::RouteMatch;
 use crate::events::handoff::HandoffSender;
@@ -76,32 +77,32 @@ pub struct ProxyService {
     client_ip: Option<HeaderValue>,
     /// `X-Forwarded-Proto`: `http`, or `https` on the TLS listener.
     proto: &'static HeaderValue,
+    /// The connection's activity, for its head and idle timeouts (`watch`).
+    activity: Arc<Activity>,
 }
 
 impl ProxyService {
-    /// A service for one accepted plain-HTTP connection from `remote`.
-    pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
-        Self::with_proto(shared, remote, &headers::PROTO_HTTP)
-    }
-
-    /// A service for one connection from `remote` that arrived over `proto`.
-    pub fn with_proto(
+    /// A service for one connection from `remote` that arrived over `proto` (`http`, or
+    /// `https` on the TLS listener), reporting its requests to the connection's `activity`.
+    pub fn new(
         shared: Arc<ProxyShared>,
         remote: SocketAddr,
         proto: &'static HeaderValue,
+        activity: Arc<Activity>,
     ) -> Self {
         ProxyService {
             shared,
             client_ip: headers::ip_value(remote.ip()),
             proto,
+            activity,
         }
     }
 }
 
 impl tower::Service<Request<Incoming>> for ProxyService {
-    type Response = Response<ClientBody>;
+    type Response = Response<WatchedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ClientBody>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<WatchedBody>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -110,13 +111,12 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
-        Box::pin(forward(
-            runtime,
-            sink,
-            self.client_ip.clone(),
-            self.proto,
-            req,
-        ))
+        let in_flight = self.activity.request();
+        let forwarded = forward(runtime, sink, self.client_ip.clone(), self.proto, req);
+        Box::pin(async move {
+            let resp = forwarded.await?;
+            Ok(resp.map(|body| WatchedBody::new(body, Some(in_flight))))
+        })
     }
 }
 
