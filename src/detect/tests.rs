@@ -231,7 +231,11 @@ fn describe_lists_every_rule() {
         for r in &p.routes {
             let path = profiles::join_base(&p.base_path, &r.path);
             assert!(
-                d.contains(&format!("| {} | {} | `{path}` |", r.action, r.method)),
+                d.contains(&format!(
+                    "| {} | {} | `{path}` |",
+                    r.action.0.join(", "),
+                    r.method
+                )),
                 "{path}"
             );
         }
