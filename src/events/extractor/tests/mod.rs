@@ -139,4 +139,5 @@ fn user(pairs: &[(&str, &str)]) -> UserFields {
 
 mod keycloak;
 mod profiles;
+mod rules;
 mod sources;
