@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
+pub use super::one_or_many::OneOrMany;
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
@@ -126,7 +127,7 @@ pub struct RouteSpec {
     /// One action or a list (one event per action, in order): created | updated | deleted |
     /// login | logout | login_failed | any snake_case name (a custom action) | remember.
     /// Shown as written: one name as a string, several as a list.
-    #[serde(serialize_with = "one_or_list")]
+    #[serde(serialize_with = "super::one_or_many::one_or_list")]
     pub action: OneOrMany,
     /// HTTP method, e.g. `POST` (case-insensitive).
     pub method: String,
@@ -147,54 +148,6 @@ pub struct RouteSpec {
     /// profiles' notes are shown in the README; an operator may write one too.
     #[serde(default)]
     pub note: String,
-}
-
-/// One value as a scalar, several as a list (`action: created`, `action: [created, login]`).
-fn one_or_list<S: serde::Serializer>(v: &OneOrMany, s: S) -> Result<S::Ok, S::Error> {
-    match v.0.as_slice() {
-        [one] => s.serialize_str(one),
-        many => many.serialize(s),
-    }
-}
-
-/// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
-/// Serialized as the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(Scalar),
-            Many(Vec<Scalar>),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            S(String),
-            I(i64),
-            B(bool),
-            F(f64),
-        }
-        fn text(s: Scalar) -> String {
-            match s {
-                Scalar::S(s) => s,
-                Scalar::I(i) => i.to_string(),
-                Scalar::B(b) => b.to_string(),
-                Scalar::F(f) => f.to_string(),
-            }
-        }
-        match Raw::deserialize(d) {
-            Ok(Raw::One(s)) => Ok(OneOrMany(vec![text(s)])),
-            Ok(Raw::Many(v)) => Ok(OneOrMany(v.into_iter().map(text).collect())),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a string or a list of strings",
-            )),
-        }
-    }
 }
 
 /// A webhook subscription, as DCE 5.0's "Webhook Message Notification" defines one.
