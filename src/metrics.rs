@@ -422,8 +422,9 @@ pub fn accept_error() {
     counter!(ACCEPT_ERRORS).increment(1);
 }
 
-/// Counts a detected user event.
-pub fn event_detected(action: Action) {
+/// Counts a detected user event. Custom actions are counted under their own name (a config
+/// name, never request data).
+pub fn event_detected(action: &Action) {
     // Registered once: looking the counter up by name costs a hash per event.
     static BY_ACTION: OnceLock<Vec<Counter>> = OnceLock::new();
     let counters = BY_ACTION.get_or_init(|| {
@@ -433,12 +434,13 @@ pub fn event_detected(action: Action) {
             .map(|a| counter!(EVENTS, "action" => a.as_str()))
             .collect()
     });
-    if let Some(c) = Action::ALL
+    match Action::ALL
         .iter()
-        .position(|a| *a == action)
+        .position(|a| a == action)
         .and_then(|i| counters.get(i))
     {
-        c.increment(1);
+        Some(c) => c.increment(1),
+        None => counter!(EVENTS, "action" => action.as_str().to_owned()).increment(1),
     }
 }
 

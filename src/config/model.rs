@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
+pub use super::one_or_many::OneOrMany;
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
@@ -122,8 +124,11 @@ impl Default for AdminSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
-    /// created | updated | deleted | login | logout | login_failed
-    pub action: String,
+    /// One action or a list (one event per action, in order): created | updated | deleted |
+    /// login | logout | login_failed | any snake_case name (a custom action) | remember.
+    /// Shown as written: one name as a string, several as a list.
+    #[serde(serialize_with = "super::one_or_many::one_or_list")]
+    pub action: OneOrMany,
     /// HTTP method, e.g. `POST` (case-insensitive).
     pub method: String,
     /// Path template: `/users/{id}`, `/realms/{realm}/users/{id}`.
@@ -132,9 +137,10 @@ pub struct RouteSpec {
     /// (`login_failed`: 400, 401, 403).
     #[serde(default)]
     pub status: Option<Vec<u16>>,
-    /// Extra conditions: field source -> accepted values (one or a list).
+    /// Extra conditions, all of which must hold: field source -> accepted values (one or a
+    /// list) or a map of operators (`config::condition_spec`).
     #[serde(default)]
-    pub when: BTreeMap<String, OneOrMany>,
+    pub when: BTreeMap<String, ConditionSpec>,
     /// User field name -> field source, or a list of sources (first non-empty wins).
     #[serde(default)]
     pub fields: BTreeMap<String, OneOrMany>,
@@ -142,46 +148,6 @@ pub struct RouteSpec {
     /// profiles' notes are shown in the README; an operator may write one too.
     #[serde(default)]
     pub note: String,
-}
-
-/// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
-/// Serialized as the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(Scalar),
-            Many(Vec<Scalar>),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            S(String),
-            I(i64),
-            B(bool),
-            F(f64),
-        }
-        fn text(s: Scalar) -> String {
-            match s {
-                Scalar::S(s) => s,
-                Scalar::I(i) => i.to_string(),
-                Scalar::B(b) => b.to_string(),
-                Scalar::F(f) => f.to_string(),
-            }
-        }
-        match Raw::deserialize(d) {
-            Ok(Raw::One(s)) => Ok(OneOrMany(vec![text(s)])),
-            Ok(Raw::Many(v)) => Ok(OneOrMany(v.into_iter().map(text).collect())),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a string or a list of strings",
-            )),
-        }
-    }
 }
 
 /// A webhook subscription, as DCE 5.0's "Webhook Message Notification" defines one.
