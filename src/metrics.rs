@@ -370,11 +370,13 @@ pub enum ClientFault {
     TlsHandshake,
     /// An HTTP/2 client sent SETTINGS and PING frames past the flood limit: closed.
     ControlFlood,
+    /// The request body was larger than `client.max_body_bytes`: 413.
+    BodyTooLarge,
 }
 
 impl ClientFault {
     /// Every kind, for pre-registering the series at 0.
-    pub const ALL: [ClientFault; 7] = [
+    pub const ALL: [ClientFault; 8] = [
         ClientFault::HeaderTimeout,
         ClientFault::HeadTooLarge,
         ClientFault::BodyTimeout,
@@ -382,6 +384,7 @@ impl ClientFault {
         ClientFault::BadRequest,
         ClientFault::TlsHandshake,
         ClientFault::ControlFlood,
+        ClientFault::BodyTooLarge,
     ];
 
     /// The label value.
@@ -394,6 +397,7 @@ impl ClientFault {
             ClientFault::BadRequest => "bad_request",
             ClientFault::TlsHandshake => "tls_handshake",
             ClientFault::ControlFlood => "h2_control_flood",
+            ClientFault::BodyTooLarge => "body_too_large",
         }
     }
 }

@@ -168,6 +168,9 @@ async fn phases(
     {
         return ProxyError::Refused(edge::Refusal::EncodedSlash).respond(parts.uri.path());
     }
+    if let Some(length) = body.size_hint().exact().filter(|n| *n > rt.max_body_bytes) {
+        return ProxyError::TooLarge(length).respond(parts.uri.path());
+    }
 
     // 1. Request id and the exchange's copy (matched only).
     let matched = route.map(|route| request_filter(route, &mut parts));
@@ -309,11 +312,17 @@ fn upstream_request_body(
     tap: bool,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
-        return (UpstreamBody::plain(body, rt.body_timeout), None);
+        return (
+            UpstreamBody::plain(body, rt.body_timeout, rt.max_body_bytes),
+            None,
+        );
     }
     let slot = Arc::new(RequestCaptureSlot::default());
     let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
-    (UpstreamBody::tapped(tapped, rt.body_timeout), Some(slot))
+    (
+        UpstreamBody::tapped(tapped, rt.body_timeout, rt.max_body_bytes),
+        Some(slot),
+    )
 }
 
 /// Phase 3, the exchange: runs once the request is built, and is the only phase that waits
