@@ -6,8 +6,9 @@
 //! `/realms/{realm}/protocol/openid-connect/certs`), kept for [`MAX_AGE`], and fetched again
 //! early when a token names a key id the set lacks (a key rotation) — at most once per
 //! [`MIN_REFETCH`] per set, so forged tokens with made-up key ids cannot make userhook hammer
-//! the IAM. A fetch that fails leaves tokens unverified (their events name nobody); it is
-//! counted and logged, never retried in a loop. Runs on the extractor task only.
+//! the IAM. A fetch that fails leaves tokens unverified (their events name nobody) and is
+//! tried again no sooner than [`MIN_REFETCH`]; it is counted and logged. Runs on the extractor
+//! task only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ const MAX_SETS: usize = 256;
 struct Cached {
     set: Option<Arc<KeySet>>,
     fetched_at: Instant,
+    /// The last fetch made because a token named a key id the set lacked.
+    refetched_at: Option<Instant>,
 }
 
 /// The key sets seen so far, by URL.
@@ -61,34 +64,35 @@ impl Jwks {
         }
     }
 
-    fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant)> {
+    fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant, Option<Instant>)> {
         let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
-        sets.get(url).map(|c| (c.set.clone(), c.fetched_at))
+        sets.get(url).map(|c| (c.set.clone(), c.fetched_at, c.refetched_at))
     }
 
     /// True when `token` is signed by a key of the set at `url`.
     pub async fn verify(&self, url: &str, token: &str) -> bool {
         let now = Instant::now();
-        let (set, fetched_at) = match self.cached(url) {
-            Some((set, at)) if now.duration_since(at) < MAX_AGE => (set, Some(at)),
-            Some((_, at)) => (None, Some(at)),
-            None => (None, None),
-        };
-        let may_fetch = fetched_at.is_none_or(|at| now.duration_since(at) >= MIN_REFETCH);
-        let set = match set {
-            Some(set) => match set.verifies(token) {
+        let since = |at: Instant| now.duration_since(at);
+        let set = match self.cached(url) {
+            // Fresh: check; a key id the set lacks fetches it again, at most once per
+            // MIN_REFETCH.
+            Some((Some(set), at, refetched)) if since(at) < MAX_AGE => match set.verifies(token) {
                 Verdict::Valid => return true,
                 Verdict::Invalid => return false,
-                Verdict::UnknownKey(_) if !may_fetch => return false,
-                Verdict::UnknownKey(_) => self.fetch(url).await,
+                Verdict::UnknownKey(_) if refetched.is_some_and(|r| since(r) < MIN_REFETCH) => {
+                    return false
+                }
+                Verdict::UnknownKey(_) => self.fetch(url, true).await,
             },
-            None if may_fetch => self.fetch(url).await,
-            None => None,
+            // Failed last time: try again no sooner than MIN_REFETCH.
+            Some((_, at, _)) if since(at) < MIN_REFETCH => return false,
+            // Stale, failed long enough ago, or never fetched.
+            _ => self.fetch(url, false).await,
         };
         set.is_some_and(|s| s.verifies(token) == Verdict::Valid)
     }
 
-    async fn fetch(&self, url: &str) -> Option<Arc<KeySet>> {
+    async fn fetch(&self, url: &str, for_unknown_key: bool) -> Option<Arc<KeySet>> {
         let fetched = match &self.client {
             Some(client) => fetch_set(client, url).await,
             None => Err("no HTTP client".to_owned()),
@@ -108,12 +112,21 @@ impl Jwks {
         if sets.len() >= MAX_SETS && !sets.contains_key(url) {
             sets.clear();
         }
-        let keep = set.clone().or_else(|| sets.get(url).and_then(|c| c.set.clone()));
+        let previous = sets.get(url);
+        // A failed fetch keeps the keys known so far (an IAM restarting does not unverify).
+        let keep = set.clone().or_else(|| previous.and_then(|c| c.set.clone()));
+        let now = Instant::now();
+        let refetched_at = if for_unknown_key {
+            Some(now)
+        } else {
+            previous.and_then(|c| c.refetched_at)
+        };
         sets.insert(
             url.to_owned(),
             Cached {
                 set: keep.clone(),
-                fetched_at: Instant::now(),
+                fetched_at: now,
+                refetched_at,
             },
         );
         set.or(keep)
@@ -191,6 +204,10 @@ mod tests {
         assert!(!jwks.verify(url, "a.b.c").await);
         let first = jwks.cached(url).expect("the failure is remembered").1;
         assert!(!jwks.verify(url, "a.b.c").await);
-        assert_eq!(jwks.cached(url).expect("cached").1, first, "no second fetch within MIN_REFETCH");
+        assert_eq!(
+            jwks.cached(url).expect("cached").1,
+            first,
+            "no second fetch within MIN_REFETCH"
+        );
     }
 }
