@@ -56,16 +56,18 @@ impl Realm {
         ];
         if *self.rotated.lock().expect("lock") {
             let point = self.ec.public_key().as_ref();
-            keys.push(json!({"kid": "ec-sig-2", "kty": "EC", "crv": "P-256", "alg": "ES256",
+            keys.push(
+                json!({"kid": "ec-sig-2", "kty": "EC", "crv": "P-256", "alg": "ES256",
                 "use": "sig", "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&point[33..])}));
+                "y": URL_SAFE_NO_PAD.encode(&point[33..])}),
+            );
         }
         json!({"keys": keys})
     }
 
     fn sign(&self, alg: &str, kid: &str, claims: &Value) -> String {
-        let header = URL_SAFE_NO_PAD
-            .encode(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string());
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string());
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signed = format!("{header}.{payload}");
         let rng = SystemRandom::new();
@@ -73,7 +75,12 @@ impl Realm {
             "RS256" => {
                 let mut sig = vec![0; self.rsa.public().modulus_len()];
                 self.rsa
-                    .sign(&signature::RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut sig)
+                    .sign(
+                        &signature::RSA_PKCS1_SHA256,
+                        &rng,
+                        signed.as_bytes(),
+                        &mut sig,
+                    )
                     .expect("sign");
                 sig
             }
@@ -102,7 +109,11 @@ async fn keycloak(realm: Arc<Realm>) -> FakeUpstream {
         match (r.method.as_str(), path) {
             ("POST", USERS) => {
                 let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                let id = if body["username"] == "alice" { ALICE } else { BOB };
+                let id = if body["username"] == "alice" {
+                    ALICE
+                } else {
+                    BOB
+                };
                 Canned::status(201).header("location", &format!("http://kc{USERS}/{id}"))
             }
             ("GET", CERTS) => Canned::status(200).json("application/json", &realm.jwks()),
@@ -135,7 +146,11 @@ async fn keycloak_logout_with_a_signed_token_names_its_user_and_a_forged_one_nob
         call(&uh.url(), "POST", USERS, JSON, body.to_string()).await;
         assert_eq!(next_event(&mut rx).await.event_type, "user.created");
     }
-    assert_eq!(certs_fetched(&up), 0, "no token checked yet, no key fetched");
+    assert_eq!(
+        certs_fetched(&up),
+        0,
+        "no token checked yet, no key fetched"
+    );
 
     // Alice logs out with a token the realm signed: she is named, verified.
     let signed = realm.sign("RS256", "rsa-sig-1", &access_claims(ALICE, "alice"));
@@ -147,7 +162,12 @@ async fn keycloak_logout_with_a_signed_token_names_its_user_and_a_forged_one_nob
         &ev,
         "user.logout",
         ("POST", LOGOUT, 204),
-        &[("ID", ALICE), ("Name", "alice"), ("Email", "alice@example.com"), ("Enabled", "true")],
+        &[
+            ("ID", ALICE),
+            ("Name", "alice"),
+            ("Email", "alice@example.com"),
+            ("Enabled", "true"),
+        ],
         false,
     );
     assert_eq!(ev.attribution, Attribution::VerifiedToken);
@@ -167,7 +187,10 @@ async fn keycloak_logout_with_a_signed_token_names_its_user_and_a_forged_one_nob
     assert_event(&ev, "user.logout", ("POST", LOGOUT, 204), &[], false);
     assert_eq!(ev.attribution, Attribution::None);
     let text = serde_json::to_string(&ev).expect("json");
-    assert!(!text.contains(BOB) && !text.contains("bob@example.com"), "{text}");
+    assert!(
+        !text.contains(BOB) && !text.contains("bob@example.com"),
+        "{text}"
+    );
     assert!(text.contains(r#""attribution":"none""#), "{text}");
 
     // The same forgery answered by the confirmation page (nobody was logged out): no event.
@@ -176,7 +199,10 @@ async fn keycloak_logout_with_a_signed_token_names_its_user_and_a_forged_one_nob
         &uh.url(),
         "POST",
         LOGOUT,
-        &[("authorization", &bearer), ("content-type", "application/x-www-form-urlencoded")],
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
         "confirm=page",
     )
     .await;
@@ -189,15 +215,26 @@ async fn keycloak_logout_with_a_signed_token_names_its_user_and_a_forged_one_nob
     let bearer = format!("Bearer {rotated}");
     call(&uh.url(), "POST", LOGOUT, &[("authorization", &bearer)], "").await;
     let ev = next_event(&mut rx).await;
-    assert_eq!(ev.request.status, 204, "the 200 confirmation page made no event");
+    assert_eq!(
+        ev.request.status, 204,
+        "the 200 confirmation page made no event"
+    );
     assert_eq!(ev.attribution, Attribution::VerifiedToken);
     assert_eq!(ev.user["ID"], BOB);
     assert_eq!(ev.user["Email"], "bob@example.com");
-    assert_eq!(certs_fetched(&up), 2, "the unknown key id fetched the keys once more");
+    assert_eq!(
+        certs_fetched(&up),
+        2,
+        "the unknown key id fetched the keys once more"
+    );
 
     // Made-up key ids cannot make userhook hammer the IAM: at most one fetch per 10 s.
     for i in 0..3 {
-        let t = realm.sign("ES256", &format!("made-up-{i}"), &access_claims(ALICE, "alice"));
+        let t = realm.sign(
+            "ES256",
+            &format!("made-up-{i}"),
+            &access_claims(ALICE, "alice"),
+        );
         let bearer = format!("Bearer {t}");
         call(&uh.url(), "POST", LOGOUT, &[("authorization", &bearer)], "").await;
         let ev = next_event(&mut rx).await;

@@ -191,12 +191,21 @@ webhooks:
 
 /// Waits for the `n`th webhook and returns it as JSON.
 async fn webhook(rx: &WebhookReceiver, n: usize) -> Value {
-    let got = eventually(Duration::from_secs(15), &format!("webhook #{n}"), || async {
-        let got = rx.received();
-        (got.len() >= n).then_some(got)
-    })
+    let got = eventually(
+        Duration::from_secs(15),
+        &format!("webhook #{n}"),
+        || async {
+            let got = rx.received();
+            (got.len() >= n).then_some(got)
+        },
+    )
     .await;
-    assert_eq!(got.len(), n, "one webhook per event: {:?}", got.iter().map(|r| r.text()).collect::<Vec<_>>());
+    assert_eq!(
+        got.len(),
+        n,
+        "one webhook per event: {:?}",
+        got.iter().map(|r| r.text()).collect::<Vec<_>>()
+    );
     serde_json::from_slice(&got[n - 1].body).expect("JSON webhook body")
 }
 
@@ -212,14 +221,19 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         if path.is_dir() {
             out.extend(files(&path));
         } else {
-            out.push((path.display().to_string(), std::fs::read(&path).expect("read")));
+            out.push((
+                path.display().to_string(),
+                std::fs::read(&path).expect("read"),
+            ));
         }
     }
     out
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 async fn metric(admin: std::net::SocketAddr, line_prefix: &str) -> Option<f64> {
@@ -245,20 +259,51 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
     let sign_up = json!({"email": "alice@example.com", "password": CANARY, "name": "Alice"});
     let reply = call(&base, "POST", SIGN_UP, JSON, sign_up.to_string()).await;
     assert_eq!(reply.status, 200);
-    let set_cookie = reply.headers["set-cookie"].to_str().expect("text").to_owned();
-    let cookie = set_cookie.split(';').next().expect("cookie pair").to_owned();
+    let set_cookie = reply.headers["set-cookie"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_owned();
     assert!(cookie.contains(COOKIE_CANARY));
     assert_eq!(
         webhook(&rx, 1).await,
-        hook("user.created", ALICE, "Alice", "alice@example.com", "exchange", "")
+        hook(
+            "user.created",
+            ALICE,
+            "Alice",
+            "alice@example.com",
+            "exchange",
+            ""
+        )
     );
 
     // Self-service update: only the new name and the cookie; answered `{"status":true}`.
-    let with_cookie = [("content-type", "application/json"), ("cookie", cookie.as_str())];
-    call(&base, "POST", UPDATE_USER, &with_cookie, r#"{"name":"Alice Liddell"}"#).await;
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
+    call(
+        &base,
+        "POST",
+        UPDATE_USER,
+        &with_cookie,
+        r#"{"name":"Alice Liddell"}"#,
+    )
+    .await;
     assert_eq!(
         webhook(&rx, 2).await,
-        hook("user.updated", ALICE, "Alice Liddell", "alice@example.com", "session", "")
+        hook(
+            "user.updated",
+            ALICE,
+            "Alice Liddell",
+            "alice@example.com",
+            "session",
+            ""
+        )
     );
 
     // Keystone: create, then a password login whose token is only in X-Subject-Token.
@@ -267,7 +312,14 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
     call(&base, "POST", KS_USERS, JSON, create.to_string()).await;
     assert_eq!(
         webhook(&rx, 3).await,
-        hook("user.created", BOB, "bob", "bob@example.com", "exchange", "")
+        hook(
+            "user.created",
+            BOB,
+            "bob",
+            "bob@example.com",
+            "exchange",
+            ""
+        )
     );
     let login = |password: &str| {
         json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
@@ -276,19 +328,33 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
     };
     let reply = call(&base, "POST", KS_TOKENS, JSON, login(CANARY)).await;
     assert_eq!(reply.status, 201);
-    let subject = reply.headers["x-subject-token"].to_str().expect("text").to_owned();
+    let subject = reply.headers["x-subject-token"]
+        .to_str()
+        .expect("text")
+        .to_owned();
     assert_eq!(
         webhook(&rx, 4).await,
-        hook("user.login", BOB, "bob", "bob@example.com", "exchange", "password"),
+        hook(
+            "user.login",
+            BOB,
+            "bob",
+            "bob@example.com",
+            "exchange",
+            "password"
+        ),
         "the email known since the create; the login method is a detail of this event"
     );
 
     // SIGKILL once the identity file holds what was learned (written behind, every 250 ms).
     let identity_file = dir.path().join("spool/identity.redb");
-    eventually(Duration::from_secs(10), "the identity file to hold the update", || async {
-        let bytes = std::fs::read(&identity_file).ok()?;
-        (contains(&bytes, "Alice Liddell") && contains(&bytes, BOB)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the identity file to hold the update",
+        || async {
+            let bytes = std::fs::read(&identity_file).ok()?;
+            (contains(&bytes, "Alice Liddell") && contains(&bytes, BOB)).then_some(())
+        },
+    )
     .await;
     bin.child.kill().await.expect("SIGKILL");
     logs.push_str(&bin.log_text());
@@ -297,16 +363,29 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
     assert!(bin.logged("identity loaded"), "{}", bin.log_text());
 
     // After the restart the cookie still names alice, with the name she changed to.
-    let with_cookie = [("content-type", "application/json"), ("cookie", cookie.as_str())];
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
     let reply = call(&base, "POST", SIGN_OUT, &with_cookie, "{}").await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         webhook(&rx, 5).await,
-        hook("user.logout", ALICE, "Alice Liddell", "alice@example.com", "session", "")
+        hook(
+            "user.logout",
+            ALICE,
+            "Alice Liddell",
+            "alice@example.com",
+            "session",
+            ""
+        )
     );
 
     // Keystone logout: DELETE with the token to revoke in X-Subject-Token.
-    let revoke = [("x-auth-token", subject.as_str()), ("x-subject-token", subject.as_str())];
+    let revoke = [
+        ("x-auth-token", subject.as_str()),
+        ("x-subject-token", subject.as_str()),
+    ];
     let reply = call(&base, "DELETE", KS_TOKENS, &revoke, "").await;
     assert_eq!(reply.status, 204);
     assert_eq!(
@@ -317,14 +396,23 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
 
     // The logout ended the token: a second one is confirmed by the IAM but names nobody.
     call(&base, "DELETE", KS_TOKENS, &revoke, "").await;
-    assert_eq!(webhook(&rx, 7).await, hook("user.logout", "", "", "", "none", ""));
     assert_eq!(
-        metric(bin.admin_addr, r#"userhook_events_unattributed_total{action="logout"}"#).await,
+        webhook(&rx, 7).await,
+        hook("user.logout", "", "", "", "none", "")
+    );
+    assert_eq!(
+        metric(
+            bin.admin_addr,
+            r#"userhook_events_unattributed_total{action="logout"}"#
+        )
+        .await,
         Some(1.0)
     );
-    eventually(Duration::from_secs(5), "the unattributed event logged at debug", || async {
-        bin.logged("nobody could be named").then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the unattributed event logged at debug",
+        || async { bin.logged("nobody could be named").then_some(()) },
+    )
     .await;
 
     // A failed login by name carries the ID known for the name.
@@ -332,14 +420,28 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
     assert_eq!(reply.status, 401);
     assert_eq!(
         webhook(&rx, 8).await,
-        hook("user.login_failed", BOB, "bob", "bob@example.com", "exchange", "")
+        hook(
+            "user.login_failed",
+            BOB,
+            "bob",
+            "bob@example.com",
+            "exchange",
+            ""
+        )
     );
 
     // Deleting bob forgets him: a later failed login by his name names only the name.
     call(&base, "DELETE", &format!("{KS_USERS}/{BOB}"), &[], "").await;
     assert_eq!(
         webhook(&rx, 9).await,
-        hook("user.deleted", BOB, "bob", "bob@example.com", "exchange", "")
+        hook(
+            "user.deleted",
+            BOB,
+            "bob",
+            "bob@example.com",
+            "exchange",
+            ""
+        )
     );
     call(&base, "POST", KS_TOKENS, JSON, login("wrong-again")).await;
     assert_eq!(

@@ -62,7 +62,14 @@ impl RouteTable {
         let mut errors = Vec::new();
         for (i, spec) in routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            table.add(spec, &key, RuleOrigin::Operator, None, &mut by_route, &mut errors);
+            table.add(
+                spec,
+                &key,
+                RuleOrigin::Operator,
+                None,
+                &mut by_route,
+                &mut errors,
+            );
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
@@ -84,7 +91,10 @@ impl RouteTable {
                     continue;
                 }
             };
-            let jwks = profile.jwks.as_deref().map(|j| profiles::join_base(base, j));
+            let jwks = profile
+                .jwks
+                .as_deref()
+                .map(|j| profiles::join_base(base, j));
             for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
-use super::identity::{jwks, unix_now, Identity};
 pub use super::identity::users as user_cache;
+use super::identity::{jwks, unix_now, Identity};
 use crate::detect::{Rule, RuleKind};
 use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
 use crate::exchange::Exchange;
@@ -126,8 +126,14 @@ impl Extractor {
             let tokens: Vec<String> = sources(rule)
                 .filter_map(|s| s.client_token(&view))
                 .collect();
-            let template = snapshot.file.identity.jwks.as_deref().or(rule.jwks.as_deref());
-            let url = template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
+            let template = snapshot
+                .file
+                .identity
+                .jwks
+                .as_deref()
+                .or(rule.jwks.as_deref());
+            let url =
+                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
             (tokens, url)
         };
         let mut verified = VerifiedTokens::default();
@@ -169,7 +175,12 @@ impl Extractor {
                     let token = s.client_token(&view)?;
                     if verified.0.contains(&token) {
                         Some(Attribution::VerifiedToken)
-                    } else if self.identity.sessions.owner(&self.identity.hash(&token), now).is_some() {
+                    } else if self
+                        .identity
+                        .sessions
+                        .owner(&self.identity.hash(&token), now)
+                        .is_some()
+                    {
                         // The IAM issued this token in a response userhook saw.
                         Some(Attribution::Session)
                     } else {
@@ -186,7 +197,12 @@ impl Extractor {
         let presented: Vec<_> = rule
             .session
             .as_ref()
-            .map(|s| s.presented(&view).iter().map(|c| self.identity.hash(c)).collect())
+            .map(|s| {
+                s.presented(&view)
+                    .iter()
+                    .map(|c| self.identity.hash(c))
+                    .collect()
+            })
             .unwrap_or_default();
         if !fields.contains_key("ID") {
             if let Some(owner) = presented
@@ -213,7 +229,15 @@ impl Extractor {
         };
         if trusted && action != Some(Action::LoginFailed) {
             let default_ttl = snapshot.file.identity.session_ttl.0;
-            self.learn_sessions(rule, &view, &fields, &presented, attribution, now, default_ttl);
+            self.learn_sessions(
+                rule,
+                &view,
+                &fields,
+                &presented,
+                attribution,
+                now,
+                default_ttl,
+            );
         }
         if let Some(session) = &rule.session {
             if session.ends {
@@ -264,11 +288,15 @@ impl Extractor {
             return;
         };
         let default_ttl = session.ttl.unwrap_or(default_ttl);
-        let expiry = |lifetime: Option<Duration>| now.saturating_add(lifetime.unwrap_or(default_ttl).as_secs());
+        let expiry = |lifetime: Option<Duration>| {
+            now.saturating_add(lifetime.unwrap_or(default_ttl).as_secs())
+        };
         for issued in session.issued(view, std::time::SystemTime::now()) {
-            self.identity
-                .sessions
-                .learn(self.identity.hash(&issued.value), id, expiry(issued.lifetime));
+            self.identity.sessions.learn(
+                self.identity.hash(&issued.value),
+                id,
+                expiry(issued.lifetime),
+            );
         }
         if !session.ends && attribution != Attribution::Session {
             for h in presented {

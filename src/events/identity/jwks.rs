@@ -66,7 +66,8 @@ impl Jwks {
 
     fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant, Option<Instant>)> {
         let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
-        sets.get(url).map(|c| (c.set.clone(), c.fetched_at, c.refetched_at))
+        sets.get(url)
+            .map(|c| (c.set.clone(), c.fetched_at, c.refetched_at))
     }
 
     /// True when `token` is signed by a key of the set at `url`.
@@ -144,9 +145,15 @@ async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String
     if !status.is_success() {
         return Err(format!("the IAM answered {status}"));
     }
-    let bytes = resp.bytes().await.map_err(|e| format!("reading the body: {e}"))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?;
     if bytes.len() > MAX_DOCUMENT {
-        return Err(format!("the document is {} bytes, more than {MAX_DOCUMENT}", bytes.len()));
+        return Err(format!(
+            "the document is {} bytes, more than {MAX_DOCUMENT}",
+            bytes.len()
+        ));
     }
     KeySet::parse(&bytes).map_err(|e| e.to_string())
 }
@@ -184,16 +191,27 @@ mod tests {
     fn urls_are_filled_from_the_call() {
         let params = vec![("realm".to_owned(), "acme".to_owned())];
         assert_eq!(
-            url_for("/realms/{realm}/protocol/openid-connect/certs", "http://kc:8080/", &params).as_deref(),
+            url_for(
+                "/realms/{realm}/protocol/openid-connect/certs",
+                "http://kc:8080/",
+                &params
+            )
+            .as_deref(),
             Some("http://kc:8080/realms/acme/protocol/openid-connect/certs")
         );
         assert_eq!(
             url_for("https://idp.example/jwks", "http://kc:8080", &params).as_deref(),
             Some("https://idp.example/jwks")
         );
-        assert_eq!(url_for("/realms/{tenant}/certs", "http://kc", &params), None);
+        assert_eq!(
+            url_for("/realms/{tenant}/certs", "http://kc", &params),
+            None
+        );
         let climbing = vec![("realm".to_owned(), "..".to_owned())];
-        assert_eq!(url_for("/realms/{realm}/certs", "http://kc", &climbing), None);
+        assert_eq!(
+            url_for("/realms/{realm}/certs", "http://kc", &climbing),
+            None
+        );
     }
 
     #[tokio::test]

@@ -126,7 +126,9 @@ impl SessionIndex {
     pub fn learn(&self, hash: CredentialHash, user: &str, expires_at: u64) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return };
+        let Some(lru) = inner.lru.as_mut() else {
+            return;
+        };
         if let Some((old, _)) = lru.push(
             hash,
             Session {
@@ -170,7 +172,9 @@ impl SessionIndex {
     pub fn forget_user(&self, user: &str) -> usize {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return 0 };
+        let Some(lru) = inner.lru.as_mut() else {
+            return 0;
+        };
         let theirs: Vec<CredentialHash> = lru
             .iter()
             .filter(|(_, s)| s.user == user)
@@ -187,7 +191,9 @@ impl SessionIndex {
     pub fn purge_expired(&self, now: u64) -> usize {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return 0 };
+        let Some(lru) = inner.lru.as_mut() else {
+            return 0;
+        };
         let expired: Vec<CredentialHash> = lru
             .iter()
             .filter(|(_, s)| s.expires_at <= now)
@@ -290,8 +296,20 @@ mod tests {
         let h = Hasher::new(b"k");
         let idx = SessionIndex::new(3);
         idx.restore([
-            (h.hash("a"), Session { user: "u1".into(), expires_at: 10 }),
-            (h.hash("b"), Session { user: "u2".into(), expires_at: 99 }),
+            (
+                h.hash("a"),
+                Session {
+                    user: "u1".into(),
+                    expires_at: 10,
+                },
+            ),
+            (
+                h.hash("b"),
+                Session {
+                    user: "u2".into(),
+                    expires_at: 99,
+                },
+            ),
         ]);
         assert!(idx.take_dirty().is_empty());
         assert_eq!(idx.purge_expired(50), 1);

@@ -173,7 +173,10 @@ impl UserCache {
 
     /// The cached fields of one user.
     pub fn get(&self, id: &str) -> Option<UserFields> {
-        self.lock().lru.as_mut().and_then(|lru| lru.peek(id).cloned())
+        self.lock()
+            .lru
+            .as_mut()
+            .and_then(|lru| lru.peek(id).cloned())
     }
 
     /// The changes since the last call: each changed ID with its fields now (`None`: gone).
@@ -201,7 +204,12 @@ impl UserCache {
         guard
             .lru
             .as_ref()
-            .map(|lru| lru.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|lru| {
+                lru.iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -322,7 +330,10 @@ mod tests {
         c.remember(&user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")]));
         let mut by_name = user(&[("Name", "alice")]);
         c.fill(&mut by_name);
-        assert_eq!(by_name, user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")]));
+        assert_eq!(
+            by_name,
+            user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")])
+        );
         let mut by_email = user(&[("Email", "a@x")]);
         c.fill(&mut by_email);
         assert_eq!(by_email.get("ID").map(String::as_str), Some("1"));
