@@ -138,8 +138,11 @@ impl Extractor {
         };
         let mut verified = VerifiedTokens::default();
         let Some(url) = url else { return verified };
+        let ca_file = snapshot.file.upstream_tls.ca_file.as_deref();
         for token in tokens {
-            if !verified.0.contains(&token) && self.identity.jwks.verify(&url, &token).await {
+            if !verified.0.contains(&token)
+                && self.identity.jwks.verify(&url, ca_file, &token).await
+            {
                 verified.0.insert(token);
             }
         }

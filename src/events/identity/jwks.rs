@@ -38,7 +38,9 @@ struct Cached {
 /// The key sets seen so far, by URL.
 #[derive(Debug)]
 pub struct Jwks {
-    client: Option<reqwest::Client>,
+    /// One HTTP client per `upstream_tls.ca_file` seen (usually one), so an IAM behind a
+    /// private CA is reached as the proxy reaches it.
+    clients: Mutex<HashMap<Option<String>, Option<reqwest::Client>>>,
     sets: Mutex<HashMap<String, Cached>>,
 }
 
@@ -49,19 +51,27 @@ impl Default for Jwks {
 }
 
 impl Jwks {
-    /// A cache with its own HTTP client (no redirects, short timeouts).
+    /// An empty cache; HTTP clients are built on first use.
     pub fn new() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "cannot build the JWKS client; client tokens stay unverified"))
-            .ok();
         Jwks {
-            client,
+            clients: Mutex::new(HashMap::new()),
             sets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The client trusting the system roots and `ca_file` (the upstream's private CA).
+    fn client(&self, ca_file: Option<&str>) -> Option<reqwest::Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(ca_file.map(str::to_owned))
+            .or_insert_with(|| match build_client(ca_file) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build the client that fetches the IAM's signing keys; client tokens stay unverified");
+                    None
+                }
+            })
+            .clone()
     }
 
     fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant, Option<Instant>)> {
@@ -70,8 +80,9 @@ impl Jwks {
             .map(|c| (c.set.clone(), c.fetched_at, c.refetched_at))
     }
 
-    /// True when `token` is signed by a key of the set at `url`.
-    pub async fn verify(&self, url: &str, token: &str) -> bool {
+    /// True when `token` is signed by a key of the set at `url` (fetched trusting the system
+    /// roots and `ca_file`).
+    pub async fn verify(&self, url: &str, ca_file: Option<&str>, token: &str) -> bool {
         let now = Instant::now();
         let since = |at: Instant| now.duration_since(at);
         let set = match self.cached(url) {
@@ -83,19 +94,24 @@ impl Jwks {
                 Verdict::UnknownKey(_) if refetched.is_some_and(|r| since(r) < MIN_REFETCH) => {
                     return false
                 }
-                Verdict::UnknownKey(_) => self.fetch(url, true).await,
+                Verdict::UnknownKey(_) => self.fetch(url, ca_file, true).await,
             },
             // Failed last time: try again no sooner than MIN_REFETCH.
             Some((_, at, _)) if since(at) < MIN_REFETCH => return false,
             // Stale, failed long enough ago, or never fetched.
-            _ => self.fetch(url, false).await,
+            _ => self.fetch(url, ca_file, false).await,
         };
         set.is_some_and(|s| s.verifies(token) == Verdict::Valid)
     }
 
-    async fn fetch(&self, url: &str, for_unknown_key: bool) -> Option<Arc<KeySet>> {
-        let fetched = match &self.client {
-            Some(client) => fetch_set(client, url).await,
+    async fn fetch(
+        &self,
+        url: &str,
+        ca_file: Option<&str>,
+        for_unknown_key: bool,
+    ) -> Option<Arc<KeySet>> {
+        let fetched = match self.client(ca_file) {
+            Some(client) => fetch_set(&client, url).await,
             None => Err("no HTTP client".to_owned()),
         };
         crate::metrics::jwks_fetched(fetched.is_ok());
@@ -132,6 +148,20 @@ impl Jwks {
         );
         set.or(keep)
     }
+}
+
+fn build_client(ca_file: Option<&str>) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(FETCH_TIMEOUT);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("upstream_tls.ca_file {path}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("upstream_tls.ca_file {path}: {e}"))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String> {
@@ -219,9 +249,9 @@ mod tests {
         let jwks = Jwks::new();
         // Port 9 on loopback: nothing listens.
         let url = "http://127.0.0.1:9/certs";
-        assert!(!jwks.verify(url, "a.b.c").await);
+        assert!(!jwks.verify(url, None, "a.b.c").await);
         let first = jwks.cached(url).expect("the failure is remembered").1;
-        assert!(!jwks.verify(url, "a.b.c").await);
+        assert!(!jwks.verify(url, None, "a.b.c").await);
         assert_eq!(
             jwks.cached(url).expect("cached").1,
             first,
