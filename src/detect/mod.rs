@@ -201,6 +201,20 @@ impl RouteTable {
         })
     }
 
+    /// Whether some rule of this match reads claims of a client-presented token (so its
+    /// signature may need checking before the outcome is read): one short scan, no allocation.
+    pub fn reads_client_tokens(&self, m: &RouteMatch) -> bool {
+        self.entries.get(m.entry).is_some_and(|e| {
+            e.rules.iter().filter_map(|&i| self.rules.get(i)).any(|r| {
+                r.fields
+                    .iter()
+                    .chain(&r.details)
+                    .flat_map(|f| &f.sources)
+                    .any(|s| s.reads_client_token())
+            })
+        })
+    }
+
     /// Every user field name the rules can produce (built-ins included): the templates'
     /// user variables.
     pub fn field_names(&self) -> &BTreeSet<String> {

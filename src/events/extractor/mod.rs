@@ -115,7 +115,9 @@ impl Extractor {
     /// the IAM's keys fetched through the upstream (`identity.client_tokens: verify`). Only
     /// matched calls whose rule reads such a token pay for this; the keys are cached.
     pub async fn verify_tokens(&self, snapshot: &Snapshot, ex: &Exchange) -> VerifiedTokens {
-        if ClientTokens::of(snapshot) != ClientTokens::Verify {
+        if ClientTokens::of(snapshot) != ClientTokens::Verify
+            || !snapshot.routes.reads_client_tokens(&ex.route)
+        {
             return VerifiedTokens::default();
         }
         let (tokens, url) = {
@@ -327,21 +329,23 @@ fn read(
     trust: &dyn Fn(&FieldSource) -> Option<Attribution>,
 ) -> (UserFields, Option<Attribution>) {
     let mut out = UserFields::new();
-    let mut levels: Vec<(&str, Attribution)> = Vec::new();
+    // The trust of each identifying field read, in IDENTIFYING's order (no allocation).
+    let mut levels: [Option<Attribution>; IDENTIFYING.len()] = [None; IDENTIFYING.len()];
     for f in rules {
         for s in &f.sources {
             let Some(level) = trust(s) else { continue };
             if let Some(v) = s.eval(view) {
                 out.insert(f.name.clone(), v);
-                levels.push((f.name.as_str(), level));
+                if let Some(i) = IDENTIFYING.iter().position(|k| *k == f.name) {
+                    if let Some(slot) = levels.get_mut(i) {
+                        *slot = Some(level);
+                    }
+                }
                 break;
             }
         }
     }
-    let named_by = IDENTIFYING
-        .iter()
-        .find_map(|k| levels.iter().find(|(n, _)| n == k).map(|(_, l)| *l));
-    (out, named_by)
+    (out, levels.into_iter().flatten().next())
 }
 
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request

@@ -100,8 +100,8 @@ impl Identity {
         let store = Store::open(&path)?;
         let loaded = store.load(&hasher.fingerprint(), unix_now())?;
         let identity = Identity {
-            users: UserCache::new(max_users(file)),
-            sessions: SessionIndex::new(file.identity.max_sessions),
+            users: UserCache::tracked(max_users(file)),
+            sessions: SessionIndex::tracked(file.identity.max_sessions),
             hasher,
             jwks: Jwks::new(),
             store: None,
