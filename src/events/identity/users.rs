@@ -177,7 +177,9 @@ impl UserCache {
                 None => return,
             }
         }
-        let Some(lru) = inner.lru.as_mut() else { return };
+        let Some(lru) = inner.lru.as_mut() else {
+            return;
+        };
         let Some(known) = fields.get(ID).and_then(|id| lru.get(id.as_str())) else {
             return;
         };
