@@ -450,10 +450,14 @@ impl Default for TimeoutsSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
-    /// Time to receive a whole request head (HTTP/1), counted from when the connection
-    /// waits for it, so it also ends a keep-alive connection left idle.
+    /// Time to receive a whole request head, counted from its first byte; the connection is
+    /// closed past it.
     #[serde(default = "defaults::header_timeout")]
     pub header_timeout: Duration,
+    /// Time a connection may sit with no request and no byte (keep-alive between requests,
+    /// or never sending one) before it is closed.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
     /// Longest pause in a request body before the request is answered 408.
     #[serde(default = "defaults::body_timeout")]
     pub body_timeout: Duration,
@@ -472,6 +476,7 @@ impl Default for ClientSpec {
     fn default() -> Self {
         Self {
             header_timeout: defaults::header_timeout(),
+            idle_timeout: defaults::idle_timeout(),
             body_timeout: defaults::body_timeout(),
             max_header_bytes: defaults::max_header_bytes(),
             max_connections: defaults::max_connections(),
@@ -591,6 +596,9 @@ mod defaults {
     }
     pub(super) fn header_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub(super) fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
     }
     pub(super) fn body_timeout() -> Duration {
         Duration::from_secs(30)
