@@ -381,6 +381,14 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
         )
     );
 
+    // Restored from the file: both users, and bob's token (alice's cookie just ended).
+    eventually(Duration::from_secs(5), "the identity gauges", || async {
+        let users = metric(bin.admin_addr, "userhook_identity_users ").await;
+        let sessions = metric(bin.admin_addr, "userhook_identity_sessions ").await;
+        (users == Some(2.0) && sessions == Some(1.0)).then_some(())
+    })
+    .await;
+
     // Keystone logout: DELETE with the token to revoke in X-Subject-Token.
     let revoke = [
         ("x-auth-token", subject.as_str()),

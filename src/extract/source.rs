@@ -372,7 +372,9 @@ mod tests {
     #[test]
     fn cookie_and_bearer_sources() {
         assert_eq!(
-            parse("request.cookie.better-auth.session_token").expect("ok").source,
+            parse("request.cookie.better-auth.session_token")
+                .expect("ok")
+                .source,
             Source::Cookie(Side::Request, "better-auth.session_token".into())
         );
         assert_eq!(
@@ -383,7 +385,11 @@ mod tests {
         for bad in ["response.bearer", "request.cookie.", "request.bearer.x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        for cred in ["request.cookie.theme", "response.cookie.sid", "request.bearer"] {
+        for cred in [
+            "request.cookie.theme",
+            "response.cookie.sid",
+            "request.bearer",
+        ] {
             assert!(parse(cred).expect(cred).yields_credential(), "{cred}");
         }
     }
@@ -398,7 +404,10 @@ mod tests {
             "request.cookie.id | jwt.sub",
             "request.header.x-token | lower | jwt.sub",
         ] {
-            assert!(parse(client).expect(client).reads_client_token(), "{client}");
+            assert!(
+                parse(client).expect(client).reads_client_token(),
+                "{client}"
+            );
         }
         for issued in [
             "response.body.access_token | jwt.sub",
@@ -408,7 +417,10 @@ mod tests {
             "request.bearer",
             "path.id",
         ] {
-            assert!(!parse(issued).expect(issued).reads_client_token(), "{issued}");
+            assert!(
+                !parse(issued).expect(issued).reads_client_token(),
+                "{issued}"
+            );
         }
     }
 

@@ -215,6 +215,11 @@ impl UserCache {
             .and_then(|lru| lru.peek(id).cloned())
     }
 
+    /// True when changes wait for the store.
+    pub fn has_dirty(&self) -> bool {
+        !self.lock().dirty.is_empty()
+    }
+
     /// The changes since the last call: each changed ID with its fields now (`None`: gone).
     pub fn take_dirty(&self) -> Vec<(String, Option<UserFields>)> {
         let mut guard = self.lock();
