@@ -484,3 +484,44 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_sigterm_right_after_login_keeps_the_session() {
+    let up = iam().await;
+    let rx = WebhookReceiver::fixed(200, "ok").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    std::fs::write(&path, config(&up.url(), &rx.url("/hook"))).expect("write config");
+    let mut bin = Binary::start(&path).await;
+    let base = format!("http://{}", bin.proxy_addr);
+    let sign_up = json!({"email": "alice@example.com", "password": CANARY, "name": "Alice"});
+    let reply = call(&base, "POST", SIGN_UP, JSON, sign_up.to_string()).await;
+    let cookie = reply.headers["set-cookie"].to_str().expect("text");
+    let cookie = cookie.split(';').next().expect("pair").to_owned();
+    webhook(&rx, 1).await;
+    // No wait for the periodic flush: SIGTERM writes what was learned before it exits.
+    bin.signal("TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
+        .await
+        .expect("exits within the grace")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0), "{}", bin.log_text());
+    let bin = Binary::start(&path).await;
+    let base = format!("http://{}", bin.proxy_addr);
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
+    call(&base, "POST", SIGN_OUT, &with_cookie, "{}").await;
+    assert_eq!(
+        webhook(&rx, 2).await,
+        hook(
+            "user.logout",
+            ALICE,
+            "Alice",
+            "alice@example.com",
+            "session",
+            ""
+        )
+    );
+}
