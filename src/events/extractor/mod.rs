@@ -18,6 +18,7 @@ use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
 pub use super::identity::users as user_cache;
 use super::identity::{jwks, unix_now, Identity};
+use crate::detect::outcome::read_trusted;
 use crate::detect::{Rule, RuleKind};
 use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
 use crate::exchange::Exchange;
@@ -200,8 +201,8 @@ impl Extractor {
                 }
             }
         };
-        let (mut fields, named_by) = read(&rule.fields, &view, &trust);
-        let (details, _) = read(&rule.details, &view, &trust);
+        let (mut fields, named_by) = read_trusted(&rule.fields, &view, &trust, &IDENTIFYING);
+        let (details, _) = read_trusted(&rule.details, &view, &trust, &[]);
         let mut attribution = named_by.unwrap_or(Attribution::None);
 
         // The caller's credential names the user when the fields do not.
@@ -325,33 +326,6 @@ fn sources(rule: &Rule) -> impl Iterator<Item = &FieldSource> {
         .iter()
         .chain(&rule.details)
         .flat_map(|f| f.sources.iter())
-}
-
-/// The values of `rules` (for each, the first trusted source with a value) and the trust of
-/// the source that named the user (ID first, then Email, then Name).
-fn read(
-    rules: &[crate::detect::rule::FieldRule],
-    view: &View<'_>,
-    trust: &dyn Fn(&FieldSource) -> Option<Attribution>,
-) -> (UserFields, Option<Attribution>) {
-    let mut out = UserFields::new();
-    // The trust of each identifying field read, in IDENTIFYING's order (no allocation).
-    let mut levels: [Option<Attribution>; IDENTIFYING.len()] = [None; IDENTIFYING.len()];
-    for f in rules {
-        for s in &f.sources {
-            let Some(level) = trust(s) else { continue };
-            if let Some(v) = s.eval(view) {
-                out.insert(f.name.clone(), v);
-                if let Some(i) = IDENTIFYING.iter().position(|k| *k == f.name) {
-                    if let Some(slot) = levels.get_mut(i) {
-                        *slot = Some(level);
-                    }
-                }
-                break;
-            }
-        }
-    }
-    (out, levels.into_iter().flatten().next())
 }
 
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request
