@@ -10,6 +10,8 @@
 //! exchange, and never put a credential into an event unless an operator's rule names it
 //! explicitly: session credentials are only ever hashed.
 
+pub mod changes;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,6 +53,16 @@ impl ClientTokens {
             _ => ClientTokens::Verify,
         }
     }
+}
+
+/// What one call says beyond the user's fields, shared by each of its events.
+#[derive(Debug, Clone)]
+struct Call {
+    details: UserFields,
+    attribution: Attribution,
+    trusted: bool,
+    request: RequestInfo,
+    truncated: bool,
 }
 
 /// Client-presented tokens whose signature verified against the IAM's keys, for one exchange.
@@ -158,23 +170,33 @@ impl Extractor {
         verified
     }
 
-    /// The event this exchange means, trusting no client-presented token's signature (see
-    /// [`Extractor::process_verified`]).
-    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Option<UserEvent> {
-        self.process_verified(snapshot, ex, &VerifiedTokens::default())
+    /// The events this exchange means (one per action of the rule that fired, in order),
+    /// trusting no client-presented token's signature (see [`Extractor::process_verified`]).
+    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Vec<UserEvent> {
+        let mut events = Vec::new();
+        self.process_into(snapshot, ex, &mut events);
+        events
     }
 
-    /// The event this exchange means, if its outcome matches a rule of `snapshot` (the
-    /// config that served the request); `verified` are the client tokens whose signatures
-    /// checked out ([`Extractor::verify_tokens`]).
+    /// [`Extractor::process`] appending to `out`, so the extractor loop reuses one buffer.
+    pub fn process_into(&self, snapshot: &Snapshot, ex: &Exchange, out: &mut Vec<UserEvent>) {
+        self.process_verified(snapshot, ex, &VerifiedTokens::default(), out);
+    }
+
+    /// The events this exchange means, if its outcome matches a rule of `snapshot` (the
+    /// config that served the request), appended to `out`; `verified` are the client tokens
+    /// whose signatures checked out ([`Extractor::verify_tokens`]).
     pub fn process_verified(
         &self,
         snapshot: &Snapshot,
         ex: &Exchange,
         verified: &VerifiedTokens,
-    ) -> Option<UserEvent> {
+        out: &mut Vec<UserEvent>,
+    ) {
         let view = Self::view(snapshot, ex);
-        let rule = snapshot.routes.resolve(&ex.route, &view)?;
+        let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+            return;
+        };
         let now = unix_now();
         let trust = |s: &FieldSource| -> Option<Attribution> {
             if !s.reads_client_token() {
@@ -225,6 +247,8 @@ impl Extractor {
                 attribution = Attribution::Session;
             }
         }
+        // What an update changes is judged against the user as known before this call.
+        let known = fields.get("ID").and_then(|id| self.identity.users.get(id));
         // Everything known about the user, the event's own values first; a bare Name or
         // Email finds the ID.
         self.identity.users.fill(&mut fields);
@@ -235,11 +259,11 @@ impl Extractor {
             attribution,
             Attribution::Exchange | Attribution::Session | Attribution::VerifiedToken
         );
-        let action = match rule.kind {
-            RuleKind::Event(action) => Some(action),
-            RuleKind::Remember => None,
+        let actions: &[Action] = match &rule.kind {
+            RuleKind::Events(actions) => actions,
+            RuleKind::Remember => &[],
         };
-        if trusted && action != Some(Action::LoginFailed) {
+        if trusted && !actions.contains(&Action::LoginFailed) {
             let default_ttl = snapshot.file.identity.session_ttl.0;
             self.learn_sessions(
                 rule,
@@ -258,29 +282,66 @@ impl Extractor {
                 }
             }
         }
-        match action {
-            None => {
-                if trusted {
-                    self.identity.users.remember(&fields);
-                }
-                return None;
+        if actions.is_empty() {
+            // `remember`: no event, the cache learns.
+            if trusted {
+                self.identity.users.remember(&fields);
             }
-            Some(Action::Created | Action::Updated | Action::Login) if trusted => {
+            return;
+        }
+        let call = Call {
+            details,
+            attribution,
+            trusted,
+            request: request_info(ex),
+            truncated: view.truncated(),
+        };
+        match actions.split_last() {
+            // The usual single action: fields and call move into the event.
+            Some((last, [])) => out.push(self.event(last, fields, known.as_ref(), call)),
+            Some((last, first)) => {
+                for action in first {
+                    out.push(self.event(action, fields.clone(), known.as_ref(), call.clone()));
+                }
+                out.push(self.event(last, fields, known.as_ref(), call));
+            }
+            None => {}
+        }
+    }
+
+    /// One action's event: the cache learns from it as the action means (only from a user
+    /// named on trust).
+    fn event(
+        &self,
+        action: &Action,
+        fields: UserFields,
+        known: Option<&UserFields>,
+        call: Call,
+    ) -> UserEvent {
+        let changes = match action {
+            Action::Updated => changes::diff(known, &fields),
+            _ => changes::Changes::default(),
+        };
+        match action {
+            Action::Created | Action::Updated | Action::Login | Action::Custom(_)
+                if call.trusted =>
+            {
                 self.identity.users.remember(&fields)
             }
-            Some(Action::Deleted) if trusted => {
+            Action::Deleted if call.trusted => {
                 if let Some(id) = fields.get("ID") {
                     self.identity.forget_user(id);
                 }
             }
-            Some(_) => {}
+            _ => {}
         }
-        let action = action?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut event = UserEvent::new(seq, action, fields, request_info(ex), view.truncated());
-        event.attribution = attribution;
-        event.details = details;
-        Some(event)
+        let mut event = UserEvent::new(seq, action.clone(), fields, call.request, call.truncated);
+        event.changed = changes.changed;
+        event.previous = changes.previous;
+        event.attribution = call.attribution;
+        event.details = call.details;
+        event
     }
 
     /// The index learns who holds the credentials this call issued (and the one it presented,
@@ -342,16 +403,19 @@ pub async fn run(
     dispatcher: Dispatcher,
     current: Arc<ArcSwap<Snapshot>>,
 ) {
+    let mut batch = Vec::new();
     while let Some(Handoff {
         snapshot,
         mut exchange,
     }) = exchanges.recv().await
     {
-        let durable = exchange.durable.take();
+        let mut durable = exchange.durable.take();
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
-        if let Some(event) = extractor.process_verified(&snapshot, &exchange, &verified) {
+        extractor.process_verified(&snapshot, &exchange, &verified, &mut batch);
+        let last = batch.len();
+        for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(
-                event = event.event_type,
+                event = event.event_type.as_ref(),
                 id = %event.id,
                 seq = event.seq,
                 user_id = event.user.get("ID").map(String::as_str).unwrap_or(""),
@@ -362,20 +426,23 @@ pub async fn run(
             );
             if event.attribution == Attribution::None {
                 tracing::debug!(
-                    event = event.event_type,
+                    event = event.event_type.as_ref(),
                     method = %event.request.method,
                     path = %crate::redact::redact_url(&event.request.path),
                     request_id = %event.request.request_id,
                     "the IAM confirmed the call but nobody could be named: unattributed event"
                 );
-                crate::metrics::event_unattributed(event.action);
+                crate::metrics::event_unattributed(&event.action);
             }
-            crate::metrics::event_detected(event.action);
+            crate::metrics::event_detected(&event.action);
             dispatcher.dispatch(&current.load(), &event);
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
-            if let Some(ack) = durable {
-                dispatcher.notify_when_durable(ack);
+            // A strict-mode response waits for all of its events: told after the last one.
+            if i + 1 == last {
+                if let Some(ack) = durable.take() {
+                    dispatcher.notify_when_durable(ack);
+                }
             }
         }
     }
