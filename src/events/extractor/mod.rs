@@ -247,8 +247,17 @@ impl Extractor {
                 attribution = Attribution::Session;
             }
         }
-        // What an update changes is judged against the user as known before this call.
-        let known = fields.get("ID").and_then(|id| self.identity.users.get(id));
+        let actions: &[Action] = match &rule.kind {
+            RuleKind::Events(actions) => actions,
+            RuleKind::Remember => &[],
+        };
+        // What an update changes is judged against the user as known before this call (a
+        // copy only when the call is an update).
+        let known = if actions.contains(&Action::Updated) {
+            fields.get("ID").and_then(|id| self.identity.users.get(id))
+        } else {
+            None
+        };
         // Everything known about the user, the event's own values first; a bare Name or
         // Email finds the ID.
         self.identity.users.fill(&mut fields);
@@ -259,10 +268,6 @@ impl Extractor {
             attribution,
             Attribution::Exchange | Attribution::Session | Attribution::VerifiedToken
         );
-        let actions: &[Action] = match &rule.kind {
-            RuleKind::Events(actions) => actions,
-            RuleKind::Remember => &[],
-        };
         if trusted && !actions.contains(&Action::LoginFailed) {
             let default_ttl = snapshot.file.identity.session_ttl.0;
             self.learn_sessions(
