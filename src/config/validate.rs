@@ -19,6 +19,62 @@ pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 /// Smallest `delivery.max_spool_bytes`: below this the spool fills on the first burst.
 pub const MIN_SPOOL_BYTES: u64 = 1 << 20;
 
+/// Shortest `identity.secret`: a shorter key makes the credential hashes guessable.
+pub const MIN_IDENTITY_SECRET: usize = 16;
+
+/// The `identity:` section's own settings (its JWKS location is checked where it is used).
+fn identity(id: &super::model::IdentitySpec) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
+    if !matches!(id.client_tokens.as_str(), "verify" | "unverified" | "ignore") {
+        errs.push(ConfigError::new(
+            "identity.client_tokens",
+            format!(
+                "`{}` is not a mode; expected verify, unverified or ignore",
+                id.client_tokens
+            ),
+        ));
+    }
+    if let Some(secret) = &id.secret {
+        if secret.len() < MIN_IDENTITY_SECRET {
+            // Never echo the value: say only how long it is.
+            errs.push(ConfigError::new(
+                "identity.secret",
+                format!(
+                    "is {} bytes; expected at least {MIN_IDENTITY_SECRET}",
+                    secret.len()
+                ),
+            ));
+        }
+    }
+    if id.max_users == Some(0) {
+        errs.push(ConfigError::new("identity.max_users", "expected at least 1"));
+    }
+    if id.session_ttl.0.is_zero() {
+        errs.push(ConfigError::new(
+            "identity.session_ttl",
+            "expected more than 0s",
+        ));
+    }
+    if id.path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        errs.push(ConfigError::new(
+            "identity.path",
+            "is empty; omit it for `identity.redb` in delivery.spool_dir",
+        ));
+    }
+    if let Some(jwks) = &id.jwks {
+        let ok = jwks.starts_with('/')
+            || jwks.starts_with("http://")
+            || jwks.starts_with("https://");
+        if !ok {
+            errs.push(ConfigError::new(
+                "identity.jwks",
+                "expected a path on the upstream starting with `/`, or an http(s):// URL",
+            ));
+        }
+    }
+    errs
+}
+
 /// Every problem in the file-level settings of `file`.
 pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
     let mut errs = Vec::new();
@@ -35,6 +91,7 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
             "expected at least 1",
         ));
     }
+    errs.extend(identity(&file.identity));
     if file.timeouts.connect.0.is_zero() {
         errs.push(ConfigError::new(
             "timeouts.connect",

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod path_template;
 pub mod profiles;
 pub mod rule;
+pub mod session_rule;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -61,7 +62,7 @@ impl RouteTable {
         let mut errors = Vec::new();
         for (i, spec) in routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            table.add(spec, &key, RuleOrigin::Operator, &mut by_route, &mut errors);
+            table.add(spec, &key, RuleOrigin::Operator, None, &mut by_route, &mut errors);
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
@@ -83,12 +84,14 @@ impl RouteTable {
                     continue;
                 }
             };
+            let jwks = profile.jwks.as_deref().map(|j| profiles::join_base(base, j));
             for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(
                     &spec,
                     &key,
                     RuleOrigin::Profile(&profile.name),
+                    jwks.clone(),
                     &mut by_route,
                     &mut errors,
                 );
@@ -106,10 +109,11 @@ impl RouteTable {
         spec: &RouteSpec,
         key: &str,
         origin: RuleOrigin,
+        jwks: Option<String>,
         by_route: &mut HashMap<String, usize>,
         errors: &mut Vec<ConfigError>,
     ) {
-        let (rule, template) = match Rule::compile(spec, key, origin) {
+        let (mut rule, template) = match Rule::compile(spec, key, origin) {
             Ok(r) => r,
             Err(mut e) => {
                 errors.append(&mut e);
@@ -142,6 +146,7 @@ impl RouteTable {
         let Some(slot) = self.entries.get_mut(entry) else {
             return;
         };
+        rule.jwks = jwks;
         if !slot.methods.contains(&rule.method) {
             slot.methods.push(rule.method.clone());
         }

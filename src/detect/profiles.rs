@@ -35,6 +35,11 @@ pub struct Profile {
     pub base_path: String,
     /// One paragraph for the docs.
     pub about: String,
+    /// Where the IAM publishes the keys that sign its tokens (a path under the base path,
+    /// `{param}` filled from the matched call's path), so client-presented tokens can be
+    /// verified.
+    #[serde(default)]
+    pub jwks: Option<String>,
     /// The rules, paths relative to the base path.
     pub routes: Vec<RouteSpec>,
 }
@@ -183,10 +188,17 @@ pub fn describe() -> Result<String, ProfileError> {
             p.name,
             p.about.trim()
         );
+        if let Some(jwks) = &p.jwks {
+            let _ = writeln!(
+                out,
+                "Signing keys (JWKS), fetched through the upstream: `{}`\n",
+                join_base(&p.base_path, jwks)
+            );
+        }
         out.push_str(
-            "| action | method | path | status | when | fields (first non-empty source wins) | note |\n",
+            "| action | method | path | status | when | fields (first non-empty source wins) | session (credentials, kept as keyed hashes) | note |\n",
         );
-        out.push_str("|---|---|---|---|---|---|---|\n");
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
             let cells = [
                 r.action.clone(),
@@ -208,6 +220,7 @@ pub fn describe() -> Result<String, ProfileError> {
                     })
                     .collect::<Vec<_>>()
                     .join("<br>"),
+                session_cell(r),
                 r.note.split_whitespace().collect::<Vec<_>>().join(" "),
             ];
             for cell in cells {
@@ -218,6 +231,31 @@ pub fn describe() -> Result<String, ProfileError> {
         out.push('\n');
     }
     Ok(out.trim_end().to_owned() + "\n")
+}
+
+/// A rule's `session:` block for the docs: what it issues, presents, ends.
+fn session_cell(r: &RouteSpec) -> String {
+    let Some(s) = &r.session else {
+        return String::new();
+    };
+    let list = |v: &[String]| v.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if !s.issues.0.is_empty() {
+        parts.push(format!("**issues**: {}", list(&s.issues.0)));
+    }
+    if let Some(e) = &s.expires {
+        parts.push(format!("**expires**: `{e}`"));
+    }
+    if let Some(t) = &s.ttl {
+        parts.push(format!("**ttl**: {t}"));
+    }
+    if !s.presents.0.is_empty() {
+        parts.push(format!("**presents**: {}", list(&s.presents.0)));
+    }
+    if s.ends {
+        parts.push("**ends** the presented credential".to_owned());
+    }
+    parts.join("<br>")
 }
 
 /// The statuses a rule fires on, the compiler's defaults spelled out.

@@ -16,7 +16,8 @@ use crate::redact::is_credential_name;
 /// The sources a rule can name, for error messages.
 const KNOWN_SOURCES: &str = "request.body.<path>, response.body.<path>, request.form.<name>, \
                              path.<param>, query.<name>, request.header.<name>, \
-                             response.header.<name>, request.jwt.<claim>";
+                             response.header.<name>, request.cookie.<name>, \
+                             response.cookie.<name>, request.bearer, request.jwt.<claim>";
 
 /// Why a field source cannot be read; the message says what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +67,11 @@ pub enum Source {
     Header(Side, HeaderName),
     /// `request.jwt.<claim>`: claims of the `Authorization: Bearer` token.
     BearerClaim(JsonPath),
+    /// `request.cookie.<name>` (from `Cookie`) / `response.cookie.<name>` (from `Set-Cookie`,
+    /// unless the response deletes it).
+    Cookie(Side, String),
+    /// `request.bearer`: the `Authorization: Bearer` token itself (a credential).
+    Bearer,
 }
 
 /// A step applied to a value after `|`.
@@ -118,6 +124,8 @@ impl FieldSource {
             Source::Body(_, path) | Source::BearerClaim(path) => path.names_credential(),
             Source::Form(name) | Source::Query(name) => is_credential_name(name),
             Source::Header(_, name) => is_credential_name(name.as_str()),
+            // Cookie values and bearer tokens are what a session is: always credentials.
+            Source::Cookie(..) | Source::Bearer => true,
             Source::Path(_) => false,
         };
         names
@@ -125,6 +133,66 @@ impl FieldSource {
                 .transforms
                 .iter()
                 .any(|t| matches!(t, Transform::Jwt(_)))
+    }
+
+    /// The value reads claims of a token the *client* presented (`request.jwt.<claim>`, or a
+    /// request value taken through `| jwt.<claim>`): anyone can make such a token up, so its
+    /// claims name a user only once the token is trusted (verified, or issued by the IAM).
+    pub fn reads_client_token(&self) -> bool {
+        match &self.source {
+            Source::BearerClaim(_) => true,
+            Source::Body(Side::Response, _)
+            | Source::Header(Side::Response, _)
+            | Source::Cookie(Side::Response, _) => false,
+            _ => self.transforms.iter().any(|t| matches!(t, Transform::Jwt(_))),
+        }
+    }
+
+    /// The client-presented token this value's claims come from (see
+    /// [`FieldSource::reads_client_token`]), as the client sent it.
+    pub fn client_token(&self, view: &View<'_>) -> Option<String> {
+        if !self.reads_client_token() {
+            return None;
+        }
+        if let Source::BearerClaim(_) = &self.source {
+            return view.bearer_token().map(str::to_owned);
+        }
+        let mut value = self.raw(view)?;
+        for t in &self.transforms {
+            value = match t {
+                Transform::Jwt(_) => return (!value.is_empty()).then_some(value),
+                Transform::LastSegment => last_segment(&value)?.to_owned(),
+                Transform::Lower => value.to_lowercase(),
+            };
+        }
+        None
+    }
+
+    /// How long the credential this source reads lives, when the exchange says so: a
+    /// `response.cookie.<name>` with `Max-Age` or `Expires`.
+    pub fn credential_lifetime(&self, view: &View<'_>) -> Option<std::time::Duration> {
+        match &self.source {
+            Source::Cookie(Side::Response, name) => view.set_cookie(name)?.lifetime,
+            _ => None,
+        }
+    }
+
+    /// The source's value before any transform.
+    fn raw(&self, view: &View<'_>) -> Option<String> {
+        match &self.source {
+            Source::Body(side, path) => view.json_text(*side, path),
+            Source::Form(name) => view.form_value(name),
+            Source::Path(i) => view.path_param(*i),
+            Source::Query(name) => view.query_value(name),
+            Source::Header(side, name) => view.header(*side, name).map(str::to_owned),
+            Source::BearerClaim(path) => view
+                .bearer_claims()
+                .and_then(|c| path.lookup(c))
+                .and_then(scalar_text),
+            Source::Cookie(Side::Request, name) => view.request_cookie(name),
+            Source::Cookie(Side::Response, name) => view.set_cookie(name).map(|c| c.value),
+            Source::Bearer => view.bearer_token().map(str::to_owned),
+        }
     }
 
     /// The value for this exchange; `None` when missing, empty, or not a scalar.
@@ -139,6 +207,7 @@ impl FieldSource {
                 .bearer_claims()
                 .and_then(|c| path.lookup(c))
                 .and_then(scalar_text),
+            Source::Cookie(..) | Source::Bearer => self.raw(view),
         }?;
         for t in &self.transforms {
             value = match t {
@@ -179,6 +248,9 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
             } else {
                 Side::Response
             };
+            if (side, rest) == (Side::Request, "bearer") {
+                return Ok(Source::Bearer);
+            }
             let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
             need(rest)?;
             match (kind, side) {
@@ -188,6 +260,7 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
                     .map_err(|_| SourceError::BadHeader(rest.to_owned())),
                 ("form", Side::Request) => Ok(Source::Form(rest.to_owned())),
                 ("jwt", Side::Request) => Ok(Source::BearerClaim(JsonPath::parse(rest)?)),
+                ("cookie", _) => Ok(Source::Cookie(side, rest.to_owned())),
                 _ => Err(unknown()),
             }
         }

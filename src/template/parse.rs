@@ -220,7 +220,7 @@ mod tests {
             err.to_string(),
             "unknown variable {{$$.Emial$$}}; known: ID, Email, Name, FirstName, LastName, \
              CreatedAt, Enabled, Event, Object, Action, EventID, Timestamp, SourceIP, UserAgent, \
-             RequestID, Status, and custom fields declared under routes[].fields; \
+             RequestID, Status, Attribution, and custom fields declared under routes[].fields; \
              did you mean {{$$.Email$$}}?"
         );
         let err = parse("{{$$.name$$}}", &none).unwrap_err();

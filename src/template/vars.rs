@@ -40,7 +40,14 @@ impl VarSource for EventVars<'_> {
             // 0 means "no response status known": render nothing rather than a fake code.
             "Status" if ev.request.status == 0 => return None,
             "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
-            _ => return ev.user.get(name).map(|v| Cow::Borrowed(v.as_str())),
+            "Attribution" => ev.attribution.as_str(),
+            _ => {
+                return ev
+                    .user
+                    .get(name)
+                    .or_else(|| ev.details.get(name))
+                    .map(|v| Cow::Borrowed(v.as_str()))
+            }
         };
         Some(Cow::Borrowed(borrowed))
     }
