@@ -111,7 +111,8 @@ async fn gitea_lifecycle_through_the_binary() {
     uh.restart().await;
     let base = uh.url();
 
-    let auth = format!("token {token}");
+    // `Bearer` (Gitea also takes `token <sha1>`, which `request.bearer` does not read).
+    let auth = format!("Bearer {token}");
     let reply = call(&base, "PATCH", "/api/v1/user/settings",
         &[("content-type", "application/json"), ("authorization", auth.as_str())],
         r#"{"full_name":"Alice Liddell"}"#).await;

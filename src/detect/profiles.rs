@@ -55,11 +55,15 @@ impl Profile {
 }
 
 /// The embedded profile files, in documentation order: (name, text).
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 8] = [
     ("generic", include_str!("profiles/generic.yaml")),
     ("keycloak", include_str!("profiles/keycloak.yaml")),
     ("scim", include_str!("profiles/scim.yaml")),
     ("dce", include_str!("profiles/dce.yaml")),
+    ("keystone", include_str!("profiles/keystone.yaml")),
+    ("better-auth", include_str!("profiles/better-auth.yaml")),
+    ("fastapi-users", include_str!("profiles/fastapi-users.yaml")),
+    ("gitea", include_str!("profiles/gitea.yaml")),
 ];
 
 /// Why a profile named in a config cannot be used.

@@ -109,8 +109,16 @@ fn json_reply(status: u16, v: &Value) -> Canned {
     Canned::status(status).json("application/json", v)
 }
 
+/// better-call's error body, keys in its order (`message`, then `code`).
 fn error(status: u16, code: &str, message: &str) -> Canned {
-    json_reply(status, &json!({"message": message, "code": code}))
+    let body = format!(
+        r#"{{"message":{},"code":{}}}"#,
+        Value::from(message),
+        Value::from(code)
+    );
+    Canned::status(status)
+        .header("content-type", "application/json")
+        .body(body)
 }
 
 fn unauthorized() -> Canned {

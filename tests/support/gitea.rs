@@ -8,7 +8,7 @@
 //! - `GET /api/v1/user` 200 `User` (the token's owner); `PATCH /api/v1/user/settings` 200
 //!   `UserSettings` (no id, no username); `POST /api/v1/users/{username}/tokens` (basic auth)
 //!   201 `{id, name, sha1, token_last_eight, scopes}`. API tokens go in
-//!   `Authorization: token <sha1>`; 401 `{"message":"token is required",…}` without.
+//!   `Authorization: token <sha1>` or `Bearer <sha1>`; 401 `{"message":"token is required",…}` without.
 //! - Web sign-in `POST /user/login` (form `_csrf`, `user_name`, `password`): success is 303 to
 //!   `/` with a regenerated `i_like_gitea` session cookie; bad credentials re-render the form:
 //!   200 `text/html` with "Username or password is incorrect.". Sign-out `POST /user/logout`: 200
@@ -153,7 +153,8 @@ fn cookie(r: &Recorded, name: &str) -> Option<String> {
 /// The API caller: token (`Authorization: token …`) or basic auth.
 fn api_user(s: &State, r: &Recorded) -> Option<String> {
     let auth = header(r, "authorization")?;
-    if let Some(t) = auth.strip_prefix("token ") {
+    // Gitea takes `token <sha1>` and `Bearer <sha1>` alike (services/auth/oauth2.go).
+    if let Some(t) = auth.strip_prefix("token ").or_else(|| auth.strip_prefix("Bearer ")) {
         return s.tokens.get(t).cloned();
     }
     let basic = STANDARD.decode(auth.strip_prefix("Basic ")?).ok()?;
