@@ -426,8 +426,9 @@ pub fn accept_error() {
     counter!(ACCEPT_ERRORS).increment(1);
 }
 
-/// Counts a detected user event.
-pub fn event_detected(action: Action) {
+/// Counts a detected user event. Custom actions are counted under their own name (a config
+/// name, never request data).
+pub fn event_detected(action: &Action) {
     // Registered once: looking the counter up by name costs a hash per event.
     static BY_ACTION: OnceLock<Vec<Counter>> = OnceLock::new();
     let counters = BY_ACTION.get_or_init(|| {
@@ -437,19 +438,20 @@ pub fn event_detected(action: Action) {
             .map(|a| counter!(EVENTS, "action" => a.as_str()))
             .collect()
     });
-    if let Some(c) = Action::ALL
+    match Action::ALL
         .iter()
-        .position(|a| *a == action)
+        .position(|a| a == action)
         .and_then(|i| counters.get(i))
     {
-        c.increment(1);
+        Some(c) => c.increment(1),
+        None => counter!(EVENTS, "action" => action.as_str().to_owned()).increment(1),
     }
 }
 
 /// Counts an event whose user could not be named.
-pub fn event_unattributed(action: Action) {
+pub fn event_unattributed(action: &Action) {
     install();
-    counter!(EVENTS_UNATTRIBUTED, "action" => action.as_str()).increment(1);
+    counter!(EVENTS_UNATTRIBUTED, "action" => action.as_str().to_owned()).increment(1);
 }
 
 /// Counts a JWKS fetch; `ok` false when it failed or the document was unusable.

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::detect::RouteTable;
+use crate::event::Action;
 use crate::redact::redact_url;
 use crate::sink::Sinks;
 use crate::upstream::{Upstream, UpstreamConnector};
@@ -68,6 +69,11 @@ pub struct Snapshot {
     pub sinks: Arc<Sinks>,
     /// Proxied-request counters registered for these routes (the request path only indexes).
     pub proxy_counters: crate::metrics::ProxyCounters,
+    /// What is allowed but most likely a mistake, with its key path: a rule that never fires
+    /// (an earlier rule for the same call takes every match), a condition that always holds,
+    /// a webhook or sink subscribed to an action nothing emits. `check` prints them, `serve`
+    /// and reloads log them.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -165,6 +171,7 @@ impl Snapshot {
                 Some(sinks),
             ) if errors.is_empty() => Ok(Snapshot {
                 proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
+                warnings: warnings(&file, &routes),
                 hash,
                 loaded_at: SystemTime::now(),
                 listen,
@@ -202,6 +209,42 @@ impl Snapshot {
         let file = crate::config::read_str(text)?;
         Snapshot::compile(file, content_hash(text), previous)
     }
+}
+
+/// Everything `check` points out about a config that compiled: the rules' own warnings, then
+/// each webhook or sink action that no route or profile emits (it would never be delivered).
+fn warnings(file: &ConfigFile, routes: &RouteTable) -> Vec<ConfigError> {
+    let mut out = routes.warnings().to_vec();
+    let targets = file
+        .webhooks
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (format!("webhooks[{i}]"), &w.actions))
+        .chain(
+            file.sinks
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("sinks[{i}]"), &s.actions)),
+        );
+    for (at, actions) in targets {
+        for (j, name) in actions.iter().enumerate() {
+            let Ok(action) = name.parse::<Action>() else {
+                continue; // "*", or an error reported by the target's compiler
+            };
+            if !routes.actions().contains(&action) {
+                out.push(ConfigError::new(
+                    format!("{at}.actions[{j}]"),
+                    format!(
+                        "no route or profile emits `{action}`, so this never receives one; add a \
+                         rule with `action: {action}` or a profile that detects it"
+                    ),
+                ));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|w| file.env_values.scrub_error(w))
+        .collect()
 }
 
 /// The address at `path`, or a problem saying what is expected.

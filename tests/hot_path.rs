@@ -187,7 +187,7 @@ fn extraction_costs() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let ex = create_exchange(&rt);
-    let event = extractor.process(&rt, &ex).expect("a create event");
+    let event = extractor.process(&rt, &ex).pop().expect("a create event");
     assert_eq!(
         (
             event.user.get("ID"),

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
@@ -126,8 +127,11 @@ impl Default for AdminSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
-    /// created | updated | deleted | login | logout | login_failed
-    pub action: String,
+    /// One action or a list (one event per action, in order): created | updated | deleted |
+    /// login | logout | login_failed | any snake_case name (a custom action) | remember.
+    /// Shown as written: one name as a string, several as a list.
+    #[serde(serialize_with = "one_or_list")]
+    pub action: OneOrMany,
     /// HTTP method, e.g. `POST` (case-insensitive).
     pub method: String,
     /// Path template: `/users/{id}`, `/realms/{realm}/users/{id}`.
@@ -136,9 +140,10 @@ pub struct RouteSpec {
     /// (`login_failed`: 400, 401, 403).
     #[serde(default)]
     pub status: Option<Vec<u16>>,
-    /// Extra conditions: field source -> accepted values (one or a list).
+    /// Extra conditions, all of which must hold: field source -> accepted values (one or a
+    /// list) or a map of operators (`config::condition_spec`).
     #[serde(default)]
-    pub when: BTreeMap<String, OneOrMany>,
+    pub when: BTreeMap<String, ConditionSpec>,
     /// User field name -> field source, or a list of sources (first non-empty wins). User
     /// attributes: they go into the event's user and the identity cache.
     #[serde(default)]
@@ -227,6 +232,14 @@ impl Default for IdentitySpec {
             client_tokens: defaults::client_tokens(),
             jwks: None,
         }
+    }
+}
+
+/// One value as a scalar, several as a list (`action: created`, `action: [created, login]`).
+fn one_or_list<S: serde::Serializer>(v: &OneOrMany, s: S) -> Result<S::Ok, S::Error> {
+    match v.0.as_slice() {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
     }
 }
 

@@ -33,6 +33,15 @@ pub fn actions(
     }
     let mut set = BTreeSet::new();
     for (j, a) in actions.iter().enumerate() {
+        if a == "remember" {
+            err(
+                &format!("actions[{j}]"),
+                "`remember` only refreshes the user cache and emits no event; name actions such \
+                 as created or password_changed, or *"
+                    .into(),
+            );
+            continue;
+        }
         match a.parse::<Action>() {
             Ok(a) => {
                 set.insert(a);

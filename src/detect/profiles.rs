@@ -1,4 +1,5 @@
-//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`).
+//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`,
+//! `keystone`, `better-auth`, `fastapi-users`, `gitea`, `casdoor`, `zitadel`).
 //!
 //! This module's job: turn the profile files under `src/detect/profiles/` into [`Profile`]s.
 //! Each file is data written in the `routes:` syntax of `userhook.yaml`, plus the profile's
@@ -55,7 +56,7 @@ impl Profile {
 }
 
 /// The embedded profile files, in documentation order: (name, text).
-const FILES: [(&str, &str); 8] = [
+const FILES: [(&str, &str); 10] = [
     ("generic", include_str!("profiles/generic.yaml")),
     ("keycloak", include_str!("profiles/keycloak.yaml")),
     ("scim", include_str!("profiles/scim.yaml")),
@@ -64,6 +65,8 @@ const FILES: [(&str, &str); 8] = [
     ("better-auth", include_str!("profiles/better-auth.yaml")),
     ("fastapi-users", include_str!("profiles/fastapi-users.yaml")),
     ("gitea", include_str!("profiles/gitea.yaml")),
+    ("casdoor", include_str!("profiles/casdoor.yaml")),
+    ("zitadel", include_str!("profiles/zitadel.yaml")),
 ];
 
 /// Why a profile named in a config cannot be used.
@@ -205,15 +208,13 @@ pub fn describe() -> Result<String, ProfileError> {
         out.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
             let cells = [
-                r.action.clone(),
+                r.action.0.join(", "),
                 r.method.clone(),
                 format!("`{}`", join_base(&p.base_path, &r.path)),
                 statuses(r),
                 r.when
                     .iter()
-                    .map(|(source, accepted)| {
-                        format!("`{source}` is {}", alternatives(&accepted.0))
-                    })
+                    .map(|(source, condition)| format!("`{source}` {}", condition.describe()))
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 fields_in_doc_order(r)
@@ -266,7 +267,7 @@ fn session_cell(r: &RouteSpec) -> String {
 fn statuses(r: &RouteSpec) -> String {
     let list = match &r.status {
         Some(list) => list.clone(),
-        None if r.action == Action::LoginFailed.as_str() => {
+        None if r.action.0.iter().all(|a| a == Action::LoginFailed.as_str()) => {
             super::rule::LOGIN_FAILED_STATUSES.to_vec()
         }
         None => return "2xx".to_owned(),
@@ -275,16 +276,6 @@ fn statuses(r: &RouteSpec) -> String {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `` `a` ``, `` `a` or `b` ``, `` `a`, `b` or `c` ``.
-fn alternatives(values: &[String]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
-    match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        Some((last, _)) => last.clone(),
-        None => String::new(),
-    }
 }
 
 /// A rule's fields, the built-in ones in their usual order (`ID`, `Email`, `Name`, ...), then

@@ -11,6 +11,7 @@ pub mod json_index;
 pub mod json_path;
 pub mod jws;
 pub mod jwt;
+pub mod observed;
 pub mod partial_json;
 pub mod source;
 pub mod view;

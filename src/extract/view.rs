@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::decode::{decode, DecodedBody};
 use super::json_index::ObjectIndex;
 use super::json_path::{into_scalar_text, scalar_text, JsonPath};
+use super::observed::Observed;
 use super::partial_json::close_prefix;
 use crate::exchange::{CapturedBody, Exchange};
 
@@ -84,6 +85,32 @@ impl<'a> LazyBody<'a> {
                 rest.lookup(&member).and_then(scalar_text)
             }
             None => path.lookup(self.json()?).and_then(scalar_text),
+        }
+    }
+
+    /// The value at `path` in any shape (scalar, array of scalars), read like
+    /// [`LazyBody::json_text`].
+    fn json_observed(&self, path: &JsonPath) -> Observed {
+        let Some(decoded) = self.decoded() else {
+            return Observed::Absent;
+        };
+        let bytes = &decoded.bytes;
+        let index = self.index.get_or_init(|| ObjectIndex::build(bytes));
+        match index {
+            Some(index) => {
+                let (first, rest) = path.split_first();
+                match index.member(bytes, first) {
+                    None => Observed::Absent,
+                    Some(member) if rest.is_empty() => Observed::from_json_owned(member),
+                    Some(member) => rest
+                        .lookup(&member)
+                        .map_or(Observed::Absent, Observed::from_json),
+                }
+            }
+            None => self
+                .json()
+                .and_then(|v| path.lookup(v))
+                .map_or(Observed::Absent, Observed::from_json),
         }
     }
 
@@ -158,6 +185,11 @@ impl<'a> View<'a> {
     /// The scalar at `path` in one side's JSON body, as text.
     pub fn json_text(&self, side: Side, path: &JsonPath) -> Option<String> {
         self.body(side).json_text(path)
+    }
+
+    /// The value at `path` in one side's JSON body, arrays included.
+    pub fn json_observed(&self, side: Side, path: &JsonPath) -> Observed {
+        self.body(side).json_observed(path)
     }
 
     /// A field of the urlencoded request body (first occurrence).

@@ -93,19 +93,25 @@ fn error(msg: &str, data: Value) -> String {
 }
 
 fn user_json(u: &User) -> Value {
-    json!({
+    let mut v = json!({
         "owner": u.owner, "name": u.name, "createdTime": u.created_time,
         "updatedTime": "", "deletedTime": "", "id": u.id, "externalId": "", "type": "normal-user",
         "password": "***", "passwordSalt": "", "passwordType": "plain",
         "displayName": u.display_name, "firstName": "", "lastName": "",
         "avatar": "https://cdn.casbin.org/img/casbin.svg", "email": u.email,
-        "emailVerified": false, "phone": "", "countryCode": "", "region": "", "location": "",
+        "emailVerified": false, "phone": "", "countryCode": "", "region": "", "location": ""
+    });
+    let more = json!({
         "affiliation": "", "title": "", "idCardType": "", "idCard": "", "homepage": "", "bio": "",
         "tag": "", "language": "", "gender": "", "birthday": "", "education": "", "score": 2000,
         "karma": 0, "ranking": 1, "isDefaultAvatar": false, "isOnline": false, "isAdmin": false,
         "isForbidden": u.is_forbidden, "isDeleted": false, "signupApplication": "app-built-in",
         "hash": "", "preHash": "", "properties": {}
-    })
+    });
+    if let (Some(v), Value::Object(more)) = (v.as_object_mut(), more) {
+        v.extend(more);
+    }
+    v
 }
 
 fn cookie(r: &Recorded) -> Option<String> {

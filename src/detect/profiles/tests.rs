@@ -18,7 +18,7 @@ fn spec(profile_name: &str, action: &str, method: &str) -> Value {
     let p = profile(profile_name);
     let found = p
         .specs_under(&p.base_path)
-        .find(|r| r.action == action && r.method == method)
+        .find(|r| r.action.0 == [action] && r.method == method)
         .unwrap_or_else(|| panic!("{profile_name}: no {action} {method} rule"));
     serde_json::to_value(found).expect("serialise")
 }
@@ -30,8 +30,14 @@ fn every_file_loads_under_its_name() {
         Err(e) => panic!("{e}"),
     };
     let names_loaded: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names_loaded, ["generic", "keycloak", "scim", "dce"]);
-    assert_eq!(names(), "generic, keycloak, scim, dce");
+    assert_eq!(
+        names_loaded,
+        ["generic", "keycloak", "scim", "dce", "keystone", "better-auth", "fastapi-users", "gitea", "casdoor", "zitadel"]
+    );
+    assert_eq!(
+        names(),
+        "generic, keycloak, scim, dce, keystone, better-auth, fastapi-users, gitea, casdoor, zitadel"
+    );
     for p in all {
         assert!(!p.about.trim().is_empty(), "{}", p.name);
         assert!(!p.routes.is_empty(), "{}", p.name);
@@ -41,7 +47,8 @@ fn every_file_loads_under_its_name() {
     assert_eq!(profile("keycloak").base_path, "");
     assert_eq!(
         find("okta").unwrap_err().to_string(),
-        "unknown profile `okta`; known: generic, keycloak, scim, dce"
+        "unknown profile `okta`; known: generic, keycloak, scim, dce, keystone, better-auth, \
+         fastapi-users, gitea, casdoor, zitadel"
     );
 }
 

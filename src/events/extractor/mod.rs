@@ -8,7 +8,11 @@
 //! the event with its sequence number and attribution. A call the IAM confirmed is always an
 //! event, even when nobody can be named (`attribution: none`). It must never panic on any
 //! exchange, and never put a credential into an event unless an operator's rule names it
-//! explicitly: session credentials are only ever hashed.
+//! explicitly: session credentials are only ever hashed. A rule with several actions makes
+//! one event per action, in order, from one reading of the exchange; `updated` events say
+//! which user fields changed against the cache (`changes`).
+
+pub mod changes;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,23 +144,29 @@ impl Extractor {
         verified
     }
 
-    /// The event this exchange means, trusting no client-presented token's signature (see
-    /// [`Extractor::process_verified`]).
-    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Option<UserEvent> {
-        self.process_verified(snapshot, ex, &VerifiedTokens::default())
+    /// The events this exchange means (one per action of the rule that fired, in order),
+    /// trusting no client-presented token's signature (see [`Extractor::process_into`]).
+    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Vec<UserEvent> {
+        let mut events = Vec::new();
+        self.process_into(snapshot, ex, &VerifiedTokens::default(), &mut events);
+        events
     }
 
-    /// The event this exchange means, if its outcome matches a rule of `snapshot` (the
-    /// config that served the request); `verified` are the client tokens whose signatures
-    /// checked out ([`Extractor::verify_tokens`]).
-    pub fn process_verified(
+    /// Appends to `out` the events this exchange means, if its outcome matches a rule of
+    /// `snapshot` (the config that served the request): one per action of the rule, in order.
+    /// `verified` are the client tokens whose signatures checked out
+    /// ([`Extractor::verify_tokens`]). The extractor loop reuses one `out` buffer.
+    pub fn process_into(
         &self,
         snapshot: &Snapshot,
         ex: &Exchange,
         verified: &VerifiedTokens,
-    ) -> Option<UserEvent> {
+        out: &mut Vec<UserEvent>,
+    ) {
         let view = Self::view(snapshot, ex);
-        let rule = snapshot.routes.resolve(&ex.route, &view)?;
+        let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+            return;
+        };
         let now = unix_now();
         let trust = |s: &FieldSource| -> Option<Attribution> {
             if !s.reads_client_token() {
@@ -197,9 +207,17 @@ impl Extractor {
                 attribution = Attribution::Session;
             }
         }
+        // What the call says, before the cache fills it: what an `updated` event changed.
+        let own = fields.clone();
         // Everything known about the user, the event's own values first; a bare Name or
         // Email finds the ID.
         self.identity.users.fill(&mut fields);
+        let known = match &rule.kind {
+            RuleKind::Events(actions) if actions.contains(&Action::Updated) => {
+                fields.get("ID").and_then(|id| self.identity.users.get(id))
+            }
+            _ => None,
+        };
         if !IDENTIFYING.iter().any(|k| fields.contains_key(*k)) {
             attribution = Attribution::None;
         }
@@ -207,11 +225,12 @@ impl Extractor {
             attribution,
             Attribution::Exchange | Attribution::Session | Attribution::VerifiedToken
         );
-        let action = match rule.kind {
-            RuleKind::Event(action) => Some(action),
-            RuleKind::Remember => None,
+        let actions: &[Action] = match &rule.kind {
+            RuleKind::Events(actions) => actions,
+            RuleKind::Remember => &[],
         };
-        if trusted && action != Some(Action::LoginFailed) {
+        let only_failed = !actions.is_empty() && actions.iter().all(|a| *a == Action::LoginFailed);
+        if trusted && !only_failed {
             let default_ttl = snapshot.file.identity.session_ttl.0;
             self.learn_sessions(rule, &view, &fields, &presented, attribution, now, default_ttl);
         }
@@ -222,29 +241,39 @@ impl Extractor {
                 }
             }
         }
-        match action {
-            None => {
-                if trusted {
-                    self.identity.users.remember(&fields);
-                }
-                return None;
-            }
-            Some(Action::Created | Action::Updated | Action::Login) if trusted => {
-                self.identity.users.remember(&fields)
-            }
-            Some(Action::Deleted) if trusted => {
+        // The cache learns user attributes from what the call did (a delete forgets).
+        if trusted {
+            if actions.contains(&Action::Deleted) {
                 if let Some(id) = fields.get("ID") {
                     self.identity.forget_user(id);
                 }
+            } else if actions.is_empty()
+                || actions.iter().any(|a| {
+                    matches!(
+                        a,
+                        Action::Created | Action::Updated | Action::Login | Action::Custom(_)
+                    )
+                })
+            {
+                self.identity.users.remember(&fields);
             }
-            Some(_) => {}
         }
-        let action = action?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut event = UserEvent::new(seq, action, fields, request_info(ex), view.truncated());
-        event.attribution = attribution;
-        event.details = details;
-        Some(event)
+        let request = request_info(ex);
+        let truncated = view.truncated();
+        for action in actions {
+            let changes = match action {
+                Action::Updated => changes::diff(known.as_ref(), &own),
+                _ => changes::Changes::default(),
+            };
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            let mut event =
+                UserEvent::new(seq, action.clone(), fields.clone(), request.clone(), truncated);
+            event.attribution = attribution;
+            event.details = details.clone();
+            event.changed = changes.changed;
+            event.previous = changes.previous;
+            out.push(event);
+        }
     }
 
     /// The index learns who holds the credentials this call issued (and the one it presented,
@@ -327,16 +356,19 @@ pub async fn run(
     dispatcher: Dispatcher,
     current: Arc<ArcSwap<Snapshot>>,
 ) {
+    let mut batch = Vec::new();
     while let Some(Handoff {
         snapshot,
         mut exchange,
     }) = exchanges.recv().await
     {
-        let durable = exchange.durable.take();
+        let mut durable = exchange.durable.take();
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
-        if let Some(event) = extractor.process_verified(&snapshot, &exchange, &verified) {
+        extractor.process_into(&snapshot, &exchange, &verified, &mut batch);
+        let last = batch.len();
+        for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(
-                event = event.event_type,
+                event = event.event_type.as_ref(),
                 id = %event.id,
                 seq = event.seq,
                 user_id = event.user.get("ID").map(String::as_str).unwrap_or(""),
@@ -347,20 +379,23 @@ pub async fn run(
             );
             if event.attribution == Attribution::None {
                 tracing::debug!(
-                    event = event.event_type,
+                    event = event.event_type.as_ref(),
                     method = %event.request.method,
                     path = %crate::redact::redact_url(&event.request.path),
                     request_id = %event.request.request_id,
                     "the IAM confirmed the call but nobody could be named: unattributed event"
                 );
-                crate::metrics::event_unattributed(event.action);
+                crate::metrics::event_unattributed(&event.action);
             }
-            crate::metrics::event_detected(event.action);
+            crate::metrics::event_detected(&event.action);
             dispatcher.dispatch(&current.load(), &event);
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
-            if let Some(ack) = durable {
-                dispatcher.notify_when_durable(ack);
+            // A strict-mode response waits for all of its events: told after the last one.
+            if i + 1 == last {
+                if let Some(ack) = durable.take() {
+                    dispatcher.notify_when_durable(ack);
+                }
             }
         }
     }
