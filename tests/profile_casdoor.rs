@@ -2,8 +2,8 @@
 //! the real one (tests/support/casdoor.rs): every answer is 200 and success is the body's
 //! `status`, so failures (a wrong password, an unchanged update, a duplicate) must be no
 //! events or `login_failed` — every event asserted exactly at a webhook receiver. The user's own
-//! password change names them only by name: the cache adds ID and email; sign-out names them
-//! as `owner/name` and ends the session.
+//! password change names them only by name: the cache adds ID and email; sign-out is
+//! attributed through the session cookie (and names them as `owner/name`), and ends it.
 
 mod support;
 
@@ -129,7 +129,8 @@ async fn casdoor_lifecycle_through_the_binary() {
     // Sign-out: `data` is `built-in/alice`; a fresh session id is set.
     let reply = as_session(&base, "POST", "/api/logout", Some(&sid), "application/json", String::new()).await;
     assert_eq!(status_of(&reply), "ok");
-    uh.expect(alice("user.logout", "logout", "alice@example.org", "true", "exchange")).await;
+    // The presented session names her (its owner has the UUID; `data` only `owner/name`).
+    uh.expect(alice("user.logout", "logout", "alice@example.org", "true", "session")).await;
     // Signing out again: nobody is signed in (`data: null`), no event.
     let reply = as_session(&base, "POST", "/api/logout", Some(&sid), "application/json", String::new()).await;
     assert_eq!(String::from_utf8_lossy(&reply.body), r#"{"status":"ok","msg":"","sub":"","name":"","data":null,"data2":null,"data3":null}"#);

@@ -100,7 +100,7 @@ async fn fastapi_users_lifecycle_through_the_binary() {
         r#"{"email":"alice@example.org"}"#).await;
     assert_eq!(reply.status, 200);
     let mut ev = alice_event("user.updated", "updated", "200", "alice@example.org", "exchange");
-    ev["changed"] = json!("Email,Name");
+    ev["changed"] = json!("Email, Name");
     uh.expect(ev).await;
     let reply = with_bearer(&base, "PATCH", "/users/me", &token1,
         &json!({"password": NEW_PASSWORD}).to_string()).await;
@@ -141,12 +141,15 @@ async fn fastapi_users_lifecycle_through_the_binary() {
     );
     uh.expect(alice_event("user.logout", "logout", "204", "alice@example.org", "session")).await;
 
-    // A password reset with the mailed token: the user from the token's `sub`.
+    // A password reset with the mailed token: its `sub` is a claim of a token the client
+    // presents, signed with the app's secret (no JWKS to verify it against), so by default
+    // (`identity.client_tokens: verify`) it names nobody: an unattributed event.
     let reply = call(&base, "POST", "/auth/reset-password", &json_h,
         json!({"token": reset_token(&alice), "password": CANARY}).to_string()).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "null");
-    uh.expect(alice_event("user.password_changed", "password_changed", "200", "alice@example.org", "exchange"))
+    uh.expect(json!({"event": "user.password_changed", "action": "password_changed",
+        "status": "200", "attribution": "none"}))
         .await;
 
     // The superuser (token 3) disables and deletes her.
@@ -175,4 +178,41 @@ async fn fastapi_users_lifecycle_through_the_binary() {
     let mut canaries = vec![CANARY, NEW_PASSWORD, WRONG, ADMIN_PW];
     canaries.extend(tokens.iter().map(String::as_str));
     uh.assert_no_canary(&canaries);
+}
+
+/// With `identity.client_tokens: unverified` the reset token's `sub` names the user, marked
+/// `unverified_token`.
+#[tokio::test]
+async fn fastapi_users_reset_names_the_user_when_unverified_claims_are_allowed() {
+    let iam = fastapi_users().await;
+    let mut uh = Lifecycle::start(
+        &iam.url(),
+        "fastapi-users",
+        "identity: {client_tokens: unverified}\n",
+    )
+    .await;
+    let base = uh.url();
+    let json_h = [("content-type", "application/json")];
+    let reply = call(&base, "POST", "/auth/register", &json_h,
+        json!({"email": "carol@example.com", "password": CANARY}).to_string()).await;
+    assert_eq!(reply.status, 201);
+    let carol = user_id(1);
+    uh.expect(json!({"event": "user.created", "action": "created", "status": "201",
+        "id": carol, "name": "carol@example.com", "email": "carol@example.com",
+        "enabled": "true", "attribution": "exchange"}))
+        .await;
+    // A token the IAM refuses (400) is no event.
+    let reply = call(&base, "POST", "/auth/reset-password", &json_h,
+        json!({"token": "not-a-token", "password": NEW_PASSWORD}).to_string()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body, r#"{"detail":"RESET_PASSWORD_BAD_TOKEN"}"#);
+    let reply = call(&base, "POST", "/auth/reset-password", &json_h,
+        json!({"token": reset_token(&carol), "password": NEW_PASSWORD}).to_string()).await;
+    assert_eq!(reply.status, 200);
+    uh.expect(json!({"event": "user.password_changed", "action": "password_changed",
+        "status": "200", "id": carol, "name": "carol@example.com", "email": "carol@example.com",
+        "enabled": "true", "attribution": "unverified_token"}))
+        .await;
+    uh.assert_all_checked();
+    uh.assert_no_canary(&[CANARY, NEW_PASSWORD, &reset_token(&carol)]);
 }
