@@ -120,7 +120,9 @@ impl ServerHandle {
         let identity = self.identity.clone();
         match tokio::task::spawn_blocking(move || identity.flush()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "identity changes since the last flush are lost"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "identity changes since the last flush are lost")
+            }
             Err(e) => tracing::error!(error = %e, "identity flush task failed"),
         }
         // Requests and extraction are done; let attempts in flight finish within the grace,

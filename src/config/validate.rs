@@ -25,7 +25,10 @@ pub const MIN_IDENTITY_SECRET: usize = 16;
 /// The `identity:` section's own settings (its JWKS location is checked where it is used).
 fn identity(id: &super::model::IdentitySpec) -> Vec<ConfigError> {
     let mut errs = Vec::new();
-    if !matches!(id.client_tokens.as_str(), "verify" | "unverified" | "ignore") {
+    if !matches!(
+        id.client_tokens.as_str(),
+        "verify" | "unverified" | "ignore"
+    ) {
         errs.push(ConfigError::new(
             "identity.client_tokens",
             format!(
@@ -47,7 +50,10 @@ fn identity(id: &super::model::IdentitySpec) -> Vec<ConfigError> {
         }
     }
     if id.max_users == Some(0) {
-        errs.push(ConfigError::new("identity.max_users", "expected at least 1"));
+        errs.push(ConfigError::new(
+            "identity.max_users",
+            "expected at least 1",
+        ));
     }
     if id.session_ttl.0.is_zero() {
         errs.push(ConfigError::new(
@@ -62,9 +68,8 @@ fn identity(id: &super::model::IdentitySpec) -> Vec<ConfigError> {
         ));
     }
     if let Some(jwks) = &id.jwks {
-        let ok = jwks.starts_with('/')
-            || jwks.starts_with("http://")
-            || jwks.starts_with("https://");
+        let ok =
+            jwks.starts_with('/') || jwks.starts_with("http://") || jwks.starts_with("https://");
         if !ok {
             errs.push(ConfigError::new(
                 "identity.jwks",

@@ -70,7 +70,14 @@ impl RouteTable {
         let mut errors = Vec::new();
         for (i, spec) in routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            table.add(spec, &key, RuleOrigin::Operator, None, &mut by_route, &mut errors);
+            table.add(
+                spec,
+                &key,
+                RuleOrigin::Operator,
+                None,
+                &mut by_route,
+                &mut errors,
+            );
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
@@ -92,7 +99,10 @@ impl RouteTable {
                     continue;
                 }
             };
-            let jwks = profile.jwks.as_deref().map(|j| profiles::join_base(base, j));
+            let jwks = profile
+                .jwks
+                .as_deref()
+                .map(|j| profiles::join_base(base, j));
             for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(
@@ -223,6 +233,20 @@ impl RouteTable {
         Some(RouteMatch {
             entry: index,
             params,
+        })
+    }
+
+    /// Whether some rule of this match reads claims of a client-presented token (so its
+    /// signature may need checking before the outcome is read): one short scan, no allocation.
+    pub fn reads_client_tokens(&self, m: &RouteMatch) -> bool {
+        self.entries.get(m.entry).is_some_and(|e| {
+            e.rules.iter().filter_map(|&i| self.rules.get(i)).any(|r| {
+                r.fields
+                    .iter()
+                    .chain(&r.details)
+                    .flat_map(|f| &f.sources)
+                    .any(|s| s.reads_client_token())
+            })
         })
     }
 

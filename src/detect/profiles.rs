@@ -243,7 +243,12 @@ fn session_cell(r: &RouteSpec) -> String {
     let Some(s) = &r.session else {
         return String::new();
     };
-    let list = |v: &[String]| v.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ");
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|x| format!("`{x}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut parts = Vec::new();
     if !s.issues.0.is_empty() {
         parts.push(format!("**issues**: {}", list(&s.issues.0)));

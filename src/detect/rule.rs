@@ -171,8 +171,22 @@ impl Rule {
         }
 
         let template_ok = template.is_some();
-        let fields = compile_fields(&spec.fields, &format!("{key}.fields"), params, origin, template_ok, &mut errors);
-        let details = compile_fields(&spec.details, &format!("{key}.details"), params, origin, template_ok, &mut errors);
+        let fields = compile_fields(
+            &spec.fields,
+            &format!("{key}.fields"),
+            params,
+            origin,
+            template_ok,
+            &mut errors,
+        );
+        let details = compile_fields(
+            &spec.details,
+            &format!("{key}.details"),
+            params,
+            origin,
+            template_ok,
+            &mut errors,
+        );
         for d in &details {
             if spec.fields.contains_key(&d.name) {
                 errors.push(ConfigError::new(
@@ -182,7 +196,13 @@ impl Rule {
             }
         }
         let session = spec.session.as_ref().and_then(|s| {
-            SessionRule::compile(s, &format!("{key}.session"), params, template_ok, &mut errors)
+            SessionRule::compile(
+                s,
+                &format!("{key}.session"),
+                params,
+                template_ok,
+                &mut errors,
+            )
         });
 
         match (kind, method, template) {
@@ -320,10 +340,14 @@ fn compile_fields(
         let mut parsed = Vec::new();
         for text in &sources.0 {
             match FieldSource::parse(text, params) {
-                Ok(s) if s.yields_credential() && origin != RuleOrigin::Operator => errors.push(ConfigError::new(
-                    at.clone(),
-                    format!("`{s}` is a credential; built-in profiles never extract credentials"),
-                )),
+                Ok(s) if s.yields_credential() && origin != RuleOrigin::Operator => {
+                    errors.push(ConfigError::new(
+                        at.clone(),
+                        format!(
+                            "`{s}` is a credential; built-in profiles never extract credentials"
+                        ),
+                    ))
+                }
                 Ok(s) => parsed.push(s),
                 Err(e) if template_ok => errors.push(ConfigError::new(at.clone(), e.to_string())),
                 Err(_) => {}

@@ -80,7 +80,10 @@ impl SessionRule {
             ));
         }
         if spec.issues.0.is_empty() {
-            for (set, name) in [(spec.ttl.is_some(), "ttl"), (spec.expires.is_some(), "expires")] {
+            for (set, name) in [
+                (spec.ttl.is_some(), "ttl"),
+                (spec.expires.is_some(), "expires"),
+            ] {
                 if set {
                     errors.push(ConfigError::new(
                         format!("{key}.{name}"),
@@ -90,7 +93,10 @@ impl SessionRule {
             }
         }
         if spec.ttl.is_some_and(|t| t.0.is_zero()) {
-            errors.push(ConfigError::new(format!("{key}.ttl"), "expected more than 0s"));
+            errors.push(ConfigError::new(
+                format!("{key}.ttl"),
+                "expected more than 0s",
+            ));
         }
         (errors.len() == before).then(|| SessionRule {
             issues,
@@ -156,8 +162,14 @@ mod tests {
 
     fn compile(spec: &SessionSpec) -> Result<SessionRule, Vec<String>> {
         let mut errors = Vec::new();
-        SessionRule::compile(spec, "routes[0].session", &["id".to_owned()], true, &mut errors)
-            .ok_or_else(|| errors.iter().map(ToString::to_string).collect())
+        SessionRule::compile(
+            spec,
+            "routes[0].session",
+            &["id".to_owned()],
+            true,
+            &mut errors,
+        )
+        .ok_or_else(|| errors.iter().map(ToString::to_string).collect())
     }
 
     #[test]
@@ -171,7 +183,10 @@ mod tests {
         assert_eq!((ok.issues.len(), ok.presents.len(), ok.ends), (2, 1, true));
         for (bad, want) in [
             (spec(&[], &[], false), "names no credential"),
-            (spec(&["response.body.token"], &[], true), "`presents:` lists none"),
+            (
+                spec(&["response.body.token"], &[], true),
+                "`presents:` lists none",
+            ),
             (spec(&["nowhere.x"], &[], false), "unknown source"),
             (
                 SessionSpec {

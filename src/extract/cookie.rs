@@ -119,7 +119,10 @@ mod tests {
     fn request_cookies_from_one_or_several_headers() {
         let h = headers(
             COOKIE,
-            &["theme=dark; better-auth.session_token=abc.def", "sid=\"q1\""],
+            &[
+                "theme=dark; better-auth.session_token=abc.def",
+                "sid=\"q1\"",
+            ],
         );
         assert_eq!(
             request_cookie(&h, "better-auth.session_token").as_deref(),
@@ -127,7 +130,11 @@ mod tests {
         );
         assert_eq!(request_cookie(&h, "sid").as_deref(), Some("q1"));
         assert_eq!(request_cookie(&h, "theme").as_deref(), Some("dark"));
-        assert_eq!(request_cookie(&h, "Theme"), None, "names are case-sensitive");
+        assert_eq!(
+            request_cookie(&h, "Theme"),
+            None,
+            "names are case-sensitive"
+        );
         assert_eq!(request_cookie(&h, "missing"), None);
         let empty = headers(COOKIE, &["a=; b", "a=2"]);
         assert_eq!(request_cookie(&empty, "a").as_deref(), Some("2"));

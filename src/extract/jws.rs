@@ -186,7 +186,11 @@ impl KeySet {
             return Verdict::Invalid;
         };
         let candidates = self.keys.iter().filter(|k| {
-            k.alg == parts.alg && parts.kid.as_deref().is_none_or(|kid| k.kid.as_deref() == Some(kid))
+            k.alg == parts.alg
+                && parts
+                    .kid
+                    .as_deref()
+                    .is_none_or(|kid| k.kid.as_deref() == Some(kid))
         });
         let mut any = false;
         for key in candidates {
@@ -281,8 +285,14 @@ pub(crate) mod tests {
     use serde_json::json;
 
     /// A compact JWS signed by `sign` with `alg` and `kid`.
-    pub(crate) fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-        let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string());
+    pub(crate) fn signed(
+        alg: &str,
+        kid: &str,
+        claims: &serde_json::Value,
+        sign: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> String {
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string());
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signed = format!("{header}.{payload}");
         let sig = URL_SAFE_NO_PAD.encode(sign(signed.as_bytes()));
@@ -314,18 +324,29 @@ pub(crate) mod tests {
         let set = KeySet::parse(doc.to_string().as_bytes()).expect("set");
         assert_eq!(set.len(), 2, "the encryption and HMAC keys are left out");
         let claims = json!({"sub": "alice"});
-        let t_ec = signed("ES256", "ec-1", &claims, |m| ec.sign(&rng, m).expect("sign").as_ref().to_vec());
+        let t_ec = signed("ES256", "ec-1", &claims, |m| {
+            ec.sign(&rng, m).expect("sign").as_ref().to_vec()
+        });
         let t_ed = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).as_ref().to_vec());
         assert_eq!(set.verifies(&t_ec), Verdict::Valid);
         assert_eq!(set.verifies(&t_ed), Verdict::Valid);
         // The same claims with another signature, another payload, another key id, `none`.
-        let forged = format!("{}.{}", t_ec.rsplit_once('.').expect("jws").0, URL_SAFE_NO_PAD.encode([7u8; 64]));
+        let forged = format!(
+            "{}.{}",
+            t_ec.rsplit_once('.').expect("jws").0,
+            URL_SAFE_NO_PAD.encode([7u8; 64])
+        );
         assert_eq!(set.verifies(&forged), Verdict::Invalid);
         let (h, rest) = t_ed.split_once('.').expect("jws");
         let (_, sig) = rest.split_once('.').expect("jws");
         let other = URL_SAFE_NO_PAD.encode(json!({"sub": "bob"}).to_string());
-        assert_eq!(set.verifies(&format!("{h}.{other}.{sig}")), Verdict::Invalid);
-        let unknown = signed("ES256", "ec-2", &claims, |m| ec.sign(&rng, m).expect("sign").as_ref().to_vec());
+        assert_eq!(
+            set.verifies(&format!("{h}.{other}.{sig}")),
+            Verdict::Invalid
+        );
+        let unknown = signed("ES256", "ec-2", &claims, |m| {
+            ec.sign(&rng, m).expect("sign").as_ref().to_vec()
+        });
         assert_eq!(set.verifies(&unknown), Verdict::UnknownKey("ec-2".into()));
         assert_eq!(kid(&unknown).as_deref(), Some("ec-2"));
         let none = signed("none", "ec-1", &claims, |_| Vec::new());
@@ -351,24 +372,37 @@ pub(crate) mod tests {
         let rng = SystemRandom::new();
         let sign = |m: &[u8]| {
             let mut sig = vec![0; pair.public().modulus_len()];
-            pair.sign(&signature::RSA_PKCS1_SHA256, &rng, m, &mut sig).expect("sign");
+            pair.sign(&signature::RSA_PKCS1_SHA256, &rng, m, &mut sig)
+                .expect("sign");
             sig
         };
         let token = signed("RS256", "rsa-1", &json!({"sub": "alice"}), sign);
         assert_eq!(set.verifies(&token), Verdict::Valid);
         let as_es = token.replacen(
-            &URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}).to_string()),
-            &URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "typ": "JWT", "kid": "rsa-1"}).to_string()),
+            &URL_SAFE_NO_PAD
+                .encode(json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}).to_string()),
+            &URL_SAFE_NO_PAD
+                .encode(json!({"alg": "ES256", "typ": "JWT", "kid": "rsa-1"}).to_string()),
             1,
         );
-        assert_eq!(set.verifies(&as_es), Verdict::Invalid, "an algorithm switch never verifies");
+        assert_eq!(
+            set.verifies(&as_es),
+            Verdict::Invalid,
+            "an algorithm switch never verifies"
+        );
     }
 
     #[test]
     fn bad_key_sets_are_refused() {
         assert!(matches!(KeySet::parse(b"[]"), Err(KeySetError::Shape(_))));
-        assert!(matches!(KeySet::parse(b"not json"), Err(KeySetError::Shape(_))));
-        assert_eq!(KeySet::parse(br#"{"keys": []}"#), Err(KeySetError::NoUsableKey));
+        assert!(matches!(
+            KeySet::parse(b"not json"),
+            Err(KeySetError::Shape(_))
+        ));
+        assert_eq!(
+            KeySet::parse(br#"{"keys": []}"#),
+            Err(KeySetError::NoUsableKey)
+        );
         let wrong_alg = json!({"keys": [{"kty": "RSA", "alg": "RS512", "n": "AQAB", "e": "AQAB"}]});
         assert_eq!(
             KeySet::parse(wrong_alg.to_string().as_bytes()),

@@ -167,7 +167,10 @@ impl FieldSource {
             Source::Body(Side::Response, _)
             | Source::Header(Side::Response, _)
             | Source::Cookie(Side::Response, _) => false,
-            _ => self.transforms.iter().any(|t| matches!(t, Transform::Jwt(_))),
+            _ => self
+                .transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Jwt(_))),
         }
     }
 

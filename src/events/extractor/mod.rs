@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
-use super::identity::{jwks, unix_now, Identity};
 pub use super::identity::users as user_cache;
+use super::identity::{jwks, unix_now, Identity};
 use crate::detect::{Rule, RuleKind};
 use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
 use crate::exchange::Exchange;
@@ -119,7 +119,9 @@ impl Extractor {
     /// the IAM's keys fetched through the upstream (`identity.client_tokens: verify`). Only
     /// matched calls whose rule reads such a token pay for this; the keys are cached.
     pub async fn verify_tokens(&self, snapshot: &Snapshot, ex: &Exchange) -> VerifiedTokens {
-        if ClientTokens::of(snapshot) != ClientTokens::Verify {
+        if ClientTokens::of(snapshot) != ClientTokens::Verify
+            || !snapshot.routes.reads_client_tokens(&ex.route)
+        {
             return VerifiedTokens::default();
         }
         let (tokens, url) = {
@@ -130,14 +132,23 @@ impl Extractor {
             let tokens: Vec<String> = sources(rule)
                 .filter_map(|s| s.client_token(&view))
                 .collect();
-            let template = snapshot.file.identity.jwks.as_deref().or(rule.jwks.as_deref());
-            let url = template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
+            let template = snapshot
+                .file
+                .identity
+                .jwks
+                .as_deref()
+                .or(rule.jwks.as_deref());
+            let url =
+                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
             (tokens, url)
         };
         let mut verified = VerifiedTokens::default();
         let Some(url) = url else { return verified };
+        let ca_file = snapshot.file.upstream_tls.ca_file.as_deref();
         for token in tokens {
-            if !verified.0.contains(&token) && self.identity.jwks.verify(&url, &token).await {
+            if !verified.0.contains(&token)
+                && self.identity.jwks.verify(&url, ca_file, &token).await
+            {
                 verified.0.insert(token);
             }
         }
@@ -179,7 +190,12 @@ impl Extractor {
                     let token = s.client_token(&view)?;
                     if verified.0.contains(&token) {
                         Some(Attribution::VerifiedToken)
-                    } else if self.identity.sessions.owner(&self.identity.hash(&token), now).is_some() {
+                    } else if self
+                        .identity
+                        .sessions
+                        .owner(&self.identity.hash(&token), now)
+                        .is_some()
+                    {
                         // The IAM issued this token in a response userhook saw.
                         Some(Attribution::Session)
                     } else {
@@ -196,7 +212,12 @@ impl Extractor {
         let presented: Vec<_> = rule
             .session
             .as_ref()
-            .map(|s| s.presented(&view).iter().map(|c| self.identity.hash(c)).collect())
+            .map(|s| {
+                s.presented(&view)
+                    .iter()
+                    .map(|c| self.identity.hash(c))
+                    .collect()
+            })
             .unwrap_or_default();
         if !fields.contains_key("ID") {
             if let Some(owner) = presented
@@ -232,7 +253,15 @@ impl Extractor {
         let only_failed = !actions.is_empty() && actions.iter().all(|a| *a == Action::LoginFailed);
         if trusted && !only_failed {
             let default_ttl = snapshot.file.identity.session_ttl.0;
-            self.learn_sessions(rule, &view, &fields, &presented, attribution, now, default_ttl);
+            self.learn_sessions(
+                rule,
+                &view,
+                &fields,
+                &presented,
+                attribution,
+                now,
+                default_ttl,
+            );
         }
         if let Some(session) = &rule.session {
             if session.ends {
@@ -293,11 +322,15 @@ impl Extractor {
             return;
         };
         let default_ttl = session.ttl.unwrap_or(default_ttl);
-        let expiry = |lifetime: Option<Duration>| now.saturating_add(lifetime.unwrap_or(default_ttl).as_secs());
+        let expiry = |lifetime: Option<Duration>| {
+            now.saturating_add(lifetime.unwrap_or(default_ttl).as_secs())
+        };
         for issued in session.issued(view, std::time::SystemTime::now()) {
-            self.identity
-                .sessions
-                .learn(self.identity.hash(&issued.value), id, expiry(issued.lifetime));
+            self.identity.sessions.learn(
+                self.identity.hash(&issued.value),
+                id,
+                expiry(issued.lifetime),
+            );
         }
         if !session.ends && attribution != Attribution::Session {
             for h in presented {
@@ -325,21 +358,23 @@ fn read(
     trust: &dyn Fn(&FieldSource) -> Option<Attribution>,
 ) -> (UserFields, Option<Attribution>) {
     let mut out = UserFields::new();
-    let mut levels: Vec<(&str, Attribution)> = Vec::new();
+    // The trust of each identifying field read, in IDENTIFYING's order (no allocation).
+    let mut levels: [Option<Attribution>; IDENTIFYING.len()] = [None; IDENTIFYING.len()];
     for f in rules {
         for s in &f.sources {
             let Some(level) = trust(s) else { continue };
             if let Some(v) = s.eval(view) {
                 out.insert(f.name.clone(), v);
-                levels.push((f.name.as_str(), level));
+                if let Some(i) = IDENTIFYING.iter().position(|k| *k == f.name) {
+                    if let Some(slot) = levels.get_mut(i) {
+                        *slot = Some(level);
+                    }
+                }
                 break;
             }
         }
     }
-    let named_by = IDENTIFYING
-        .iter()
-        .find_map(|k| levels.iter().find(|(n, _)| n == k).map(|(_, l)| *l));
-    (out, named_by)
+    (out, levels.into_iter().flatten().next())
 }
 
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request

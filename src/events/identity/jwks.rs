@@ -6,8 +6,9 @@
 //! `/realms/{realm}/protocol/openid-connect/certs`), kept for [`MAX_AGE`], and fetched again
 //! early when a token names a key id the set lacks (a key rotation) — at most once per
 //! [`MIN_REFETCH`] per set, so forged tokens with made-up key ids cannot make userhook hammer
-//! the IAM. A fetch that fails leaves tokens unverified (their events name nobody); it is
-//! counted and logged, never retried in a loop. Runs on the extractor task only.
+//! the IAM. A fetch that fails leaves tokens unverified (their events name nobody) and is
+//! tried again no sooner than [`MIN_REFETCH`]; it is counted and logged. Runs on the extractor
+//! task only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,12 +31,16 @@ const MAX_SETS: usize = 256;
 struct Cached {
     set: Option<Arc<KeySet>>,
     fetched_at: Instant,
+    /// The last fetch made because a token named a key id the set lacked.
+    refetched_at: Option<Instant>,
 }
 
 /// The key sets seen so far, by URL.
 #[derive(Debug)]
 pub struct Jwks {
-    client: Option<reqwest::Client>,
+    /// One HTTP client per `upstream_tls.ca_file` seen (usually one), so an IAM behind a
+    /// private CA is reached as the proxy reaches it.
+    clients: Mutex<HashMap<Option<String>, Option<reqwest::Client>>>,
     sets: Mutex<HashMap<String, Cached>>,
 }
 
@@ -46,51 +51,67 @@ impl Default for Jwks {
 }
 
 impl Jwks {
-    /// A cache with its own HTTP client (no redirects, short timeouts).
+    /// An empty cache; HTTP clients are built on first use.
     pub fn new() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "cannot build the JWKS client; client tokens stay unverified"))
-            .ok();
         Jwks {
-            client,
+            clients: Mutex::new(HashMap::new()),
             sets: Mutex::new(HashMap::new()),
         }
     }
 
-    fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant)> {
-        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
-        sets.get(url).map(|c| (c.set.clone(), c.fetched_at))
+    /// The client trusting the system roots and `ca_file` (the upstream's private CA).
+    fn client(&self, ca_file: Option<&str>) -> Option<reqwest::Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(ca_file.map(str::to_owned))
+            .or_insert_with(|| match build_client(ca_file) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build the client that fetches the IAM's signing keys; client tokens stay unverified");
+                    None
+                }
+            })
+            .clone()
     }
 
-    /// True when `token` is signed by a key of the set at `url`.
-    pub async fn verify(&self, url: &str, token: &str) -> bool {
+    fn cached(&self, url: &str) -> Option<(Option<Arc<KeySet>>, Instant, Option<Instant>)> {
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.get(url)
+            .map(|c| (c.set.clone(), c.fetched_at, c.refetched_at))
+    }
+
+    /// True when `token` is signed by a key of the set at `url` (fetched trusting the system
+    /// roots and `ca_file`).
+    pub async fn verify(&self, url: &str, ca_file: Option<&str>, token: &str) -> bool {
         let now = Instant::now();
-        let (set, fetched_at) = match self.cached(url) {
-            Some((set, at)) if now.duration_since(at) < MAX_AGE => (set, Some(at)),
-            Some((_, at)) => (None, Some(at)),
-            None => (None, None),
-        };
-        let may_fetch = fetched_at.is_none_or(|at| now.duration_since(at) >= MIN_REFETCH);
-        let set = match set {
-            Some(set) => match set.verifies(token) {
+        let since = |at: Instant| now.duration_since(at);
+        let set = match self.cached(url) {
+            // Fresh: check; a key id the set lacks fetches it again, at most once per
+            // MIN_REFETCH.
+            Some((Some(set), at, refetched)) if since(at) < MAX_AGE => match set.verifies(token) {
                 Verdict::Valid => return true,
                 Verdict::Invalid => return false,
-                Verdict::UnknownKey(_) if !may_fetch => return false,
-                Verdict::UnknownKey(_) => self.fetch(url).await,
+                Verdict::UnknownKey(_) if refetched.is_some_and(|r| since(r) < MIN_REFETCH) => {
+                    return false
+                }
+                Verdict::UnknownKey(_) => self.fetch(url, ca_file, true).await,
             },
-            None if may_fetch => self.fetch(url).await,
-            None => None,
+            // Failed last time: try again no sooner than MIN_REFETCH.
+            Some((_, at, _)) if since(at) < MIN_REFETCH => return false,
+            // Stale, failed long enough ago, or never fetched.
+            _ => self.fetch(url, ca_file, false).await,
         };
         set.is_some_and(|s| s.verifies(token) == Verdict::Valid)
     }
 
-    async fn fetch(&self, url: &str) -> Option<Arc<KeySet>> {
-        let fetched = match &self.client {
-            Some(client) => fetch_set(client, url).await,
+    async fn fetch(
+        &self,
+        url: &str,
+        ca_file: Option<&str>,
+        for_unknown_key: bool,
+    ) -> Option<Arc<KeySet>> {
+        let fetched = match self.client(ca_file) {
+            Some(client) => fetch_set(&client, url).await,
             None => Err("no HTTP client".to_owned()),
         };
         crate::metrics::jwks_fetched(fetched.is_ok());
@@ -108,16 +129,39 @@ impl Jwks {
         if sets.len() >= MAX_SETS && !sets.contains_key(url) {
             sets.clear();
         }
-        let keep = set.clone().or_else(|| sets.get(url).and_then(|c| c.set.clone()));
+        let previous = sets.get(url);
+        // A failed fetch keeps the keys known so far (an IAM restarting does not unverify).
+        let keep = set.clone().or_else(|| previous.and_then(|c| c.set.clone()));
+        let now = Instant::now();
+        let refetched_at = if for_unknown_key {
+            Some(now)
+        } else {
+            previous.and_then(|c| c.refetched_at)
+        };
         sets.insert(
             url.to_owned(),
             Cached {
                 set: keep.clone(),
-                fetched_at: Instant::now(),
+                fetched_at: now,
+                refetched_at,
             },
         );
         set.or(keep)
     }
+}
+
+fn build_client(ca_file: Option<&str>) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(FETCH_TIMEOUT);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("upstream_tls.ca_file {path}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("upstream_tls.ca_file {path}: {e}"))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String> {
@@ -131,9 +175,15 @@ async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String
     if !status.is_success() {
         return Err(format!("the IAM answered {status}"));
     }
-    let bytes = resp.bytes().await.map_err(|e| format!("reading the body: {e}"))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?;
     if bytes.len() > MAX_DOCUMENT {
-        return Err(format!("the document is {} bytes, more than {MAX_DOCUMENT}", bytes.len()));
+        return Err(format!(
+            "the document is {} bytes, more than {MAX_DOCUMENT}",
+            bytes.len()
+        ));
     }
     KeySet::parse(&bytes).map_err(|e| e.to_string())
 }
@@ -171,16 +221,27 @@ mod tests {
     fn urls_are_filled_from_the_call() {
         let params = vec![("realm".to_owned(), "acme".to_owned())];
         assert_eq!(
-            url_for("/realms/{realm}/protocol/openid-connect/certs", "http://kc:8080/", &params).as_deref(),
+            url_for(
+                "/realms/{realm}/protocol/openid-connect/certs",
+                "http://kc:8080/",
+                &params
+            )
+            .as_deref(),
             Some("http://kc:8080/realms/acme/protocol/openid-connect/certs")
         );
         assert_eq!(
             url_for("https://idp.example/jwks", "http://kc:8080", &params).as_deref(),
             Some("https://idp.example/jwks")
         );
-        assert_eq!(url_for("/realms/{tenant}/certs", "http://kc", &params), None);
+        assert_eq!(
+            url_for("/realms/{tenant}/certs", "http://kc", &params),
+            None
+        );
         let climbing = vec![("realm".to_owned(), "..".to_owned())];
-        assert_eq!(url_for("/realms/{realm}/certs", "http://kc", &climbing), None);
+        assert_eq!(
+            url_for("/realms/{realm}/certs", "http://kc", &climbing),
+            None
+        );
     }
 
     #[tokio::test]
@@ -188,9 +249,13 @@ mod tests {
         let jwks = Jwks::new();
         // Port 9 on loopback: nothing listens.
         let url = "http://127.0.0.1:9/certs";
-        assert!(!jwks.verify(url, "a.b.c").await);
+        assert!(!jwks.verify(url, None, "a.b.c").await);
         let first = jwks.cached(url).expect("the failure is remembered").1;
-        assert!(!jwks.verify(url, "a.b.c").await);
-        assert_eq!(jwks.cached(url).expect("cached").1, first, "no second fetch within MIN_REFETCH");
+        assert!(!jwks.verify(url, None, "a.b.c").await);
+        assert_eq!(
+            jwks.cached(url).expect("cached").1,
+            first,
+            "no second fetch within MIN_REFETCH"
+        );
     }
 }

@@ -71,7 +71,9 @@ pub fn max_users(file: &ConfigFile) -> usize {
 pub fn store_path(config_path: &Path, file: &ConfigFile) -> PathBuf {
     match &file.identity.path {
         Some(p) => super::spool::resolve_dir(config_path, p),
-        None => super::spool::resolve_dir(config_path, &file.delivery.spool_dir).join(IDENTITY_FILE),
+        None => {
+            super::spool::resolve_dir(config_path, &file.delivery.spool_dir).join(IDENTITY_FILE)
+        }
     }
 }
 
@@ -98,8 +100,8 @@ impl Identity {
         let store = Store::open(&path)?;
         let loaded = store.load(&hasher.fingerprint(), unix_now())?;
         let identity = Identity {
-            users: UserCache::new(max_users(file)),
-            sessions: SessionIndex::new(file.identity.max_sessions),
+            users: UserCache::tracked(max_users(file)),
+            sessions: SessionIndex::tracked(file.identity.max_sessions),
             hasher,
             jwks: Jwks::new(),
             store: None,
@@ -149,7 +151,8 @@ impl Identity {
         let users = self.users.take_dirty();
         let sessions = self.sessions.take_dirty();
         store.apply(&users, &sessions).inspect_err(|_| {
-            self.users.mark_dirty(users.iter().map(|(id, _)| id.clone()));
+            self.users
+                .mark_dirty(users.iter().map(|(id, _)| id.clone()));
             self.sessions.mark_dirty(sessions.iter().map(|(h, _)| *h));
         })
     }
@@ -201,8 +204,8 @@ mod tests {
     fn survives_a_reopen_and_forgets_deleted_users() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("userhook.yaml");
-        let file: ConfigFile = crate::config::parse_yaml_as("upstream: http://127.0.0.1:1\n")
-            .expect("config");
+        let file: ConfigFile =
+            crate::config::parse_yaml_as("upstream: http://127.0.0.1:1\n").expect("config");
         let alice: UserFields = [("ID", "a1"), ("Name", "alice")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -210,24 +213,39 @@ mod tests {
         {
             let id = Identity::open(&config, &file).expect("open");
             id.users.remember(&alice);
-            id.sessions.learn(id.hash("cookie-1"), "a1", unix_now() + 60);
-            id.sessions.learn(id.hash("cookie-2"), "b2", unix_now() + 60);
+            id.sessions
+                .learn(id.hash("cookie-1"), "a1", unix_now() + 60);
+            id.sessions
+                .learn(id.hash("cookie-2"), "b2", unix_now() + 60);
             id.flush().expect("flush");
         }
         let path = dir.path().join("data/spool").join(IDENTITY_FILE);
         assert!(path.exists(), "beside the spool by default");
         let raw = std::fs::read(&path).expect("read");
-        assert!(!raw.windows(8).any(|w| w == b"cookie-1"), "no raw credential in the file");
+        assert!(
+            !raw.windows(8).any(|w| w == b"cookie-1"),
+            "no raw credential in the file"
+        );
         {
             let id = Identity::open(&config, &file).expect("reopen");
             assert_eq!(id.users.get("a1"), Some(alice.clone()));
-            assert_eq!(id.sessions.owner(&id.hash("cookie-1"), unix_now()).as_deref(), Some("a1"));
+            assert_eq!(
+                id.sessions
+                    .owner(&id.hash("cookie-1"), unix_now())
+                    .as_deref(),
+                Some("a1")
+            );
             id.forget_user("a1");
             id.flush().expect("flush");
         }
         let id = Identity::open(&config, &file).expect("reopen");
         assert_eq!(id.users.get("a1"), None);
         assert_eq!(id.sessions.owner(&id.hash("cookie-1"), unix_now()), None);
-        assert_eq!(id.sessions.owner(&id.hash("cookie-2"), unix_now()).as_deref(), Some("b2"));
+        assert_eq!(
+            id.sessions
+                .owner(&id.hash("cookie-2"), unix_now())
+                .as_deref(),
+            Some("b2")
+        );
     }
 }

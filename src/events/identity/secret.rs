@@ -35,7 +35,10 @@ pub enum SecretError {
 
 /// Where the generated key of the identity file at `store` is kept: `<store>.key`.
 pub fn key_path(store: &Path) -> PathBuf {
-    let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = store
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".key");
     store.with_file_name(name)
 }

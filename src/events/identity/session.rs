@@ -74,6 +74,8 @@ pub struct Session {
 struct Inner {
     lru: Option<LruCache<CredentialHash, Session>>,
     dirty: HashSet<CredentialHash>,
+    /// Changes are marked only when a store takes them.
+    tracking: bool,
 }
 
 /// The bounded, expiring map from credential hash to owner.
@@ -88,9 +90,16 @@ impl SessionIndex {
         SessionIndex {
             inner: Mutex::new(Inner {
                 lru: NonZeroUsize::new(capacity).map(LruCache::new),
-                dirty: HashSet::new(),
+                ..Inner::default()
             }),
         }
+    }
+
+    /// An index whose changes are marked for a store to take ([`SessionIndex::take_dirty`]).
+    pub fn tracked(capacity: usize) -> Self {
+        let index = SessionIndex::new(capacity);
+        index.lock().tracking = true;
+        index
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -106,7 +115,9 @@ impl SessionIndex {
                 while lru.len() > n.get() {
                     match lru.pop_lru() {
                         Some((h, _)) => {
-                            inner.dirty.insert(h);
+                            if inner.tracking {
+                                inner.dirty.insert(h);
+                            }
                         }
                         None => break,
                     }
@@ -116,7 +127,11 @@ impl SessionIndex {
             (None, Some(n)) => inner.lru = Some(LruCache::new(n)),
             (_, None) => {
                 if let Some(lru) = inner.lru.take() {
-                    inner.dirty.extend(lru.into_iter().map(|(h, _)| h));
+                    for (h, _) in lru {
+                        if inner.tracking {
+                            inner.dirty.insert(h);
+                        }
+                    }
                 }
             }
         }
@@ -126,7 +141,9 @@ impl SessionIndex {
     pub fn learn(&self, hash: CredentialHash, user: &str, expires_at: u64) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return };
+        let Some(lru) = inner.lru.as_mut() else {
+            return;
+        };
         if let Some((old, _)) = lru.push(
             hash,
             Session {
@@ -134,9 +151,13 @@ impl SessionIndex {
                 expires_at,
             },
         ) {
-            inner.dirty.insert(old);
+            if inner.tracking {
+                inner.dirty.insert(old);
+            }
         }
-        inner.dirty.insert(hash);
+        if inner.tracking {
+            inner.dirty.insert(hash);
+        }
     }
 
     /// The owner of `hash` if it is known and not expired at `now` (unix seconds); an
@@ -149,7 +170,9 @@ impl SessionIndex {
             Some(s) if s.expires_at > now => Some(s.user.clone()),
             Some(_) => {
                 lru.pop(hash);
-                inner.dirty.insert(*hash);
+                if inner.tracking {
+                    inner.dirty.insert(*hash);
+                }
                 None
             }
             None => None,
@@ -160,7 +183,7 @@ impl SessionIndex {
     pub fn forget(&self, hash: &CredentialHash) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if inner.lru.as_mut().and_then(|lru| lru.pop(hash)).is_some() {
+        if inner.lru.as_mut().and_then(|lru| lru.pop(hash)).is_some() && inner.tracking {
             inner.dirty.insert(*hash);
         }
     }
@@ -170,7 +193,9 @@ impl SessionIndex {
     pub fn forget_user(&self, user: &str) -> usize {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return 0 };
+        let Some(lru) = inner.lru.as_mut() else {
+            return 0;
+        };
         let theirs: Vec<CredentialHash> = lru
             .iter()
             .filter(|(_, s)| s.user == user)
@@ -178,7 +203,9 @@ impl SessionIndex {
             .collect();
         for h in &theirs {
             lru.pop(h);
-            inner.dirty.insert(*h);
+            if inner.tracking {
+                inner.dirty.insert(*h);
+            }
         }
         theirs.len()
     }
@@ -187,7 +214,9 @@ impl SessionIndex {
     pub fn purge_expired(&self, now: u64) -> usize {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let Some(lru) = inner.lru.as_mut() else { return 0 };
+        let Some(lru) = inner.lru.as_mut() else {
+            return 0;
+        };
         let expired: Vec<CredentialHash> = lru
             .iter()
             .filter(|(_, s)| s.expires_at <= now)
@@ -195,7 +224,9 @@ impl SessionIndex {
             .collect();
         for h in &expired {
             lru.pop(h);
-            inner.dirty.insert(*h);
+            if inner.tracking {
+                inner.dirty.insert(*h);
+            }
         }
         expired.len()
     }
@@ -213,7 +244,10 @@ impl SessionIndex {
 
     /// Marks changes as not yet written (a failed write is retried with the next one).
     pub fn mark_dirty(&self, hashes: impl IntoIterator<Item = CredentialHash>) {
-        self.lock().dirty.extend(hashes);
+        let mut guard = self.lock();
+        if guard.tracking {
+            guard.dirty.extend(hashes);
+        }
     }
 
     /// Loads entries read back from the store, oldest first, without marking them dirty
@@ -222,12 +256,16 @@ impl SessionIndex {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let Some(lru) = inner.lru.as_mut() else {
-            inner.dirty.extend(entries.into_iter().map(|(h, _)| h));
+            for (h, _) in entries {
+                if inner.tracking {
+                    inner.dirty.insert(h);
+                }
+            }
             return;
         };
         for (h, s) in entries {
             if let Some((old, _)) = lru.push(h, s) {
-                if old != h {
+                if old != h && inner.tracking {
                     inner.dirty.insert(old);
                 }
             }
@@ -264,7 +302,7 @@ mod tests {
     #[test]
     fn learns_expires_forgets_and_is_bounded() {
         let h = Hasher::new(b"k");
-        let idx = SessionIndex::new(2);
+        let idx = SessionIndex::tracked(2);
         idx.learn(h.hash("t1"), "alice", 100);
         idx.learn(h.hash("t2"), "bob", 200);
         assert_eq!(idx.owner(&h.hash("t1"), 50).as_deref(), Some("alice"));
@@ -290,8 +328,20 @@ mod tests {
         let h = Hasher::new(b"k");
         let idx = SessionIndex::new(3);
         idx.restore([
-            (h.hash("a"), Session { user: "u1".into(), expires_at: 10 }),
-            (h.hash("b"), Session { user: "u2".into(), expires_at: 99 }),
+            (
+                h.hash("a"),
+                Session {
+                    user: "u1".into(),
+                    expires_at: 10,
+                },
+            ),
+            (
+                h.hash("b"),
+                Session {
+                    user: "u2".into(),
+                    expires_at: 99,
+                },
+            ),
         ]);
         assert!(idx.take_dirty().is_empty());
         assert_eq!(idx.purge_expired(50), 1);

@@ -64,7 +64,8 @@ impl Store {
     /// Opens (or creates) the file, taking redb's exclusive lock.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(path, format!("cannot create its directory: {e}")))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(path, format!("cannot create its directory: {e}")))?;
         }
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -232,16 +233,33 @@ mod tests {
         {
             let s = Store::open(&path).expect("open");
             assert!(s.load(&key, 0).expect("load").users.is_empty());
-            s.apply(&[("2".into(), Some(user("2", "b")))], &[]).expect("write");
+            s.apply(&[("2".into(), Some(user("2", "b")))], &[])
+                .expect("write");
             s.apply(
                 &[("1".into(), Some(user("1", "a")))],
                 &[
-                    ([1; 32], Some(Session { user: "1".into(), expires_at: 500 })),
-                    ([2; 32], Some(Session { user: "2".into(), expires_at: 50 })),
+                    (
+                        [1; 32],
+                        Some(Session {
+                            user: "1".into(),
+                            expires_at: 500,
+                        }),
+                    ),
+                    (
+                        [2; 32],
+                        Some(Session {
+                            user: "2".into(),
+                            expires_at: 50,
+                        }),
+                    ),
                 ],
             )
             .expect("write");
-            s.apply(&[("3".into(), Some(user("3", "c"))), ("3".into(), None)], &[]).expect("write");
+            s.apply(
+                &[("3".into(), Some(user("3", "c"))), ("3".into(), None)],
+                &[],
+            )
+            .expect("write");
         }
         let s = Store::open(&path).expect("reopen");
         let loaded = s.load(&key, 100).expect("load");
@@ -249,7 +267,16 @@ mod tests {
             loaded.users,
             vec![("2".into(), user("2", "b")), ("1".into(), user("1", "a"))]
         );
-        assert_eq!(loaded.sessions, vec![([1; 32], Session { user: "1".into(), expires_at: 500 })]);
+        assert_eq!(
+            loaded.sessions,
+            vec![(
+                [1; 32],
+                Session {
+                    user: "1".into(),
+                    expires_at: 500
+                }
+            )]
+        );
         assert_eq!(loaded.dropped_sessions, 1, "the expired session is gone");
         // Another key: every session hash is meaningless and dropped.
         let other = s.load(&[9u8; 32], 100).expect("load");

@@ -29,10 +29,18 @@ struct Inner {
     by_key: HashMap<(&'static str, String), String>,
     /// IDs changed (or dropped) since the store last took them.
     dirty: HashSet<String>,
+    /// Changes are marked only when a store takes them (else the set would only grow).
+    tracking: bool,
 }
 
 impl Inner {
-    /// Drops `id`'s secondary keys (before its entry changes or goes).
+    fn mark(&mut self, id: &str) {
+        if self.tracking && !self.dirty.contains(id) {
+            self.dirty.insert(id.to_owned());
+        }
+    }
+
+    /// Drops `id`'s secondary keys (before its entry goes).
     fn unindex(&mut self, id: &str, fields: &UserFields) {
         for key in SECONDARY {
             if let Some(v) = fields.get(key) {
@@ -44,37 +52,45 @@ impl Inner {
         }
     }
 
-    fn index(&mut self, id: &str, fields: &UserFields) {
-        for key in SECONDARY {
-            if let Some(v) = fields.get(key) {
-                self.by_key.insert((key, v.clone()), id.to_owned());
-            }
-        }
-    }
-
-    /// Inserts or merges, evicting the least recently used user when full.
+    /// Inserts or merges, evicting the least recently used user when full. A repeat of what
+    /// is known costs no allocation (no mark is new, no key moves, no value changes).
     fn upsert(&mut self, id: &str, fields: &UserFields) {
-        let Some(lru) = self.lru.as_mut() else { return };
+        let Inner { lru, by_key, .. } = self;
+        let Some(lru) = lru.as_mut() else { return };
         let evicted = match lru.get_mut(id) {
             Some(known) => {
-                let before = known.clone();
+                for key in SECONDARY {
+                    let Some(new) = fields.get(key) else { continue };
+                    match known.get(key) {
+                        Some(old) if old == new => continue,
+                        Some(old) => {
+                            let k = (key, old.clone());
+                            if by_key.get(&k).is_some_and(|owner| owner == id) {
+                                by_key.remove(&k);
+                            }
+                        }
+                        None => {}
+                    }
+                    by_key.insert((key, new.clone()), id.to_owned());
+                }
                 merge(known, fields);
-                let after = known.clone();
-                self.unindex(id, &before);
-                self.index(id, &after);
                 None
             }
             None => {
                 let evicted = lru.push(id.to_owned(), fields.clone());
-                self.index(id, fields);
+                for key in SECONDARY {
+                    if let Some(v) = fields.get(key) {
+                        by_key.insert((key, v.clone()), id.to_owned());
+                    }
+                }
                 evicted.filter(|(k, _)| k != id)
             }
         };
         if let Some((old, old_fields)) = evicted {
             self.unindex(&old, &old_fields);
-            self.dirty.insert(old);
+            self.mark(&old);
         }
-        self.dirty.insert(id.to_owned());
+        self.mark(id);
     }
 }
 
@@ -93,6 +109,13 @@ impl UserCache {
                 ..Inner::default()
             }),
         }
+    }
+
+    /// A cache whose changes are marked for a store to take ([`UserCache::take_dirty`]).
+    pub fn tracked(capacity: usize) -> Self {
+        let cache = UserCache::new(capacity);
+        cache.lock().tracking = true;
+        cache
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -116,13 +139,15 @@ impl UserCache {
                 lru.resize(n);
                 for (id, fields) in dropped {
                     inner.unindex(&id, &fields);
-                    inner.dirty.insert(id);
+                    inner.mark(&id);
                 }
             }
             (None, Some(n)) => inner.lru = Some(LruCache::new(n)),
             (_, None) => {
                 if let Some(lru) = inner.lru.take() {
-                    inner.dirty.extend(lru.into_iter().map(|(id, _)| id));
+                    for (id, _) in lru {
+                        inner.mark(&id);
+                    }
                 }
                 inner.by_key.clear();
             }
@@ -168,12 +193,15 @@ impl UserCache {
         if let Some(fields) = inner.lru.as_mut().and_then(|lru| lru.pop(id)) {
             inner.unindex(id, &fields);
         }
-        inner.dirty.insert(id.to_owned());
+        inner.mark(id);
     }
 
     /// The cached fields of one user.
     pub fn get(&self, id: &str) -> Option<UserFields> {
-        self.lock().lru.as_mut().and_then(|lru| lru.peek(id).cloned())
+        self.lock()
+            .lru
+            .as_mut()
+            .and_then(|lru| lru.peek(id).cloned())
     }
 
     /// The changes since the last call: each changed ID with its fields now (`None`: gone).
@@ -192,7 +220,10 @@ impl UserCache {
 
     /// Marks changes as not yet written again (a failed write is retried on the next one).
     pub fn mark_dirty(&self, ids: impl IntoIterator<Item = String>) {
-        self.lock().dirty.extend(ids);
+        let mut guard = self.lock();
+        if guard.tracking {
+            guard.dirty.extend(ids);
+        }
     }
 
     /// Every cached user, least recently used first: the order [`UserCache::restore`] takes.
@@ -201,7 +232,12 @@ impl UserCache {
         guard
             .lru
             .as_ref()
-            .map(|lru| lru.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|lru| {
+                lru.iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -322,7 +358,10 @@ mod tests {
         c.remember(&user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")]));
         let mut by_name = user(&[("Name", "alice")]);
         c.fill(&mut by_name);
-        assert_eq!(by_name, user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")]));
+        assert_eq!(
+            by_name,
+            user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")])
+        );
         let mut by_email = user(&[("Email", "a@x")]);
         c.fill(&mut by_email);
         assert_eq!(by_email.get("ID").map(String::as_str), Some("1"));
@@ -349,7 +388,13 @@ mod tests {
 
     #[test]
     fn changes_are_tracked_for_the_store() {
-        let c = UserCache::new(2);
+        let untracked = UserCache::new(2);
+        untracked.remember(&user(&[("ID", "1")]));
+        assert!(
+            untracked.take_dirty().is_empty(),
+            "without a store nothing piles up"
+        );
+        let c = UserCache::tracked(2);
         c.restore([("0".to_owned(), user(&[("ID", "0")]))]);
         assert!(c.take_dirty().is_empty(), "restored users are not dirty");
         c.remember(&user(&[("ID", "1"), ("Name", "a")]));

@@ -43,7 +43,9 @@ routes:
 #[test]
 fn every_source_and_transform() {
     // The bearer's claims are the client's word: used here because the operator says so.
-    let rt = runtime(&format!("identity: {{client_tokens: unverified}}\n{SOURCES}"));
+    let rt = runtime(&format!(
+        "identity: {{client_tokens: unverified}}\n{SOURCES}"
+    ));
     let x = Extractor::new(10);
     let bearer = token(&json!({"email": "bearer@x", "realm_access": {"roles": ["admin"]}}));
     let issued = token(&json!({"preferred_username": "jdoe"}));
@@ -106,7 +108,11 @@ fn client_token_claims_are_dropped_unless_verified() {
             .status(201)
             .resp_json(json!({"id": 7}))
     };
-    for mode in ["", "identity: {client_tokens: verify}\n", "identity: {client_tokens: ignore}\n"] {
+    for mode in [
+        "",
+        "identity: {client_tokens: verify}\n",
+        "identity: {client_tokens: ignore}\n",
+    ] {
         let rt = runtime(&format!("{mode}{SOURCES}"));
         let ev = run(&x, &rt, c()).expect("event");
         assert_eq!(ev.user.get("Claim"), None, "{mode}");
@@ -143,7 +149,12 @@ routes:
     .expect("event");
     assert_eq!(
         ev.user,
-        user(&[("ID", "u1"), ("Session", "s-123"), ("Theme", "dark"), ("Raw", "opaque-tok")]),
+        user(&[
+            ("ID", "u1"),
+            ("Session", "s-123"),
+            ("Theme", "dark"),
+            ("Raw", "opaque-tok")
+        ]),
         "an operator may map credentials explicitly"
     );
 }
