@@ -528,7 +528,10 @@ mod tests {
         assert!(matches!(ev.event_type, Cow::Borrowed("user.login_failed")));
         assert!(ev.changed.is_empty() && ev.truncated);
         // Written again, it carries what identity adds to every event (`attribution`).
-        let again = old.replace(r#""truncated":true}"#, r#""truncated":true,"attribution":"exchange"}"#);
+        let again = old.replace(
+            r#""truncated":true}"#,
+            r#""truncated":true,"attribution":"exchange"}"#,
+        );
         assert_eq!(serde_json::to_string(&ev).expect("again"), again);
         for bad in [
             ("user.login_failed", "group.x"),

@@ -9,7 +9,9 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::better_auth::{better_auth, cookie_header, cookie_value, session_token, user_id, Options};
+use support::better_auth::{
+    better_auth, cookie_header, cookie_value, session_token, user_id, Options,
+};
 use support::iam::{call, Reply, CANARY};
 use support::lifecycle::Lifecycle;
 
@@ -42,19 +44,29 @@ async fn better_auth_lifecycle_through_the_binary() {
     let (admin, alice, bob) = (user_id(1), user_id(2), user_id(3));
 
     // The admin signs up: a new user and a session (`created`, then `login`).
-    let reply = post(&base, "/api/auth/sign-up/email", None,
-        json!({"name": "Admin", "email": "admin@example.com", "password": ADMIN_PW})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-up/email",
+        None,
+        json!({"name": "Admin", "email": "admin@example.com", "password": ADMIN_PW}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         set_cookies(&reply),
-        [format!("better-auth.session_token={}; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax", cookie_value(1))]
+        [format!(
+            "better-auth.session_token={}; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax",
+            cookie_value(1)
+        )]
     );
     let created_at = "2026-12-02T09:00:01.000Z";
     for (event, action) in [("user.created", "created"), ("user.login", "login")] {
-        uh.expect(json!({"event": event, "action": action, "status": "200", "id": admin,
+        uh.expect(
+            json!({"event": event, "action": action, "status": "200", "id": admin,
             "name": "Admin", "email": "admin@example.com", "enabled": "true",
-            "created_at": created_at, "attribution": "exchange"}))
-            .await;
+            "created_at": created_at, "attribution": "exchange"}),
+        )
+        .await;
     }
 
     // Alice signs up (session 2); a duplicate sign-up is 422 and no event.
@@ -65,14 +77,31 @@ async fn better_auth_lifecycle_through_the_binary() {
     let body: Value = serde_json::from_slice(&reply.body).expect("json");
     assert_eq!(body["token"], session_token(2).as_str());
     assert_eq!(body["user"]["id"], alice.as_str());
-    let alice_created = body["user"]["createdAt"].as_str().expect("createdAt").to_owned();
+    let alice_created = body["user"]["createdAt"]
+        .as_str()
+        .expect("createdAt")
+        .to_owned();
     let alice_event = |event: &str, action: &str, status: &str, name: &str, attribution: &str| {
         json!({"event": event, "action": action, "status": status, "id": alice, "name": name,
             "email": "alice@example.com", "enabled": "true", "created_at": alice_created,
             "attribution": attribution})
     };
-    uh.expect(alice_event("user.created", "created", "200", "Alice", "exchange")).await;
-    uh.expect(alice_event("user.login", "login", "200", "Alice", "exchange")).await;
+    uh.expect(alice_event(
+        "user.created",
+        "created",
+        "200",
+        "Alice",
+        "exchange",
+    ))
+    .await;
+    uh.expect(alice_event(
+        "user.login",
+        "login",
+        "200",
+        "Alice",
+        "exchange",
+    ))
+    .await;
     let reply = post(&base, "/api/auth/sign-up/email", None, signup).await;
     assert_eq!(reply.status, 422);
     assert_eq!(
@@ -81,7 +110,13 @@ async fn better_auth_lifecycle_through_the_binary() {
     );
 
     // Her own update: only `{"status":true}` comes back; the user from her session cookie.
-    let reply = post(&base, "/api/auth/update-user", Some(2), json!({"name": "Alice Liddell"})).await;
+    let reply = post(
+        &base,
+        "/api/auth/update-user",
+        Some(2),
+        json!({"name": "Alice Liddell"}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, r#"{"status":true}"#);
     let mut ev = alice_event("user.updated", "updated", "200", "Alice Liddell", "session");
@@ -89,28 +124,70 @@ async fn better_auth_lifecycle_through_the_binary() {
     uh.expect(ev).await;
 
     // A failed sign-in: 401, the attempted email; the cache names her.
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "alice@example.com", "password": WRONG})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "alice@example.com", "password": WRONG}),
+    )
+    .await;
     assert_eq!(reply.status, 401);
-    uh.expect(alice_event("user.login_failed", "login_failed", "401", "Alice Liddell", "exchange"))
-        .await;
+    uh.expect(alice_event(
+        "user.login_failed",
+        "login_failed",
+        "401",
+        "Alice Liddell",
+        "exchange",
+    ))
+    .await;
 
     // Sign-in (session 3); reading the session is no event.
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "alice@example.com", "password": CANARY, "rememberMe": true})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "alice@example.com", "password": CANARY, "rememberMe": true}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(alice_event("user.login", "login", "200", "Alice Liddell", "exchange")).await;
+    uh.expect(alice_event(
+        "user.login",
+        "login",
+        "200",
+        "Alice Liddell",
+        "exchange",
+    ))
+    .await;
     let cookie = cookie_header(3);
-    let reply = call(&base, "GET", "/api/auth/get-session", &[("cookie", cookie.as_str())], "").await;
+    let reply = call(
+        &base,
+        "GET",
+        "/api/auth/get-session",
+        &[("cookie", cookie.as_str())],
+        "",
+    )
+    .await;
     assert_eq!(reply.status, 200);
 
     // Password change, revoking other sessions: a new session cookie (4) is issued.
-    let reply = post(&base, "/api/auth/change-password", Some(3), json!({
-        "newPassword": NEW_PASSWORD, "currentPassword": CANARY, "revokeOtherSessions": true})).await;
+    let reply = post(
+        &base,
+        "/api/auth/change-password",
+        Some(3),
+        json!({
+        "newPassword": NEW_PASSWORD, "currentPassword": CANARY, "revokeOtherSessions": true}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(set_cookies(&reply).len(), 1);
-    uh.expect(alice_event("user.password_changed", "password_changed", "200", "Alice Liddell", "exchange"))
-        .await;
+    uh.expect(alice_event(
+        "user.password_changed",
+        "password_changed",
+        "200",
+        "Alice Liddell",
+        "exchange",
+    ))
+    .await;
 
     // A restart between sign-in and sign-out.
     uh.restart().await;
@@ -121,73 +198,161 @@ async fn better_auth_lifecycle_through_the_binary() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, r#"{"success":true}"#);
     assert_eq!(set_cookies(&reply).len(), 3);
-    uh.expect(alice_event("user.logout", "logout", "200", "Alice Liddell", "session")).await;
+    uh.expect(alice_event(
+        "user.logout",
+        "logout",
+        "200",
+        "Alice Liddell",
+        "session",
+    ))
+    .await;
     // The session ended with it: signing out again is confirmed by better-auth (200) but
     // nobody can be named.
     let reply = post(&base, "/api/auth/sign-out", Some(4), json!({})).await;
     assert_eq!(reply.status, 200);
-    uh.expect(json!({"event": "user.logout", "action": "logout", "status": "200",
-        "attribution": "none"}))
-        .await;
+    uh.expect(
+        json!({"event": "user.logout", "action": "logout", "status": "200",
+        "attribution": "none"}),
+    )
+    .await;
 
     // The admin plugin: the admin signs in (session 5) and manages Bob.
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "admin@example.com", "password": ADMIN_PW})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "admin@example.com", "password": ADMIN_PW}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(json!({"event": "user.login", "action": "login", "status": "200", "id": admin,
+    uh.expect(
+        json!({"event": "user.login", "action": "login", "status": "200", "id": admin,
         "name": "Admin", "email": "admin@example.com", "enabled": "true",
-        "created_at": created_at, "attribution": "exchange"}))
-        .await;
-    let reply = post(&base, "/api/auth/admin/create-user", Some(5), json!({
-        "email": "bob@example.com", "password": CANARY, "name": "Bob", "role": "user"})).await;
+        "created_at": created_at, "attribution": "exchange"}),
+    )
+    .await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/create-user",
+        Some(5),
+        json!({
+        "email": "bob@example.com", "password": CANARY, "name": "Bob", "role": "user"}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let body: Value = serde_json::from_slice(&reply.body).expect("json");
-    let bob_created = body["user"]["createdAt"].as_str().expect("createdAt").to_owned();
+    let bob_created = body["user"]["createdAt"]
+        .as_str()
+        .expect("createdAt")
+        .to_owned();
     let bob_event = |event: &str, action: &str, name: &str, enabled: &str| {
         json!({"event": event, "action": action, "status": "200", "id": bob, "name": name,
             "email": "bob@example.com", "enabled": enabled, "created_at": bob_created,
             "attribution": "exchange"})
     };
-    uh.expect(bob_event("user.created", "created", "Bob", "true")).await;
-    let reply = post(&base, "/api/auth/admin/update-user", Some(5),
-        json!({"userId": bob, "data": {"name": "Robert"}})).await;
+    uh.expect(bob_event("user.created", "created", "Bob", "true"))
+        .await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/update-user",
+        Some(5),
+        json!({"userId": bob, "data": {"name": "Robert"}}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let mut ev = bob_event("user.updated", "updated", "Robert", "true");
     ev["changed"] = json!("Name");
     uh.expect(ev).await;
-    let reply = post(&base, "/api/auth/admin/ban-user", Some(5),
-        json!({"userId": bob, "banReason": "spam"})).await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/ban-user",
+        Some(5),
+        json!({"userId": bob, "banReason": "spam"}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(bob_event("user.banned", "banned", "Robert", "false")).await;
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "bob@example.com", "password": CANARY})).await;
+    uh.expect(bob_event("user.banned", "banned", "Robert", "false"))
+        .await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "bob@example.com", "password": CANARY}),
+    )
+    .await;
     assert_eq!(reply.status, 403);
     let mut ev = bob_event("user.login_failed", "login_failed", "Robert", "false");
     ev["status"] = json!("403");
     uh.expect(ev).await;
-    let reply = post(&base, "/api/auth/admin/unban-user", Some(5), json!({"userId": bob})).await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/unban-user",
+        Some(5),
+        json!({"userId": bob}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(bob_event("user.unbanned", "unbanned", "Robert", "true")).await;
-    let reply = post(&base, "/api/auth/admin/set-user-password", Some(5),
-        json!({"userId": bob, "newPassword": NEW_PASSWORD})).await;
+    uh.expect(bob_event("user.unbanned", "unbanned", "Robert", "true"))
+        .await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/set-user-password",
+        Some(5),
+        json!({"userId": bob, "newPassword": NEW_PASSWORD}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(bob_event("user.password_changed", "password_changed", "Robert", "true")).await;
-    let reply = post(&base, "/api/auth/admin/remove-user", Some(5), json!({"userId": bob})).await;
+    uh.expect(bob_event(
+        "user.password_changed",
+        "password_changed",
+        "Robert",
+        "true",
+    ))
+    .await;
+    let reply = post(
+        &base,
+        "/api/auth/admin/remove-user",
+        Some(5),
+        json!({"userId": bob}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, r#"{"success":true}"#);
-    uh.expect(bob_event("user.deleted", "deleted", "Robert", "true")).await;
+    uh.expect(bob_event("user.deleted", "deleted", "Robert", "true"))
+        .await;
 
     // Alice signs in again (session 6) and deletes her own account: attributed by the cookie.
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "alice@example.com", "password": NEW_PASSWORD})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "alice@example.com", "password": NEW_PASSWORD}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(alice_event("user.login", "login", "200", "Alice Liddell", "exchange")).await;
+    uh.expect(alice_event(
+        "user.login",
+        "login",
+        "200",
+        "Alice Liddell",
+        "exchange",
+    ))
+    .await;
     let reply = post(&base, "/api/auth/delete-user", Some(6), json!({})).await;
     assert_eq!(reply.status, 200);
-    uh.expect(alice_event("user.deleted", "deleted", "200", "Alice Liddell", "session")).await;
+    uh.expect(alice_event(
+        "user.deleted",
+        "deleted",
+        "200",
+        "Alice Liddell",
+        "session",
+    ))
+    .await;
     uh.assert_all_checked();
 
-    let secrets: Vec<String> = (1..=6).flat_map(|n| [session_token(n), cookie_value(n)]).collect();
+    let secrets: Vec<String> = (1..=6)
+        .flat_map(|n| [session_token(n), cookie_value(n)])
+        .collect();
     let mut canaries = vec![CANARY, NEW_PASSWORD, WRONG, ADMIN_PW];
     canaries.extend(secrets.iter().map(String::as_str));
     uh.assert_no_canary(&canaries);
@@ -198,7 +363,10 @@ async fn better_auth_lifecycle_through_the_binary() {
 /// their sign-in.
 #[tokio::test]
 async fn better_auth_generic_duplicate_sign_up_is_no_event() {
-    let iam = better_auth(Options { generic_duplicates: true }).await;
+    let iam = better_auth(Options {
+        generic_duplicates: true,
+    })
+    .await;
     let mut uh = Lifecycle::start(&iam.url(), "better-auth", "").await;
     let base = uh.url();
     let signup = json!({"name": "Carol", "email": "carol@example.com", "password": CANARY});
@@ -213,15 +381,25 @@ async fn better_auth_generic_duplicate_sign_up_is_no_event() {
     }
     let real: Value = serde_json::from_slice(&first.body).expect("json");
     let fake: Value = serde_json::from_slice(&again.body).expect("json");
-    assert_ne!(real["user"]["id"], fake["user"]["id"], "the duplicate's user is synthetic");
+    assert_ne!(
+        real["user"]["id"], fake["user"]["id"],
+        "the duplicate's user is synthetic"
+    );
 
-    let reply = post(&base, "/api/auth/sign-in/email", None,
-        json!({"email": "carol@example.com", "password": CANARY})).await;
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "carol@example.com", "password": CANARY}),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    uh.expect(json!({"event": "user.login", "action": "login", "status": "200",
+    uh.expect(
+        json!({"event": "user.login", "action": "login", "status": "200",
         "id": user_id(1), "name": "Carol", "email": "carol@example.com", "enabled": "true",
-        "created_at": real["user"]["createdAt"], "attribution": "exchange"}))
-        .await;
+        "created_at": real["user"]["createdAt"], "attribution": "exchange"}),
+    )
+    .await;
     uh.assert_all_checked();
     uh.assert_no_canary(&[CANARY, &session_token(1), &cookie_value(1)]);
 }

@@ -21,13 +21,27 @@ async fn admin(base: &str, path: &str, body: &Value) -> Reply {
         base,
         method,
         path,
-        &[("content-type", "application/json"), ("authorization", ADMIN_BASIC)],
-        if body.is_null() { String::new() } else { body.to_string() },
+        &[
+            ("content-type", "application/json"),
+            ("authorization", ADMIN_BASIC),
+        ],
+        if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        },
     )
     .await
 }
 
-async fn as_session(base: &str, method: &str, path: &str, sid: Option<&str>, ct: &str, body: String) -> Reply {
+async fn as_session(
+    base: &str,
+    method: &str,
+    path: &str,
+    sid: Option<&str>,
+    ct: &str,
+    body: String,
+) -> Reply {
     let cookie = sid.map(|s| format!("casdoor_session_id={s}"));
     let mut h = vec![("content-type", ct)];
     if let Some(c) = &cookie {
@@ -55,18 +69,26 @@ async fn casdoor_lifecycle_through_the_binary() {
         "isForbidden": false, "signupApplication": "app-built-in"});
     let reply = admin(&base, "/api/add-user", &user).await;
     assert_eq!(status_of(&reply), "ok");
-    uh.expect(json!({"event": "user.created", "action": "created", "status": "200",
+    uh.expect(
+        json!({"event": "user.created", "action": "created", "status": "200",
         "name": "alice", "email": "alice@example.com", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
     // The same again: `Unaffected`, no event.
     let reply = admin(&base, "/api/add-user", &user).await;
-    assert_eq!(String::from_utf8_lossy(&reply.body), r#"{"status":"ok","msg":"","sub":"","name":"","data":"Unaffected","data2":null,"data3":null}"#);
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        r#"{"status":"ok","msg":"","sub":"","name":"","data":"Unaffected","data2":null,"data3":null}"#
+    );
     // The admin UI reads the user back: the cache learns the UUID.
     let reply = admin(&base, "/api/get-user?id=built-in/alice", &Value::Null).await;
     assert_eq!(status_of(&reply), "ok");
     let fetched: Value = serde_json::from_slice(&reply.body).expect("json");
-    let created = fetched["data"]["createdTime"].as_str().expect("createdTime").to_owned();
+    let created = fetched["data"]["createdTime"]
+        .as_str()
+        .expect("createdTime")
+        .to_owned();
     let alice = |event: &str, action: &str, email: &str, enabled: &str, attribution: &str| {
         json!({"event": event, "action": action, "status": "200", "id": alice_id,
             "name": "alice", "email": email, "enabled": enabled, "created_at": created,
@@ -79,13 +101,35 @@ async fn casdoor_lifecycle_through_the_binary() {
             "password": password, "autoSignin": true, "type": "login", "signinMethod": "Password"})
         .to_string()
     };
-    let reply = as_session(&base, "POST", "/api/login", None, "application/json", login(WRONG)).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/login",
+        None,
+        "application/json",
+        login(WRONG),
+    )
+    .await;
     assert_eq!(status_of(&reply), "error");
-    uh.expect(alice("user.login_failed", "login_failed", "alice@example.com", "true", "exchange"))
-        .await;
+    uh.expect(alice(
+        "user.login_failed",
+        "login_failed",
+        "alice@example.com",
+        "true",
+        "exchange",
+    ))
+    .await;
 
     // Sign-in: the session cookie is set on this first answer of the session.
-    let reply = as_session(&base, "POST", "/api/login", None, "application/json", login(CANARY)).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/login",
+        None,
+        "application/json",
+        login(CANARY),
+    )
+    .await;
     assert_eq!(status_of(&reply), "ok");
     // Every call without a session so far started one (Beego): this is the fifth.
     let sid = session_id(5);
@@ -93,63 +137,175 @@ async fn casdoor_lifecycle_through_the_binary() {
         reply.headers["set-cookie"],
         format!("casdoor_session_id={sid}; Path=/; Expires=Fri, 01 Jan 2027 09:00:00 GMT; Max-Age=2592000; HttpOnly").as_str()
     );
-    uh.expect(alice("user.login", "login", "alice@example.com", "true", "exchange")).await;
+    uh.expect(alice(
+        "user.login",
+        "login",
+        "alice@example.com",
+        "true",
+        "exchange",
+    ))
+    .await;
 
     // Her account page, then her own update: the whole user object to `update-user`.
-    let reply = as_session(&base, "GET", "/api/get-account", Some(&sid), "application/json", String::new()).await;
+    let reply = as_session(
+        &base,
+        "GET",
+        "/api/get-account",
+        Some(&sid),
+        "application/json",
+        String::new(),
+    )
+    .await;
     assert_eq!(status_of(&reply), "ok");
     let account: Value = serde_json::from_slice(&reply.body).expect("json");
     assert_eq!(account["sub"], alice_id.as_str());
     let mut me = account["data"].clone();
     me["email"] = json!("alice@example.org");
-    let reply = as_session(&base, "POST", "/api/update-user?id=built-in/alice", Some(&sid),
-        "application/json", me.to_string()).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/update-user?id=built-in/alice",
+        Some(&sid),
+        "application/json",
+        me.to_string(),
+    )
+    .await;
     assert_eq!(status_of(&reply), "ok");
-    let mut ev = alice("user.updated", "updated", "alice@example.org", "true", "exchange");
+    let mut ev = alice(
+        "user.updated",
+        "updated",
+        "alice@example.org",
+        "true",
+        "exchange",
+    );
     ev["changed"] = json!("Email");
     uh.expect(ev).await;
     // Saving it unchanged: `Unaffected`, no event.
-    let reply = as_session(&base, "POST", "/api/update-user?id=built-in/alice", Some(&sid),
-        "application/json", me.to_string()).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/update-user?id=built-in/alice",
+        Some(&sid),
+        "application/json",
+        me.to_string(),
+    )
+    .await;
     assert!(String::from_utf8_lossy(&reply.body).contains(r#""data":"Unaffected""#));
 
     // Password change: a wrong old password is `status: error`, no event.
-    let form = |old: &str| format!("userOwner=built-in&userName=alice&oldPassword={old}&newPassword={NEW_PASSWORD}");
+    let form = |old: &str| {
+        format!("userOwner=built-in&userName=alice&oldPassword={old}&newPassword={NEW_PASSWORD}")
+    };
     let ct = "application/x-www-form-urlencoded";
-    let reply = as_session(&base, "POST", "/api/set-password", Some(&sid), ct, form(WRONG)).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/set-password",
+        Some(&sid),
+        ct,
+        form(WRONG),
+    )
+    .await;
     assert_eq!(status_of(&reply), "error");
-    let reply = as_session(&base, "POST", "/api/set-password", Some(&sid), ct, form(CANARY)).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/set-password",
+        Some(&sid),
+        ct,
+        form(CANARY),
+    )
+    .await;
     assert_eq!(status_of(&reply), "ok");
-    uh.expect(alice("user.password_changed", "password_changed", "alice@example.org", "true", "exchange"))
-        .await;
+    uh.expect(alice(
+        "user.password_changed",
+        "password_changed",
+        "alice@example.org",
+        "true",
+        "exchange",
+    ))
+    .await;
 
     uh.restart().await;
     let base = uh.url();
 
     // Sign-out: `data` is `built-in/alice`; a fresh session id is set.
-    let reply = as_session(&base, "POST", "/api/logout", Some(&sid), "application/json", String::new()).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/logout",
+        Some(&sid),
+        "application/json",
+        String::new(),
+    )
+    .await;
     assert_eq!(status_of(&reply), "ok");
     // The presented session names her (its owner has the UUID; `data` only `owner/name`).
-    uh.expect(alice("user.logout", "logout", "alice@example.org", "true", "session")).await;
+    uh.expect(alice(
+        "user.logout",
+        "logout",
+        "alice@example.org",
+        "true",
+        "session",
+    ))
+    .await;
     // Signing out again: nobody is signed in (`data: null`), no event.
-    let reply = as_session(&base, "POST", "/api/logout", Some(&sid), "application/json", String::new()).await;
-    assert_eq!(String::from_utf8_lossy(&reply.body), r#"{"status":"ok","msg":"","sub":"","name":"","data":null,"data2":null,"data3":null}"#);
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/logout",
+        Some(&sid),
+        "application/json",
+        String::new(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        r#"{"status":"ok","msg":"","sub":"","name":"","data":null,"data2":null,"data3":null}"#
+    );
 
     // The admin forbids her (the whole user object again), a sign-in fails, she is deleted.
     let mut forbidden = me.clone();
     forbidden["isForbidden"] = json!(true);
     let reply = admin(&base, "/api/update-user?id=built-in/alice", &forbidden).await;
     assert_eq!(status_of(&reply), "ok");
-    let mut ev = alice("user.updated", "updated", "alice@example.org", "false", "exchange");
+    let mut ev = alice(
+        "user.updated",
+        "updated",
+        "alice@example.org",
+        "false",
+        "exchange",
+    );
     ev["changed"] = json!("Enabled");
     uh.expect(ev).await;
-    let reply = as_session(&base, "POST", "/api/login", None, "application/json", login(NEW_PASSWORD)).await;
+    let reply = as_session(
+        &base,
+        "POST",
+        "/api/login",
+        None,
+        "application/json",
+        login(NEW_PASSWORD),
+    )
+    .await;
     assert_eq!(status_of(&reply), "error");
-    uh.expect(alice("user.login_failed", "login_failed", "alice@example.org", "false", "exchange"))
-        .await;
+    uh.expect(alice(
+        "user.login_failed",
+        "login_failed",
+        "alice@example.org",
+        "false",
+        "exchange",
+    ))
+    .await;
     let reply = admin(&base, "/api/delete-user", &forbidden).await;
     assert_eq!(status_of(&reply), "ok");
-    uh.expect(alice("user.deleted", "deleted", "alice@example.org", "false", "exchange")).await;
+    uh.expect(alice(
+        "user.deleted",
+        "deleted",
+        "alice@example.org",
+        "false",
+        "exchange",
+    ))
+    .await;
     uh.assert_all_checked();
 
     let sessions: Vec<String> = (1..=9).map(session_id).collect();

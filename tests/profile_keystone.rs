@@ -64,10 +64,12 @@ async fn keystone_lifecycle_through_the_binary() {
     assert_eq!(reply.headers["vary"], "X-Auth-Token");
     let created: Value = serde_json::from_slice(&reply.body).expect("json");
     assert_eq!(created["user"]["id"], alice.as_str());
-    uh.expect(json!({"event": "user.created", "action": "created", "status": "201",
+    uh.expect(
+        json!({"event": "user.created", "action": "created", "status": "201",
         "id": alice, "name": "alice", "email": "alice@example.com", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
 
     // A duplicate is 409 Conflict: no event (the next one seen is the update).
     let reply = call(&base, "POST", "/v3/users", &admin(), create).await;
@@ -77,13 +79,18 @@ async fn keystone_lifecycle_through_the_binary() {
     let patch = r#"{"user":{"email":"alice@example.org","description":"Alice L."}}"#;
     let reply = call(&base, "PATCH", &alice_path, &admin(), patch).await;
     assert_eq!(reply.status, 200);
-    uh.expect(json!({"event": "user.updated", "action": "updated", "status": "200",
+    uh.expect(
+        json!({"event": "user.updated", "action": "updated", "status": "200",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "exchange", "changed": "Email"}))
-        .await;
+        "attribution": "exchange", "changed": "Email"}),
+    )
+    .await;
 
     // Password login by name and domain: 201, the token only in X-Subject-Token.
-    let login = password_auth(json!({"name": "alice", "domain": {"name": "Default"}}), CANARY);
+    let login = password_auth(
+        json!({"name": "alice", "domain": {"name": "Default"}}),
+        CANARY,
+    );
     let reply = call(
         &base,
         "POST",
@@ -98,10 +105,12 @@ async fn keystone_lifecycle_through_the_binary() {
     let body: Value = serde_json::from_slice(&reply.body).expect("json");
     assert_eq!(body["token"]["user"]["id"], alice.as_str());
     assert_eq!(body["token"]["expires_at"], "2026-12-02T21:01:00.000000Z");
-    uh.expect(json!({"event": "user.login", "action": "login", "status": "201",
+    uh.expect(
+        json!({"event": "user.login", "action": "login", "status": "201",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
 
     // Re-scoping (method `token`), validation (GET, HEAD): no logins.
     let rescope = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": alice_token}},
@@ -142,10 +151,12 @@ async fn keystone_lifecycle_through_the_binary() {
         reply.headers["www-authenticate"],
         "Keystone uri=\"http://keystone.test:5000\""
     );
-    uh.expect(json!({"event": "user.login_failed", "action": "login_failed", "status": "401",
+    uh.expect(
+        json!({"event": "user.login_failed", "action": "login_failed", "status": "401",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
 
     // The self-service password change: a wrong original password is 401 and no event; the
     // right one is 204, reported as `password_changed`.
@@ -161,31 +172,51 @@ async fn keystone_lifecycle_through_the_binary() {
     assert_eq!(reply.status, 401);
     let reply = call(&base, "POST", &pw_path, &own, change(CANARY)).await;
     assert_eq!(reply.status, 204);
-    uh.expect(json!({"event": "user.password_changed", "action": "password_changed",
+    uh.expect(
+        json!({"event": "user.password_changed", "action": "password_changed",
         "status": "204", "id": alice, "name": "alice", "email": "alice@example.org",
-        "enabled": "true", "attribution": "exchange"}))
-        .await;
+        "enabled": "true", "attribution": "exchange"}),
+    )
+    .await;
 
     // A restart between login and logout: the session index was persisted.
     uh.restart().await;
     let base = uh.url();
 
     // Logout: only the opaque X-Subject-Token; its owner from the session index.
-    let reply = call_with(&base, "DELETE", "/v3/auth/tokens", &subject(&alice_token), "").await;
+    let reply = call_with(
+        &base,
+        "DELETE",
+        "/v3/auth/tokens",
+        &subject(&alice_token),
+        "",
+    )
+    .await;
     assert_eq!(reply.status, 204);
-    uh.expect(json!({"event": "user.logout", "action": "logout", "status": "204",
+    uh.expect(
+        json!({"event": "user.logout", "action": "logout", "status": "204",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "session"}))
-        .await;
+        "attribution": "session"}),
+    )
+    .await;
     // The re-scoped token was learned too: revoking it is her logout as well.
     let reply = call_with(&base, "DELETE", "/v3/auth/tokens", &subject(&rescoped), "").await;
     assert_eq!(reply.status, 204);
-    uh.expect(json!({"event": "user.logout", "action": "logout", "status": "204",
+    uh.expect(
+        json!({"event": "user.logout", "action": "logout", "status": "204",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "session"}))
-        .await;
+        "attribution": "session"}),
+    )
+    .await;
     // Revoking it again: 404, no event.
-    let reply = call_with(&base, "DELETE", "/v3/auth/tokens", &subject(&alice_token), "").await;
+    let reply = call_with(
+        &base,
+        "DELETE",
+        "/v3/auth/tokens",
+        &subject(&alice_token),
+        "",
+    )
+    .await;
     assert_eq!(reply.status, 404);
 
     // Bob logs in behind userhook's back (straight to Keystone); a service validates his
@@ -195,10 +226,12 @@ async fn keystone_lifecycle_through_the_binary() {
     let reply = call(&base, "POST", "/v3/users", &admin(), create).await;
     assert_eq!(reply.status, 201);
     let bob = user_id(2);
-    uh.expect(json!({"event": "user.created", "action": "created", "status": "201",
+    uh.expect(
+        json!({"event": "user.created", "action": "created", "status": "201",
         "id": bob, "name": "bob", "email": "bob@example.com", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
     let direct = call(
         &iam.url(),
         "POST",
@@ -214,18 +247,22 @@ async fn keystone_lifecycle_through_the_binary() {
     assert_eq!(reply.status, 200);
     let reply = call_with(&base, "DELETE", "/v3/auth/tokens", &subject(&bob_token), "").await;
     assert_eq!(reply.status, 204);
-    uh.expect(json!({"event": "user.logout", "action": "logout", "status": "204",
+    uh.expect(
+        json!({"event": "user.logout", "action": "logout", "status": "204",
         "id": bob, "name": "bob", "email": "bob@example.com", "enabled": "true",
-        "attribution": "session"}))
-        .await;
+        "attribution": "session"}),
+    )
+    .await;
 
     // Delete: 204; the rest from the cache.
     let reply = call(&base, "DELETE", &alice_path, &admin(), "").await;
     assert_eq!(reply.status, 204);
-    uh.expect(json!({"event": "user.deleted", "action": "deleted", "status": "204",
+    uh.expect(
+        json!({"event": "user.deleted", "action": "deleted", "status": "204",
         "id": alice, "name": "alice", "email": "alice@example.org", "enabled": "true",
-        "attribution": "exchange"}))
-        .await;
+        "attribution": "exchange"}),
+    )
+    .await;
     uh.assert_all_checked();
 
     let tokens: Vec<String> = (1..=3).map(token).collect();

@@ -86,7 +86,9 @@ impl JsonPath {
 /// Last steps that name who or what a value is about, never a secret, even below a step
 /// named like a credential: the user of a token (`token.user.id`, `token.user.name`), the user
 /// a password is checked for (`password.user.name`).
-const IDENTITY_LEAVES: [&str; 7] = ["id", "name", "username", "email", "login", "user_id", "userId"];
+const IDENTITY_LEAVES: [&str; 7] = [
+    "id", "name", "username", "email", "login", "user_id", "userId",
+];
 
 /// Some steps of a [`JsonPath`], applied from a value inside the document.
 #[derive(Debug, Clone, Copy)]

@@ -83,9 +83,17 @@ pub(crate) fn session_token(n: u32) -> String {
 /// better-call writes it (`=` as `%3D`, `/` as `%2F`, `+` as `%2B`).
 pub(crate) fn cookie_value(n: u32) -> String {
     let token = session_token(n);
-    let sig: Vec<u8> = token.bytes().cycle().take(32).map(|b| b.wrapping_mul(31) ^ 0x5a).collect();
+    let sig: Vec<u8> = token
+        .bytes()
+        .cycle()
+        .take(32)
+        .map(|b| b.wrapping_mul(31) ^ 0x5a)
+        .collect();
     let sig = STANDARD.encode(sig);
-    let encoded = sig.replace('=', "%3D").replace('/', "%2F").replace('+', "%2B");
+    let encoded = sig
+        .replace('=', "%3D")
+        .replace('/', "%2F")
+        .replace('+', "%2B");
     format!("{token}.{encoded}")
 }
 
@@ -126,7 +134,11 @@ fn unauthorized() -> Canned {
 }
 
 fn now(s: &State) -> String {
-    format!("2026-12-02T09:{:02}:{:02}.000Z", s.clock / 60 % 60, s.clock % 60)
+    format!(
+        "2026-12-02T09:{:02}:{:02}.000Z",
+        s.clock / 60 % 60,
+        s.clock % 60
+    )
 }
 
 fn user_json(u: &User) -> Value {
@@ -146,14 +158,18 @@ fn session_cookie(n: u32) -> String {
 
 /// The session cookies sign-out (and delete-user) expire.
 fn expired_cookies(c: Canned) -> Canned {
-    ["better-auth.session_token", "better-auth.session_data", "better-auth.dont_remember"]
-        .iter()
-        .fold(c, |c, name| {
-            c.header(
-                "set-cookie",
-                &format!("{name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"),
-            )
-        })
+    [
+        "better-auth.session_token",
+        "better-auth.session_data",
+        "better-auth.dont_remember",
+    ]
+    .iter()
+    .fold(c, |c, name| {
+        c.header(
+            "set-cookie",
+            &format!("{name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"),
+        )
+    })
 }
 
 fn open_session(s: &mut State, user_id: &str) -> u32 {
@@ -258,7 +274,12 @@ fn sign_up(s: &mut State, o: Options, body: &Value) -> Canned {
         name: name.to_owned(),
         image: body["image"].as_str().map(str::to_owned),
         // The deployment's `adminUserIds`: here, whoever signs up as `admin@…`.
-        role: if email.starts_with("admin@") { "admin" } else { "user" }.to_owned(),
+        role: if email.starts_with("admin@") {
+            "admin"
+        } else {
+            "user"
+        }
+        .to_owned(),
         banned: false,
         ban_reason: None,
         created_at: now(s),
@@ -286,7 +307,11 @@ fn sign_in(s: &mut State, body: &Value) -> Canned {
         .find(|u| u.email == email && u.password == password)
         .cloned()
     else {
-        return error(401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password");
+        return error(
+            401,
+            "INVALID_EMAIL_OR_PASSWORD",
+            "Invalid email or password",
+        );
     };
     if user.banned {
         return error(
@@ -425,12 +450,8 @@ fn authenticated(s: &mut State, route: &str, body: &Value, token: &str, me: &str
                 return error(404, "USER_NOT_FOUND", "User not found");
             };
             u.banned = ban;
-            u.ban_reason = ban.then(|| {
-                body["banReason"]
-                    .as_str()
-                    .unwrap_or("No reason")
-                    .to_owned()
-            });
+            u.ban_reason =
+                ban.then(|| body["banReason"].as_str().unwrap_or("No reason").to_owned());
             u.updated_at = stamp;
             let out = user_json(u);
             if ban {
@@ -440,7 +461,11 @@ fn authenticated(s: &mut State, route: &str, body: &Value, token: &str, me: &str
         }
         "/admin/remove-user" => {
             if target.as_deref() == Some(me) {
-                return error(400, "YOU_CANNOT_REMOVE_YOURSELF", "You cannot remove yourself");
+                return error(
+                    400,
+                    "YOU_CANNOT_REMOVE_YOURSELF",
+                    "You cannot remove yourself",
+                );
             }
             let Some(t) = target.filter(|t| s.users.contains_key(t)) else {
                 return error(404, "USER_NOT_FOUND", "User not found");

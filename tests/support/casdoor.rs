@@ -120,7 +120,11 @@ fn cookie(r: &Recorded) -> Option<String> {
         .to_str()
         .ok()?
         .split(';')
-        .find_map(|c| c.trim().strip_prefix("casdoor_session_id=").map(str::to_owned))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix("casdoor_session_id=")
+                .map(str::to_owned)
+        })
 }
 
 fn form(r: &Recorded, name: &str) -> Option<String> {
@@ -175,7 +179,13 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
             let (Some(org), Some(username)) =
                 (body["organization"].as_str(), body["username"].as_str())
             else {
-                return (error("The application does not allow to sign up new account", Value::Null), None);
+                return (
+                    error(
+                        "The application does not allow to sign up new account",
+                        Value::Null,
+                    ),
+                    None,
+                );
             };
             let key = format!("{org}/{username}");
             if s.users.contains_key(&key) {
@@ -204,7 +214,10 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
             );
             match s.users.get(&key) {
                 Some(u) if u.is_forbidden => (
-                    error("The user is forbidden to sign in, please contact the administrator", Value::Null),
+                    error(
+                        "The user is forbidden to sign in, please contact the administrator",
+                        Value::Null,
+                    ),
                     None,
                 ),
                 Some(u) if Some(u.password.as_str()) == body["password"].as_str() => {
@@ -212,7 +225,10 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
                     (ok(json!(key)), None)
                 }
                 Some(_) => (
-                    error("password or code is incorrect, you have 4 remaining chances", Value::Null),
+                    error(
+                        "password or code is incorrect, you have 4 remaining chances",
+                        Value::Null,
+                    ),
                     None,
                 ),
                 None => (
@@ -230,30 +246,53 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
             }
         },
         ("GET", "/api/get-account") => match me.and_then(|k| s.users.get(&k)) {
-            None => (error("Please login first", json!("Please login first")), None),
+            None => (
+                error("Please login first", json!("Please login first")),
+                None,
+            ),
             Some(u) => (
-                response("ok", "", &u.id, &u.name, user_json(u),
-                    json!({"owner": "admin", "name": u.owner, "displayName": "Built-in Organization"})),
+                response(
+                    "ok",
+                    "",
+                    &u.id,
+                    &u.name,
+                    user_json(u),
+                    json!({"owner": "admin", "name": u.owner, "displayName": "Built-in Organization"}),
+                ),
                 None,
             ),
         },
         ("GET", "/api/get-user") if admin => {
-            let id = r.uri.split_once("id=").map(|(_, v)| v.replace("%2F", "/")).unwrap_or_default();
+            let id = r
+                .uri
+                .split_once("id=")
+                .map(|(_, v)| v.replace("%2F", "/"))
+                .unwrap_or_default();
             match s.users.get(&id) {
                 Some(u) => (ok(user_json(u)), None),
                 None => (ok(Value::Null), None),
             }
         }
         ("POST", "/api/update-user") => {
-            let id = r.uri.split_once("id=").map(|(_, v)| v.replace("%2F", "/")).unwrap_or_default();
+            let id = r
+                .uri
+                .split_once("id=")
+                .map(|(_, v)| v.replace("%2F", "/"))
+                .unwrap_or_default();
             if !admin && me.as_deref() != Some(id.as_str()) {
                 return (error("Unauthorized operation", Value::Null), None);
             }
             let Some(u) = s.users.get_mut(&id) else {
-                return (error(&format!("The user: {id} doesn't exist"), Value::Null), None);
+                return (
+                    error(&format!("The user: {id} doesn't exist"), Value::Null),
+                    None,
+                );
             };
             let mut changed = false;
-            if let Some(v) = body["displayName"].as_str().filter(|v| *v != u.display_name) {
+            if let Some(v) = body["displayName"]
+                .as_str()
+                .filter(|v| *v != u.display_name)
+            {
                 u.display_name = v.to_owned();
                 changed = true;
             }
@@ -261,11 +300,17 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
                 u.email = v.to_owned();
                 changed = true;
             }
-            if let Some(v) = body["isForbidden"].as_bool().filter(|v| *v != u.is_forbidden) {
+            if let Some(v) = body["isForbidden"]
+                .as_bool()
+                .filter(|v| *v != u.is_forbidden)
+            {
                 u.is_forbidden = v;
                 changed = true;
             }
-            (ok(json!(if changed { "Affected" } else { "Unaffected" })), None)
+            (
+                ok(json!(if changed { "Affected" } else { "Unaffected" })),
+                None,
+            )
         }
         ("POST", "/api/add-user") if admin => {
             let key = format!(
@@ -302,7 +347,10 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
             );
             let affected = s.users.remove(&key).is_some();
             s.sessions.retain(|_, k| k.as_deref() != Some(key.as_str()));
-            (ok(json!(if affected { "Affected" } else { "Unaffected" })), None)
+            (
+                ok(json!(if affected { "Affected" } else { "Unaffected" })),
+                None,
+            )
         }
         ("POST", "/api/set-password") => {
             let key = format!(
@@ -311,10 +359,16 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
                 form(r, "userName").unwrap_or_default()
             );
             if me.as_deref() != Some(key.as_str()) && !admin {
-                return (error("Please login first", json!("Please login first")), None);
+                return (
+                    error("Please login first", json!("Please login first")),
+                    None,
+                );
             }
             let Some(u) = s.users.get_mut(&key) else {
-                return (error(&format!("The user: {key} doesn't exist"), Value::Null), None);
+                return (
+                    error(&format!("The user: {key} doesn't exist"), Value::Null),
+                    None,
+                );
             };
             if form(r, "oldPassword").as_deref() != Some(u.password.as_str()) {
                 return (error("The password is incorrect", Value::Null), None);
@@ -322,7 +376,9 @@ fn route(s: &mut State, r: &Recorded, sid: &str) -> (String, Option<String>) {
             u.password = form(r, "newPassword").unwrap_or_default();
             (ok(Value::Null), None)
         }
-        (_, "/api/add-user" | "/api/delete-user") => (error("Unauthorized operation", Value::Null), None),
+        (_, "/api/add-user" | "/api/delete-user") => {
+            (error("Unauthorized operation", Value::Null), None)
+        }
         _ => (error("Unauthorized operation", Value::Null), None),
     }
 }

@@ -150,7 +150,9 @@ fn answer(s: &mut State, r: &Recorded) -> Canned {
                 if *backend == "cookie" {
                     reply.header(
                         "set-cookie",
-                        &format!("{COOKIE}=\"\"; HttpOnly; Max-Age=0; Path=/; SameSite=lax; Secure"),
+                        &format!(
+                            "{COOKIE}=\"\"; HttpOnly; Max-Age=0; Path=/; SameSite=lax; Secure"
+                        ),
                     )
                 } else {
                     reply
@@ -180,7 +182,10 @@ fn register(s: &mut State, body: &Value) -> Canned {
             &json!({"detail": {"code": "REGISTER_INVALID_PASSWORD", "reason": "Password should be at least 3 characters"}}),
         );
     }
-    if s.users.values().any(|u| u.email.eq_ignore_ascii_case(email)) {
+    if s.users
+        .values()
+        .any(|u| u.email.eq_ignore_ascii_case(email))
+    {
         return detail(400, "REGISTER_USER_ALREADY_EXISTS");
     }
     s.next_user += 1;
@@ -224,11 +229,7 @@ fn login(s: &mut State, r: &Recorded, backend: &str) -> Canned {
 
 fn reset(s: &mut State, body: &Value) -> Canned {
     let token = body["token"].as_str().unwrap_or_default();
-    let Some(user) = s
-        .users
-        .values_mut()
-        .find(|u| reset_token(&u.id) == token)
-    else {
+    let Some(user) = s.users.values_mut().find(|u| reset_token(&u.id) == token) else {
         return detail(400, "RESET_PASSWORD_BAD_TOKEN");
     };
     if let Some(p) = body["password"].as_str() {

@@ -97,7 +97,10 @@ pub(crate) async fn gitea() -> FakeUpstream {
 
 fn api(status: u16) -> Canned {
     Canned::status(status)
-        .header("cache-control", "max-age=0, private, must-revalidate, no-transform")
+        .header(
+            "cache-control",
+            "max-age=0, private, must-revalidate, no-transform",
+        )
         .header("x-content-type-options", "nosniff")
         .header("x-frame-options", "SAMEORIGIN")
 }
@@ -107,7 +110,10 @@ fn api_json(status: u16, v: &Value) -> Canned {
 }
 
 fn api_error(status: u16, message: &str) -> Canned {
-    api_json(status, &json!({"message": message, "url": format!("{ROOT}/api/swagger")}))
+    api_json(
+        status,
+        &json!({"message": message, "url": format!("{ROOT}/api/swagger")}),
+    )
 }
 
 fn not_found(name: &str) -> Canned {
@@ -154,7 +160,10 @@ fn cookie(r: &Recorded, name: &str) -> Option<String> {
 fn api_user(s: &State, r: &Recorded) -> Option<String> {
     let auth = header(r, "authorization")?;
     // Gitea takes `token <sha1>` and `Bearer <sha1>` alike (services/auth/oauth2.go).
-    if let Some(t) = auth.strip_prefix("token ").or_else(|| auth.strip_prefix("Bearer ")) {
+    if let Some(t) = auth
+        .strip_prefix("token ")
+        .or_else(|| auth.strip_prefix("Bearer "))
+    {
         return s.tokens.get(t).cloned();
     }
     let basic = STANDARD.decode(auth.strip_prefix("Basic ")?).ok()?;
@@ -182,7 +191,10 @@ fn answer(s: &mut State, r: &Recorded) -> Canned {
                 })
         }
         ("POST", ["api", "v1", "users", name, "tokens"]) => match api_user(s, r) {
-            Some(me) if me == name.to_lowercase() && header(r, "authorization").is_some_and(|a| a.starts_with("Basic ")) => {
+            Some(me)
+                if me == name.to_lowercase()
+                    && header(r, "authorization").is_some_and(|a| a.starts_with("Basic ")) =>
+            {
                 s.next_token += 1;
                 let sha1 = api_token(s.next_token);
                 s.tokens.insert(sha1.clone(), me);
@@ -227,8 +239,14 @@ fn sign_in(s: &mut State, r: &Recorded) -> Canned {
     Canned::status(303)
         .header("content-type", "text/html; charset=utf-8")
         .header("location", "/")
-        .header("set-cookie", &format!("i_like_gitea={sid}; Path=/; HttpOnly; SameSite=Lax"))
-        .header("set-cookie", "_csrf=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
+        .header(
+            "set-cookie",
+            &format!("i_like_gitea={sid}; Path=/; HttpOnly; SameSite=Lax"),
+        )
+        .header(
+            "set-cookie",
+            "_csrf=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+        )
         .body("<a href=\"/\">See Other</a>.\n\n")
 }
 

@@ -166,8 +166,7 @@ fn create(s: &mut State, body: &Value) -> Canned {
         );
     };
     let domain_id = u["domain_id"].as_str().unwrap_or("default").to_owned();
-    if s
-        .users
+    if s.users
         .values()
         .any(|x| x.name == name && x.domain_id == domain_id)
     {
@@ -243,7 +242,12 @@ fn issue(s: &mut State, body: &Value, r: &Recorded) -> Canned {
     let identity = &body["auth"]["identity"];
     let methods: Vec<String> = identity["methods"]
         .as_array()
-        .map(|m| m.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let user_id = if methods.iter().any(|m| m == "password") {
         let u = &identity["password"]["user"];
@@ -257,9 +261,7 @@ fn issue(s: &mut State, body: &Value, r: &Recorded) -> Canned {
             }
         });
         match found {
-            Some(x) if x.enabled && x.password.as_deref() == u["password"].as_str() => {
-                x.id.clone()
-            }
+            Some(x) if x.enabled && x.password.as_deref() == u["password"].as_str() => x.id.clone(),
             _ => return unauthorized(),
         }
     } else if methods.iter().any(|m| m == "token") {
@@ -280,7 +282,11 @@ fn issue(s: &mut State, body: &Value, r: &Recorded) -> Canned {
     if let Some(original) = methods
         .iter()
         .any(|m| m == "token")
-        .then(|| identity["token"]["id"].as_str().and_then(|t| s.tokens.get(t)))
+        .then(|| {
+            identity["token"]["id"]
+                .as_str()
+                .and_then(|t| s.tokens.get(t))
+        })
         .flatten()
     {
         for m in &original.methods {

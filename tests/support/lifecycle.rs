@@ -111,11 +111,17 @@ impl Lifecycle {
             panic!("expect() takes a JSON object")
         };
         for k in given.keys() {
-            assert!(KEYS.contains(&k.as_str()), "no key `{k}` in the webhook body");
+            assert!(
+                KEYS.contains(&k.as_str()),
+                "no key `{k}` in the webhook body"
+            );
         }
         let mut full = Map::new();
         for k in KEYS {
-            let v = given.get(k).cloned().unwrap_or(Value::String(String::new()));
+            let v = given
+                .get(k)
+                .cloned()
+                .unwrap_or(Value::String(String::new()));
             full.insert(k.to_owned(), v);
         }
         assert_eq!(got, Value::Object(full), "event #{n}");
@@ -172,7 +178,10 @@ impl Lifecycle {
                 );
             }
         }
-        assert!(!files.is_empty() || bodies.is_empty(), "no spool files found");
+        assert!(
+            !files.is_empty() || bodies.is_empty(),
+            "no spool files found"
+        );
     }
 }
 
@@ -180,7 +189,10 @@ impl Lifecycle {
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("RUST_LOG", "debug"),
-        ("USERHOOK_IDENTITY_SECRET", "lifecycle-test-identity-secret-0123456789"),
+        (
+            "USERHOOK_IDENTITY_SECRET",
+            "lifecycle-test-identity-secret-0123456789",
+        ),
     ]
 }
 

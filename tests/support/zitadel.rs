@@ -115,9 +115,9 @@ fn bearer(r: &Recorded) -> Option<&str> {
 fn authorized(s: &State, r: &Recorded) -> bool {
     bearer(r).is_some_and(|b| {
         b == PAT
-            || s.sessions.values().any(|x| {
-                x.password_checked && b.strip_prefix("Bearer ") == Some(x.token.as_str())
-            })
+            || s.sessions
+                .values()
+                .any(|x| x.password_checked && b.strip_prefix("Bearer ") == Some(x.token.as_str()))
     })
 }
 
@@ -173,7 +173,10 @@ fn answer(s: &mut State, r: &Recorded) -> Canned {
                     return error(400, 3, "COMMAND-3M0fs", "Password is invalid");
                 }
             }
-            u.password = body["newPassword"]["password"].as_str().unwrap_or_default().to_owned();
+            u.password = body["newPassword"]["password"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let d = details(s);
             reply(200, &json!({"details": d}))
         }
@@ -183,7 +186,12 @@ fn answer(s: &mut State, r: &Recorded) -> Canned {
             };
             let deactivate = *action == "deactivate";
             if u.active != deactivate {
-                return error(400, 9, "COMMAND-5M0sf", "User is in an invalid state for this action");
+                return error(
+                    400,
+                    9,
+                    "COMMAND-5M0sf",
+                    "User is in an invalid state for this action",
+                );
             }
             u.active = !deactivate;
             let d = details(s);
@@ -203,9 +211,12 @@ fn answer(s: &mut State, r: &Recorded) -> Canned {
                 if x.password_checked {
                     factors["password"] = json!({"verifiedAt": "2026-12-02T09:00:01Z"});
                 }
-                reply(200, &json!({"session": {"id": id, "creationDate": "2026-12-02T09:00:00Z",
+                reply(
+                    200,
+                    &json!({"session": {"id": id, "creationDate": "2026-12-02T09:00:00Z",
                     "changeDate": "2026-12-02T09:00:01Z", "sequence": "7", "factors": factors,
-                    "metadata": {}, "expirationDate": "2026-12-02T14:00:00Z"}}))
+                    "metadata": {}, "expirationDate": "2026-12-02T14:00:00Z"}}),
+                )
             }
             None => error(404, 5, "QUERY-SFeaa", "Session does not exist"),
         },
@@ -246,10 +257,22 @@ fn add_human(s: &mut State, body: &Value) -> Canned {
     let u = User {
         id: id.clone(),
         username,
-        given: body["profile"]["givenName"].as_str().unwrap_or_default().to_owned(),
-        family: body["profile"]["familyName"].as_str().unwrap_or_default().to_owned(),
-        email: body["email"]["email"].as_str().unwrap_or_default().to_owned(),
-        password: body["password"]["password"].as_str().unwrap_or_default().to_owned(),
+        given: body["profile"]["givenName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        family: body["profile"]["familyName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        email: body["email"]["email"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        password: body["password"]["password"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         active: true,
     };
     s.users.insert(id.clone(), u);
@@ -299,7 +322,10 @@ fn create_session(s: &mut State, body: &Value) -> Canned {
     let token = session.token.clone();
     s.sessions.insert(id.clone(), session);
     let d = details(s);
-    reply(201, &json!({"details": d, "sessionId": id, "sessionToken": token}))
+    reply(
+        201,
+        &json!({"details": d, "sessionId": id, "sessionToken": token}),
+    )
 }
 
 fn set_session(s: &mut State, id: &str, body: &Value) -> Canned {

@@ -32,7 +32,18 @@ fn every_file_loads_under_its_name() {
     let names_loaded: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names_loaded,
-        ["generic", "keycloak", "scim", "dce", "keystone", "better-auth", "fastapi-users", "gitea", "casdoor", "zitadel"]
+        [
+            "generic",
+            "keycloak",
+            "scim",
+            "dce",
+            "keystone",
+            "better-auth",
+            "fastapi-users",
+            "gitea",
+            "casdoor",
+            "zitadel"
+        ]
     );
     assert_eq!(
         names(),

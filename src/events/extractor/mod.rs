@@ -295,8 +295,13 @@ impl Extractor {
                 _ => changes::Changes::default(),
             };
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            let mut event =
-                UserEvent::new(seq, action.clone(), fields.clone(), request.clone(), truncated);
+            let mut event = UserEvent::new(
+                seq,
+                action.clone(),
+                fields.clone(),
+                request.clone(),
+                truncated,
+            );
             event.attribution = attribution;
             event.details = details.clone();
             event.changed = changes.changed;
