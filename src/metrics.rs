@@ -378,16 +378,20 @@ pub enum ClientFault {
     BadBody,
     /// The request head breaks the rules at the edge (`Host`, `CONNECT`): 400.
     BadRequest,
+    /// The TLS handshake on the `tls:` listener failed (a plain-HTTP client, no shared
+    /// protocol version or cipher, a certificate the client refused).
+    TlsHandshake,
 }
 
 impl ClientFault {
     /// Every kind, for pre-registering the series at 0.
-    pub const ALL: [ClientFault; 5] = [
+    pub const ALL: [ClientFault; 6] = [
         ClientFault::HeaderTimeout,
         ClientFault::HeadTooLarge,
         ClientFault::BodyTimeout,
         ClientFault::BadBody,
         ClientFault::BadRequest,
+        ClientFault::TlsHandshake,
     ];
 
     /// The label value.
@@ -398,6 +402,7 @@ impl ClientFault {
             ClientFault::BodyTimeout => "body_timeout",
             ClientFault::BadBody => "bad_body",
             ClientFault::BadRequest => "bad_request",
+            ClientFault::TlsHandshake => "tls_handshake",
         }
     }
 }

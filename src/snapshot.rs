@@ -480,4 +480,29 @@ mod tests {
         ));
         assert_eq!(errs.len(), 3, "{errs:?}");
     }
+
+    #[test]
+    fn warnings_name_actions_nothing_emits_and_dead_rules() {
+        let text = "upstream: http://127.0.0.1:8081\nprofiles: [keycloak]\nroutes:\n  - {action: password_changed, method: POST, path: '/u/{id}/password'}\n  - {action: updated, method: POST, path: '/u/{id}/password'}\nwebhooks:\n  - {name: a, actions: [password_changed, login_failed, role_assigned, '*'], url: 'http://x/'}\nsinks:\n  - {name: s, kind: nats, url: 'nats://127.0.0.1:4222', subject: a.b, actions: [mfa_enrolled]}\n";
+        let snapshot = Snapshot::compile(parse(text), String::new(), None).expect("valid");
+        let shown: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert!(
+            shown[0].starts_with(
+                "routes[1]: never fires: routes[0] (POST /u/{id}/password -> password_changed)"
+            ),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1]
+                .starts_with("webhooks[0].actions[2]: no route or profile emits `role_assigned`"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[2].starts_with("sinks[0].actions[0]: no route or profile emits `mfa_enrolled`"),
+            "{shown:#?}"
+        );
+        let clean = Snapshot::compile(parse("upstream: http://127.0.0.1:8081\nprofiles: [scim]\nwebhooks:\n  - {name: a, actions: [created, deleted], url: 'http://x/'}\n"), String::new(), None).expect("valid");
+        assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+    }
 }

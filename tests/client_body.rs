@@ -266,3 +266,61 @@ async fn a_body_cut_short_of_its_content_length_is_the_clients_400() {
     .await;
     assert_eq!(iam.connections(), 0, "nothing reached the IAM");
 }
+
+#[tokio::test]
+async fn a_slow_streamed_upload_is_not_timed_as_the_iams() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config(&iam.url()), false).await;
+    // Chunked (unknown length): streamed through hyper's client as it arrives. Five chunks
+    // 200 ms apart take longer than timeouts.upstream (500ms); each pause is within
+    // client.body_timeout (300ms), so neither side timed out.
+    let answer = exchange(
+        &uh,
+        &[
+            b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\na\r\n",
+            b"1\r\nb\r\n",
+            b"1\r\nc\r\n",
+            b"1\r\nd\r\n",
+            b"1\r\ne\r\n0\r\n\r\n",
+        ],
+        Duration::from_millis(200),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+    let seen = iam.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(&seen[0].body[..], b"abcde");
+}
+
+#[tokio::test]
+async fn an_iam_silent_after_a_streamed_upload_is_still_the_iams_504() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        support::respond(200, "late")
+    })
+    .await;
+    let uh = Userhook::start(&config(&iam.url()), false).await;
+    let timeouts = r#"userhook_upstream_errors_total{kind="timeout"}"#;
+    let before = metric(&uh, timeouts).await;
+    let started = std::time::Instant::now();
+    let answer = exchange(
+        &uh,
+        &[b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "timed out at timeouts.upstream, not when the IAM answered"
+    );
+    eventually(WAIT, "the timeout counted as the IAM's", || async {
+        (metric(&uh, timeouts).await == before + 1.0).then_some(())
+    })
+    .await;
+}

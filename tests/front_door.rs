@@ -226,3 +226,90 @@ async fn an_http2_host_that_differs_from_authority_is_refused() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].headers["host"], "iam.example");
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout_not_the_header_timeout() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(
+        &client_config(
+            &iam.url(),
+            "  header_timeout: 200ms\n  idle_timeout: 1200ms\n",
+        ),
+        false,
+    )
+    .await;
+    let head_timeouts = r#"userhook_client_errors_total{kind="header_timeout"}"#;
+    let before = metric(&uh, head_timeouts).await;
+    let mut s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /users HTTP/1.1\r\nHost: iam\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(buf[..n].ends_with(b"ok"));
+    let idle_from = Instant::now();
+    // Idle well past header_timeout: the connection stays open until idle_timeout.
+    let rest = read_to_close(&mut s).await;
+    let idle = idle_from.elapsed();
+    assert!(rest.is_empty(), "closed without a response: {rest:?}");
+    assert!(
+        idle >= Duration::from_millis(1100) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    assert_eq!(
+        metric(&uh, head_timeouts).await,
+        before,
+        "an idle close is not a client error"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_when_idle() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(
+        &client_config(&iam.url(), "  header_timeout: 5s\n  idle_timeout: 300ms\n"),
+        false,
+    )
+    .await;
+    let mut s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let rest = read_to_close(&mut s).await;
+    let took = started.elapsed();
+    assert!(rest.is_empty());
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_response_is_never_cut_by_the_head_or_idle_timeout() {
+    let iam = FakeUpstream::start(|_| async {
+        // Longer than both client timeouts; within timeouts.upstream (30s default).
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        support::respond(200, "late")
+    })
+    .await;
+    let uh = Userhook::start(
+        &client_config(
+            &iam.url(),
+            "  header_timeout: 200ms\n  idle_timeout: 300ms\n",
+        ),
+        false,
+    )
+    .await;
+    let answer = raw_exchange(
+        uh.handle.proxy_addr,
+        b"GET /users HTTP/1.1\r\nHost: iam\r\n\r\n",
+        b"late",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("late"), "{text}");
+}

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::model::OneOrMany;
+use super::one_or_many::OneOrMany;
 
 /// The operator keys a condition map may hold, for error messages.
 pub const OPERATORS: &str = "equals, not, exists, contains, prefix, any";

@@ -17,6 +17,7 @@ pub mod env_values;
 pub mod error;
 pub mod interpolate;
 pub mod model;
+pub mod one_or_many;
 pub mod profile_spec;
 pub mod subscription;
 pub mod summary;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
+pub use super::one_or_many::OneOrMany;
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
@@ -130,7 +131,7 @@ pub struct RouteSpec {
     /// One action or a list (one event per action, in order): created | updated | deleted |
     /// login | logout | login_failed | any snake_case name (a custom action) | remember.
     /// Shown as written: one name as a string, several as a list.
-    #[serde(serialize_with = "one_or_list")]
+    #[serde(serialize_with = "super::one_or_many::one_or_list")]
     pub action: OneOrMany,
     /// HTTP method, e.g. `POST` (case-insensitive).
     pub method: String,
@@ -231,54 +232,6 @@ impl Default for IdentitySpec {
             session_ttl: defaults::session_ttl(),
             client_tokens: defaults::client_tokens(),
             jwks: None,
-        }
-    }
-}
-
-/// One value as a scalar, several as a list (`action: created`, `action: [created, login]`).
-fn one_or_list<S: serde::Serializer>(v: &OneOrMany, s: S) -> Result<S::Ok, S::Error> {
-    match v.0.as_slice() {
-        [one] => s.serialize_str(one),
-        many => many.serialize(s),
-    }
-}
-
-/// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
-/// Serialized as the list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(Scalar),
-            Many(Vec<Scalar>),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            S(String),
-            I(i64),
-            B(bool),
-            F(f64),
-        }
-        fn text(s: Scalar) -> String {
-            match s {
-                Scalar::S(s) => s,
-                Scalar::I(i) => i.to_string(),
-                Scalar::B(b) => b.to_string(),
-                Scalar::F(f) => f.to_string(),
-            }
-        }
-        match Raw::deserialize(d) {
-            Ok(Raw::One(s)) => Ok(OneOrMany(vec![text(s)])),
-            Ok(Raw::Many(v)) => Ok(OneOrMany(v.into_iter().map(text).collect())),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a string or a list of strings",
-            )),
         }
     }
 }
@@ -463,10 +416,14 @@ impl Default for TimeoutsSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
-    /// Time to receive a whole request head (HTTP/1), counted from when the connection
-    /// waits for it, so it also ends a keep-alive connection left idle.
+    /// Time to receive a whole request head, counted from its first byte; the connection is
+    /// closed past it.
     #[serde(default = "defaults::header_timeout")]
     pub header_timeout: Duration,
+    /// Time a connection may sit with no request and no byte (keep-alive between requests,
+    /// or never sending one) before it is closed.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
     /// Longest pause in a request body before the request is answered 408.
     #[serde(default = "defaults::body_timeout")]
     pub body_timeout: Duration,
@@ -485,6 +442,7 @@ impl Default for ClientSpec {
     fn default() -> Self {
         Self {
             header_timeout: defaults::header_timeout(),
+            idle_timeout: defaults::idle_timeout(),
             body_timeout: defaults::body_timeout(),
             max_header_bytes: defaults::max_header_bytes(),
             max_connections: defaults::max_connections(),
@@ -604,6 +562,9 @@ mod defaults {
     }
     pub(super) fn header_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub(super) fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
     }
     pub(super) fn body_timeout() -> Duration {
         Duration::from_secs(30)

@@ -119,6 +119,7 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
     let c = &file.client;
     for (key, value) in [
         ("client.header_timeout", c.header_timeout),
+        ("client.idle_timeout", c.idle_timeout),
         ("client.body_timeout", c.body_timeout),
     ] {
         if value.0.is_zero() {

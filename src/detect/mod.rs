@@ -210,8 +210,29 @@ impl RouteTable {
             Some(i) => &path[..i],
             None => path,
         };
-        let path = normalize::detection_path(path);
-        let path = path.as_ref();
+        self.classify_path(method, &normalize::detection_path(path))
+    }
+
+    /// True when `path` (unmatched by [`RouteTable::classify`]) would match a rule if its
+    /// encoded slashes (`%2F`) split segments: an IAM that decodes before routing would act on
+    /// a call userhook cannot see, so the proxy refuses it. Runs only for unmatched requests
+    /// whose path has a `%`; allocates only when it has an encoded slash.
+    pub fn dodges_by_encoded_slash(&self, method: &Method, path: &str) -> bool {
+        let path = match path.find('?') {
+            Some(i) => &path[..i],
+            None => path,
+        };
+        if !path.as_bytes().contains(&b'%') {
+            return false;
+        }
+        normalize::with_encoded_slashes_decoded(path).is_some_and(|decoded| {
+            self.classify_path(method, &normalize::detection_path(&decoded))
+                .is_some()
+        })
+    }
+
+    /// [`RouteTable::classify`] of a path already without its query and normalised.
+    fn classify_path(&self, method: &Method, path: &str) -> Option<RouteMatch> {
         let found = match self.router.at(path) {
             Ok(m) => m,
             Err(_) if path.len() > 1 && path.ends_with('/') => {

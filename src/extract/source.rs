@@ -204,7 +204,7 @@ impl FieldSource {
     /// The source's value before any transform.
     fn raw(&self, view: &View<'_>) -> Option<String> {
         match &self.source {
-            Source::Body(side, path) => view.json_text(*side, path),
+            Source::Body(side, path) => view.json_observed(*side, path).into_scalar(),
             Source::Form(name) => view.form_value(name),
             Source::Path(i) => view.path_param(*i),
             Source::Query(name) => view.query_value(name),
@@ -575,5 +575,96 @@ mod tests {
         assert_eq!(last_segment("plain"), Some("plain"));
         assert_eq!(last_segment("/"), None);
         assert_eq!(last_segment(""), None);
+    }
+
+    #[test]
+    fn constants_and_new_transforms() {
+        let s = parse("const.better-auth").expect("const");
+        assert_eq!(s.source, Source::Const("better-auth".into()));
+        assert_eq!(s.constant(), Some(Observed::One("better-auth".into())));
+        assert!(s.never_array() && s.always_present() && !s.yields_credential());
+        assert_eq!(
+            parse("const.x | default.y | lower")
+                .expect("ok")
+                .to_string(),
+            "const.x | default.y | lower"
+        );
+        assert!(parse("const.").expect_err("empty").contains("needs a name"));
+        assert!(parse("request.body.a | default.")
+            .expect_err("empty")
+            .contains("needs a name"));
+        let err = parse("request.body.a | upper").expect_err("unknown");
+        assert!(
+            err.contains("known transforms: last_segment, jwt.<claim>, lower, not, default.<text>, first, join"),
+            "{err}"
+        );
+        assert!(parse("nowhere.x")
+            .expect_err("unknown")
+            .contains("known sources: const.<text>, request.body"));
+        let t = |text: &str| parse(text).expect(text);
+        let many = |v: &[&str]| Observed::Many(v.iter().map(|s| (*s).to_owned()).collect());
+        let one = |v: &str| Observed::One(v.to_owned());
+        for (text, input, want) in [
+            ("request.body.b | not", one("true"), one("false")),
+            ("request.body.b | not", one("FALSE"), one("true")),
+            ("request.body.b | not", one("1"), one("false")),
+            ("request.body.b | not", one("0"), one("true")),
+            ("request.body.b | not", one("yes"), Observed::Absent),
+            (
+                "request.body.b | not",
+                many(&["true", "x", "0"]),
+                many(&["false", "true"]),
+            ),
+            ("request.body.b | not | not", one("1"), one("true")),
+            (
+                "request.body.b | default.anon",
+                Observed::Absent,
+                one("anon"),
+            ),
+            ("request.body.b | default.anon", one("bob"), one("bob")),
+            (
+                "request.body.b | default.anon",
+                Observed::Other,
+                Observed::Other,
+            ),
+            (
+                "request.body.b | not | default.true",
+                one("maybe"),
+                one("true"),
+            ),
+            ("request.body.b | first", many(&["a", "b"]), one("a")),
+            ("request.body.b | first", one("a"), one("a")),
+            ("request.body.b | first", Observed::Other, Observed::Absent),
+            ("request.body.b | join", many(&["a", "b"]), one("a, b")),
+            ("request.body.b | join", Observed::Absent, Observed::Absent),
+            (
+                "request.body.b | lower",
+                many(&["A", "B"]),
+                many(&["a", "b"]),
+            ),
+            (
+                "request.body.b | last_segment",
+                many(&["/u/1", "/"]),
+                many(&["1"]),
+            ),
+            (
+                "request.body.b | first | lower",
+                many(&["ADMIN", "x"]),
+                one("admin"),
+            ),
+        ] {
+            assert_eq!(
+                t(text).transform(input.clone()),
+                want,
+                "{text} on {input:?}"
+            );
+        }
+        assert!(t("request.body.b | first").never_array());
+        assert!(!t("request.body.b | lower").never_array());
+        assert!(!t("request.jwt.amr").never_array());
+        assert!(t("request.body.b | default.x | lower").always_present());
+        assert!(!t("request.body.b | default.x | not").always_present());
+        assert!(!t("request.body.b").always_present());
+        assert!(t("request.body.b | first | default.x").always_present());
     }
 }

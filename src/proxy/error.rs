@@ -102,6 +102,9 @@ impl ProxyError {
         match self {
             ProxyError::BadTarget(_) => "the request target cannot be forwarded",
             ProxyError::Refused(Refusal::Connect) => "CONNECT is not supported",
+            ProxyError::Refused(Refusal::EncodedSlash) => {
+                "the path's encoded slash (%2F) makes it ambiguous"
+            }
             ProxyError::Refused(_) => {
                 "the request has a missing, empty, repeated or conflicting Host"
             }

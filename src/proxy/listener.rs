@@ -11,14 +11,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use std::future::Future;
+
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use super::edge::{self, AcceptBackoff};
 use super::service::{ProxyService, ProxyShared};
 use super::tls::{ListenerTls, TlsListenError};
+use super::watch::{Activity, Clock, Verdict, WatchedIo};
+use crate::metrics::ClientFault;
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
 
@@ -120,17 +123,17 @@ pub async fn serve_proxy(
     mut signal: ShutdownSignal,
 ) {
     // The `client` limits are read once: a change needs a restart, like `listen`.
-    let (builder, max_connections, handshake_timeout) = {
+    let (builder, max_connections, handshake_timeout, clock) = {
         let snapshot = runtime.load();
         let client = &snapshot.file.client;
         (
             Arc::new(edge::builder(client)),
             client.max_connections,
             client.header_timeout.0,
+            Clock::new(client.header_timeout.0, client.idle_timeout.0),
         )
     };
     let mut backoff = AcceptBackoff::default();
-    let graceful = GracefulShutdown::new();
     // Connections are owned here so the ones still open when the grace period ends can be
     // closed for real (each holds the extractor's sender, which `stop` waits on).
     let mut connections = tokio::task::JoinSet::new();
@@ -159,56 +162,136 @@ pub async fn serve_proxy(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::default());
+        let (builder, signal) = (builder.clone(), signal.clone());
         if let Some(tls) = &tls {
             // The handshake runs on the connection's own task, within the head timeout.
-            let (acceptor, builder, watcher) =
-                (tls.acceptor(), builder.clone(), graceful.watcher());
-            let service =
-                ProxyService::with_proto(shared.clone(), remote, &crate::headers::PROTO_HTTPS);
+            let acceptor = tls.acceptor();
+            let service = ProxyService::new(
+                shared.clone(),
+                remote,
+                &crate::headers::PROTO_HTTPS,
+                activity.clone(),
+            );
             connections.spawn(async move {
                 let _admitted = admitted;
                 let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
                 let stream = match handshake.await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        crate::metrics::client_error(ClientFault::TlsHandshake);
+                        edge::log_client_fault(ClientFault::TlsHandshake, &e);
                         return;
                     }
                     Err(_) => {
-                        crate::metrics::client_error(crate::metrics::ClientFault::HeaderTimeout);
+                        crate::metrics::client_error(ClientFault::HeaderTimeout);
                         return;
                     }
                 };
-                let service = TowerToHyperService::new(service);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                ended(watcher.watch(conn.into_owned()).await, remote);
+                let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+                let conn =
+                    builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+                drive(conn, &activity, clock, signal, remote).await;
             });
             continue;
         }
-        let service = TowerToHyperService::new(ProxyService::new(shared.clone(), remote));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let service = ProxyService::new(
+            shared.clone(),
+            remote,
+            &crate::headers::PROTO_HTTP,
+            activity.clone(),
+        );
         connections.spawn(async move {
             let _admitted = admitted;
-            ended(conn.await, remote);
+            let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+            let conn =
+                builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+            drive(conn, &activity, clock, signal, remote).await;
         });
     }
     drop(listener);
     let grace = runtime.load().file.timeouts.shutdown_grace.0;
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all client connections drained"),
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!(
-                grace = %humantime::format_duration(grace),
-                open = connections.len(),
-                "grace period over; closing remaining connections"
-            );
-            connections.abort_all();
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_ok() {
+        tracing::info!("all client connections drained");
+        return;
+    }
+    tracing::warn!(
+        grace = %humantime::format_duration(grace),
+        open = connections.len(),
+        "grace period over; closing remaining connections"
+    );
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection to its end: its clock closes it when a head is too slow (counted
+/// as the client's) or it sat idle too long, and shutdown closes it gracefully (after the
+/// request in flight, if any).
+async fn drive<C>(
+    conn: C,
+    activity: &Activity,
+    clock: Clock,
+    mut signal: ShutdownSignal,
+    remote: SocketAddr,
+) where
+    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + GracefulConnection,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut ticks = tokio::time::interval(clock.tick());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.reset();
+    // Once closing (shutdown, idle, or a slow head), a connection still open a tick later is
+    // dropped: a client may not hold it open by never finishing its head.
+    let mut closing = false;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                ended(result, remote);
+                return;
+            }
+            _ = signal.recv(), if !stopping => {
+                stopping = true;
+                conn.as_mut().shut_down_gracefully();
+            }
+            _ = ticks.tick() => match clock.judge(activity) {
+                Verdict::Fine => {}
+                _ if closing => return,
+                Verdict::HeadTimeout => {
+                    crate::metrics::client_error(ClientFault::HeaderTimeout);
+                    edge::log_client_fault(ClientFault::HeaderTimeout, &"the request head did not arrive in time");
+                    closing = true;
+                    conn.as_mut().shut_down_gracefully();
+                }
+                Verdict::Idle => {
+                    closing = true;
+                    conn.as_mut().shut_down_gracefully();
+                }
+            },
         }
     }
-    while connections.join_next().await.is_some() {}
+}
+
+/// hyper's connections, HTTP/1 and HTTP/2 alike, can be asked to finish gracefully.
+trait GracefulConnection {
+    /// Finish the request in flight, if any, then close (HTTP/2: `GOAWAY`).
+    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> GracefulConnection
+    for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: http_body::Body + Send + 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 /// Counts and logs how a client connection ended: the client's faults (a slow or large

@@ -6,6 +6,8 @@
 //! unless the body is actually waited for. Never: look at, hold back or change a byte.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -47,6 +49,51 @@ pub struct UpstreamBody {
     /// costs a timer); reset when a frame arrived since.
     stall: Option<Pin<Box<Sleep>>>,
     progressed: bool,
+    /// Set when the upload is streamed to the IAM: when it last moved, and whether it ended,
+    /// so the IAM's time starts when the client is done (see [`UploadProgress`]).
+    progress: Option<Arc<UploadProgress>>,
+}
+
+/// How far a streamed upload has got, shared by the body and the IAM's deadline: the IAM is
+/// timed from the upload's end, or from the last byte it took while it still takes them, never
+/// for the time the client spends sending.
+#[derive(Debug)]
+pub struct UploadProgress {
+    start: Instant,
+    /// Nanoseconds after `start` of the last frame (or the end) the IAM's connection took.
+    moved: AtomicU64,
+}
+
+impl UploadProgress {
+    fn new() -> Self {
+        UploadProgress {
+            start: Instant::now(),
+            moved: AtomicU64::new(0),
+        }
+    }
+
+    fn moved_now(&self) {
+        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.moved.store(nanos, Ordering::Relaxed);
+    }
+
+    /// When the IAM's time, `timeout` long, runs out if nothing moves before then.
+    fn deadline(&self, timeout: Duration) -> Instant {
+        self.start + Duration::from_nanos(self.moved.load(Ordering::Relaxed)) + timeout
+    }
+
+    /// Resolves once the IAM has had `timeout` since the upload's last progress or its end
+    /// without answering; while the client still sends (slowly, within its own
+    /// `client.body_timeout`) and the IAM keeps taking the bytes, the deadline moves on.
+    pub async fn expired(&self, timeout: Duration) {
+        loop {
+            let deadline = self.deadline(timeout);
+            tokio::time::sleep_until(deadline).await;
+            if self.deadline(timeout) <= deadline {
+                return;
+            }
+        }
+    }
 }
 
 impl UpstreamBody {
@@ -67,7 +114,16 @@ impl UpstreamBody {
             stall_limit,
             stall: None,
             progressed: false,
+            progress: None,
         }
+    }
+
+    /// Starts recording the upload's progress for the IAM's deadline; called only for a body
+    /// that streams to the IAM (large or of unknown length), so small bodies pay nothing.
+    pub fn track_progress(&mut self) -> Arc<UploadProgress> {
+        let progress = Arc::new(UploadProgress::new());
+        self.progress = Some(progress.clone());
+        progress
     }
 
     /// `Pending` from the source: arms or re-arms the stall timer and polls it.
@@ -108,10 +164,18 @@ impl Body for UpstreamBody {
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.progressed = true;
+                if let Some(progress) = &this.progress {
+                    progress.moved_now();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ClientBodyError::Read(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(progress) = &this.progress {
+                    progress.moved_now();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => this.poll_stall(cx).map(|e| Some(Err(e))),
         }
     }

@@ -156,18 +156,24 @@ impl Extractor {
     }
 
     /// The events this exchange means (one per action of the rule that fired, in order),
-    /// trusting no client-presented token's signature (see [`Extractor::process_into`]).
+    /// trusting no client-presented token's signature (see [`Extractor::process_verified_into`]).
     pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Vec<UserEvent> {
         let mut events = Vec::new();
-        self.process_into(snapshot, ex, &VerifiedTokens::default(), &mut events);
+        self.process_into(snapshot, ex, &mut events);
         events
+    }
+
+    /// [`Extractor::process`] appending to `out` (reused by the caller), trusting no
+    /// client-presented token's signature.
+    pub fn process_into(&self, snapshot: &Snapshot, ex: &Exchange, out: &mut Vec<UserEvent>) {
+        self.process_verified_into(snapshot, ex, &VerifiedTokens::default(), out);
     }
 
     /// Appends to `out` the events this exchange means, if its outcome matches a rule of
     /// `snapshot` (the config that served the request): one per action of the rule, in order.
     /// `verified` are the client tokens whose signatures checked out
     /// ([`Extractor::verify_tokens`]). The extractor loop reuses one `out` buffer.
-    pub fn process_into(
+    pub fn process_verified_into(
         &self,
         snapshot: &Snapshot,
         ex: &Exchange,
@@ -404,7 +410,7 @@ pub async fn run(
     {
         let mut durable = exchange.durable.take();
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
-        extractor.process_into(&snapshot, &exchange, &verified, &mut batch);
+        extractor.process_verified_into(&snapshot, &exchange, &verified, &mut batch);
         let last = batch.len();
         for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(

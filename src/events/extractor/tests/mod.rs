@@ -140,4 +140,5 @@ fn user(pairs: &[(&str, &str)]) -> UserFields {
 mod identity;
 mod keycloak;
 mod profiles;
+mod rules;
 mod sources;
