@@ -41,6 +41,10 @@ pub const EVENTS: &str = "userhook_events_total";
 /// Events whose user could not be named (`attribution: none`), by `action`: the IAM
 /// confirmed the call, nobody owned the credential it carried.
 pub const EVENTS_UNATTRIBUTED: &str = "userhook_events_unattributed_total";
+/// Users in the identity cache now.
+pub const IDENTITY_USERS: &str = "userhook_identity_users";
+/// Credentials in the session index now.
+pub const IDENTITY_SESSIONS: &str = "userhook_identity_sessions";
 /// Signing-key sets (JWKS) fetched from the IAM, by `result`: ok, failed.
 pub const JWKS_FETCHES: &str = "userhook_jwks_fetches_total";
 /// Events or deliveries lost before reaching the spool, by `reason`; must stay 0.
@@ -207,6 +211,11 @@ fn describe_all() {
     describe_counter!(
         EVENTS_UNATTRIBUTED,
         "User events whose user could not be named (attribution none), by action."
+    );
+    describe_gauge!(IDENTITY_USERS, "Users in the identity cache now.");
+    describe_gauge!(
+        IDENTITY_SESSIONS,
+        "Credentials (keyed hashes) in the session index now."
     );
     describe_counter!(
         JWKS_FETCHES,
@@ -457,6 +466,13 @@ pub fn event_detected(action: &Action) {
 pub fn event_unattributed(action: &Action) {
     install();
     counter!(EVENTS_UNATTRIBUTED, "action" => action.as_str().to_owned()).increment(1);
+}
+
+/// Sets the identity gauges: users cached, credentials indexed.
+pub fn identity_size(users: usize, sessions: usize) {
+    install();
+    gauge!(IDENTITY_USERS).set(users as f64);
+    gauge!(IDENTITY_SESSIONS).set(sessions as f64);
 }
 
 /// Counts a JWKS fetch; `ok` false when it failed or the document was unusable.

@@ -381,6 +381,14 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
         )
     );
 
+    // Restored from the file: both users, and bob's token (alice's cookie just ended).
+    eventually(Duration::from_secs(5), "the identity gauges", || async {
+        let users = metric(bin.admin_addr, "userhook_identity_users ").await;
+        let sessions = metric(bin.admin_addr, "userhook_identity_sessions ").await;
+        (users == Some(2.0) && sessions == Some(1.0)).then_some(())
+    })
+    .await;
+
     // Keystone logout: DELETE with the token to revoke in X-Subject-Token.
     let revoke = [
         ("x-auth-token", subject.as_str()),
@@ -475,4 +483,45 @@ async fn cookie_and_opaque_token_users_are_named_across_a_sigkill_restart() {
             assert!(!contains(bytes, canary), "{canary} in {p}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_sigterm_right_after_login_keeps_the_session() {
+    let up = iam().await;
+    let rx = WebhookReceiver::fixed(200, "ok").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    std::fs::write(&path, config(&up.url(), &rx.url("/hook"))).expect("write config");
+    let mut bin = Binary::start(&path).await;
+    let base = format!("http://{}", bin.proxy_addr);
+    let sign_up = json!({"email": "alice@example.com", "password": CANARY, "name": "Alice"});
+    let reply = call(&base, "POST", SIGN_UP, JSON, sign_up.to_string()).await;
+    let cookie = reply.headers["set-cookie"].to_str().expect("text");
+    let cookie = cookie.split(';').next().expect("pair").to_owned();
+    webhook(&rx, 1).await;
+    // No wait for the periodic flush: SIGTERM writes what was learned before it exits.
+    bin.signal("TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(30), bin.child.wait())
+        .await
+        .expect("exits within the grace")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0), "{}", bin.log_text());
+    let bin = Binary::start(&path).await;
+    let base = format!("http://{}", bin.proxy_addr);
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
+    call(&base, "POST", SIGN_OUT, &with_cookie, "{}").await;
+    assert_eq!(
+        webhook(&rx, 2).await,
+        hook(
+            "user.logout",
+            ALICE,
+            "Alice",
+            "alice@example.com",
+            "session",
+            ""
+        )
+    );
 }

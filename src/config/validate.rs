@@ -261,6 +261,50 @@ mod tests {
     }
 
     #[test]
+    fn identity() {
+        one(
+            problems("identity: {client_tokens: trust-me}\n"),
+            "identity.client_tokens",
+            "expected verify, unverified or ignore",
+        );
+        let short = problems("identity: {secret: abc}\n");
+        one(
+            short.clone(),
+            "identity.secret",
+            "is 3 bytes; expected at least 16",
+        );
+        assert!(
+            !short[0].contains("abc"),
+            "the secret is never echoed: {short:?}"
+        );
+        one(
+            problems("identity: {max_users: 0}\n"),
+            "identity.max_users",
+            "at least 1",
+        );
+        one(
+            problems("identity: {session_ttl: 0s}\n"),
+            "identity.session_ttl",
+            "more than 0s",
+        );
+        one(
+            problems("identity: {path: ' '}\n"),
+            "identity.path",
+            "is empty",
+        );
+        one(
+            problems("identity: {jwks: certs}\n"),
+            "identity.jwks",
+            "starting with `/`",
+        );
+        assert!(problems(
+            "identity: {secret: 0123456789abcdef, client_tokens: unverified, max_sessions: 0, \
+             jwks: 'https://idp/certs', session_ttl: 1h, max_users: 5}\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
     fn delivery() {
         one(
             problems("delivery: {concurrency: 0}\n"),

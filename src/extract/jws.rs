@@ -272,6 +272,12 @@ impl<'a> Parts<'a> {
     }
 }
 
+/// True when `token` is a JWS signed with an algorithm userhook checks (so fetching keys for
+/// it can help): an HMAC-signed token (Keycloak's refresh tokens) or garbage is not.
+pub fn checkable(token: &str) -> bool {
+    Parts::split(token).is_some()
+}
+
 /// The key id a token's header names, if it is a JWS userhook could check.
 pub fn kid(token: &str) -> Option<String> {
     Parts::split(token)?.kid
@@ -353,6 +359,7 @@ pub(crate) mod tests {
         assert_eq!(set.verifies(&none), Verdict::Invalid);
         let hs = signed("HS256", "ec-1", &claims, |_| vec![1; 32]);
         assert_eq!(set.verifies(&hs), Verdict::Invalid);
+        assert!(!checkable(&hs) && !checkable(&none) && checkable(&t_ec) && checkable(&t_ed));
         // An ES256 token does not verify against the Ed25519 key even without a kid.
         for garbage in ["", "a.b", "a.b.c", "....", "\u{1F600}.x.y"] {
             assert_eq!(set.verifies(garbage), Verdict::Invalid, "{garbage:?}");

@@ -500,6 +500,61 @@ mod tests {
     }
 
     #[test]
+    fn cookie_and_bearer_sources() {
+        assert_eq!(
+            parse("request.cookie.better-auth.session_token")
+                .expect("ok")
+                .source,
+            Source::Cookie(Side::Request, "better-auth.session_token".into())
+        );
+        assert_eq!(
+            parse("response.cookie.sid").expect("ok").source,
+            Source::Cookie(Side::Response, "sid".into())
+        );
+        assert_eq!(parse("request.bearer").expect("ok").source, Source::Bearer);
+        for bad in ["response.bearer", "request.cookie.", "request.bearer.x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for cred in [
+            "request.cookie.theme",
+            "response.cookie.sid",
+            "request.bearer",
+        ] {
+            assert!(parse(cred).expect(cred).yields_credential(), "{cred}");
+        }
+    }
+
+    #[test]
+    fn client_presented_tokens_are_told_apart() {
+        for client in [
+            "request.jwt.sub",
+            "request.form.refresh_token | jwt.sub",
+            "query.id_token_hint | jwt.email",
+            "request.bearer | jwt.sub",
+            "request.cookie.id | jwt.sub",
+            "request.header.x-token | lower | jwt.sub",
+        ] {
+            assert!(
+                parse(client).expect(client).reads_client_token(),
+                "{client}"
+            );
+        }
+        for issued in [
+            "response.body.access_token | jwt.sub",
+            "response.header.x-token | jwt.sub",
+            "response.cookie.id | jwt.sub",
+            "request.body.username",
+            "request.bearer",
+            "path.id",
+        ] {
+            assert!(
+                !parse(issued).expect(issued).reads_client_token(),
+                "{issued}"
+            );
+        }
+    }
+
+    #[test]
     fn credentials_are_recognised() {
         for cred in [
             "request.body.password",

@@ -83,6 +83,9 @@ impl Jwks {
     /// True when `token` is signed by a key of the set at `url` (fetched trusting the system
     /// roots and `ca_file`).
     pub async fn verify(&self, url: &str, ca_file: Option<&str>, token: &str) -> bool {
+        if !crate::extract::jws::checkable(token) {
+            return false; // no key can help: never fetch for it
+        }
         let now = Instant::now();
         let since = |at: Instant| now.duration_since(at);
         let set = match self.cached(url) {
@@ -250,8 +253,12 @@ mod tests {
         // Port 9 on loopback: nothing listens.
         let url = "http://127.0.0.1:9/certs";
         assert!(!jwks.verify(url, None, "a.b.c").await);
+        assert!(jwks.cached(url).is_none(), "garbage is never worth a fetch");
+        let claims = serde_json::json!({"sub": "x"});
+        let t = crate::extract::jws::tests::signed("RS256", "k", &claims, |_| vec![1; 256]);
+        assert!(!jwks.verify(url, None, &t).await);
         let first = jwks.cached(url).expect("the failure is remembered").1;
-        assert!(!jwks.verify(url, None, "a.b.c").await);
+        assert!(!jwks.verify(url, None, &t).await);
         assert_eq!(
             jwks.cached(url).expect("cached").1,
             first,

@@ -26,6 +26,8 @@ use users::UserCache;
 
 /// How often changes are written to the identity file (what a SIGKILL can lose at most).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// How often expired sessions are swept out (lookups drop an expired entry they meet anyway).
+pub const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// The file name of the identity store inside `delivery.spool_dir` when `identity.path` is
 /// not given.
@@ -147,7 +149,6 @@ impl Identity {
             let _ = (self.users.take_dirty(), self.sessions.take_dirty());
             return Ok(());
         };
-        self.sessions.purge_expired(unix_now());
         let users = self.users.take_dirty();
         let sessions = self.sessions.take_dirty();
         store.apply(&users, &sessions).inspect_err(|_| {
@@ -157,25 +158,38 @@ impl Identity {
         })
     }
 
+    /// True when something changed since the last flush.
+    pub fn has_changes(&self) -> bool {
+        self.users.has_dirty() || self.sessions.has_dirty()
+    }
+
     /// The identity file, when there is one.
     pub fn store_path(&self) -> Option<&Path> {
         self.store.as_ref().map(Store::path)
     }
 }
 
-/// Flushes identity changes every [`FLUSH_EVERY`] until shutdown; the last flush is the
-/// caller's ([`Identity::flush`] after the extractor stopped).
+/// Flushes identity changes every [`FLUSH_EVERY`] (sweeping expired sessions every
+/// [`PURGE_EVERY`], updating the size gauges) until shutdown; the last flush is the caller's
+/// ([`Identity::flush`] after the extractor stopped).
 pub async fn run_flusher(identity: Arc<Identity>, mut signal: ShutdownSignal) {
-    if identity.store.is_none() {
-        return;
-    }
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut purged = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = signal.recv() => return,
+        }
+        if purged.elapsed() >= PURGE_EVERY {
+            purged = tokio::time::Instant::now();
+            identity.sessions.purge_expired(unix_now());
+        }
+        crate::metrics::identity_size(identity.users.len(), identity.sessions.len());
+        // An idle instance (or one without a file) costs nothing: no thread, no transaction.
+        if identity.store.is_none() || !identity.has_changes() {
+            continue;
         }
         let id = identity.clone();
         let result = tokio::task::spawn_blocking(move || id.flush()).await;

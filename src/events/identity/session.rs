@@ -231,6 +231,11 @@ impl SessionIndex {
         expired.len()
     }
 
+    /// True when changes wait for the store.
+    pub fn has_dirty(&self) -> bool {
+        !self.lock().dirty.is_empty()
+    }
+
     /// The changes since the last call: each changed hash with its entry now (`None`: gone).
     pub fn take_dirty(&self) -> Vec<(CredentialHash, Option<Session>)> {
         let mut guard = self.lock();

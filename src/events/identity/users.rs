@@ -163,20 +163,31 @@ impl UserCache {
     /// Adds the cached fields the event lacks (the event's own values win). Without an `ID`,
     /// the user is looked up by `Email`, then `Name`; found, the event gets the ID too.
     pub fn fill(&self, fields: &mut UserFields) {
-        let known = {
-            let mut guard = self.lock();
-            let inner = &mut *guard;
-            let id = match fields.get(ID) {
-                Some(id) => Some(id.clone()),
-                None => SECONDARY.iter().find_map(|key| {
-                    let v = fields.get(*key)?;
-                    inner.by_key.get(&(*key, v.clone())).cloned()
-                }),
-            };
-            id.and_then(|id| inner.lru.as_mut().and_then(|lru| lru.get(&id).cloned()))
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if !fields.contains_key(ID) {
+            let found = SECONDARY.iter().find_map(|key| {
+                let v = fields.get(*key)?;
+                inner.by_key.get(&(*key, v.clone())).cloned()
+            });
+            match found {
+                Some(id) => {
+                    fields.insert(ID.to_owned(), id);
+                }
+                None => return,
+            }
+        }
+        let Some(lru) = inner.lru.as_mut() else {
+            return;
         };
-        for (k, v) in known.into_iter().flatten() {
-            fields.entry(k).or_insert(v);
+        let Some(known) = fields.get(ID).and_then(|id| lru.get(id.as_str())) else {
+            return;
+        };
+        // Only what the event lacks is copied: an event that names everything costs nothing.
+        for (k, v) in known {
+            if !fields.contains_key(k) {
+                fields.insert(k.clone(), v.clone());
+            }
         }
     }
 
@@ -202,6 +213,11 @@ impl UserCache {
             .lru
             .as_mut()
             .and_then(|lru| lru.peek(id).cloned())
+    }
+
+    /// True when changes wait for the store.
+    pub fn has_dirty(&self) -> bool {
+        !self.lock().dirty.is_empty()
     }
 
     /// The changes since the last call: each changed ID with its fields now (`None`: gone).
