@@ -390,17 +390,23 @@ pub enum ClientFault {
     /// The TLS handshake on the `tls:` listener failed (a plain-HTTP client, no shared
     /// protocol version or cipher, a certificate the client refused).
     TlsHandshake,
+    /// An HTTP/2 client sent SETTINGS and PING frames past the flood limit: closed.
+    ControlFlood,
+    /// The request body was larger than `client.max_body_bytes`: 413.
+    BodyTooLarge,
 }
 
 impl ClientFault {
     /// Every kind, for pre-registering the series at 0.
-    pub const ALL: [ClientFault; 6] = [
+    pub const ALL: [ClientFault; 8] = [
         ClientFault::HeaderTimeout,
         ClientFault::HeadTooLarge,
         ClientFault::BodyTimeout,
         ClientFault::BadBody,
         ClientFault::BadRequest,
         ClientFault::TlsHandshake,
+        ClientFault::ControlFlood,
+        ClientFault::BodyTooLarge,
     ];
 
     /// The label value.
@@ -412,6 +418,8 @@ impl ClientFault {
             ClientFault::BadBody => "bad_body",
             ClientFault::BadRequest => "bad_request",
             ClientFault::TlsHandshake => "tls_handshake",
+            ClientFault::ControlFlood => "h2_control_flood",
+            ClientFault::BodyTooLarge => "body_too_large",
         }
     }
 }

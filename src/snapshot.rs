@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub upstream_timeout: Duration,
     /// Longest pause allowed in a client's request body (`client.body_timeout`).
     pub body_timeout: Duration,
+    /// Largest request body forwarded (`client.max_body_bytes`).
+    pub max_body_bytes: u64,
     /// The compiled route rules.
     pub routes: RouteTable,
     /// `delivery.guarantee: strict`: hold the end of matched responses until their event is
@@ -183,6 +185,7 @@ impl Snapshot {
                 capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
                 upstream_timeout: file.timeouts.upstream.0,
                 body_timeout: file.client.body_timeout.0,
+                max_body_bytes: file.client.max_body_bytes.0,
                 routes,
                 webhooks: Arc::new(webhooks),
                 sinks: Arc::new(sinks),

@@ -324,3 +324,81 @@ async fn an_iam_silent_after_a_streamed_upload_is_still_the_iams_504() {
     })
     .await;
 }
+
+const TOO_LARGE: &str = r#"userhook_client_errors_total{kind="body_too_large"}"#;
+
+fn limited_config(upstream: &str) -> String {
+    format!("{}  max_body_bytes: 64KiB\n", config(upstream))
+}
+
+#[tokio::test]
+async fn a_content_length_over_max_body_bytes_is_413_before_the_iam_is_asked() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let before = metric(&uh, TOO_LARGE).await;
+    let answer = exchange(
+        &uh,
+        &[b"POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: 65537\r\n\r\nabc"],
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            r#"{"error":"request_too_large","message":"the request body is larger than this proxy accepts"}"#
+        ),
+        "{answer}"
+    );
+    assert_eq!(iam.connections(), 0, "the IAM was never asked");
+    eventually(WAIT, "counted as the client's", || async {
+        (metric(&uh, TOO_LARGE).await == before + 1.0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_absurd_chunk_size_is_cut_at_max_body_bytes() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let (before, upstream_before) = (metric(&uh, TOO_LARGE).await, upstream_errors(&uh).await);
+    // A chunk of 2^64-1 bytes, then 80 KiB of it: past the 64 KiB limit.
+    let head: &[u8] =
+        b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n";
+    let data = vec![b'x'; 80 * 1024];
+    let answer = exchange(&uh, &[head, &data], Duration::ZERO).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{answer}"
+    );
+    eventually(WAIT, "counted as the client's", || async {
+        (metric(&uh, TOO_LARGE).await == before + 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(upstream_errors(&uh).await, upstream_before);
+    // The body streams, so the IAM may have seen its start: the upload is aborted, never
+    // ended (the fake records a body that failed to arrive whole as empty).
+    assert!(
+        iam.requests().iter().all(|r| r.body.is_empty()),
+        "the IAM got no whole request"
+    );
+}
+
+#[tokio::test]
+async fn a_body_at_max_body_bytes_passes() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let body = vec![b'y'; 64 * 1024];
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let answer = exchange(&uh, &[head.as_bytes(), &body], Duration::ZERO).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(iam.requests()[0].body.len(), 64 * 1024);
+}

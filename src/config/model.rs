@@ -427,6 +427,10 @@ pub struct ClientSpec {
     /// Longest pause in a request body before the request is answered 408.
     #[serde(default = "defaults::body_timeout")]
     pub body_timeout: Duration,
+    /// Largest request body forwarded: a larger `Content-Length` is answered 413 before the
+    /// IAM is asked, a body that grows past it (chunked) is cut off.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: ByteSize,
     /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: ByteSize,
@@ -444,6 +448,7 @@ impl Default for ClientSpec {
             header_timeout: defaults::header_timeout(),
             idle_timeout: defaults::idle_timeout(),
             body_timeout: defaults::body_timeout(),
+            max_body_bytes: defaults::max_body_bytes(),
             max_header_bytes: defaults::max_header_bytes(),
             max_connections: defaults::max_connections(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
@@ -568,6 +573,9 @@ mod defaults {
     }
     pub(super) fn body_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub(super) fn max_body_bytes() -> ByteSize {
+        ByteSize(64 * 1024 * 1024)
     }
     pub(super) fn max_header_bytes() -> ByteSize {
         ByteSize(16 * 1024)

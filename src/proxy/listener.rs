@@ -11,9 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use std::future::Future;
-
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
@@ -134,6 +133,7 @@ pub async fn serve_proxy(
         )
     };
     let mut backoff = AcceptBackoff::default();
+    let graceful = GracefulShutdown::new();
     // Connections are owned here so the ones still open when the grace period ends can be
     // closed for real (each holds the extractor's sender, which `stop` waits on).
     let mut connections = tokio::task::JoinSet::new();
@@ -163,16 +163,17 @@ pub async fn serve_proxy(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
-        let (builder, signal) = (builder.clone(), signal.clone());
-        if let Some(tls) = &tls {
+        let served = if let Some(tls) = &tls {
             // The handshake runs on the connection's own task, within the head timeout.
-            let acceptor = tls.acceptor();
+            let (acceptor, builder, watcher) =
+                (tls.acceptor(), builder.clone(), graceful.watcher());
             let service = ProxyService::new(
                 shared.clone(),
                 remote,
                 &crate::headers::PROTO_HTTPS,
                 activity.clone(),
             );
+            let activity = activity.clone();
             connections.spawn(async move {
                 let _admitted = admitted;
                 let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
@@ -188,109 +189,79 @@ pub async fn serve_proxy(
                         return;
                     }
                 };
-                let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+                let io = TokioIo::new(WatchedIo::new(stream, activity));
                 let conn =
                     builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
-                drive(conn, &activity, clock, signal, remote).await;
-            });
-            continue;
-        }
-        let service = ProxyService::new(
-            shared.clone(),
-            remote,
-            &crate::headers::PROTO_HTTP,
-            activity.clone(),
-        );
-        connections.spawn(async move {
-            let _admitted = admitted;
+                ended(watcher.watch(conn.into_owned()).await, remote);
+            })
+        } else {
+            let service = ProxyService::new(
+                shared.clone(),
+                remote,
+                &crate::headers::PROTO_HTTP,
+                activity.clone(),
+            );
             let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
-            let conn =
-                builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
-            drive(conn, &activity, clock, signal, remote).await;
-        });
+            let conn = builder
+                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                .into_owned();
+            let conn = graceful.watch(conn);
+            connections.spawn(async move {
+                let _admitted = admitted;
+                ended(conn.await, remote);
+            })
+        };
+        // The clock runs beside the connection, never inside it: a connection's own polls
+        // pay nothing for it.
+        tokio::spawn(watch(served, activity, clock));
     }
     drop(listener);
     let grace = runtime.load().file.timeouts.shutdown_grace.0;
-    let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, drained).await.is_ok() {
-        tracing::info!("all client connections drained");
-        return;
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all client connections drained"),
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                grace = %humantime::format_duration(grace),
+                open = connections.len(),
+                "grace period over; closing remaining connections"
+            );
+            connections.abort_all();
+        }
     }
-    tracing::warn!(
-        grace = %humantime::format_duration(grace),
-        open = connections.len(),
-        "grace period over; closing remaining connections"
-    );
-    connections.abort_all();
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection to its end: its clock closes it when a head is too slow (counted
-/// as the client's) or it sat idle too long, and shutdown closes it gracefully (after the
-/// request in flight, if any).
-async fn drive<C>(
-    conn: C,
-    activity: &Activity,
-    clock: Clock,
-    mut signal: ShutdownSignal,
-    remote: SocketAddr,
-) where
-    C: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + GracefulConnection,
-{
-    let mut conn = std::pin::pin!(conn);
+/// One connection's clock: ticks until the connection has ended, and closes it (drops its
+/// task) when a head is too slow (counted as the client's), HTTP/2 control frames flood in
+/// (counted), or it sat idle too long (not a fault).
+async fn watch(connection: tokio::task::AbortHandle, activity: Arc<Activity>, clock: Clock) {
     let mut ticks = tokio::time::interval(clock.tick());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.reset();
-    // Once closing (shutdown, idle, or a slow head), a connection still open a tick later is
-    // dropped: a client may not hold it open by never finishing its head.
-    let mut closing = false;
-    let mut stopping = false;
+    let mut control_frames = 0;
     loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                ended(result, remote);
-                return;
-            }
-            _ = signal.recv(), if !stopping => {
-                stopping = true;
-                conn.as_mut().shut_down_gracefully();
-            }
-            _ = ticks.tick() => match clock.judge(activity) {
-                Verdict::Fine => {}
-                _ if closing => return,
-                Verdict::HeadTimeout => {
-                    crate::metrics::client_error(ClientFault::HeaderTimeout);
-                    edge::log_client_fault(ClientFault::HeaderTimeout, &"the request head did not arrive in time");
-                    closing = true;
-                    conn.as_mut().shut_down_gracefully();
-                }
-                Verdict::Idle => {
-                    closing = true;
-                    conn.as_mut().shut_down_gracefully();
-                }
-            },
+        ticks.tick().await;
+        if connection.is_finished() {
+            return;
         }
-    }
-}
-
-/// hyper's connections, HTTP/1 and HTTP/2 alike, can be asked to finish gracefully.
-trait GracefulConnection {
-    /// Finish the request in flight, if any, then close (HTTP/2: `GOAWAY`).
-    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>);
-}
-
-impl<I, S, E> GracefulConnection
-    for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::ResBody: http_body::Body + Send + 'static,
-    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
-{
-    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
+        let fault = match clock.judge(&activity, &mut control_frames) {
+            Verdict::Fine => continue,
+            Verdict::Idle => None,
+            Verdict::HeadTimeout => Some((
+                ClientFault::HeaderTimeout,
+                "the request head did not arrive in time",
+            )),
+            Verdict::ControlFlood => Some((
+                ClientFault::ControlFlood,
+                "too many HTTP/2 SETTINGS and PING frames",
+            )),
+        };
+        if let Some((fault, detail)) = fault {
+            crate::metrics::client_error(fault);
+            edge::log_client_fault(fault, &detail);
+        }
+        connection.abort();
+        return;
     }
 }
 

@@ -45,7 +45,7 @@ use super::body::ClientBody;
 use super::edge::{self, ConnectionCount};
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
-use super::watch::{Activity, WatchedBody};
+use super::watch::{Activity, InFlight, WatchedBody};
 use crate::capture::{RequestCaptureSlot, RequestTap};
 use crate::detect::RouteMatch;
 use crate::events::handoff::HandoffSender;
@@ -112,11 +112,14 @@ impl tower::Service<Request<Incoming>> for ProxyService {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
         let in_flight = self.activity.request();
-        let forwarded = forward(runtime, sink, self.client_ip.clone(), self.proto, req);
-        Box::pin(async move {
-            let resp = forwarded.await?;
-            Ok(resp.map(|body| WatchedBody::new(body, Some(in_flight))))
-        })
+        Box::pin(forward(
+            runtime,
+            sink,
+            self.client_ip.clone(),
+            self.proto,
+            req,
+            in_flight,
+        ))
     }
 }
 
@@ -128,14 +131,15 @@ async fn forward(
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     req: Request<Incoming>,
-) -> Result<Response<ClientBody>, Infallible> {
+    in_flight: InFlight,
+) -> Result<Response<WatchedBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
     let resp = phases(&rt, route, sink, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
-    Ok(resp)
+    Ok(resp.map(|body| WatchedBody::new(body, in_flight)))
 }
 
 /// The phases in order, for a request `route` says is matched or not; returns the IAM's
@@ -163,6 +167,9 @@ async fn phases(
             .dodges_by_encoded_slash(&parts.method, parts.uri.path())
     {
         return ProxyError::Refused(edge::Refusal::EncodedSlash).respond(parts.uri.path());
+    }
+    if let Some(length) = body.size_hint().exact().filter(|n| *n > rt.max_body_bytes) {
+        return ProxyError::TooLarge(length).respond(parts.uri.path());
     }
 
     // 1. Request id and the exchange's copy (matched only).
@@ -305,11 +312,17 @@ fn upstream_request_body(
     tap: bool,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
-        return (UpstreamBody::plain(body, rt.body_timeout), None);
+        return (
+            UpstreamBody::plain(body, rt.body_timeout, rt.max_body_bytes),
+            None,
+        );
     }
     let slot = Arc::new(RequestCaptureSlot::default());
     let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
-    (UpstreamBody::tapped(tapped, rt.body_timeout), Some(slot))
+    (
+        UpstreamBody::tapped(tapped, rt.body_timeout, rt.max_body_bytes),
+        Some(slot),
+    )
 }
 
 /// Phase 3, the exchange: runs once the request is built, and is the only phase that waits

@@ -7,8 +7,15 @@
 //! connection from a slow head. Here the connection's reads and its requests only bump a few
 //! counters; a per-connection tick (a quarter of the shorter timeout, at most a second) reads
 //! them and judges. So a timeout fires between its value and a quarter more, and a busy
-//! connection pays no timer at all per request. Never: look at a byte, or close a connection
-//! with a request in flight (the body timeouts and `timeouts.upstream` cover those).
+//! connection pays no timer at all per request.
+//!
+//! On an HTTP/2 connection the reads are also split into frames (headers only, nothing is
+//! copied or changed) to count the client's SETTINGS and PING frames: h2 answers each one
+//! forever, so a client could keep userhook busy with them (nginx closes such a connection
+//! after a few thousand). They fill a leaky bucket that drains [`CONTROL_FRAMES_PER_SEC`] a
+//! second; past [`CONTROL_FRAMES_BURST`] the connection is closed and counted. Never: change
+//! a byte, or close a connection with a request in flight for being slow (the body timeouts
+//! and `timeouts.upstream` cover those).
 
 use std::io;
 use std::pin::Pin;
@@ -23,6 +30,19 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::body::ClientBody;
 use crate::upstream::BoxError;
+
+/// HTTP/2 SETTINGS and PING frames a client may send in a burst, and per second beyond it,
+/// before its connection is closed as a flood.
+pub const CONTROL_FRAMES_BURST: u64 = 1000;
+/// See [`CONTROL_FRAMES_BURST`].
+pub const CONTROL_FRAMES_PER_SEC: u64 = 100;
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// HTTP/2 frame types counted as control frames, and the ACK flag that exempts a frame.
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_PING: u8 = 0x6;
+const FLAG_ACK: u8 = 0x1;
 
 /// Shortest and longest tick of a connection's clock.
 const MIN_TICK: Duration = Duration::from_millis(10);
@@ -42,6 +62,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// The tick of the last read or finished response: when the connection last did anything.
     last_active: AtomicU64,
+    /// HTTP/2 SETTINGS and PING frames (not ACKs) seen since the last tick.
+    control_frames: AtomicU64,
 }
 
 impl Activity {
@@ -86,6 +108,8 @@ pub enum Verdict {
     Fine,
     /// A head took longer than `client.header_timeout`.
     HeadTimeout,
+    /// An HTTP/2 client sent SETTINGS and PING frames faster than the bucket drains.
+    ControlFlood,
     /// No request and no byte for `client.idle_timeout`.
     Idle,
 }
@@ -96,6 +120,8 @@ pub struct Clock {
     tick: Duration,
     head_ticks: u64,
     idle_ticks: u64,
+    /// Control frames the bucket drains per tick.
+    drain: u64,
 }
 
 impl Clock {
@@ -107,10 +133,12 @@ impl Clock {
             let n = d.as_nanos().div_ceil(tick.as_nanos().max(1));
             u64::try_from(n).unwrap_or(u64::MAX).max(1)
         };
+        let drain = (u128::from(CONTROL_FRAMES_PER_SEC) * tick.as_nanos()).div_ceil(1_000_000_000);
         Clock {
             tick,
             head_ticks: ticks(header_timeout),
             idle_ticks: ticks(idle_timeout),
+            drain: u64::try_from(drain).unwrap_or(u64::MAX).max(1),
         }
     }
 
@@ -119,9 +147,15 @@ impl Clock {
         self.tick
     }
 
-    /// Advances `activity`'s clock by one tick and judges the connection.
-    pub fn judge(&self, activity: &Activity) -> Verdict {
+    /// Advances `activity`'s clock by one tick and judges the connection; `bucket` is the
+    /// connection's control-frame level, kept by its caller between ticks.
+    pub fn judge(&self, activity: &Activity, bucket: &mut u64) -> Verdict {
         let now = activity.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+        let frames = activity.control_frames.swap(0, Ordering::Relaxed);
+        *bucket = bucket.saturating_add(frames).saturating_sub(self.drain);
+        if *bucket > CONTROL_FRAMES_BURST {
+            return Verdict::ControlFlood;
+        }
         if activity.in_flight.load(Ordering::Acquire) > 0 {
             return Verdict::Fine;
         }
@@ -141,16 +175,115 @@ impl Clock {
     }
 }
 
-/// A client connection's socket, counting its reads into the connection's [`Activity`].
+/// Where a connection's byte stream is, for counting HTTP/2 control frames.
+#[derive(Debug, Clone, Copy)]
+enum Frames {
+    /// Before the first bytes: `n` bytes of the HTTP/2 preface matched so far.
+    Sniffing(u8),
+    /// HTTP/1 (or anything not HTTP/2): nothing more to look at.
+    NotH2,
+    /// In a frame header: `have` of its 9 bytes seen (type and flags kept).
+    Header { have: u8, len: u32, kind: u8 },
+    /// In a frame's payload: this many bytes still to skip.
+    Payload(u32),
+}
+
+impl Frames {
+    /// Walks `bytes` (the next bytes the client sent), returning the control frames that
+    /// started in them.
+    fn scan(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut control = 0;
+        while !bytes.is_empty() {
+            match *self {
+                Frames::NotH2 => return control,
+                Frames::Sniffing(n) => {
+                    let want = &H2_PREFACE[usize::from(n)..];
+                    let take = want.len().min(bytes.len());
+                    if bytes[..take] != want[..take] {
+                        *self = Frames::NotH2;
+                        return control;
+                    }
+                    bytes = &bytes[take..];
+                    let n = n + u8::try_from(take).unwrap_or(0);
+                    *self = if usize::from(n) == H2_PREFACE.len() {
+                        Frames::Header {
+                            have: 0,
+                            len: 0,
+                            kind: 0,
+                        }
+                    } else {
+                        Frames::Sniffing(n)
+                    };
+                }
+                Frames::Header {
+                    mut have,
+                    mut len,
+                    mut kind,
+                } => {
+                    while have < 9 {
+                        let Some((&b, rest)) = bytes.split_first() else {
+                            *self = Frames::Header { have, len, kind };
+                            return control;
+                        };
+                        bytes = rest;
+                        match have {
+                            0..=2 => len = (len << 8) | u32::from(b),
+                            3 => kind = b,
+                            4 if (kind == FRAME_SETTINGS || kind == FRAME_PING)
+                                && b & FLAG_ACK == 0 =>
+                            {
+                                control += 1;
+                            }
+                            _ => {}
+                        }
+                        have += 1;
+                    }
+                    *self = if len == 0 {
+                        Frames::Header {
+                            have: 0,
+                            len: 0,
+                            kind: 0,
+                        }
+                    } else {
+                        Frames::Payload(len)
+                    };
+                }
+                Frames::Payload(left) => {
+                    let skip = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+                    bytes = &bytes[skip..];
+                    let left = left - u32::try_from(skip).unwrap_or(left);
+                    *self = if left == 0 {
+                        Frames::Header {
+                            have: 0,
+                            len: 0,
+                            kind: 0,
+                        }
+                    } else {
+                        Frames::Payload(left)
+                    };
+                }
+            }
+        }
+        control
+    }
+}
+
+/// A client connection's socket, counting its reads (and, on HTTP/2, its control frames)
+/// into the connection's [`Activity`].
 pub struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
+    frames: Frames,
 }
 
 impl<T> WatchedIo<T> {
     /// Wraps `inner`, reporting to `activity`.
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        WatchedIo { inner, activity }
+        WatchedIo {
+            inner,
+            activity,
+            frames: Frames::Sniffing(0),
+        }
     }
 }
 
@@ -165,6 +298,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.activity.read();
+            if !matches!(this.frames, Frames::NotH2) {
+                let control = this.frames.scan(&buf.filled()[before..]);
+                if control > 0 {
+                    this.activity
+                        .control_frames
+                        .fetch_add(control, Ordering::Relaxed);
+                }
+            }
         }
         polled
     }
@@ -203,12 +344,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
 /// A response body with its request's [`InFlight`]: the request ends when hyper drops it.
 pub struct WatchedBody {
     body: ClientBody,
-    _in_flight: Option<InFlight>,
+    _in_flight: InFlight,
 }
 
 impl WatchedBody {
     /// `body`, ending `in_flight` when dropped.
-    pub fn new(body: ClientBody, in_flight: Option<InFlight>) -> Self {
+    pub fn new(body: ClientBody, in_flight: InFlight) -> Self {
         WatchedBody {
             body,
             _in_flight: in_flight,
@@ -250,7 +391,7 @@ mod tests {
     #[test]
     fn an_idle_connection_is_closed_after_the_idle_timeout() {
         let (clock, activity) = clock();
-        let verdicts: Vec<Verdict> = (0..8).map(|_| clock.judge(&activity)).collect();
+        let verdicts: Vec<Verdict> = (0..8).map(|_| clock.judge(&activity, &mut 0)).collect();
         assert_eq!(verdicts[..7], [Verdict::Fine; 7]);
         assert_eq!(verdicts[7], Verdict::Idle);
     }
@@ -258,10 +399,10 @@ mod tests {
     #[test]
     fn a_slow_head_is_cut_at_the_header_timeout_however_it_trickles() {
         let (clock, activity) = clock();
-        clock.judge(&activity);
+        clock.judge(&activity, &mut 0);
         for tick in 0..4 {
             activity.read();
-            let verdict = clock.judge(&activity);
+            let verdict = clock.judge(&activity, &mut 0);
             let expected = if tick == 3 {
                 Verdict::HeadTimeout
             } else {
@@ -277,10 +418,10 @@ mod tests {
         activity.read();
         let request = activity.request();
         for _ in 0..20 {
-            assert_eq!(clock.judge(&activity), Verdict::Fine);
+            assert_eq!(clock.judge(&activity, &mut 0), Verdict::Fine);
         }
         drop(request);
-        let verdicts: Vec<Verdict> = (0..8).map(|_| clock.judge(&activity)).collect();
+        let verdicts: Vec<Verdict> = (0..8).map(|_| clock.judge(&activity, &mut 0)).collect();
         assert_eq!(
             verdicts[..7],
             [Verdict::Fine; 7],
@@ -295,8 +436,60 @@ mod tests {
         for _ in 0..50 {
             activity.read();
             drop(activity.request());
-            assert_eq!(clock.judge(&activity), Verdict::Fine);
+            assert_eq!(clock.judge(&activity, &mut 0), Verdict::Fine);
         }
+    }
+
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).expect("small");
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn http2_control_frames_are_counted_however_the_reads_split_them() {
+        let mut stream = H2_PREFACE.to_vec();
+        stream.extend(frame(FRAME_SETTINGS, 0, &[0, 3, 0, 0, 0, 100]));
+        stream.extend(frame(FRAME_SETTINGS, FLAG_ACK, &[]));
+        stream.extend(frame(0x1, 0x4, &[0x82; 20])); // HEADERS: not counted
+        for _ in 0..5 {
+            stream.extend(frame(FRAME_PING, 0, &[7; 8]));
+        }
+        stream.extend(frame(FRAME_PING, FLAG_ACK, &[7; 8]));
+        for split in [1, 2, 5, 9, 13, 1000] {
+            let mut frames = Frames::Sniffing(0);
+            let counted: u64 = stream.chunks(split).map(|c| frames.scan(c)).sum();
+            assert_eq!(counted, 6, "split {split}");
+        }
+    }
+
+    #[test]
+    fn http1_is_never_parsed_as_frames() {
+        let mut frames = Frames::Sniffing(0);
+        assert_eq!(frames.scan(b"PRI /x HTTP/1.1\r\n"), 0);
+        assert!(matches!(frames, Frames::NotH2));
+        let mut frames = Frames::Sniffing(0);
+        assert_eq!(frames.scan(b"GET / HTTP/1.1\r\n\r\n"), 0);
+        assert!(matches!(frames, Frames::NotH2));
+    }
+
+    #[test]
+    fn a_control_frame_flood_fills_the_bucket_and_steady_pings_do_not() {
+        let (clock, activity) = clock();
+        let mut bucket = 0;
+        // 25 PINGs a 250 ms tick (100/s) drain as fast as they come.
+        for _ in 0..100 {
+            activity.read();
+            activity.control_frames.fetch_add(25, Ordering::Relaxed);
+            let _ = activity.request();
+            assert_ne!(clock.judge(&activity, &mut bucket), Verdict::ControlFlood);
+        }
+        activity
+            .control_frames
+            .fetch_add(CONTROL_FRAMES_BURST + 26, Ordering::Relaxed);
+        assert_eq!(clock.judge(&activity, &mut bucket), Verdict::ControlFlood);
     }
 
     #[test]

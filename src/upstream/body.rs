@@ -29,6 +29,10 @@ pub enum ClientBodyError {
     /// No byte of it arrived for `client.body_timeout`.
     #[error("the client sent nothing of its request body for {}", humantime::format_duration(*.0))]
     Stalled(Duration),
+    /// It grew past `client.max_body_bytes` (a chunked body has no length to refuse up front;
+    /// an absurd chunk size is cut here).
+    #[error("the request body is larger than client.max_body_bytes ({0} bytes)")]
+    TooLarge(u64),
 }
 
 /// Where the body's bytes come from.
@@ -45,6 +49,9 @@ pub struct UpstreamBody {
     source: Source,
     /// Longest pause allowed between two frames (`client.body_timeout`).
     stall_limit: Duration,
+    /// Largest body allowed (`client.max_body_bytes`), and how much of it has passed.
+    max_bytes: u64,
+    sent: u64,
     /// Armed the first time the body has to be waited for (a body already received never
     /// costs a timer); reset when a frame arrived since.
     stall: Option<Pin<Box<Sleep>>>,
@@ -98,20 +105,23 @@ impl UploadProgress {
 
 impl UpstreamBody {
     /// An unmatched request's body, ended with [`ClientBodyError::Stalled`] after a pause of
-    /// `stall_limit`.
-    pub fn plain(body: Incoming, stall_limit: Duration) -> Self {
-        Self::new(Source::Plain(body), stall_limit)
+    /// `stall_limit`, and with [`ClientBodyError::TooLarge`] past `max_bytes`.
+    pub fn plain(body: Incoming, stall_limit: Duration, max_bytes: u64) -> Self {
+        Self::new(Source::Plain(body), stall_limit, max_bytes)
     }
 
-    /// A matched request's body, copied as it streams; paced as [`UpstreamBody::plain`].
-    pub fn tapped(body: RequestTap, stall_limit: Duration) -> Self {
-        Self::new(Source::Tapped(body), stall_limit)
+    /// A matched request's body, copied as it streams; paced and bounded as
+    /// [`UpstreamBody::plain`].
+    pub fn tapped(body: RequestTap, stall_limit: Duration, max_bytes: u64) -> Self {
+        Self::new(Source::Tapped(body), stall_limit, max_bytes)
     }
 
-    fn new(source: Source, stall_limit: Duration) -> Self {
+    fn new(source: Source, stall_limit: Duration, max_bytes: u64) -> Self {
         UpstreamBody {
             source,
             stall_limit,
+            max_bytes,
+            sent: 0,
             stall: None,
             progressed: false,
             progress: None,
@@ -163,6 +173,13 @@ impl Body for UpstreamBody {
         };
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+                    this.sent = this.sent.saturating_add(len);
+                    if this.sent > this.max_bytes {
+                        return Poll::Ready(Some(Err(ClientBodyError::TooLarge(this.max_bytes))));
+                    }
+                }
                 this.progressed = true;
                 if let Some(progress) = &this.progress {
                     progress.moved_now();
