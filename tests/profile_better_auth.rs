@@ -403,3 +403,62 @@ async fn better_auth_generic_duplicate_sign_up_is_no_event() {
     uh.assert_all_checked();
     uh.assert_no_canary(&[CANARY, &session_token(1), &cookie_value(1)]);
 }
+
+/// In the event itself: the refusal's code and the ban reason are details; `Role` is a user
+/// field.
+#[tokio::test]
+async fn better_auth_reasons_are_details() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = better_auth(Options::default()).await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [better-auth]\n"), false).await;
+    let mut rx = uh.handle.subscribe();
+    let base = uh.url();
+    post(
+        &base,
+        "/api/auth/sign-up/email",
+        None,
+        json!({"name": "Admin", "email": "admin@example.com", "password": ADMIN_PW}),
+    )
+    .await;
+    post(
+        &base,
+        "/api/auth/sign-up/email",
+        None,
+        json!({"name": "Dan", "email": "dan@example.com", "password": CANARY}),
+    )
+    .await;
+    for _ in 0..4 {
+        let ev = next_event(&mut rx).await;
+        assert!(ev.details.is_empty());
+    }
+    let reply = post(
+        &base,
+        "/api/auth/sign-in/email",
+        None,
+        json!({"email": "DAN@example.com", "password": WRONG}),
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.login_failed");
+    assert_eq!(ev.details, user(&[("Reason", "INVALID_EMAIL_OR_PASSWORD")]));
+    assert_eq!(
+        ev.user.get("ID").map(String::as_str),
+        Some(user_id(2).as_str())
+    );
+    assert_eq!(ev.user.get("Role").map(String::as_str), Some("user"));
+    let reply = post(
+        &base,
+        "/api/auth/admin/ban-user",
+        Some(1),
+        json!({"userId": user_id(2), "banReason": "spam"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.banned");
+    assert_eq!(ev.details, user(&[("Reason", "spam")]));
+    assert_eq!(ev.user.get("Enabled").map(String::as_str), Some("false"));
+    uh.handle.stop().await;
+}

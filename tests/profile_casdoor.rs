@@ -313,3 +313,30 @@ async fn casdoor_lifecycle_through_the_binary() {
     canaries.extend(sessions.iter().map(String::as_str));
     uh.assert_no_canary(&canaries);
 }
+
+/// In the event itself: Casdoor's refusal message is a detail; `Organization` a user field.
+#[tokio::test]
+async fn casdoor_refusal_message_is_a_detail() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = casdoor().await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [casdoor]\n"), false).await;
+    let mut rx = uh.handle.subscribe();
+    let base = uh.url();
+    let login = json!({"application": "app-built-in", "organization": "built-in",
+        "username": "frank", "password": WRONG, "type": "login"})
+    .to_string();
+    let reply = as_session(&base, "POST", "/api/login", None, "application/json", login).await;
+    assert_eq!(status_of(&reply), "error");
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.login_failed");
+    assert_eq!(
+        ev.details,
+        user(&[("Reason", "The user: built-in/frank doesn't exist")])
+    );
+    assert_eq!(
+        ev.user,
+        user(&[("Name", "frank"), ("Organization", "built-in")])
+    );
+    uh.handle.stop().await;
+}

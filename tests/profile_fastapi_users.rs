@@ -356,3 +356,30 @@ async fn fastapi_users_reset_names_the_user_when_unverified_claims_are_allowed()
     uh.assert_all_checked();
     uh.assert_no_canary(&[CANARY, NEW_PASSWORD, &reset_token(&carol)]);
 }
+
+/// In the event itself: FastAPI Users' `detail` code is the failed login's `Reason`.
+#[tokio::test]
+async fn fastapi_users_refusal_code_is_a_detail() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = fastapi_users().await;
+    let uh = Userhook::start(
+        &config_for(&iam.url(), "profiles: [fastapi-users]\n"),
+        false,
+    )
+    .await;
+    let mut rx = uh.handle.subscribe();
+    let reply = login(&uh.url(), "cookie", "ghost@example.com", WRONG).await;
+    assert_eq!(reply.status, 400);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.login_failed");
+    assert_eq!(ev.details, user(&[("Reason", "LOGIN_BAD_CREDENTIALS")]));
+    assert_eq!(
+        ev.user,
+        user(&[
+            ("Email", "ghost@example.com"),
+            ("Name", "ghost@example.com")
+        ])
+    );
+    uh.handle.stop().await;
+}

@@ -303,3 +303,56 @@ async fn gitea_lifecycle_through_the_binary() {
 
     uh.assert_no_canary(&[CANARY, NEW_PASSWORD, WRONG, &token, &sid]);
 }
+
+/// In the event itself: the token's name and the new username are details; `FullName` is a
+/// user field.
+#[tokio::test]
+async fn gitea_token_and_rename_details() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = gitea().await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [gitea]\n"), false).await;
+    let mut rx = uh.handle.subscribe();
+    let base = uh.url();
+    let reply = admin(
+        &base,
+        "POST",
+        "/api/v1/admin/users",
+        json!({
+        "username": "erin", "email": "erin@example.com", "full_name": "Erin", "password": CANARY}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.user.get("FullName").map(String::as_str), Some("Erin"));
+    let basic = format!("Basic {}", STANDARD.encode(format!("erin:{CANARY}")));
+    let reply = call(
+        &base,
+        "POST",
+        "/api/v1/users/erin/tokens",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", basic.as_str()),
+        ],
+        r#"{"name":"ci","scopes":["read:user"]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.token_created");
+    assert_eq!(ev.details, user(&[("TokenName", "ci")]));
+    assert_eq!(ev.user.get("ID").map(String::as_str), Some("2"));
+    let reply = admin(
+        &base,
+        "POST",
+        "/api/v1/admin/users/erin/rename",
+        json!({"new_username": "Erin2"}),
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.renamed");
+    assert_eq!(ev.details, user(&[("NewName", "erin2")]));
+    assert_eq!(ev.user.get("Name").map(String::as_str), Some("erin"));
+    uh.handle.stop().await;
+}

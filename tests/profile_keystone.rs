@@ -270,3 +270,48 @@ async fn keystone_lifecycle_through_the_binary() {
     canaries.extend(tokens.iter().map(String::as_str));
     uh.assert_no_canary(&canaries);
 }
+
+/// The event itself (the JSON event form, as a NATS sink or `subscribe` sees it): the login's
+/// `Method` is a detail of the call, never a user field; `DomainID` is a user field.
+#[tokio::test]
+async fn keystone_login_details_are_event_only() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = keystone().await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [keystone]\n"), false).await;
+    let mut rx = uh.handle.subscribe();
+    let create = json!({"user": {"name": "carol", "password": CANARY}}).to_string();
+    call(&uh.url(), "POST", "/v3/users", &admin(), create).await;
+    let ev = next_event(&mut rx).await;
+    assert!(ev.details.is_empty());
+    let carol = user_id(1);
+    let login = password_auth(json!({"id": carol}), CANARY);
+    let h = [("content-type", "application/json")];
+    let reply = call(&uh.url(), "POST", "/v3/auth/tokens", &h, login).await;
+    assert_eq!(reply.status, 201);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.login");
+    assert_eq!(ev.details, user(&[("Method", "password")]));
+    let want = user(&[
+        ("ID", &carol),
+        ("Name", "carol"),
+        ("DomainID", "default"),
+        ("Enabled", "true"),
+    ]);
+    assert_eq!(ev.user, want);
+    // The detail never reaches the cache: the revocation's event has none.
+    let reply = call_with(
+        &uh.url(),
+        "DELETE",
+        "/v3/auth/tokens",
+        &subject(&token(1)),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.logout");
+    assert!(ev.details.is_empty(), "{:?}", ev.details);
+    assert_eq!(ev.user, want);
+    uh.handle.stop().await;
+}

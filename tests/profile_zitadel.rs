@@ -308,3 +308,32 @@ async fn zitadel_lifecycle_through_the_binary() {
 
     uh.assert_no_canary(&[CANARY, NEW_PASSWORD, WRONG, &session_token(2), &token]);
 }
+
+/// In the event itself: the gateway's error message is the failed login's `Reason` detail.
+#[tokio::test]
+async fn zitadel_refusal_message_is_a_detail() {
+    use support::iam::{next_event, user};
+    use support::{config_for, Userhook};
+    let iam = zitadel().await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [zitadel]\n"), false).await;
+    let mut rx = uh.handle.subscribe();
+    let base = uh.url();
+    let reply = api(
+        &base,
+        "POST",
+        "/v2/sessions",
+        PAT,
+        json!({"checks": {
+        "user": {"loginName": "nobody"}, "password": {"password": WRONG}}}),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    let ev = next_event(&mut rx).await;
+    assert_eq!(ev.event_type, "user.login_failed");
+    assert_eq!(
+        ev.details,
+        user(&[("Reason", "User could not be found (QUERY-Dfbg2)")])
+    );
+    assert_eq!(ev.user, user(&[("Name", "nobody")]));
+    uh.handle.stop().await;
+}
