@@ -203,7 +203,7 @@ pub fn describe() -> Result<String, ProfileError> {
             );
         }
         out.push_str(
-            "| action | method | path | status | when | fields (first non-empty source wins) | session (credentials, kept as keyed hashes) | note |\n",
+            "| action | method | path | status | when | fields (first non-empty source wins; *details*: this event only) | session (credentials, kept as keyed hashes) | note |\n",
         );
         out.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
@@ -223,6 +223,11 @@ pub fn describe() -> Result<String, ProfileError> {
                             sources.iter().map(|s| format!("`{s}`")).collect();
                         format!("**{name}**: {}", sources.join(", "))
                     })
+                    .chain(r.details.iter().map(|(name, sources)| {
+                        let sources: Vec<String> =
+                            sources.0.iter().map(|s| format!("`{s}`")).collect();
+                        format!("*detail* **{name}**: {}", sources.join(", "))
+                    }))
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 session_cell(r),
