@@ -245,8 +245,8 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "UserAgent",
     "RequestID",
     "Status",
-    "Attribution",
     "Changed",
+    "Attribution",
 ];
 
 /// `{{$$.Previous.<Field>$$}}`: a changed field's value before an `updated` event.
@@ -527,12 +527,16 @@ mod tests {
         assert_eq!(ev.action, Action::LoginFailed);
         assert!(matches!(ev.event_type, Cow::Borrowed("user.login_failed")));
         assert!(ev.changed.is_empty() && ev.truncated);
-        // Written again, it carries what identity adds to every event (`attribution`).
-        let again = old.replace(
-            r#""truncated":true}"#,
-            r#""truncated":true,"attribution":"exchange"}"#,
+        // Read back as named by the exchange (what every event before attribution was), and
+        // written again with the field every event now carries.
+        assert_eq!(ev.attribution, Attribution::Exchange);
+        assert_eq!(
+            serde_json::to_string(&ev).expect("again"),
+            old.replace(
+                r#""truncated":true}"#,
+                r#""truncated":true,"attribution":"exchange"}"#
+            )
         );
-        assert_eq!(serde_json::to_string(&ev).expect("again"), again);
         for bad in [
             ("user.login_failed", "group.x"),
             ("user.login_failed", "user.Bad"),

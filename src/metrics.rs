@@ -473,6 +473,7 @@ pub fn event_detected(action: &Action) {
 /// Counts an event whose user could not be named.
 pub fn event_unattributed(action: &Action) {
     install();
+    // Action names are config names: the series stay bounded by the config.
     counter!(EVENTS_UNATTRIBUTED, "action" => action.as_str().to_owned()).increment(1);
 }
 

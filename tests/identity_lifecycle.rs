@@ -525,3 +525,53 @@ async fn a_sigterm_right_after_login_keeps_the_session() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_broken_identity_file_does_not_stop_the_proxy() {
+    let up = iam().await;
+    let rx = WebhookReceiver::fixed(200, "ok").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    std::fs::write(&path, config(&up.url(), &rx.url("/hook"))).expect("write config");
+    std::fs::create_dir_all(dir.path().join("spool")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("spool/identity.redb"),
+        b"not a redb file at all",
+    )
+    .expect("w");
+    let bin = Binary::start(&path).await;
+    assert!(
+        bin.logged("identity is kept in memory only"),
+        "{}",
+        bin.log_text()
+    );
+    // Serving, and naming users for as long as it runs.
+    let base = format!("http://{}", bin.proxy_addr);
+    let sign_up = json!({"email": "alice@example.com", "password": CANARY, "name": "Alice"});
+    let reply = call(&base, "POST", SIGN_UP, JSON, sign_up.to_string()).await;
+    assert_eq!(reply.status, 200);
+    let cookie = reply.headers["set-cookie"].to_str().expect("text");
+    let cookie = cookie.split(';').next().expect("pair").to_owned();
+    webhook(&rx, 1).await;
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
+    call(&base, "POST", SIGN_OUT, &with_cookie, "{}").await;
+    assert_eq!(
+        webhook(&rx, 2).await,
+        hook(
+            "user.logout",
+            ALICE,
+            "Alice",
+            "alice@example.com",
+            "session",
+            ""
+        )
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("spool/identity.redb")).expect("read"),
+        b"not a redb file at all",
+        "the broken file is left as it was, for inspection"
+    );
+}

@@ -164,7 +164,6 @@ impl RouteTable {
         let Some(slot) = self.entries.get_mut(entry) else {
             return;
         };
-        rule.jwks = jwks;
         // First match wins: an earlier rule that fires on every call this one fires on
         // leaves it dead. An operator rule overriding a profile's is what routes are for.
         let overrides_profile = |earlier: &Rule| {
@@ -189,6 +188,7 @@ impl RouteTable {
                 ),
             ));
         }
+        rule.jwks = jwks;
         if !slot.methods.contains(&rule.method) {
             slot.methods.push(rule.method.clone());
         }

@@ -158,68 +158,6 @@ impl FieldSource {
                 .any(|t| matches!(t, Transform::Jwt(_)))
     }
 
-    /// The value reads claims of a token the *client* presented (`request.jwt.<claim>`, or a
-    /// request value taken through `| jwt.<claim>`): anyone can make such a token up, so its
-    /// claims name a user only once the token is trusted (verified, or issued by the IAM).
-    pub fn reads_client_token(&self) -> bool {
-        match &self.source {
-            Source::BearerClaim(_) => true,
-            Source::Body(Side::Response, _)
-            | Source::Header(Side::Response, _)
-            | Source::Cookie(Side::Response, _) => false,
-            _ => self
-                .transforms
-                .iter()
-                .any(|t| matches!(t, Transform::Jwt(_))),
-        }
-    }
-
-    /// The client-presented token this value's claims come from (see
-    /// [`FieldSource::reads_client_token`]), as the client sent it.
-    pub fn client_token(&self, view: &View<'_>) -> Option<String> {
-        if !self.reads_client_token() {
-            return None;
-        }
-        if let Source::BearerClaim(_) = &self.source {
-            return view.bearer_token().map(str::to_owned);
-        }
-        // The token is the value as it stands when the first `| jwt.` step reads it.
-        let jwt_at = self
-            .transforms
-            .iter()
-            .position(|t| matches!(t, Transform::Jwt(_)))?;
-        let before = self.transforms.get(..jwt_at).unwrap_or_default();
-        apply(before, Observed::from_text(self.raw(view))).into_scalar()
-    }
-
-    /// How long the credential this source reads lives, when the exchange says so: a
-    /// `response.cookie.<name>` with `Max-Age` or `Expires`.
-    pub fn credential_lifetime(&self, view: &View<'_>) -> Option<std::time::Duration> {
-        match &self.source {
-            Source::Cookie(Side::Response, name) => view.set_cookie(name)?.lifetime,
-            _ => None,
-        }
-    }
-
-    /// The source's value before any transform.
-    fn raw(&self, view: &View<'_>) -> Option<String> {
-        match &self.source {
-            Source::Body(side, path) => view.json_observed(*side, path).into_scalar(),
-            Source::Form(name) => view.form_value(name),
-            Source::Path(i) => view.path_param(*i),
-            Source::Query(name) => view.query_value(name),
-            Source::Header(side, name) => view.header(*side, name).map(str::to_owned),
-            Source::BearerClaim(path) => view
-                .bearer_claims()
-                .and_then(|c| path.lookup(c))
-                .and_then(scalar_text),
-            Source::Cookie(Side::Request, name) => view.request_cookie(name),
-            Source::Cookie(Side::Response, name) => view.set_cookie(name).map(|c| c.value),
-            Source::Bearer => view.bearer_token().map(str::to_owned),
-            Source::Const(text) => Some(text.clone()),
-        }
-    }
-
     /// The value for this exchange; `None` when missing, empty, or not a scalar (an array
     /// needs `| first` or `| join` to become a field's value).
     pub fn eval(&self, view: &View<'_>) -> Option<String> {
@@ -241,9 +179,62 @@ impl FieldSource {
                 .bearer_claims()
                 .and_then(|c| path.lookup(c))
                 .map_or(Observed::Absent, Observed::from_json),
-            Source::Cookie(..) | Source::Bearer => Observed::from_text(self.raw(view)),
+            Source::Cookie(Side::Request, name) => Observed::from_text(view.request_cookie(name)),
+            Source::Cookie(Side::Response, name) => {
+                Observed::from_text(view.set_cookie(name).map(|c| c.value))
+            }
+            Source::Bearer => Observed::from_text(view.bearer_token().map(str::to_owned)),
         };
         self.transform(raw)
+    }
+
+    /// The value reads claims of a token the *client* presented (`request.jwt.<claim>`, or a
+    /// request value taken through `| jwt.<claim>`): anyone can make such a token up, so its
+    /// claims name a user only once the token is trusted (verified, or issued by the IAM).
+    pub fn reads_client_token(&self) -> bool {
+        match &self.source {
+            Source::BearerClaim(_) => true,
+            Source::Body(Side::Response, _)
+            | Source::Header(Side::Response, _)
+            | Source::Cookie(Side::Response, _)
+            | Source::Const(_) => false,
+            _ => self
+                .transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Jwt(_))),
+        }
+    }
+
+    /// The client-presented token this value's claims come from (see
+    /// [`FieldSource::reads_client_token`]), as the client sent it.
+    pub fn client_token(&self, view: &View<'_>) -> Option<String> {
+        if !self.reads_client_token() {
+            return None;
+        }
+        if let Source::BearerClaim(_) = &self.source {
+            return view.bearer_token().map(str::to_owned);
+        }
+        let before = self
+            .transforms
+            .iter()
+            .position(|t| matches!(t, Transform::Jwt(_)))?;
+        let steps = self.transforms.get(..before)?;
+        let raw = FieldSource {
+            source: self.source.clone(),
+            transforms: Vec::new(),
+            text: String::new(),
+        }
+        .observe(view);
+        apply(steps, raw).into_scalar()
+    }
+
+    /// How long the credential this source reads lives, when the exchange says so: a
+    /// `response.cookie.<name>` with `Max-Age` or `Expires`.
+    pub fn credential_lifetime(&self, view: &View<'_>) -> Option<std::time::Duration> {
+        match &self.source {
+            Source::Cookie(Side::Response, name) => view.set_cookie(name)?.lifetime,
+            _ => None,
+        }
     }
 
     /// The transforms applied in order; a step that finds nothing to work on yields no value.
@@ -252,40 +243,37 @@ impl FieldSource {
     }
 }
 
-/// `transforms` applied to `value` in order; a step that finds nothing to work on yields no
-/// value.
+/// `transforms` applied in order to `value`.
 fn apply(transforms: &[Transform], mut value: Observed) -> Observed {
-    {
-        for t in transforms {
-            value = match t {
-                Transform::LastSegment => value.map_each(|v| last_segment(&v).map(str::to_owned)),
-                Transform::Jwt(path) => match value {
-                    Observed::One(token) => super::jwt::claims(&token)
-                        .and_then(|claims| path.lookup(&claims).map(Observed::from_json))
-                        .unwrap_or(Observed::Absent),
-                    other => other.map_each(|token| {
-                        let claims = super::jwt::claims(&token)?;
-                        path.lookup(&claims).and_then(scalar_text)
-                    }),
-                },
-                Transform::Lower => value.map_each(|v| Some(v.to_lowercase())),
-                Transform::Not => value.map_each(|v| negate(&v).map(str::to_owned)),
-                Transform::Default(text) if !value.is_present() => Observed::One(text.clone()),
-                Transform::Default(_) => value,
-                Transform::First => match value {
-                    Observed::Many(items) => Observed::from_text(items.into_iter().next()),
-                    Observed::Other => Observed::Absent,
-                    other => other,
-                },
-                Transform::Join => match value {
-                    Observed::Many(items) => Observed::One(items.join(", ")),
-                    Observed::Other => Observed::Absent,
-                    other => other,
-                },
-            };
-        }
-        value
+    for t in transforms {
+        value = match t {
+            Transform::LastSegment => value.map_each(|v| last_segment(&v).map(str::to_owned)),
+            Transform::Jwt(path) => match value {
+                Observed::One(token) => super::jwt::claims(&token)
+                    .and_then(|claims| path.lookup(&claims).map(Observed::from_json))
+                    .unwrap_or(Observed::Absent),
+                other => other.map_each(|token| {
+                    let claims = super::jwt::claims(&token)?;
+                    path.lookup(&claims).and_then(scalar_text)
+                }),
+            },
+            Transform::Lower => value.map_each(|v| Some(v.to_lowercase())),
+            Transform::Not => value.map_each(|v| negate(&v).map(str::to_owned)),
+            Transform::Default(text) if !value.is_present() => Observed::One(text.clone()),
+            Transform::Default(_) => value,
+            Transform::First => match value {
+                Observed::Many(items) => Observed::from_text(items.into_iter().next()),
+                Observed::Other => Observed::Absent,
+                other => other,
+            },
+            Transform::Join => match value {
+                Observed::Many(items) => Observed::One(items.join(", ")),
+                Observed::Other => Observed::Absent,
+                other => other,
+            },
+        };
     }
+    value
 }
 
 impl FieldSource {
@@ -299,6 +287,8 @@ impl FieldSource {
                 | Source::Query(_)
                 | Source::Path(_)
                 | Source::Header(..)
+                | Source::Cookie(..)
+                | Source::Bearer
         ) || self.transforms.iter().any(Transform::makes_scalar)
     }
 

@@ -8,9 +8,7 @@
 //! the event with its sequence number and attribution. A call the IAM confirmed is always an
 //! event, even when nobody can be named (`attribution: none`). It must never panic on any
 //! exchange, and never put a credential into an event unless an operator's rule names it
-//! explicitly: session credentials are only ever hashed. A rule with several actions makes
-//! one event per action, in order, from one reading of the exchange; `updated` events say
-//! which user fields changed against the cache (`changes`).
+//! explicitly: session credentials are only ever hashed.
 
 pub mod changes;
 
@@ -22,6 +20,7 @@ use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
 pub use super::identity::users as user_cache;
 use super::identity::{jwks, unix_now, Identity};
+use crate::detect::outcome::read_trusted;
 use crate::detect::{Rule, RuleKind};
 use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
 use crate::exchange::Exchange;
@@ -54,6 +53,16 @@ impl ClientTokens {
             _ => ClientTokens::Verify,
         }
     }
+}
+
+/// What one call says beyond the user's fields, shared by each of its events.
+#[derive(Debug, Clone)]
+struct Call {
+    details: UserFields,
+    attribution: Attribution,
+    trusted: bool,
+    request: RequestInfo,
+    truncated: bool,
 }
 
 /// Client-presented tokens whose signature verified against the IAM's keys, for one exchange.
@@ -162,24 +171,22 @@ impl Extractor {
     }
 
     /// The events this exchange means (one per action of the rule that fired, in order),
-    /// trusting no client-presented token's signature (see [`Extractor::process_verified_into`]).
+    /// trusting no client-presented token's signature (see [`Extractor::process_verified`]).
     pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Vec<UserEvent> {
         let mut events = Vec::new();
         self.process_into(snapshot, ex, &mut events);
         events
     }
 
-    /// [`Extractor::process`] appending to `out` (reused by the caller), trusting no
-    /// client-presented token's signature.
+    /// [`Extractor::process`] appending to `out`, so the extractor loop reuses one buffer.
     pub fn process_into(&self, snapshot: &Snapshot, ex: &Exchange, out: &mut Vec<UserEvent>) {
-        self.process_verified_into(snapshot, ex, &VerifiedTokens::default(), out);
+        self.process_verified(snapshot, ex, &VerifiedTokens::default(), out);
     }
 
-    /// Appends to `out` the events this exchange means, if its outcome matches a rule of
-    /// `snapshot` (the config that served the request): one per action of the rule, in order.
-    /// `verified` are the client tokens whose signatures checked out
-    /// ([`Extractor::verify_tokens`]). The extractor loop reuses one `out` buffer.
-    pub fn process_verified_into(
+    /// The events this exchange means, if its outcome matches a rule of `snapshot` (the
+    /// config that served the request), appended to `out`; `verified` are the client tokens
+    /// whose signatures checked out ([`Extractor::verify_tokens`]).
+    pub fn process_verified(
         &self,
         snapshot: &Snapshot,
         ex: &Exchange,
@@ -216,8 +223,8 @@ impl Extractor {
                 }
             }
         };
-        let (mut fields, named_by) = read(&rule.fields, &view, &trust);
-        let (details, _) = read(&rule.details, &view, &trust);
+        let (mut fields, named_by) = read_trusted(&rule.fields, &view, &trust, &IDENTIFYING);
+        let (details, _) = read_trusted(&rule.details, &view, &trust, &[]);
         let mut attribution = named_by.unwrap_or(Attribution::None);
 
         // The caller's credential names the user when the fields do not.
@@ -240,17 +247,11 @@ impl Extractor {
                 attribution = Attribution::Session;
             }
         }
-        // What the call says, before the cache fills it: what an `updated` event changed.
-        let own = fields.clone();
+        // What an update changes is judged against the user as known before this call.
+        let known = fields.get("ID").and_then(|id| self.identity.users.get(id));
         // Everything known about the user, the event's own values first; a bare Name or
         // Email finds the ID.
         self.identity.users.fill(&mut fields);
-        let known = match &rule.kind {
-            RuleKind::Events(actions) if actions.contains(&Action::Updated) => {
-                fields.get("ID").and_then(|id| self.identity.users.get(id))
-            }
-            _ => None,
-        };
         if !IDENTIFYING.iter().any(|k| fields.contains_key(*k)) {
             attribution = Attribution::None;
         }
@@ -262,8 +263,7 @@ impl Extractor {
             RuleKind::Events(actions) => actions,
             RuleKind::Remember => &[],
         };
-        let only_failed = !actions.is_empty() && actions.iter().all(|a| *a == Action::LoginFailed);
-        if trusted && !only_failed {
+        if trusted && !actions.contains(&Action::LoginFailed) {
             let default_ttl = snapshot.file.identity.session_ttl.0;
             self.learn_sessions(
                 rule,
@@ -282,44 +282,66 @@ impl Extractor {
                 }
             }
         }
-        // The cache learns user attributes from what the call did (a delete forgets).
-        if trusted {
-            if actions.contains(&Action::Deleted) {
+        if actions.is_empty() {
+            // `remember`: no event, the cache learns.
+            if trusted {
+                self.identity.users.remember(&fields);
+            }
+            return;
+        }
+        let call = Call {
+            details,
+            attribution,
+            trusted,
+            request: request_info(ex),
+            truncated: view.truncated(),
+        };
+        match actions.split_last() {
+            // The usual single action: fields and call move into the event.
+            Some((last, [])) => out.push(self.event(last, fields, known.as_ref(), call)),
+            Some((last, first)) => {
+                for action in first {
+                    out.push(self.event(action, fields.clone(), known.as_ref(), call.clone()));
+                }
+                out.push(self.event(last, fields, known.as_ref(), call));
+            }
+            None => {}
+        }
+    }
+
+    /// One action's event: the cache learns from it as the action means (only from a user
+    /// named on trust).
+    fn event(
+        &self,
+        action: &Action,
+        fields: UserFields,
+        known: Option<&UserFields>,
+        call: Call,
+    ) -> UserEvent {
+        let changes = match action {
+            Action::Updated => changes::diff(known, &fields),
+            _ => changes::Changes::default(),
+        };
+        match action {
+            Action::Created | Action::Updated | Action::Login | Action::Custom(_)
+                if call.trusted =>
+            {
+                self.identity.users.remember(&fields)
+            }
+            Action::Deleted if call.trusted => {
                 if let Some(id) = fields.get("ID") {
                     self.identity.forget_user(id);
                 }
-            } else if actions.is_empty()
-                || actions.iter().any(|a| {
-                    matches!(
-                        a,
-                        Action::Created | Action::Updated | Action::Login | Action::Custom(_)
-                    )
-                })
-            {
-                self.identity.users.remember(&fields);
             }
+            _ => {}
         }
-        let request = request_info(ex);
-        let truncated = view.truncated();
-        for action in actions {
-            let changes = match action {
-                Action::Updated => changes::diff(known.as_ref(), &own),
-                _ => changes::Changes::default(),
-            };
-            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            let mut event = UserEvent::new(
-                seq,
-                action.clone(),
-                fields.clone(),
-                request.clone(),
-                truncated,
-            );
-            event.attribution = attribution;
-            event.details = details.clone();
-            event.changed = changes.changed;
-            event.previous = changes.previous;
-            out.push(event);
-        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut event = UserEvent::new(seq, action.clone(), fields, call.request, call.truncated);
+        event.changed = changes.changed;
+        event.previous = changes.previous;
+        event.attribution = call.attribution;
+        event.details = call.details;
+        event
     }
 
     /// The index learns who holds the credentials this call issued (and the one it presented,
@@ -367,33 +389,6 @@ fn sources(rule: &Rule) -> impl Iterator<Item = &FieldSource> {
         .flat_map(|f| f.sources.iter())
 }
 
-/// The values of `rules` (for each, the first trusted source with a value) and the trust of
-/// the source that named the user (ID first, then Email, then Name).
-fn read(
-    rules: &[crate::detect::rule::FieldRule],
-    view: &View<'_>,
-    trust: &dyn Fn(&FieldSource) -> Option<Attribution>,
-) -> (UserFields, Option<Attribution>) {
-    let mut out = UserFields::new();
-    // The trust of each identifying field read, in IDENTIFYING's order (no allocation).
-    let mut levels: [Option<Attribution>; IDENTIFYING.len()] = [None; IDENTIFYING.len()];
-    for f in rules {
-        for s in &f.sources {
-            let Some(level) = trust(s) else { continue };
-            if let Some(v) = s.eval(view) {
-                out.insert(f.name.clone(), v);
-                if let Some(i) = IDENTIFYING.iter().position(|k| *k == f.name) {
-                    if let Some(slot) = levels.get_mut(i) {
-                        *slot = Some(level);
-                    }
-                }
-                break;
-            }
-        }
-    }
-    (out, levels.into_iter().flatten().next())
-}
-
 /// Turns finished exchanges into events and hands each to the dispatcher, off the request
 /// path. Dispatching only queues (a short lock, no I/O), so this loop never waits on a target;
 /// it waits only for the IAM's signing keys, when a client token needs checking and the keys
@@ -416,7 +411,7 @@ pub async fn run(
     {
         let mut durable = exchange.durable.take();
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
-        extractor.process_verified_into(&snapshot, &exchange, &verified, &mut batch);
+        extractor.process_verified(&snapshot, &exchange, &verified, &mut batch);
         let last = batch.len();
         for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(

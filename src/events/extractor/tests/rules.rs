@@ -61,7 +61,7 @@ fn the_shorthand_matches_an_element_of_an_array() {
         keystone_login(json!(["application_credential", "totp"]), json!({})),
     )
     .expect("an application credential login");
-    // Every event is filled from the cache (identity): the name is known from the first login.
+    // Every event is filled from what is known: the name from the first login.
     assert_eq!(
         ev.user,
         user(&[
