@@ -1,4 +1,5 @@
-//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`).
+//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`,
+//! `keystone`, `better-auth`, `fastapi-users`, `gitea`, `casdoor`, `zitadel`).
 //!
 //! This module's job: turn the profile files under `src/detect/profiles/` into [`Profile`]s.
 //! Each file is data written in the `routes:` syntax of `userhook.yaml`, plus the profile's
@@ -55,11 +56,17 @@ impl Profile {
 }
 
 /// The embedded profile files, in documentation order: (name, text).
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 10] = [
     ("generic", include_str!("profiles/generic.yaml")),
     ("keycloak", include_str!("profiles/keycloak.yaml")),
     ("scim", include_str!("profiles/scim.yaml")),
     ("dce", include_str!("profiles/dce.yaml")),
+    ("keystone", include_str!("profiles/keystone.yaml")),
+    ("better-auth", include_str!("profiles/better-auth.yaml")),
+    ("fastapi-users", include_str!("profiles/fastapi-users.yaml")),
+    ("gitea", include_str!("profiles/gitea.yaml")),
+    ("casdoor", include_str!("profiles/casdoor.yaml")),
+    ("zitadel", include_str!("profiles/zitadel.yaml")),
 ];
 
 /// Why a profile named in a config cannot be used.
@@ -196,7 +203,7 @@ pub fn describe() -> Result<String, ProfileError> {
             );
         }
         out.push_str(
-            "| action | method | path | status | when | fields (first non-empty source wins) | session (credentials, kept as keyed hashes) | note |\n",
+            "| action | method | path | status | when | fields (first non-empty source wins; *details*: this event only) | session (credentials, kept as keyed hashes) | note |\n",
         );
         out.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
@@ -216,6 +223,11 @@ pub fn describe() -> Result<String, ProfileError> {
                             sources.iter().map(|s| format!("`{s}`")).collect();
                         format!("**{name}**: {}", sources.join(", "))
                     })
+                    .chain(r.details.iter().map(|(name, sources)| {
+                        let sources: Vec<String> =
+                            sources.0.iter().map(|s| format!("`{s}`")).collect();
+                        format!("*detail* **{name}**: {}", sources.join(", "))
+                    }))
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 session_cell(r),
