@@ -104,7 +104,9 @@ fn the_cookie_names_the_caller_until_it_ends() {
         "annie",
         "the cache learned it"
     );
-    assert!(!serde_json::to_string(&me).expect("json").contains("canary-sid-7f3a"));
+    assert!(!serde_json::to_string(&me)
+        .expect("json")
+        .contains("canary-sid-7f3a"));
 
     let out = run(
         &x,
