@@ -205,6 +205,17 @@ impl FieldSource {
         }
     }
 
+    /// The value is the IAM's own answer (`response.body`, `response.header`,
+    /// `response.cookie`): what the client sent cannot choose it.
+    pub fn reads_response(&self) -> bool {
+        matches!(
+            &self.source,
+            Source::Body(Side::Response, _)
+                | Source::Header(Side::Response, _)
+                | Source::Cookie(Side::Response, _)
+        )
+    }
+
     /// The client-presented token this value's claims come from (see
     /// [`FieldSource::reads_client_token`]), as the client sent it.
     pub fn client_token(&self, view: &View<'_>) -> Option<String> {

@@ -198,7 +198,7 @@ impl Extractor {
             return;
         };
         let now = unix_now();
-        let trust = |s: &FieldSource| -> Option<Attribution> {
+        let trust_of = |s: &FieldSource| -> Option<Attribution> {
             if !s.reads_client_token() {
                 return Some(Attribution::Exchange);
             }
@@ -223,9 +223,16 @@ impl Extractor {
                 }
             }
         };
+        // The trust of each source, and whether the IAM's answer gave it (not the client).
+        let trust = |s: &FieldSource| -> Option<(Attribution, bool)> {
+            Some((trust_of(s)?, s.reads_response()))
+        };
         let (mut fields, named_by) = read_trusted(&rule.fields, &view, &trust, &IDENTIFYING);
         let (details, _) = read_trusted(&rule.details, &view, &trust, &[]);
-        let mut attribution = named_by.unwrap_or(Attribution::None);
+        let mut attribution = named_by.map_or(Attribution::None, |(a, _)| a);
+        // The IAM's answer named the user: only then is the caller's credential theirs (an
+        // admin's token acting on `path.id`, a new name in the request body, are not).
+        let named_by_iam = named_by.is_some_and(|(_, from_response)| from_response);
 
         // The caller's credential names the user when the fields do not.
         let presented: Vec<_> = rule
@@ -259,8 +266,16 @@ impl Extractor {
             None
         };
         // Everything known about the user, the event's own values first; a bare Name or
-        // Email finds the ID.
-        self.identity.users.fill(&mut fields);
+        // Email finds the ID, unless the rule names its user by the caller's credential (it
+        // presents one and issues none) and only the client said the name: `update-user
+        // {"name": "ann"}` is not ann calling. (A login's name is the one the IAM signed in.)
+        let caller_named = rule
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.presents.is_empty() && s.issues.is_empty());
+        if fields.contains_key("ID") || named_by_iam || !caller_named {
+            self.identity.users.fill(&mut fields);
+        }
         if !IDENTIFYING.iter().any(|k| fields.contains_key(*k)) {
             attribution = Attribution::None;
         }
@@ -275,7 +290,7 @@ impl Extractor {
                 &view,
                 &fields,
                 &presented,
-                attribution,
+                attribution == Attribution::Session || !named_by_iam,
                 now,
                 default_ttl,
             );
@@ -350,7 +365,8 @@ impl Extractor {
     }
 
     /// The index learns who holds the credentials this call issued (and the one it presented,
-    /// when the user is known from elsewhere and the call does not end it).
+    /// unless `keep_presented`: it named the user, or only the client named them; and the call
+    /// does not end it).
     #[allow(clippy::too_many_arguments)]
     fn learn_sessions(
         &self,
@@ -358,7 +374,7 @@ impl Extractor {
         view: &View<'_>,
         fields: &UserFields,
         presented: &[super::identity::session::CredentialHash],
-        attribution: Attribution,
+        keep_presented: bool,
         now: u64,
         default_ttl: Duration,
     ) {
@@ -376,7 +392,7 @@ impl Extractor {
                 expiry(issued.lifetime),
             );
         }
-        if !session.ends && attribution != Attribution::Session {
+        if !session.ends && !keep_presented {
             for h in presented {
                 if self.identity.sessions.owner(h, now).is_none() {
                     self.identity.sessions.learn(*h, id, expiry(session.ttl));

@@ -174,3 +174,92 @@ fn a_deleted_cookie_is_no_session() {
     run(&x, &rt, gone).expect("login");
     assert!(x.identity().sessions.is_empty());
 }
+
+#[test]
+fn a_name_the_client_sends_never_binds_its_credential_to_another_user() {
+    let rt = runtime(RULES);
+    let x = Extractor::new(10);
+    run(&x, &rt, login("ann-sid")).expect("login"); // the cache knows ann -> u1
+    // Mallory's session predates userhook (unknown to the index); she renames herself "ann".
+    let me = run(
+        &x,
+        &rt,
+        call("POST", "/me")
+            .req_header("cookie", "sid=mallory-sid")
+            .json(json!({"name": "ann"})),
+    )
+    .expect("updated");
+    assert_ne!(
+        me.user.get("ID").map(String::as_str),
+        Some("u1"),
+        "a name from the request does not make the caller ann: {me:?}"
+    );
+    let mallory = x.identity().hash("mallory-sid");
+    assert_eq!(
+        x.identity().sessions.owner(&mallory, unix_now()),
+        None,
+        "mallory's cookie is not learned as ann's"
+    );
+    let out = run(
+        &x,
+        &rt,
+        call("POST", "/logout").req_header("cookie", "sid=mallory-sid"),
+    )
+    .expect("logout");
+    assert_eq!(out.attribution, Attribution::None, "{out:?}");
+}
+
+#[test]
+fn a_path_id_never_binds_the_callers_credential_to_the_user_acted_on() {
+    let rt = runtime(
+        r#"
+routes:
+  - action: updated
+    method: PUT
+    path: /users/{id}
+    fields: {ID: path.id}
+    session: {presents: [request.bearer]}
+  - action: remember
+    method: GET
+    path: /me
+    fields: {ID: response.body.id}
+    session: {presents: [request.bearer]}
+  - action: logout
+    method: POST
+    path: /logout
+    session: {presents: [request.bearer], ends: true}
+"#,
+    );
+    let x = Extractor::new(10);
+    // An admin's token updates bob; it is not bob's token.
+    let ev = run(
+        &x,
+        &rt,
+        call("PUT", "/users/bob").req_header("authorization", "Bearer admin-pat"),
+    )
+    .expect("updated");
+    assert_eq!(ev.user["ID"], "bob");
+    let out = run(
+        &x,
+        &rt,
+        call("POST", "/logout").req_header("authorization", "Bearer admin-pat"),
+    )
+    .expect("logout");
+    assert_eq!(out.attribution, Attribution::None, "{out:?}");
+
+    // The IAM's own answer about the caller (a "who am I") does bind it.
+    let me = call("GET", "/me")
+        .req_header("authorization", "Bearer admin-pat")
+        .resp_json(json!({"id": "admin"}));
+    assert!(run(&x, &rt, me).is_none(), "remember: no event");
+    let out = run(
+        &x,
+        &rt,
+        call("POST", "/logout").req_header("authorization", "Bearer admin-pat"),
+    )
+    .expect("logout");
+    assert_eq!(
+        (out.attribution, out.user["ID"].as_str()),
+        (Attribution::Session, "admin")
+    );
+}
