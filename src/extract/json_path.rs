@@ -68,24 +68,30 @@ impl JsonPath {
 
     /// True when the path can lead to a credential: its last step is named like one
     /// (`password`, `client_secret`, `access_token`, ...), or an earlier step is and the last
-    /// one is not an identifier of the user the credential belongs to ([`IDENTITY_LEAVES`]:
-    /// `token.user.id` in Keystone's token body names the user, `credentials.0.value` is a
-    /// password).
+    /// one is not an identifier of an object *inside* the credential ([`IDENTITY_LEAVES`]
+    /// under a plain key: `token.user.id` in Keystone's token body names the user, but
+    /// `token.id` is the token itself in Keystone v2 and `credentials.0.value` is a password).
     pub fn names_credential(&self) -> bool {
         let Some((leaf, parents)) = self.0.split_last() else {
             return false;
         };
+        let of_an_inner_object = parents.last().is_some_and(|p| {
+            p.index.is_none() && p.key != "primary" && !is_credential_name(&p.key)
+        });
         is_credential_name(&leaf.key)
             || (parents.iter().any(|s| is_credential_name(&s.key))
-                && !IDENTITY_LEAVES
-                    .iter()
-                    .any(|name| leaf.key.eq_ignore_ascii_case(name)))
+                && !(of_an_inner_object
+                    && IDENTITY_LEAVES
+                        .iter()
+                        .any(|name| leaf.key.eq_ignore_ascii_case(name))))
     }
 }
 
 /// Last steps that name who or what a value is about, never a secret, even below a step
-/// named like a credential: the user of a token (`token.user.id`, `token.user.name`), the user
-/// a password is checked for (`password.user.name`).
+/// named like a credential when their own parent is a plain key: the user of a token
+/// (`token.user.id`, `token.user.name`), the user a password is checked for
+/// (`password.user.name`). Directly below the credential (`token.id`, `session_token.name`,
+/// `credentials.0.id`) they may be the credential itself.
 const IDENTITY_LEAVES: [&str; 7] = [
     "id", "name", "username", "email", "login", "user_id", "userId",
 ];
@@ -173,6 +179,15 @@ mod tests {
             "token",
             "client_secret.value",
             "sessionToken",
+            // Directly under a credential, an "identifier" may be the credential itself
+            // (Keystone v2's `access.token.id` is the token).
+            "token.id",
+            "access.token.id",
+            "access_token.name",
+            "credentials.0.id",
+            "credentials.primary.id",
+            "tokens.type=password.id",
+            "secret.0.user_id",
         ] {
             assert!(credential(path), "{path} is a credential");
         }
@@ -182,6 +197,9 @@ mod tests {
             "token.user.domain.id",
             "auth.identity.password.user.name",
             "auth.identity.password.user.id",
+            "password.user.name",
+            "secret.user.name",
+            "credentials.0.user.email",
             "user.id",
             "email",
         ] {
