@@ -173,7 +173,8 @@ async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        // The URL is logged redacted beside this error: never again in it.
+        .map_err(|e| format!("request failed: {}", e.without_url()))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("the IAM answered {status}"));
@@ -181,7 +182,7 @@ async fn fetch_set(client: &reqwest::Client, url: &str) -> Result<KeySet, String
     let bytes = resp
         .bytes()
         .await
-        .map_err(|e| format!("reading the body: {e}"))?;
+        .map_err(|e| format!("reading the body: {}", e.without_url()))?;
     if bytes.len() > MAX_DOCUMENT {
         return Err(format!(
             "the document is {} bytes, more than {MAX_DOCUMENT}",
@@ -205,8 +206,15 @@ pub fn url_for(template: &str, upstream: &str, params: &[(String, String)]) -> O
         let close = rest[open..].find('}')? + open;
         let name = &rest[open + 1..close];
         let (_, value) = params.iter().find(|(n, _)| n == name)?;
-        // A parameter value never climbs or adds a path segment.
-        if value.is_empty() || value.contains(['/', '?', '#']) || value == "." || value == ".." {
+        // A parameter value never climbs or adds a path segment, not even percent-encoded
+        // (the URL parser resolves `%2e%2e` as `..`).
+        let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        if value.is_empty()
+            || value.contains(['?', '#'])
+            || decoded.contains(['/', '\\'])
+            || decoded == "."
+            || decoded == ".."
+        {
             return None;
         }
         out.push_str(value);
@@ -240,10 +248,18 @@ mod tests {
             url_for("/realms/{tenant}/certs", "http://kc", &params),
             None
         );
-        let climbing = vec![("realm".to_owned(), "..".to_owned())];
+        for climbing in ["..", "%2e%2E", ".%2E", "a%2Fb", "a%5cb", "."] {
+            let climbing = vec![("realm".to_owned(), climbing.to_owned())];
+            assert_eq!(
+                url_for("/realms/{realm}/certs", "http://kc", &climbing),
+                None,
+                "{climbing:?}"
+            );
+        }
+        let spaced = vec![("realm".to_owned(), "my%20realm".to_owned())];
         assert_eq!(
-            url_for("/realms/{realm}/certs", "http://kc", &climbing),
-            None
+            url_for("/realms/{realm}/certs", "http://kc", &spaced).as_deref(),
+            Some("http://kc/realms/my%20realm/certs")
         );
     }
 
