@@ -462,3 +462,65 @@ async fn better_auth_reasons_are_details() {
     assert_eq!(ev.user.get("Enabled").map(String::as_str), Some("false"));
     uh.handle.stop().await;
 }
+
+/// A session userhook never saw (signed in before it was deployed, or straight at the IAM)
+/// renames itself to an existing user's name: that names nobody, and the rename does not make
+/// its cookie that user's, so its own account deletion is no `user.deleted` of the other user.
+#[tokio::test]
+async fn better_auth_a_rename_to_someone_elses_name_does_not_take_their_identity() {
+    let iam = better_auth(Options::default()).await;
+    let mut uh = Lifecycle::start(&iam.url(), "better-auth", "").await;
+    let base = uh.url();
+    let alice = user_id(1);
+
+    let reply = post(
+        &base,
+        "/api/auth/sign-up/email",
+        None,
+        json!({"name": "Alice", "email": "alice@example.com", "password": CANARY}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    for (event, action) in [("user.created", "created"), ("user.login", "login")] {
+        let mut want = json!({"event": event, "action": action, "status": "200", "id": alice,
+            "name": "Alice", "email": "alice@example.com", "enabled": "true",
+            "attribution": "exchange"});
+        let body: Value = serde_json::from_slice(&reply.body).expect("json");
+        want["created_at"] = body["user"]["createdAt"].clone();
+        uh.expect(want).await;
+    }
+
+    // Mallory signs up straight at the IAM (session 2): userhook sees none of it.
+    let direct = post(
+        &iam.url(),
+        "/api/auth/sign-up/email",
+        None,
+        json!({"name": "Mallory", "email": "mallory@example.com", "password": WRONG}),
+    )
+    .await;
+    assert_eq!(direct.status, 200);
+
+    let reply = post(
+        &base,
+        "/api/auth/update-user",
+        Some(2),
+        json!({"name": "Alice"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, r#"{"status":true}"#);
+    uh.expect(
+        json!({"event": "user.updated", "action": "updated", "status": "200", "name": "Alice",
+        "attribution": "exchange"}),
+    )
+    .await;
+    let reply = post(&base, "/api/auth/delete-user", Some(2), json!({})).await;
+    assert_eq!(reply.status, 200);
+    uh.expect(
+        json!({"event": "user.deleted", "action": "deleted", "status": "200",
+        "attribution": "none"}),
+    )
+    .await;
+    uh.assert_all_checked();
+    uh.assert_no_canary(&[CANARY, WRONG, &cookie_value(1), &cookie_value(2)]);
+}
