@@ -179,7 +179,8 @@ fn a_deleted_cookie_is_no_session() {
 fn a_name_the_client_sends_never_binds_its_credential_to_another_user() {
     let rt = runtime(RULES);
     let x = Extractor::new(10);
-    run(&x, &rt, login("ann-sid")).expect("login"); // the cache knows ann -> u1
+    // The cache knows ann -> u1.
+    run(&x, &rt, login("ann-sid")).expect("login");
     // Mallory's session predates userhook (unknown to the index); she renames herself "ann".
     let me = run(
         &x,
