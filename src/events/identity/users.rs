@@ -19,7 +19,9 @@ use crate::event::UserFields;
 /// The key field: users are cached by `ID`.
 const ID: &str = "ID";
 /// The secondary keys: a user named only by one of these is looked up by it.
-const SECONDARY: [&str; 2] = ["Email", "Name"];
+const SECONDARY: [&str; 2] = [EMAIL, NAME];
+const EMAIL: &str = "Email";
+const NAME: &str = "Name";
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -161,15 +163,29 @@ impl UserCache {
     }
 
     /// Adds the cached fields the event lacks (the event's own values win). Without an `ID`,
-    /// the user is looked up by `Email`, then `Name`; found, the event gets the ID too.
+    /// the user is looked up by `Email`, then `Name`; found, the event gets the ID too, unless
+    /// found by Name with another Email (a new `mallory@x` named `alice` is not the cached
+    /// alice of `alice@x`: names are often unique per organization or domain only).
     pub fn fill(&self, fields: &mut UserFields) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if !fields.contains_key(ID) {
+            let Inner { lru, by_key, .. } = &mut *inner;
             let found = SECONDARY.iter().find_map(|key| {
                 let v = fields.get(*key)?;
-                inner.by_key.get(&(*key, v.clone())).cloned()
+                by_key.get(&(*key, v.clone())).map(|id| (*key, id.clone()))
             });
+            // Found by Name, the Email must agree (found by Email, a new Name is a rename).
+            let contradicted = found.as_ref().is_some_and(|(by, id)| {
+                *by == NAME
+                    && lru
+                        .as_ref()
+                        .and_then(|lru| lru.peek(id.as_str()))
+                        .and_then(|known| known.get(EMAIL))
+                        .zip(fields.get(EMAIL))
+                        .is_some_and(|(known, event)| known != event)
+            });
+            let found = found.filter(|_| !contradicted).map(|(_, id)| id);
             match found {
                 Some(id) => {
                     fields.insert(ID.to_owned(), id);
@@ -316,6 +332,25 @@ mod tests {
         );
         c.forget(&ev);
         assert_eq!(c.get("1"), None);
+    }
+
+    #[test]
+    fn a_name_with_another_email_is_another_user() {
+        let c = UserCache::new(10);
+        c.remember(&user(&[
+            ("ID", "1"),
+            ("Email", "alice@a"),
+            ("Name", "alice"),
+        ]));
+        let mut other = user(&[("Name", "alice"), ("Email", "mallory@b")]);
+        c.fill(&mut other);
+        assert_eq!(other, user(&[("Name", "alice"), ("Email", "mallory@b")]));
+        let mut bare = user(&[("Name", "alice")]);
+        c.fill(&mut bare);
+        assert_eq!(bare["ID"], "1", "a bare name still finds her");
+        let mut renamed = user(&[("Name", "ally"), ("Email", "alice@a")]);
+        c.fill(&mut renamed);
+        assert_eq!(renamed["ID"], "1", "found by email, a new name is a rename");
     }
 
     #[test]
