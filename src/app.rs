@@ -195,6 +195,7 @@ pub async fn start_on(
             runtime: runtime.clone(),
             reloads: reloads.clone(),
             deliveries: deliveries.clone(),
+            bound: admin_addr,
         },
         signal.clone(),
     )));

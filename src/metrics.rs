@@ -57,6 +57,10 @@ pub const DEAD_LETTERS_TOTAL: &str = "userhook_dead_letters_total";
 pub const DEAD_LETTERS: &str = "userhook_dead_letters";
 /// Config reload outcomes, by `result`: applied, rejected, unchanged.
 pub const CONFIG_RELOADS: &str = "userhook_config_reloads_total";
+/// Times the watcher read (and hashed) the config file, by `trigger`: change (a file event
+/// that was not one of its own reads), timer (the periodic re-check found the file's metadata
+/// changed), sighup. An idle instance reads nothing.
+pub const CONFIG_READS: &str = "userhook_config_file_reads_total";
 
 /// Delivery latency buckets, seconds: from a direct hit (milliseconds) to a long retry series
 /// (the default backoff reaches minutes, 12 attempts about an hour).
@@ -228,6 +232,13 @@ fn describe_all() {
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters currently kept.");
     describe_counter!(CONFIG_RELOADS, "Config reload outcomes, by result.");
+    describe_counter!(
+        CONFIG_READS,
+        "Config file reads by the watcher, by trigger (change, timer, sighup)."
+    );
+    for trigger in ["change", "timer", "sighup"] {
+        counter!(CONFIG_READS, "trigger" => trigger).absolute(0);
+    }
     for reason in DropReason::ALL {
         counter!(EVENTS_DROPPED, "reason" => reason.as_str()).absolute(0);
     }
@@ -473,6 +484,12 @@ pub fn spool_usage(depth: usize, bytes: u64) {
     install();
     gauge!(SPOOL_DEPTH).set(depth as f64);
     gauge!(SPOOL_BYTES).set(bytes as f64);
+}
+
+/// Counts one read of the config file by the watcher; `trigger` is change, timer or sighup.
+pub fn config_file_read(trigger: &'static str) {
+    install();
+    counter!(CONFIG_READS, "trigger" => trigger).increment(1);
 }
 
 /// Counts a config reload outcome.

@@ -1,9 +1,11 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
 //! and the spool's `/spool` and `/deadletters…` (see `spool`). Bound to localhost by
-//! default because it shows internals. Never proxies anything, never blocks the proxy, and
+//! default because it shows internals; every request but the probes passes the checks of
+//! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
+mod access;
 mod respond;
 mod spool;
 mod state;
@@ -61,6 +63,9 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Err(refusal) = guard(state, &req) {
+        return refusal.response();
+    }
     if req.method() == Method::POST {
         return match req.uri().path() {
             "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
@@ -106,6 +111,18 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
         "/deliveries" => deliveries(state, req.uri().query()),
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// The access checks of [`access`], with the running config's token and the bound address.
+fn guard(state: &AdminState, req: &Request<Incoming>) -> Result<(), access::Refusal> {
+    let rt = state.runtime.load();
+    let policy = access::Policy {
+        token: rt.file.admin.token.as_deref(),
+        bound: state.bound,
+    };
+    let kind = access::Kind::of(req.method(), req.uri().path());
+    let authority = req.uri().authority().map(|a| a.as_str());
+    access::check(&policy, kind, req.headers(), authority)
 }
 
 /// `/deliveries[?status=successful|failed|retrying]`: the last outcomes, newest first.

@@ -41,20 +41,30 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
             None,
             String::new(),
         ),
-        Some(w) => {
-            let request: RenderedRequest =
-                attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now());
-            let url = loggable_url(&request.url);
-            let result = match attempt::send(&shared.client, &request, w.timeout).await {
-                Ok(reply) => attempt::result_of(reply),
-                Err(e) => e,
-            };
-            let status = match &result {
-                AttemptResult::Reply { status, .. } => Some(*status),
-                _ => None,
-            };
-            (decide(w.success, &result), status, url)
-        }
+        Some(w) => match attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now()) {
+            // Nothing is sent to a URL the event does not fill: the delivery fails, with the
+            // reason in its dead letter, its record and the log.
+            Err(e) => (
+                RetryDecision::Final {
+                    reason: e.to_string(),
+                },
+                None,
+                String::new(),
+            ),
+            Ok(request) => {
+                let request: RenderedRequest = request;
+                let url = loggable_url(&request.url);
+                let result = match attempt::send(&shared.client, &request, w.timeout).await {
+                    Ok(reply) => attempt::result_of(reply),
+                    Err(e) => e,
+                };
+                let status = match &result {
+                    AttemptResult::Reply { status, .. } => Some(*status),
+                    _ => None,
+                };
+                (decide(w.success, &result), status, url)
+            }
+        },
     };
     drop(rt);
     let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
