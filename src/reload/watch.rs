@@ -249,16 +249,25 @@ impl WatchState {
         }
         crate::metrics::config_file_read(label);
         tracing::debug!(path = %self.path.display(), trigger = label, "reading the config file");
-        // Taken before the read: a change racing the read shows at the next tick.
-        self.last_seen = Fingerprint::of(&self.path).ok();
-        let bytes = match tokio::fs::read(&self.path).await {
-            Ok(b) => b,
+        // Read and hashed on the blocking pool: a large file must not hold up the runtime
+        // thread (on `serve`, the first proxy worker's).
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            // Taken before the read: a change racing the read shows at the next tick.
+            let seen = Fingerprint::of(&path).ok();
+            std::fs::read(&path).map(|bytes| (seen, hash(&bytes), bytes))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let (seen, h, bytes) = match read {
+            Ok(read) => read,
             Err(e) => {
+                self.last_seen = None;
                 tracing::debug!(path = %self.path.display(), error = %e, "config file unreadable for now; will retry");
                 return true;
             }
         };
-        let h = hash(&bytes);
+        self.last_seen = seen;
         if h == self.last_hash && !forced {
             return true;
         }
