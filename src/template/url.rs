@@ -37,6 +37,11 @@ pub enum UrlRenderError {
     /// A variable makes its path segment `.` or `..`, which URL parsers remove.
     #[error("{{{{$$.{0}$$}}}} makes a URL path segment `.` or `..` for this event; sending would go to another path, so it is not sent")]
     DotSegment(String),
+    /// The values change how many path segments the URL has, as the URL parser reqwest uses
+    /// reads it (a dot segment the text check cannot see, e.g. beside a `\` or a tab in the
+    /// template's own text).
+    #[error("this event's values change the URL's path as the HTTP client reads it; sending would go to another path, so it is not sent")]
+    PathChanged,
 }
 
 /// Where in the URL a variable stands.
@@ -56,6 +61,9 @@ pub struct UrlTemplate {
     parsed: Parsed,
     /// The position of each slot, in slot order.
     positions: Vec<Position>,
+    /// Path segments of a sample rendering (every value `x`) as the URL parser reads it;
+    /// `None` when the sample does not parse (then attempts report the invalid URL).
+    segments: Option<usize>,
 }
 
 impl UrlTemplate {
@@ -63,7 +71,16 @@ impl UrlTemplate {
     pub fn compile(text: &str, known: &dyn Fn(&str) -> bool) -> Result<Self, TemplateError> {
         let parsed = parse(text, known)?;
         let positions = positions(&parsed);
-        Ok(UrlTemplate { parsed, positions })
+        let mut template = UrlTemplate {
+            parsed,
+            positions,
+            segments: None,
+        };
+        template.segments = template
+            .assemble(&|_| Some("x"))
+            .ok()
+            .and_then(|(url, _)| path_segments(&url));
+        Ok(template)
     }
 
     /// Whether the URL has no variables (the dispatcher can then reuse one rendering).
@@ -74,18 +91,37 @@ impl UrlTemplate {
     /// The URL for one delivery, values percent-encoded; missing values render empty in the
     /// query, and are refused in the path (see the module doc).
     pub fn render(&self, vars: &dyn VarSource) -> Result<String, UrlRenderError> {
+        let values: Vec<_> = self
+            .parsed
+            .slots
+            .iter()
+            .map(|s| vars.var(&s.name))
+            .collect();
+        let (out, has_path_values) =
+            self.assemble(&|i| values.get(i).and_then(|v| v.as_deref()))?;
+        // The parser's own reading is the last word: the values must leave the path with as
+        // many segments as the sample has.
+        if has_path_values && self.segments.is_some() && path_segments(&out) != self.segments {
+            return Err(UrlRenderError::PathChanged);
+        }
+        Ok(out)
+    }
+
+    /// The URL with `value(i)` for slot `i` (`None`: no value), and whether any slot is in the
+    /// path; fails on an empty path value or a dot segment.
+    fn assemble<'v>(
+        &self,
+        value: &dyn Fn(usize) -> Option<&'v str>,
+    ) -> Result<(String, bool), UrlRenderError> {
         let p = &self.parsed;
-        let values: Vec<_> = p.slots.iter().map(|s| vars.var(&s.name)).collect();
-        let value = |i: usize| values.get(i).and_then(|v| v.as_deref()).unwrap_or("");
-        let len = p.literal_len()
-            + (0..values.len())
-                .map(|i| encoded_len(value(i)))
-                .sum::<usize>();
+        let n = p.slots.len();
+        let value = |i: usize| value(i).unwrap_or("");
+        let len = p.literal_len() + (0..n).map(|i| encoded_len(value(i))).sum::<usize>();
         let mut out = String::with_capacity(len);
         let mut in_path: Vec<(usize, Range<usize>)> = Vec::new();
         for i in 0..p.literals.len() {
             out.push_str(p.literal(i));
-            if i < values.len() {
+            if i < n {
                 let start = out.len();
                 out.extend(utf8_percent_encode(value(i), ENCODE));
                 if self.positions.get(i) == Some(&Position::Path) {
@@ -93,6 +129,7 @@ impl UrlTemplate {
                 }
             }
         }
+        let has_path_values = !in_path.is_empty();
         for (i, range) in in_path {
             let name = || {
                 p.slots
@@ -106,7 +143,7 @@ impl UrlTemplate {
                 return Err(UrlRenderError::DotSegment(name()));
             }
         }
-        Ok(out)
+        Ok((out, has_path_values))
     }
 }
 
@@ -135,6 +172,13 @@ fn positions(p: &Parsed) -> Vec<Position> {
         out.push(pos);
     }
     out
+}
+
+/// How many path segments `url` has as the WHATWG URL parser (reqwest's) reads it.
+fn path_segments(url: &str) -> Option<usize> {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments().map(Iterator::count))
 }
 
 /// The path segment of `url` that contains the byte range `value`: from the `/` before it to
@@ -286,6 +330,29 @@ mod tests {
             assert_eq!(parsed.path_segments().map(|s| s.count()), Some(3), "{url}");
             assert!(parsed.path().starts_with("/users/"), "{url}");
         }
+    }
+
+    #[test]
+    fn what_the_url_parser_reads_as_a_dot_segment_is_refused_too() {
+        // Found triaging a template_render fuzz finding (`https:K{{ID}}`: the WHATWG parser reads
+        // a host there without `//`): the same parser treats `\` as `/` in
+        // http(s) URLs and drops tabs and newlines, so a value `..` next to them climbs
+        // although the text around it shows no `/..`. (The config's URL check refuses such
+        // templates; rendering does not rely on it.)
+        for template in [
+            "http://r/u/a\\{{$$.ID$$}}/x",
+            "http://r/u/\t{{$$.ID$$}}/x",
+            "http://r/u/{{$$.ID$$}}\n/x",
+        ] {
+            let t = UrlTemplate::compile(template, &|_| false).expect("compiles");
+            assert!(t.render(&vars(&[("ID", "7")])).is_ok(), "{template}");
+            assert!(t.render(&vars(&[("ID", "..")])).is_err(), "{template}");
+        }
+        let e = UrlTemplate::compile("http://r/u/a\\{{$$.ID$$}}/x", &|_| false)
+            .expect("compiles")
+            .render(&vars(&[("ID", "..")]))
+            .unwrap_err();
+        assert_eq!(e, UrlRenderError::PathChanged);
     }
 
     #[test]
