@@ -141,7 +141,7 @@ fn finish(
             tracing::info!(
                 webhook = %delivery.webhook,
                 delivery_id = %delivery.id,
-                event = delivery.event.event_type,
+                event = delivery.event.event_type.as_ref(),
                 event_id = %delivery.event.id,
                 request_id = %delivery.event.request.request_id,
                 attempts = delivery.attempt,
@@ -208,7 +208,7 @@ fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
     tracing::warn!(
         webhook = %delivery.webhook,
         delivery_id = %delivery.id,
-        event = delivery.event.event_type,
+        event = delivery.event.event_type.as_ref(),
         event_id = %delivery.event.id,
         request_id = %delivery.event.request.request_id,
         attempts = delivery.attempt,
