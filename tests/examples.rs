@@ -276,7 +276,10 @@ fn manifests_agree_with_each_other_and_the_config() {
     {
         assert_eq!(&labels[k], v, "the NetworkPolicy selects the pod");
     }
-    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
     let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
     let admitted = |port: u64| -> Vec<&Value> {
         rules
@@ -290,10 +293,15 @@ fn manifests_agree_with_each_other_and_the_config() {
     };
     let proxy_rules = admitted(proxy_port);
     assert_eq!(proxy_rules.len(), 1, "one rule for the proxy port");
-    assert!(proxy_rules[0].get("from").is_none(), "clients come from anywhere");
+    assert!(
+        proxy_rules[0].get("from").is_none(),
+        "clients come from anywhere"
+    );
     let admin_rules = admitted(admin_port);
     assert_eq!(admin_rules.len(), 1, "one rule for the admin port");
-    let from = admin_rules[0]["from"].as_array().expect("admin port restricted by `from`");
+    let from = admin_rules[0]["from"]
+        .as_array()
+        .expect("admin port restricted by `from`");
     assert!(!from.is_empty() && from.iter().all(|f| f.get("namespaceSelector").is_some()));
     for kc in ["kc-http", "kc-management"] {
         let port = containers
@@ -303,7 +311,10 @@ fn manifests_agree_with_each_other_and_the_config() {
             .find(|p| p["name"] == kc)
             .and_then(|p| p["containerPort"].as_u64())
             .expect("Keycloak port");
-        assert!(admitted(port).is_empty(), "{kc} ({port}) must not be admitted");
+        assert!(
+            admitted(port).is_empty(),
+            "{kc} ({port}) must not be admitted"
+        );
     }
 
     // Probes hit the admin port; the Service hits the proxy port.
