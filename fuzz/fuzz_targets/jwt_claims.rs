@@ -24,8 +24,12 @@ fuzz_target!(|data: &[u8]| {
     // Round trip: any object serde_json reads, as a token's payload, reads back the same.
     if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(data) {
         use base64_free::encode;
-        let token = format!("e30.{}.c2ln", encode(v.to_string().as_bytes()));
-        assert_eq!(claims(&token), Some(v));
+        let written = v.to_string();
+        // As serde_json reads the payload back: its float parsing is not an exact round trip
+        // of what it writes (a first run of this target stopped on `5e+104`).
+        let want: Value = serde_json::from_str(&written).expect("serde_json reads what it wrote");
+        let token = format!("e30.{}.c2ln", encode(written.as_bytes()));
+        assert_eq!(claims(&token), Some(want));
     }
 });
 
