@@ -555,7 +555,10 @@ mod tests {
             }
             after_change = now;
         }
-        assert!((1..=2).contains(&after_change), "{after_change} reads for one change");
+        assert!(
+            (1..=2).contains(&after_change),
+            "{after_change} reads for one change"
+        );
         // ... and its own read of the change wakes nothing more.
         let quiet_from = std::time::Instant::now();
         while quiet_from.elapsed() < DEBOUNCE * 20 {
