@@ -97,12 +97,15 @@ impl UrlTemplate {
             .iter()
             .map(|s| vars.var(&s.name))
             .collect();
-        let (out, has_path_values) =
-            self.assemble(&|i| values.get(i).and_then(|v| v.as_deref()))?;
-        // The parser's own reading is the last word: the values must leave the path with as
-        // many segments as the sample has.
-        if has_path_values && self.segments.is_some() && path_segments(&out) != self.segments {
-            return Err(UrlRenderError::PathChanged);
+        let (out, _) = self.assemble(&|i| values.get(i).and_then(|v| v.as_deref()))?;
+        // The parser's own reading is the last word, wherever the text check placed the
+        // values (it only knows `scheme://` URLs): they must leave the path with as many
+        // segments as the sample has. A rendering that does not parse is left to the attempt,
+        // which reports the invalid URL.
+        if let (Some(want), Some(got)) = (self.segments, path_segments(&out)) {
+            if want != got {
+                return Err(UrlRenderError::PathChanged);
+            }
         }
         Ok(out)
     }
@@ -353,6 +356,17 @@ mod tests {
             .render(&vars(&[("ID", "..")]))
             .unwrap_err();
         assert_eq!(e, UrlRenderError::PathChanged);
+        // Found by the template_render fuzz target: a scheme without `//` (`htt:/…`, a
+        // non-special scheme) hid the path from the text check, and `..` climbed.
+        let t = UrlTemplate::compile("htt:/a/u/{{$$.ID$$}}/x", &|_| false).expect("compiles");
+        assert_eq!(
+            t.render(&vars(&[("ID", "7")])).as_deref(),
+            Ok("htt:/a/u/7/x")
+        );
+        assert_eq!(
+            t.render(&vars(&[("ID", "..")])),
+            Err(UrlRenderError::PathChanged)
+        );
     }
 
     #[test]
