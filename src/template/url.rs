@@ -61,9 +61,10 @@ pub struct UrlTemplate {
     parsed: Parsed,
     /// The position of each slot, in slot order.
     positions: Vec<Position>,
-    /// Path segments of a sample rendering (every value `x`) as the URL parser reads it;
-    /// `None` when the sample does not parse (then attempts report the invalid URL).
-    segments: Option<usize>,
+    /// Path segments of a sample rendering (every value `x`) as the URL parser reads it
+    /// (`Some(None)`: it parses with no path segments); `None` when the sample does not
+    /// parse (then attempts report the invalid URL).
+    segments: Option<Option<usize>>,
 }
 
 impl UrlTemplate {
@@ -80,6 +81,7 @@ impl UrlTemplate {
             .assemble(&|_| Some("x"))
             .ok()
             .and_then(|(url, _)| path_segments(&url));
+
         Ok(template)
     }
 
@@ -107,6 +109,7 @@ impl UrlTemplate {
                 return Err(UrlRenderError::PathChanged);
             }
         }
+
         Ok(out)
     }
 
@@ -177,11 +180,12 @@ fn positions(p: &Parsed) -> Vec<Position> {
     out
 }
 
-/// How many path segments `url` has as the WHATWG URL parser (reqwest's) reads it.
-fn path_segments(url: &str) -> Option<usize> {
+/// How many path segments `url` has as the WHATWG URL parser (reqwest's) reads it (`Some(None)`
+/// when it has none, e.g. only a host); `None` when it does not parse.
+fn path_segments(url: &str) -> Option<Option<usize>> {
     url::Url::parse(url)
         .ok()
-        .and_then(|u| u.path_segments().map(Iterator::count))
+        .map(|u| u.path_segments().map(Iterator::count))
 }
 
 /// The path segment of `url` that contains the byte range `value`: from the `/` before it to
@@ -365,6 +369,14 @@ mod tests {
         );
         assert_eq!(
             t.render(&vars(&[("ID", "..")])),
+            Err(UrlRenderError::PathChanged)
+        );
+        // Also found by it: there, an empty value turned `:/{{ID}}/tps` into `://tps`, a URL
+        // whose path vanished into a host.
+        let t = UrlTemplate::compile("hthttps:/{{$$.ID$$}}/tps", &|_| false).expect("compiles");
+        assert!(t.render(&vars(&[("ID", "7")])).is_ok());
+        assert_eq!(
+            t.render(&vars(&[("ID", "")])),
             Err(UrlRenderError::PathChanged)
         );
     }
