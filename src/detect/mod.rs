@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod path_template;
 pub mod profiles;
 pub mod rule;
+pub mod session_rule;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -46,6 +47,8 @@ pub struct RouteTable {
     /// Each rule's config key (`routes[2]`, `profiles[0] (keycloak rule 3)`), by rule index.
     keys: Vec<String>,
     field_names: BTreeSet<String>,
+    /// Every `details:` name the rules define.
+    detail_names: BTreeSet<String>,
     /// Every action some rule emits.
     actions: BTreeSet<Action>,
     /// What `check` should point out: rules that never fire, conditions that always hold.
@@ -69,7 +72,14 @@ impl RouteTable {
         let mut errors = Vec::new();
         for (i, spec) in routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            table.add(spec, &key, RuleOrigin::Operator, &mut by_route, &mut errors);
+            table.add(
+                spec,
+                &key,
+                RuleOrigin::Operator,
+                None,
+                &mut by_route,
+                &mut errors,
+            );
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
@@ -91,12 +101,17 @@ impl RouteTable {
                     continue;
                 }
             };
+            let jwks = profile
+                .jwks
+                .as_deref()
+                .map(|j| profiles::join_base(base, j));
             for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(
                     &spec,
                     &key,
                     RuleOrigin::Profile(&profile.name),
+                    jwks.clone(),
                     &mut by_route,
                     &mut errors,
                 );
@@ -114,10 +129,11 @@ impl RouteTable {
         spec: &RouteSpec,
         key: &str,
         origin: RuleOrigin,
+        jwks: Option<String>,
         by_route: &mut HashMap<String, usize>,
         errors: &mut Vec<ConfigError>,
     ) {
-        let (rule, template) = match Rule::compile(spec, key, origin) {
+        let (mut rule, template) = match Rule::compile(spec, key, origin) {
             Ok(r) => r,
             Err(mut e) => {
                 errors.append(&mut e);
@@ -174,12 +190,15 @@ impl RouteTable {
                 ),
             ));
         }
+        rule.jwks = jwks;
         if !slot.methods.contains(&rule.method) {
             slot.methods.push(rule.method.clone());
         }
         slot.rules.push(self.rules.len());
         self.field_names
             .extend(rule.fields.iter().map(|f| f.name.clone()));
+        self.detail_names
+            .extend(rule.details.iter().map(|f| f.name.clone()));
         self.actions.extend(rule.actions().iter().cloned());
         self.warnings.extend(rule.warnings.iter().cloned());
         self.keys.push(key.to_owned());
@@ -242,10 +261,29 @@ impl RouteTable {
         })
     }
 
+    /// Whether some rule of this match reads claims of a client-presented token (so its
+    /// signature may need checking before the outcome is read): one short scan, no allocation.
+    pub fn reads_client_tokens(&self, m: &RouteMatch) -> bool {
+        self.entries.get(m.entry).is_some_and(|e| {
+            e.rules.iter().filter_map(|&i| self.rules.get(i)).any(|r| {
+                r.fields
+                    .iter()
+                    .chain(&r.details)
+                    .flat_map(|f| &f.sources)
+                    .any(|s| s.reads_client_token())
+            })
+        })
+    }
+
     /// Every user field name the rules can produce (built-ins included): the templates'
     /// user variables.
     pub fn field_names(&self) -> &BTreeSet<String> {
         &self.field_names
+    }
+
+    /// Every `details:` name the rules (the profiles' included) define.
+    pub fn detail_names(&self) -> &BTreeSet<String> {
+        &self.detail_names
     }
 
     /// Each path entry's template (as its first rule wrote it) and the methods its rules
