@@ -80,7 +80,7 @@ impl UrlTemplate {
         template.segments = template
             .assemble(&|_| Some("x"))
             .ok()
-            .and_then(|(url, _)| path_segments(&url));
+            .and_then(|url| path_segments(&url));
 
         Ok(template)
     }
@@ -99,7 +99,7 @@ impl UrlTemplate {
             .iter()
             .map(|s| vars.var(&s.name))
             .collect();
-        let (out, _) = self.assemble(&|i| values.get(i).and_then(|v| v.as_deref()))?;
+        let out = self.assemble(&|i| values.get(i).and_then(|v| v.as_deref()))?;
         // The parser's own reading is the last word, wherever the text check placed the
         // values (it only knows `scheme://` URLs): they must leave the path with as many
         // segments as the sample has. A rendering that does not parse is left to the attempt,
@@ -113,12 +113,12 @@ impl UrlTemplate {
         Ok(out)
     }
 
-    /// The URL with `value(i)` for slot `i` (`None`: no value), and whether any slot is in the
-    /// path; fails on an empty path value or a dot segment.
+    /// The URL with `value(i)` for slot `i` (`None`: no value); fails on an empty path value
+    /// or a dot segment.
     fn assemble<'v>(
         &self,
         value: &dyn Fn(usize) -> Option<&'v str>,
-    ) -> Result<(String, bool), UrlRenderError> {
+    ) -> Result<String, UrlRenderError> {
         let p = &self.parsed;
         let n = p.slots.len();
         let value = |i: usize| value(i).unwrap_or("");
@@ -135,7 +135,6 @@ impl UrlTemplate {
                 }
             }
         }
-        let has_path_values = !in_path.is_empty();
         for (i, range) in in_path {
             let name = || {
                 p.slots
@@ -149,7 +148,7 @@ impl UrlTemplate {
                 return Err(UrlRenderError::DotSegment(name()));
             }
         }
-        Ok((out, has_path_values))
+        Ok(out)
     }
 }
 
