@@ -39,6 +39,10 @@ impl DeliveryEngine {
     /// replayed, those after it stay dead letters. The reading and resetting is
     /// [`replay::dead_letters`], shared with the offline CLI.
     pub async fn replay(&self, which: Replay) -> Result<u64, EngineError> {
+        // One replay at a time, each finished (committed) before the next reads: a dead letter
+        // two replays name is revived by the first and no longer found by the second. The
+        // spool also writes a revive only while its dead letter exists.
+        let _one_at_a_time = self.shared.replaying.lock().await;
         self.flush().await;
         let count = self.with_spool(|spool| {
             replay::dead_letters(spool, &which, |d| {

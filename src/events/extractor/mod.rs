@@ -13,7 +13,7 @@ use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
 use crate::detect::RuleKind;
 use crate::event::{Action, RequestInfo, UserEvent};
-use crate::exchange::Exchange;
+use crate::exchange::{Durability, Exchange, Unconfirmed};
 use crate::extract::decode;
 use crate::extract::view::View;
 use crate::snapshot::Snapshot;
@@ -109,7 +109,14 @@ pub async fn run(
     }) = exchanges.recv().await
     {
         let durable = exchange.durable.take();
-        if let Some(event) = extractor.process(&snapshot, &exchange) {
+        let Some(event) = extractor.process(&snapshot, &exchange) else {
+            // No event: nothing to make durable, so nothing a strict response waits for.
+            if let Some(ack) = durable {
+                let _ = ack.send(Durability::Committed);
+            }
+            continue;
+        };
+        {
             tracing::info!(
                 event = event.event_type,
                 id = %event.id,
@@ -120,11 +127,16 @@ pub async fn run(
                 "user event"
             );
             crate::metrics::event_detected(event.action);
-            dispatcher.dispatch(&current.load(), &event);
+            let dispatched = dispatcher.dispatch_counted(&current.load(), &event);
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
             if let Some(ack) = durable {
-                dispatcher.notify_when_durable(ack);
+                if dispatched.refused > 0 {
+                    // A refused delivery is not on disk: the response must not say it is.
+                    let _ = ack.send(Durability::Unconfirmed(Unconfirmed::Refused));
+                } else {
+                    dispatcher.notify_when_durable(ack);
+                }
             }
         }
     }

@@ -56,6 +56,16 @@ impl SpoolError {
         }
     }
 
+    /// The spool file is not open (its last open failed): an I/O failure, retried by the
+    /// writer.
+    pub(super) fn unavailable(context: impl Into<String>) -> Self {
+        SpoolError {
+            kind: SpoolErrorKind::Io,
+            context: context.into(),
+            message: "not open".into(),
+        }
+    }
+
     /// What kind of failure this is: act on this, never on the text.
     pub fn kind(&self) -> SpoolErrorKind {
         self.kind
