@@ -616,6 +616,14 @@ fn lost_delivery(write: Write, staged: Option<Box<Delivery>>) -> Option<Lost> {
 /// and the batch tried once more; if that fails the spool is faulted ([`fault_loop`]).
 fn commit(inner: &Inner, spool: &Spool, hooks: &Hooks, batch: Vec<Op>, c: &mut Compaction) {
     let mut work = Work::of(batch);
+    if work.writes.is_empty() {
+        // Flushes only: everything before them is already committed.
+        (hooks.on_commit)(Vec::new());
+        for ack in work.flushes {
+            ack.answer(true);
+        }
+        return;
+    }
     let mut result = try_apply(inner, spool, &work.writes);
     if let Err(e) = &result {
         tracing::warn!(error = %e, "spool commit failed; reopening the file and trying once more");

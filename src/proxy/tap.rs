@@ -330,7 +330,14 @@ mod tests {
     }
 
     fn pending(sink: HandoffSender) -> PendingExchange {
-        let snapshot = Snapshot::from_text("upstream: http://127.0.0.1:1\n", None).expect("config");
+        static SNAPSHOT: std::sync::OnceLock<Arc<Snapshot>> = std::sync::OnceLock::new();
+        let snapshot = SNAPSHOT
+            .get_or_init(|| {
+                Arc::new(
+                    Snapshot::from_text("upstream: http://127.0.0.1:1\n", None).expect("config"),
+                )
+            })
+            .clone();
         PendingExchange {
             exchange: Exchange {
                 route: crate::detect::RouteMatch {
@@ -350,15 +357,32 @@ mod tests {
             },
             request_slot: None,
             sink,
-            snapshot: Arc::new(snapshot),
+            snapshot,
         }
     }
 
-    fn poll_once<B: Body<Data = Bytes> + Unpin>(tap: &mut ResponseTap<B>) -> Poll<Option<Bytes>> {
+    fn poll_result<B>(tap: &mut ResponseTap<B>) -> Poll<Option<Result<Bytes, String>>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match Pin::new(tap).poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(f.into_data().unwrap_or_default())),
-            Poll::Ready(Some(Err(_))) => panic!("body error"),
+            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f.into_data().unwrap_or_default()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.to_string()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_once<B>(tap: &mut ResponseTap<B>) -> Poll<Option<Bytes>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        match poll_result(tap) {
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(b)),
+            Poll::Ready(Some(Err(e))) => panic!("body error: {e}"),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -387,7 +411,7 @@ mod tests {
             .durable
             .take()
             .expect("strict asks for an ack")
-            .send(())
+            .send(Durability::Committed)
             .expect("ack");
         assert_eq!(
             poll_once(&mut tap),
@@ -403,12 +427,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn strict_releases_when_there_is_nothing_to_wait_for() {
+    async fn strict_releases_when_the_extractor_says_there_was_no_event() {
         let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["only"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
-        // No event came of it: the extractor drops the sender.
-        drop(rx.try_recv().map(|h| h.exchange).expect("handed off"));
+        // No event came of it: the extractor answers Committed (nothing to make durable).
+        let mut exchange = rx.try_recv().map(|h| h.exchange).expect("handed off");
+        let ack = exchange.durable.take().expect("ack");
+        ack.send(Durability::Committed).expect("send");
         assert_eq!(
             poll_once(&mut tap),
             Poll::Ready(Some(Bytes::from_static(b"only")))
@@ -417,19 +443,80 @@ mod tests {
         assert_eq!(poll_once(&mut tap), Poll::Ready(None));
     }
 
+    /// The held end is never released when the event is not durable: the body ends in an
+    /// error (the client's connection is cut), and the reason is counted.
+    #[tokio::test]
+    async fn strict_never_releases_an_unconfirmed_response() {
+        let cases: [(&str, Option<Durability>); 3] = [
+            ("refused", Some(Durability::Unconfirmed(Unconfirmed::Refused))),
+            (
+                "commit_failed",
+                Some(Durability::Unconfirmed(Unconfirmed::CommitFailed)),
+            ),
+            // The exchange was dropped unexamined (a full hand-off queue drops it, and the
+            // sender with it).
+            ("not_examined", None),
+        ];
+        for (word, answer) in cases {
+            let (tx, mut rx) = crate::events::handoff::channel();
+            let mut tap = ResponseTap::new(frames(&["ab", "cd"]), 1024, pending(tx), true);
+            assert_eq!(
+                poll_once(&mut tap),
+                Poll::Ready(Some(Bytes::from_static(b"ab")))
+            );
+            assert_eq!(poll_once(&mut tap), Poll::Pending);
+            let before = strict_unconfirmed();
+            let mut exchange = rx.try_recv().map(|h| h.exchange).expect("handed off");
+            let ack = exchange.durable.take().expect("ack");
+            match answer {
+                Some(a) => ack.send(a).expect("send"),
+                None => drop(ack),
+            }
+            assert_eq!(
+                poll_result(&mut tap),
+                Poll::Ready(Some(Err(format!(
+                    "strict mode: the event of this response is not durable ({word}); response cut off"
+                )))),
+                "{word}"
+            );
+            assert!(strict_unconfirmed() > before, "{word} counted");
+            // Nothing after the error, and the held frame never comes.
+            assert_eq!(poll_once(&mut tap), Poll::Ready(None));
+            assert!(tap.is_end_stream());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_handoff_queue_fails_a_strict_response() {
+        let (tx, _rx) = crate::events::handoff::channel();
+        // Fill the queue.
+        for _ in 0..crate::events::handoff::QUEUE {
+            pending(tx.clone()).hand_off(CapturedBody::default(), None);
+        }
+        let mut tap = ResponseTap::new(frames(&["x"]), 1024, pending(tx), true);
+        assert_eq!(
+            poll_result(&mut tap),
+            Poll::Ready(Some(Err(
+                "strict mode: the event of this response is not durable (not_examined); response cut off".into()
+            )))
+        );
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn strict_gives_up_waiting_after_the_limit() {
+    async fn strict_gives_up_waiting_after_the_limit_and_fails_the_response() {
         let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["x"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
         let _kept = rx.try_recv().map(|h| h.exchange).expect("handed off"); // never acknowledged
-        let before = strict_timeouts();
+        let before = strict_unconfirmed();
         tokio::time::advance(STRICT_MAX_WAIT + Duration::from_millis(1)).await;
         assert_eq!(
-            poll_once(&mut tap),
-            Poll::Ready(Some(Bytes::from_static(b"x")))
+            poll_result(&mut tap),
+            Poll::Ready(Some(Err(
+                "strict mode: the event of this response is not durable (timeout); response cut off".into()
+            )))
         );
-        assert_eq!(strict_timeouts(), before + 1);
+        assert!(strict_unconfirmed() > before);
     }
 
     #[tokio::test]

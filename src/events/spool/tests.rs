@@ -50,14 +50,16 @@ fn pending_survives_reopen_with_retry_state_and_order() {
         spool.webhooks().expect("webhooks"),
         [("v".to_string(), 3, 3), ("w".to_string(), 1, 2)]
     );
-    let (page, last) = spool.page("w", 0, 2, 10).expect("page");
+    let page = spool.page("w", 0, 2, 10).expect("page");
+    let (page, last) = (page.deliveries, page.last);
     assert_eq!(page, [a.clone(), b.clone()]);
     assert_eq!(last, Some(2));
     assert_eq!(page[0].attempt, 3);
     assert_eq!(page[0].next_attempt_at, 99_000);
-    let (one, last) = spool.page("w", 0, 2, 1).expect("page");
+    let one = spool.page("w", 0, 2, 1).expect("page");
+    let (one, last) = (one.deliveries, one.last);
     assert_eq!((one.len(), last), (1, Some(1)));
-    assert_eq!(spool.page("w", 2, 2, 10).expect("page").0, []);
+    assert_eq!(spool.page("w", 2, 2, 10).expect("page").deliveries, []);
     assert_eq!(spool.meta().expect("meta").0, 4, "next seq");
     assert_eq!(spool.pending_count().expect("count"), 3);
 }
@@ -66,7 +68,7 @@ fn pending_survives_reopen_with_retry_state_and_order() {
 fn dead_letters_move_revive_and_purge_with_exact_byte_accounting() {
     let spool = Spool::in_memory().expect("spool");
     let d = delivery("w", "a", 1);
-    let bytes = serde_json::to_vec(&d).expect("json").len() as u64;
+    let bytes = (serde_json::to_vec(&d).expect("json").len() + ROW_OVERHEAD) as u64;
     let applied = spool.apply(&[put(&d)]).expect("commit");
     assert_eq!(applied.payload_bytes, bytes);
     let letter = DeadLetter {
@@ -75,7 +77,7 @@ fn dead_letters_move_revive_and_purge_with_exact_byte_accounting() {
         at: "now".into(),
     };
     let letter_bytes = serde_json::to_vec(&letter).expect("json");
-    let dead_len = letter_bytes.len() as u64;
+    let dead_len = (letter_bytes.len() + ROW_OVERHEAD) as u64;
     let applied = spool
         .apply(&[Write::Dead {
             webhook: "w".into(),
@@ -106,7 +108,7 @@ fn dead_letters_move_revive_and_purge_with_exact_byte_accounting() {
         }])
         .expect("commit");
     assert_eq!(spool.dead_count().expect("count"), 0);
-    assert_eq!(spool.page("w", 0, 10, 10).expect("page").0, [back.clone()]);
+    assert_eq!(spool.page("w", 0, 10, 10).expect("page").deliveries, [back.clone()]);
     assert_eq!(spool.meta().expect("meta"), (8, applied.payload_bytes));
 
     spool
