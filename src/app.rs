@@ -278,7 +278,7 @@ fn open_spool(source: SpoolSource, strict: bool) -> Result<Spool, StartError> {
         error = %e,
         "the spool cannot be opened: userhook serves requests, but every delivery is refused (recorded as failed) and /readyz answers 503 until it can be opened (retried every 2 s)"
     );
-    Ok(Spool::unopened(source))
+    Ok(Spool::unopened(source, &e))
 }
 
 /// A reloader for the cell that also resizes the user cache, so a reload from the file and

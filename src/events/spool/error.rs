@@ -56,13 +56,13 @@ impl SpoolError {
         }
     }
 
-    /// The spool file is not open (its last open failed): an I/O failure, retried by the
-    /// writer.
-    pub(super) fn unavailable(context: impl Into<String>) -> Self {
+    /// The spool file is not open; `why` is its last open's error. An I/O failure, retried
+    /// by the writer.
+    pub(super) fn unavailable(why: impl Into<String>) -> Self {
         SpoolError {
             kind: SpoolErrorKind::Io,
-            context: context.into(),
-            message: "not open".into(),
+            context: "the spool file is not open".into(),
+            message: why.into(),
         }
     }
 

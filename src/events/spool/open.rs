@@ -45,6 +45,8 @@ impl SpoolSource {
 pub struct Spool {
     db: RwLock<Option<Database>>,
     source: SpoolSource,
+    /// Why the last open failed, while the database is not open: every read and write says it.
+    open_error: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -114,16 +116,18 @@ impl Spool {
         Ok(Spool {
             db: RwLock::new(Some(db)),
             source,
+            open_error: std::sync::Mutex::new(None),
         })
     }
 
     /// A spool whose file could not be opened yet: every read and write fails with `error`'s
     /// kind until [`Spool::reopen`] succeeds (the writer keeps trying). `fast` mode starts
     /// like this rather than keep the proxy down.
-    pub fn unopened(source: SpoolSource) -> Spool {
+    pub fn unopened(source: SpoolSource, error: &SpoolError) -> Spool {
         Spool {
             db: RwLock::new(None),
             source,
+            open_error: std::sync::Mutex::new(Some(error.to_string())),
         }
     }
 
@@ -157,8 +161,19 @@ impl Spool {
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle must let go of the file (and its lock) before a new one can take it.
         drop(db.take());
-        *db = Some(open_db(&self.source)?);
-        Ok(())
+        let opened = open_db(&self.source);
+        let mut open_error = self.open_error.lock().unwrap_or_else(|p| p.into_inner());
+        match opened {
+            Ok(new) => {
+                *db = Some(new);
+                *open_error = None;
+                Ok(())
+            }
+            Err(e) => {
+                *open_error = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` over the open database; fails when it is not open. Holds the handle's lock
@@ -170,10 +185,19 @@ impl Spool {
         let db = self.db.read().unwrap_or_else(|p| p.into_inner());
         match db.as_ref() {
             Some(db) => f(db),
-            None => Err(SpoolError::unavailable(
-                "the spool file is not open (the last open failed)",
-            )),
+            None => Err(self.not_open()),
         }
+    }
+
+    /// The error of a read or write while the database is not open: the last open's.
+    fn not_open(&self) -> SpoolError {
+        let why = self
+            .open_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "never opened".into());
+        SpoolError::unavailable(why)
     }
 
     /// Runs `f` over the open database alone (no reader inside): compaction needs that.
@@ -184,9 +208,7 @@ impl Spool {
         let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
         match db.as_mut() {
             Some(db) => f(db),
-            None => Err(SpoolError::unavailable(
-                "the spool file is not open (the last open failed)",
-            )),
+            None => Err(self.not_open()),
         }
     }
 }

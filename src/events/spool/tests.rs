@@ -183,3 +183,69 @@ fn records_keep_the_newest_n_and_update_in_place() {
         .expect("commit");
     assert_eq!(users(&spool)[1], ("1".into(), DeliveryStatus::Failed));
 }
+
+/// Does the raw file hold `needle` anywhere (live rows, free pages, anything)?
+pub(in crate::events) fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).expect("read spool file");
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn compaction_leaves_no_byte_of_removed_rows_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(dir.path()).expect("open");
+    let path = dir.path().join(SPOOL_FILE);
+    let canary = b"canary-4f1d9e2a-personal-data";
+    // Many deliveries carrying the canary, some of them rewritten (retry state), then all gone.
+    let mut ds = Vec::new();
+    for i in 0..400u64 {
+        let mut d = delivery("w", &format!("u{i}"), i + 1);
+        d.event.user.insert(
+            "Email".into(),
+            format!("{}-{i}@example.com", String::from_utf8_lossy(canary)),
+        );
+        ds.push(d);
+    }
+    for chunk in ds.chunks(50) {
+        spool
+            .apply(&chunk.iter().map(put).collect::<Vec<_>>())
+            .expect("commit");
+    }
+    for d in ds.iter_mut().take(100) {
+        d.attempt = 1;
+        spool.apply(&[put(d)]).expect("retry state");
+    }
+    assert!(file_contains(&path, canary), "written");
+    for d in &ds {
+        spool
+            .apply(&[Write::Remove {
+                webhook: d.webhook.clone(),
+                seq: d.seq,
+            }])
+            .expect("remove");
+    }
+    // One delivery stays pending: its bytes must survive compaction, the others' must not.
+    let mut live = delivery("w", "live", 1000);
+    live.event
+        .user
+        .insert("Email".into(), "live-marker-77@example.com".into());
+    spool.apply(&[put(&live)]).expect("commit");
+    assert_eq!(spool.pending_count().expect("count"), 1);
+    assert!(
+        file_contains(&path, canary),
+        "without compaction the bytes linger in free pages (this is what the test is about)"
+    );
+    spool.compact().expect("compact");
+    assert!(
+        !file_contains(&path, canary),
+        "compaction must leave no byte of a removed row in the file"
+    );
+    assert!(file_contains(&path, b"live-marker-77@example.com"));
+    assert_eq!(
+        spool.page("w", 0, u64::MAX, 10).expect("page").deliveries,
+        [live]
+    );
+    // Still a working spool.
+    spool.apply(&[put(&delivery("w", "x", 999))]).expect("commit");
+    assert_eq!(spool.pending_count().expect("count"), 2);
+}
