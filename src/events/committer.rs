@@ -861,4 +861,116 @@ mod tests {
         assert!(Committer::closed().is_closed());
         assert_eq!(Committer::closed().purge().await, None);
     }
+
+    /// A spool in `dir` behind a fault switch, and a committer over it whose lost deliveries
+    /// land in the returned receiver.
+    fn faulty(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<Spool>,
+        Arc<super::super::spool::FaultSwitch>,
+        Committer,
+        oneshot::Receiver<()>,
+        std::sync::mpsc::Receiver<Vec<u64>>,
+    ) {
+        let switch = super::super::spool::FaultSwitch::new();
+        let spool = Arc::new(
+            Spool::open_source(super::super::spool::SpoolSource::Faulty(
+                dir.to_path_buf(),
+                switch.clone(),
+            ))
+            .expect("open"),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let hooks = Hooks {
+            on_commit: Box::new(|_| {}),
+            on_lost: Box::new(move |lost, error| {
+                assert!(error.contains("No space left on device"), "{error}");
+                let _ = lock(&tx).send(lost.iter().map(|l| l.delivery.seq).collect());
+            }),
+            on_recovered: Box::new(|_| {}),
+        };
+        let (c, done) = Committer::start(spool.clone(), 0, hooks).expect("start");
+        (spool, switch, c, done, rx)
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_loses_only_new_deliveries_keeps_the_rest_and_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (spool, switch, c, done, lost) = faulty(dir.path());
+        for seq in 1..=3 {
+            let d = delivery(seq);
+            assert!(c.stage(put(&d), Some(d)));
+        }
+        assert!(c.flush().await);
+        assert!(!c.is_faulted());
+
+        switch.fill_disk();
+        // A new delivery and a removal of a committed one, in the same failing batch.
+        let d = delivery(4);
+        assert!(c.stage(put(&d), Some(d)));
+        assert!(c.push(Write::Remove {
+            webhook: "w".into(),
+            seq: 1
+        }));
+        assert!(!c.flush().await, "not durable");
+        assert!(c.is_faulted());
+        assert!(c.fault().expect("reason").contains("No space left on device"));
+        assert_eq!(lost.recv().expect("lost"), [4]);
+        assert_eq!(c.buffered_new(), (0, 0), "nothing new waits in memory");
+        // While faulted, new deliveries are handed back at once and flushes answered at once.
+        let d = delivery(5);
+        assert!(c.stage(put(&d), None));
+        let (tx, rx) = oneshot::channel();
+        c.flush_strict(tx);
+        assert_eq!(
+            rx.await.expect("answered"),
+            Durability::Unconfirmed(Unconfirmed::CommitFailed)
+        );
+        assert_eq!(lost.recv().expect("lost"), [5], "decoded from its write");
+        assert!(c.stats().reopens.load(Ordering::Relaxed) >= 1);
+
+        switch.heal();
+        let started = Instant::now();
+        while c.is_faulted() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never recovered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The kept removal went in; the lost delivery did not.
+        let seqs: Vec<u64> = spool
+            .page("w", 0, u64::MAX, 10)
+            .expect("page")
+            .deliveries
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+        let d = delivery(6);
+        assert!(c.stage(put(&d), Some(d)));
+        assert!(c.flush().await);
+        assert_eq!(spool.pending_count().expect("count"), 3);
+        c.close();
+        done.await.expect("closed");
+    }
+
+    #[tokio::test]
+    async fn close_on_a_dead_disk_gives_up_within_the_final_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_spool, switch, c, done, _lost) = faulty(dir.path());
+        switch.fill_disk();
+        assert!(c.push(Write::Remove {
+            webhook: "w".into(),
+            seq: 1
+        }));
+        assert!(!c.flush().await);
+        let started = Instant::now();
+        c.close();
+        done.await.expect("closed");
+        let took = started.elapsed();
+        assert!(
+            took < FINAL_WINDOW + MAX_RETRY_WAIT,
+            "close took {took:?} on a dead disk"
+        );
+    }
 }

@@ -249,3 +249,81 @@ fn compaction_leaves_no_byte_of_removed_rows_in_the_file() {
     spool.apply(&[put(&delivery("w", "x", 999))]).expect("commit");
     assert_eq!(spool.pending_count().expect("count"), 2);
 }
+
+#[test]
+fn a_row_changed_on_disk_is_reported_damaged_never_returned_altered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(SPOOL_FILE);
+    let mut d = delivery("w", "u1", 1);
+    d.event
+        .user
+        .insert("Email".into(), "victim-3f9a@example.com".into());
+    let ok = delivery("w", "u2", 2);
+    {
+        let spool = Spool::open(dir.path()).expect("open");
+        spool.apply(&[put(&d), put(&ok)]).expect("commit");
+    }
+    // An edit that keeps the JSON valid: only the checksum can tell.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let needle = b"victim-3f9a@example.com";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("row on disk");
+    bytes[at..at + 6].copy_from_slice(b"attack");
+    std::fs::write(&path, &bytes).expect("write");
+
+    let spool = Spool::open(dir.path()).expect("reopen");
+    let page = spool.page("w", 0, u64::MAX, 10).expect("page");
+    assert_eq!(page.deliveries, [ok]);
+    assert_eq!(page.damaged, [1]);
+    assert_eq!(page.last, Some(2));
+    spool
+        .apply(&[Write::Quarantine {
+            webhook: "w".into(),
+            seq: 1,
+        }])
+        .expect("quarantine");
+    assert_eq!(spool.pending_count().expect("count"), 1);
+    assert_eq!(spool.quarantined_count().expect("count"), 1);
+    assert!(spool.page("w", 0, u64::MAX, 10).expect("page").damaged.is_empty());
+    let applied = spool.apply(&[Write::PurgeDead]).expect("purge");
+    assert_eq!(applied.purged, 1);
+    assert_eq!(spool.quarantined_count().expect("count"), 0);
+}
+
+#[test]
+fn a_dead_letter_revives_once_however_often_it_is_replayed() {
+    let spool = Spool::in_memory().expect("spool");
+    let d = delivery("w", "a", 1);
+    let letter = DeadLetter {
+        delivery: d.clone(),
+        reason: "HTTP 404".into(),
+        at: "now".into(),
+    };
+    spool
+        .apply(&[
+            put(&d),
+            Write::Dead {
+                webhook: "w".into(),
+                seq: 1,
+                id: d.id.clone(),
+                bytes: serde_json::to_vec(&letter).expect("json"),
+            },
+        ])
+        .expect("commit");
+    let revive = |seq: u64| Write::Revive {
+        id: d.id.clone(),
+        webhook: "w".into(),
+        seq,
+        bytes: serde_json::to_vec(&d).expect("json"),
+    };
+    // Two replays that both read the dead letter before either wrote.
+    let applied = spool.apply(&[revive(7), revive(8)]).expect("commit");
+    assert_eq!(applied.revives_skipped, 1);
+    let page = spool.page("w", 0, u64::MAX, 10).expect("page");
+    assert_eq!(page.deliveries.len(), 1, "revived once");
+    assert_eq!(page.deliveries[0].seq, 7);
+    assert_eq!(spool.apply(&[revive(9)]).expect("commit").revives_skipped, 1);
+    assert_eq!(spool.pending_count().expect("count"), 1);
+}
