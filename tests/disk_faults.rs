@@ -272,3 +272,191 @@ async fn a_corrupt_spool_file_is_moved_aside_in_fast_mode_and_stops_strict() {
     assert!(sample(&m, "userhook_spool_recreated_total").unwrap_or(0.0) >= 1.0);
     handle.stop().await;
 }
+
+/// A delivery for `webhook` about `user`, with `email` in its event.
+fn stored_delivery(webhook: &str, user: &str, email: &str) -> userhook::events::Delivery {
+    use userhook::event::{Action, RequestInfo, UserEvent, UserFields};
+    let mut f = UserFields::new();
+    f.insert("ID".into(), user.into());
+    f.insert("Email".into(), email.into());
+    let ev = UserEvent::new(1, Action::Updated, f, RequestInfo::default(), false);
+    userhook::events::Delivery::new(webhook, ev, 1_000)
+}
+
+fn put(d: &userhook::events::Delivery, seq: u64) -> userhook::events::spool::Write {
+    userhook::events::spool::Write::Put {
+        webhook: d.webhook.clone(),
+        seq,
+        bytes: serde_json::to_vec(d).expect("json"),
+    }
+}
+
+#[tokio::test]
+async fn a_pending_row_edited_on_disk_is_quarantined_never_delivered() {
+    let hook = WebhookReceiver::fixed(200, "ok").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool_dir = dir.path().join("spool");
+    {
+        let spool = userhook::events::Spool::open(&spool_dir).expect("open");
+        spool
+            .apply(&[
+                put(&stored_delivery("ops", "u1", "edited-7c1e@example.com"), 1),
+                put(&stored_delivery("ops", "u2", "intact-5d2b@example.com"), 2),
+            ])
+            .expect("commit");
+    }
+    // Still valid JSON after the edit: only the checksum tells.
+    let file = spool_dir.join(SPOOL_FILE);
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"edited")
+        .expect("row on disk");
+    bytes[at..at + 6].copy_from_slice(b"forged");
+    std::fs::write(&file, &bytes).expect("write");
+
+    let up = iam().await;
+    let yaml = config_for(
+        &up.url(),
+        &format!(
+            "webhooks:\n  - {{name: ops, actions: ['*'], url: '{}'}}\n",
+            hook.url("/hook")
+        ),
+    );
+    let handle = start(&dir, &yaml, &FaultSwitch::new()).await.expect("start");
+    eventually(Duration::from_secs(10), "the intact one delivered", || async {
+        (hook.received().len() == 1).then_some(())
+    })
+    .await;
+    let stats = eventually(Duration::from_secs(10), "quarantined", || {
+        let s = handle.deliveries.stats();
+        async move { (s.quarantined == 1 && s.pending == 0).then_some(s) }
+    })
+    .await;
+    assert_eq!(stats.dead_letters, 0);
+    let got = hook.received();
+    assert!(got[0].text().contains("intact-5d2b@example.com"));
+    assert!(!got.iter().any(|r| r.text().contains("forged")));
+    let (_, _, m) = get(&format!("http://{}/metrics", handle.admin_addr)).await;
+    let m = String::from_utf8_lossy(&m).into_owned();
+    assert!(sample(&m, "userhook_spool_rows_damaged_total").unwrap_or(0.0) >= 1.0);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn delivered_personal_data_leaves_the_file_after_idle_compaction() {
+    let up = FakeUpstream::start(|req| async move {
+        // The created user echoes the request, so the canary is in the event.
+        let body = String::from_utf8_lossy(&req.body).into_owned();
+        respond(201, body)
+    })
+    .await;
+    let hook = WebhookReceiver::fixed(200, "ok").await;
+    let yaml = config_for(
+        &up.url(),
+        &format!(
+            "profiles: [generic]\nwebhooks:\n  - {{name: ops, actions: ['*'], url: '{}'}}\n",
+            hook.url("/hook")
+        ),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handle = start(&dir, &yaml, &FaultSwitch::new()).await.expect("start");
+    let proxy = format!("http://{}", handle.proxy_addr);
+    let file = dir.path().join("spool").join(SPOOL_FILE);
+    let canary = "canary-9b3e51@example.com";
+    const N: usize = 50;
+    let compactions_before = handle.deliveries.stats().compactions;
+    for i in 0..N {
+        let req = Request::post(format!("{proxy}/users"))
+            .header("content-type", "application/json")
+            .body(full(format!(
+                r#"{{"id":"u{i}","username":"user{i}","email":"{canary}"}}"#
+            )))
+            .expect("request");
+        assert_eq!(send(req).await.0, StatusCode::CREATED);
+    }
+    eventually(Duration::from_secs(10), "all delivered", || async {
+        (hook.received().len() == N && handle.deliveries.stats().pending == 0).then_some(())
+    })
+    .await;
+    assert!(hook.received()[0].text().contains(canary));
+    // The idle compaction (1 s after the last write) drops the freed pages.
+    let started = Instant::now();
+    eventually(Duration::from_secs(15), "the canary gone from the file", || {
+        let file = file.clone();
+        async move {
+            let bytes = std::fs::read(&file).expect("read spool");
+            (!bytes.windows(canary.len()).any(|w| w == canary.as_bytes())).then_some(())
+        }
+    })
+    .await;
+    let stats = handle.deliveries.stats();
+    assert!(stats.compactions > compactions_before, "{stats:?}");
+    eprintln!(
+        "canary gone {:?} after the last delivery; file {} bytes",
+        started.elapsed(),
+        std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0)
+    );
+    handle.stop().await;
+}
+
+/// A webhook removed from the config while its backlog is in the spool: at start, ONE line
+/// says so (not one per delivery), and the backlog goes to the dead letters, to be replayed
+/// once the webhook is back, or purged.
+#[tokio::test]
+async fn a_removed_webhooks_backlog_is_dead_lettered_with_one_summary_line() {
+    const BACKLOG: u64 = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool_dir = dir.path().join("spool");
+    {
+        let spool = userhook::events::Spool::open(&spool_dir).expect("open");
+        let writes: Vec<_> = (1..=BACKLOG)
+            .map(|seq| put(&stored_delivery("gone", &format!("u{seq}"), "x@example.com"), seq))
+            .collect();
+        spool.apply(&writes).expect("commit");
+    }
+    let up = iam().await;
+    let hook = WebhookReceiver::fixed(200, "ok").await;
+    let config = dir.path().join("userhook.yaml");
+    std::fs::write(
+        &config,
+        config_for(
+            &up.url(),
+            &format!(
+                "delivery:\n  spool_dir: {}\nwebhooks:\n  - {{name: kept, actions: ['*'], url: '{}'}}\n",
+                spool_dir.display(),
+                hook.url("/hook")
+            ),
+        ),
+    )
+    .expect("config");
+    let mut bin = Binary::start(&config).await;
+    let admin = format!("http://{}", bin.admin_addr);
+    eventually(Duration::from_secs(20), "the backlog dead-lettered", || {
+        let admin = admin.clone();
+        async move {
+            let (_, _, body) = get(&format!("{admin}/spool")).await;
+            let s: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            (s["dead_letters"] == BACKLOG && s["pending"] == 0).then_some(())
+        }
+    })
+    .await;
+    bin.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), bin.child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert!(status.success());
+    let log = bin.log_text();
+    let about_gone: Vec<&str> = log.lines().filter(|l| l.contains("gone")).collect();
+    assert_eq!(about_gone.len(), 1, "{log}");
+    assert!(
+        about_gone[0].contains(&format!(
+            "webhook `gone` is not in the config: its {BACKLOG} pending deliveries in the spool are moved to the dead letters"
+        )),
+        "{}",
+        about_gone[0]
+    );
+    assert!(!log.contains("kept as a dead letter"), "{log}");
+    assert!(hook.received().is_empty());
+}
