@@ -45,7 +45,10 @@ async fn start(
         },
         runtime,
         userhook::proxy::ProxyThreads::Caller,
-        Some(SpoolSource::Faulty(dir.path().join("spool"), switch.clone())),
+        Some(SpoolSource::Faulty(
+            dir.path().join("spool"),
+            switch.clone(),
+        )),
     )
     .await
 }
@@ -118,7 +121,11 @@ async fn a_full_disk_refuses_visibly_reports_unready_and_recovers_without_a_rest
     })
     .await;
     assert_eq!(stats.resident, 0, "nothing piles up in memory");
-    assert_eq!(handle.deliveries.uncommitted(), 0, "nothing waits for the disk");
+    assert_eq!(
+        handle.deliveries.uncommitted(),
+        0,
+        "nothing waits for the disk"
+    );
     assert!(stats.reopens >= 1, "the poisoned handle was reopened");
     let fault = stats.fault.expect("faulted");
     assert!(fault.contains("No space left on device"), "{fault}");
@@ -150,8 +157,10 @@ async fn a_full_disk_refuses_visibly_reports_unready_and_recovers_without_a_rest
     let failed: serde_json::Value = serde_json::from_slice(&failed).expect("json");
     let failed = failed["deliveries"].as_array().expect("list");
     assert_eq!(failed.len(), DURING);
-    assert!(failed.iter().all(|r| r["last_error"]
-        == "spool not writable (full or failing disk); see /readyz and the log"));
+    assert!(failed
+        .iter()
+        .all(|r| r["last_error"]
+            == "spool not writable (full or failing disk); see /readyz and the log"));
     assert_eq!(hook.received().len(), 1, "nothing refused was sent");
 
     // Space returns: ready again, without a restart, and new events are delivered.
@@ -164,9 +173,11 @@ async fn a_full_disk_refuses_visibly_reports_unready_and_recovers_without_a_rest
     let m = String::from_utf8_lossy(&m).into_owned();
     assert_eq!(sample(&m, "userhook_spool_writable"), Some(1.0));
     assert_eq!(create(&proxy, 999).await.0, StatusCode::CREATED);
-    eventually(Duration::from_secs(10), "delivery after recovery", || async {
-        (hook.received().len() == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "delivery after recovery",
+        || async { (hook.received().len() == 2).then_some(()) },
+    )
     .await;
     let got = hook.received();
     assert!(got[1].text().contains(r#""id":"u-7""#), "{}", got[1].text());
@@ -238,7 +249,12 @@ async fn a_corrupt_spool_file_is_moved_aside_in_fast_mode_and_stops_strict() {
         Ok(_) => panic!("strict started on a corrupt spool"),
         Err(e) => e.to_string(),
     };
-    assert!(e.contains("delivery.guarantee is strict, so userhook does not start without a working spool"), "{e}");
+    assert!(
+        e.contains(
+            "delivery.guarantee is strict, so userhook does not start without a working spool"
+        ),
+        "{e}"
+    );
     assert!(e.contains("mv spool.redb"), "{e}");
     assert_eq!(
         std::fs::read(dir.path().join("spool").join(SPOOL_FILE)).expect("untouched"),
@@ -247,7 +263,9 @@ async fn a_corrupt_spool_file_is_moved_aside_in_fast_mode_and_stops_strict() {
 
     // fast: starts, serves, moves the file aside and delivers with a fresh spool.
     let fast = config_for(&up.url(), &hooks);
-    let handle = start(&dir, &fast, &FaultSwitch::new()).await.expect("fast starts");
+    let handle = start(&dir, &fast, &FaultSwitch::new())
+        .await
+        .expect("fast starts");
     let proxy = format!("http://{}", handle.proxy_addr);
     let admin = format!("http://{}", handle.admin_addr);
     let moved: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
@@ -323,10 +341,14 @@ async fn a_pending_row_edited_on_disk_is_quarantined_never_delivered() {
             hook.url("/hook")
         ),
     );
-    let handle = start(&dir, &yaml, &FaultSwitch::new()).await.expect("start");
-    eventually(Duration::from_secs(10), "the intact one delivered", || async {
-        (hook.received().len() == 1).then_some(())
-    })
+    let handle = start(&dir, &yaml, &FaultSwitch::new())
+        .await
+        .expect("start");
+    eventually(
+        Duration::from_secs(10),
+        "the intact one delivered",
+        || async { (hook.received().len() == 1).then_some(()) },
+    )
     .await;
     let stats = eventually(Duration::from_secs(10), "quarantined", || {
         let s = handle.deliveries.stats();
@@ -360,7 +382,9 @@ async fn delivered_personal_data_leaves_the_file_after_idle_compaction() {
         ),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let handle = start(&dir, &yaml, &FaultSwitch::new()).await.expect("start");
+    let handle = start(&dir, &yaml, &FaultSwitch::new())
+        .await
+        .expect("start");
     let proxy = format!("http://{}", handle.proxy_addr);
     let file = dir.path().join("spool").join(SPOOL_FILE);
     let canary = "canary-9b3e51@example.com";
@@ -382,13 +406,17 @@ async fn delivered_personal_data_leaves_the_file_after_idle_compaction() {
     assert!(hook.received()[0].text().contains(canary));
     // The idle compaction (1 s after the last write) drops the freed pages.
     let started = Instant::now();
-    eventually(Duration::from_secs(15), "the canary gone from the file", || {
-        let file = file.clone();
-        async move {
-            let bytes = std::fs::read(&file).expect("read spool");
-            (!bytes.windows(canary.len()).any(|w| w == canary.as_bytes())).then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the canary gone from the file",
+        || {
+            let file = file.clone();
+            async move {
+                let bytes = std::fs::read(&file).expect("read spool");
+                (!bytes.windows(canary.len()).any(|w| w == canary.as_bytes())).then_some(())
+            }
+        },
+    )
     .await;
     let stats = handle.deliveries.stats();
     assert!(stats.compactions > compactions_before, "{stats:?}");
@@ -411,7 +439,12 @@ async fn a_removed_webhooks_backlog_is_dead_lettered_with_one_summary_line() {
     {
         let spool = userhook::events::Spool::open(&spool_dir).expect("open");
         let writes: Vec<_> = (1..=BACKLOG)
-            .map(|seq| put(&stored_delivery("gone", &format!("u{seq}"), "x@example.com"), seq))
+            .map(|seq| {
+                put(
+                    &stored_delivery("gone", &format!("u{seq}"), "x@example.com"),
+                    seq,
+                )
+            })
             .collect();
         spool.apply(&writes).expect("commit");
     }

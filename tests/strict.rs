@@ -94,7 +94,7 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
     use userhook::events::spool::{FaultSwitch, SpoolSource};
 
     let up = iam().await;
-    let hook = support::receiver::WebhookReceiver::fixed(200, "ok").await;
+    let hook = receiver::WebhookReceiver::fixed(200, "ok").await;
     let yaml = config_for(
         &up.url(),
         &format!(
@@ -113,7 +113,10 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
         },
         userhook::snapshot::Snapshot::from_text(&yaml, None).expect("config"),
         userhook::proxy::ProxyThreads::Caller,
-        Some(SpoolSource::Faulty(dir.path().join("spool"), switch.clone())),
+        Some(SpoolSource::Faulty(
+            dir.path().join("spool"),
+            switch.clone(),
+        )),
     )
     .await
     .expect("start");
@@ -138,7 +141,11 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
     // either way the body never completes.
     for i in 1..=3 {
         let resp = client().request(create(i)).await.expect("head");
-        assert_eq!(resp.status(), StatusCode::CREATED, "the head was already sent");
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "the head was already sent"
+        );
         let body = resp.into_body().collect().await;
         assert!(body.is_err(), "request {i}: a complete body was released");
     }
@@ -169,9 +176,11 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
 
     // Space returns: whole responses again.
     switch.heal();
-    eventually(std::time::Duration::from_secs(10), "spool writable", || async {
-        handle.deliveries.spool_fault().is_none().then_some(())
-    })
+    eventually(
+        std::time::Duration::from_secs(10),
+        "spool writable",
+        || async { handle.deliveries.spool_fault().is_none().then_some(()) },
+    )
     .await;
     let (status, _, body) = send(create(9)).await;
     assert_eq!(status, StatusCode::CREATED);

@@ -637,7 +637,13 @@ fn commit(inner: &Inner, spool: &Spool, hooks: &Hooks, batch: Vec<Op>, c: &mut C
             work.settle_tally(inner);
             // Called after every commit, also without new deliveries: deliveries written
             // straight to disk (beyond the memory window) can now be paged in.
-            let staged: Vec<Delivery> = work.staged.into_iter().flatten().flatten().map(|d| *d).collect();
+            let staged: Vec<Delivery> = work
+                .staged
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| *d)
+                .collect();
             (hooks.on_commit)(staged);
             for ack in work.flushes {
                 ack.answer(true);
@@ -694,7 +700,13 @@ fn reopen(inner: &Inner, spool: &Spool) {
 /// the file each time, until a commit succeeds; meanwhile answer whatever arrives without
 /// waiting (new deliveries lost, flushes "not durable", records dropped, other writes kept).
 /// Returns once a commit succeeded, or once a close gave up after [`FINAL_WINDOW`].
-fn fault_loop(inner: &Inner, spool: &Spool, hooks: &Hooks, mut keep: Vec<Write>, c: &mut Compaction) {
+fn fault_loop(
+    inner: &Inner,
+    spool: &Spool,
+    hooks: &Hooks,
+    mut keep: Vec<Write>,
+    c: &mut Compaction,
+) {
     let faulted_at = Instant::now();
     let mut wait = FIRST_RETRY_WAIT;
     let mut give_up_at: Option<Instant> = None;
@@ -864,15 +876,17 @@ mod tests {
 
     /// A spool in `dir` behind a fault switch, and a committer over it whose lost deliveries
     /// land in the returned receiver.
-    fn faulty(
-        dir: &std::path::Path,
-    ) -> (
+    /// What [`faulty`] starts: the spool, its switch, the committer, its end, and the seqs
+    /// of lost deliveries as they are reported.
+    type Faulty = (
         Arc<Spool>,
         Arc<super::super::spool::FaultSwitch>,
         Committer,
         oneshot::Receiver<()>,
         std::sync::mpsc::Receiver<Vec<u64>>,
-    ) {
+    );
+
+    fn faulty(dir: &std::path::Path) -> Faulty {
         let switch = super::super::spool::FaultSwitch::new();
         let spool = Arc::new(
             Spool::open_source(super::super::spool::SpoolSource::Faulty(
@@ -916,7 +930,10 @@ mod tests {
         }));
         assert!(!c.flush().await, "not durable");
         assert!(c.is_faulted());
-        assert!(c.fault().expect("reason").contains("No space left on device"));
+        assert!(c
+            .fault()
+            .expect("reason")
+            .contains("No space left on device"));
         assert_eq!(lost.recv().expect("lost"), [4]);
         assert_eq!(c.buffered_new(), (0, 0), "nothing new waits in memory");
         // While faulted, new deliveries are handed back at once and flushes answered at once.
@@ -934,7 +951,10 @@ mod tests {
         switch.heal();
         let started = Instant::now();
         while c.is_faulted() {
-            assert!(started.elapsed() < Duration::from_secs(10), "never recovered");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never recovered"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The kept removal went in; the lost delivery did not.

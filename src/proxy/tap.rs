@@ -63,7 +63,11 @@ fn count_unconfirmed(reason: Unconfirmed) {
     crate::metrics::strict_unconfirmed(reason);
     let n = STRICT_UNCONFIRMED.fetch_add(1, Ordering::Relaxed) + 1;
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let now = START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1;
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1;
     let last = LAST_LOG_MS.load(Ordering::Relaxed);
     let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
     if due
@@ -448,7 +452,10 @@ mod tests {
     #[tokio::test]
     async fn strict_never_releases_an_unconfirmed_response() {
         let cases: [(&str, Option<Durability>); 3] = [
-            ("refused", Some(Durability::Unconfirmed(Unconfirmed::Refused))),
+            (
+                "refused",
+                Some(Durability::Unconfirmed(Unconfirmed::Refused)),
+            ),
             (
                 "commit_failed",
                 Some(Durability::Unconfirmed(Unconfirmed::CommitFailed)),

@@ -216,7 +216,11 @@ pub(super) mod tests {
         let refused = engine.enqueue(d);
         FAIL_ENCODE.with(|f| f.set(false));
         assert_eq!(refused, Some(Refusal::Unencodable));
-        assert_eq!(engine.shared.memory.lock().next_seq, next_before, "no seq used up");
+        assert_eq!(
+            engine.shared.memory.lock().next_seq,
+            next_before,
+            "no seq used up"
+        );
         let records = engine.records(Some(DeliveryStatus::Failed));
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].delivery_id, id);

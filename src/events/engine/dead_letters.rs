@@ -219,7 +219,11 @@ mod tests {
         let other = if a.is_ok() { b } else { a };
         assert!(other.expect_err("the second finds none").is_not_found());
         let (a, b) = tokio::join!(engine.replay(Replay::All), engine.replay(Replay::All));
-        assert_eq!((a.expect("all"), b.expect("all")), (0, 0), "nothing dead now");
+        assert_eq!(
+            (a.expect("all"), b.expect("all")),
+            (0, 0),
+            "nothing dead now"
+        );
         // Replayed once: one more attempt, never a second copy.
         assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
         assert_eq!(engine.stats().pending, 1);

@@ -285,7 +285,11 @@ pub(super) fn announce_orphans(
     on_disk: &[(String, u64, u64)],
 ) {
     for (name, _, _) in on_disk {
-        let known = rt.webhooks.get(name).map(|w| w.enabled).or_else(|| rt.sinks.get(name).map(|s| s.enabled));
+        let known = rt
+            .webhooks
+            .get(name)
+            .map(|w| w.enabled)
+            .or_else(|| rt.sinks.get(name).map(|s| s.enabled));
         let state = match known {
             Some(true) => continue,
             Some(false) => "disabled in",

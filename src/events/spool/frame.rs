@@ -65,7 +65,10 @@ mod tests {
         for i in 0..row.len() {
             let mut flipped = row.clone();
             flipped[i] ^= 0x01;
-            assert!(open(&flipped) != Ok(&json[..]), "bit flip at {i} not caught");
+            assert!(
+                open(&flipped) != Ok(&json[..]),
+                "bit flip at {i} not caught"
+            );
         }
         assert_eq!(open(b"{\"legacy\":true}"), Ok(&b"{\"legacy\":true}"[..]));
         assert_eq!(open(b""), Err(Damage::Format));

@@ -257,8 +257,11 @@ mod tests {
     #[test]
     fn a_file_that_is_no_spool_moves_aside_and_a_fresh_one_opens() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(SPOOL_FILE), b"this is not a redb file at all")
-            .expect("write");
+        std::fs::write(
+            dir.path().join(SPOOL_FILE),
+            b"this is not a redb file at all",
+        )
+        .expect("write");
         let e = Spool::open(dir.path()).expect_err("not a spool");
         assert_eq!(e.kind(), super::super::SpoolErrorKind::Corrupt, "{e}");
         let moved = move_aside(dir.path()).expect("moved");

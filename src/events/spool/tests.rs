@@ -108,7 +108,10 @@ fn dead_letters_move_revive_and_purge_with_exact_byte_accounting() {
         }])
         .expect("commit");
     assert_eq!(spool.dead_count().expect("count"), 0);
-    assert_eq!(spool.page("w", 0, 10, 10).expect("page").deliveries, [back.clone()]);
+    assert_eq!(
+        spool.page("w", 0, 10, 10).expect("page").deliveries,
+        [back.clone()]
+    );
     assert_eq!(spool.meta().expect("meta"), (8, applied.payload_bytes));
 
     spool
@@ -246,7 +249,9 @@ fn compaction_leaves_no_byte_of_removed_rows_in_the_file() {
         [live]
     );
     // Still a working spool.
-    spool.apply(&[put(&delivery("w", "x", 999))]).expect("commit");
+    spool
+        .apply(&[put(&delivery("w", "x", 999))])
+        .expect("commit");
     assert_eq!(spool.pending_count().expect("count"), 2);
 }
 
@@ -286,7 +291,11 @@ fn a_row_changed_on_disk_is_reported_damaged_never_returned_altered() {
         .expect("quarantine");
     assert_eq!(spool.pending_count().expect("count"), 1);
     assert_eq!(spool.quarantined_count().expect("count"), 1);
-    assert!(spool.page("w", 0, u64::MAX, 10).expect("page").damaged.is_empty());
+    assert!(spool
+        .page("w", 0, u64::MAX, 10)
+        .expect("page")
+        .damaged
+        .is_empty());
     let applied = spool.apply(&[Write::PurgeDead]).expect("purge");
     assert_eq!(applied.purged, 1);
     assert_eq!(spool.quarantined_count().expect("count"), 0);
@@ -324,6 +333,9 @@ fn a_dead_letter_revives_once_however_often_it_is_replayed() {
     let page = spool.page("w", 0, u64::MAX, 10).expect("page");
     assert_eq!(page.deliveries.len(), 1, "revived once");
     assert_eq!(page.deliveries[0].seq, 7);
-    assert_eq!(spool.apply(&[revive(9)]).expect("commit").revives_skipped, 1);
+    assert_eq!(
+        spool.apply(&[revive(9)]).expect("commit").revives_skipped,
+        1
+    );
     assert_eq!(spool.pending_count().expect("count"), 1);
 }
