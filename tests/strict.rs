@@ -137,8 +137,8 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
     );
 
     switch.fill_disk();
-    // The first commit fails (commit_failed), later deliveries are refused at once (refused):
-    // either way the body never completes.
+    // A commit fails (commit_failed), later deliveries are refused at once (refused): either
+    // way the body never completes.
     for i in 1..=3 {
         let resp = client().request(create(i)).await.expect("head");
         assert_eq!(
@@ -169,8 +169,9 @@ async fn strict_never_releases_a_response_whose_event_is_not_durable() {
             .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse().ok())
             .unwrap_or(-1.0)
     };
-    assert!(count("commit_failed") >= 1.0, "{m}");
-    assert!(count("refused") >= 3.0, "{m}");
+    // The first may meet the failing commit itself, or find the spool already faulted (if
+    // the first delivery's bookkeeping hit the full disk first): either way, all four count.
+    assert!(count("commit_failed") + count("refused") >= 4.0, "{m}");
     assert_eq!(count("timeout"), 0.0, "{m}");
     assert_eq!(count("not_examined"), 0.0, "{m}");
 

@@ -339,3 +339,53 @@ fn a_dead_letter_revives_once_however_often_it_is_replayed() {
     );
     assert_eq!(spool.pending_count().expect("count"), 1);
 }
+
+/// What compaction costs, for the README: `CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo test --lib
+/// compaction_cost -- --ignored --nocapture`. Rows of ~600 bytes (a typical delivery); half
+/// of them removed before the compaction, the other half still pending.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn compaction_cost() {
+    for rows in [1_000u64, 10_000, 100_000] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path()).expect("open");
+        let path = dir.path().join(SPOOL_FILE);
+        let mut d = delivery("w", "u", 1);
+        d.event.user.insert("Email".into(), "someone@example.com".into());
+        d.event.user.insert("Name".into(), "x".repeat(300));
+        let writes: Vec<Write> = (1..=rows)
+            .map(|seq| {
+                d.seq = seq;
+                put(&d)
+            })
+            .collect();
+        for chunk in writes.chunks(10_000) {
+            spool.apply(chunk).expect("commit");
+        }
+        let removes: Vec<Write> = (1..=rows)
+            .filter(|s| s % 2 == 0)
+            .map(|seq| Write::Remove {
+                webhook: "w".into(),
+                seq,
+            })
+            .collect();
+        for chunk in removes.chunks(10_000) {
+            spool.apply(chunk).expect("commit");
+        }
+        let before = std::fs::metadata(&path).expect("meta").len();
+        let started = std::time::Instant::now();
+        spool.compact().expect("compact");
+        let took = started.elapsed();
+        let after = std::fs::metadata(&path).expect("meta").len();
+        // A commit right after: what a waiting delivery pays at most.
+        let started = std::time::Instant::now();
+        spool.apply(&[put(&delivery("w", "y", rows + 1))]).expect("commit");
+        eprintln!(
+            "{rows} rows, {} removed: compaction {took:?}, file {:.1} -> {:.1} MiB, next commit {:?}",
+            rows / 2,
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            started.elapsed()
+        );
+    }
+}
