@@ -25,7 +25,8 @@
 //! **Idle compaction**: once commits freed payload bytes (deliveries done, dead letters
 //! purged), the writer compacts the file after [`COMPACT_WHEN_IDLE`] without writes, or after
 //! [`COMPACT_AT_LEAST_EVERY`] under constant traffic, so those bytes do not stay readable in
-//! free pages.
+//! free pages; not while the spool stores more than [`COMPACT_MAX_PAYLOAD`] (a long backlog),
+//! where rewriting it would hold commits for seconds.
 //!
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
 //! what may wait are the engine's to enforce (see `buffered_new`). This file never names the
@@ -62,6 +63,11 @@ pub const COMPACT_WHEN_IDLE: Duration = Duration::from_secs(1);
 
 /// Longest freed payload bytes may stay in the file's free pages under constant traffic.
 pub const COMPACT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+
+/// Compaction runs only while the spool stores at most this many payload bytes: it rewrites
+/// the live pages and holds the file alone meanwhile, which on a large backlog (a receiver
+/// down for long) would hold commits for seconds. Past it, it waits until the backlog drains.
+pub const COMPACT_MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
 
 /// One buffered item.
 enum Op {
@@ -425,6 +431,11 @@ impl Compaction {
 
     fn run(&mut self, inner: &Inner, spool: &Spool) {
         if self.freed == 0 {
+            return;
+        }
+        if inner.stats.payload_bytes.load(Ordering::Relaxed) > COMPACT_MAX_PAYLOAD {
+            // Tried again after the next commit that frees bytes, once the backlog is smaller.
+            self.since = Some(Instant::now());
             return;
         }
         let started = Instant::now();
