@@ -147,6 +147,13 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(rt) => {
             println!("{} is valid.", path.display());
             println!("{}", crate::config::summary::summary(&rt.file));
+            if !rt.warnings.is_empty() {
+                let n = rt.warnings.len();
+                println!("{n} warning{}:", if n == 1 { "" } else { "s" });
+                for w in &rt.warnings {
+                    println!("  - {w}");
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -201,6 +208,9 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
             }
         };
         crate::telemetry::init(&initial.file.log);
+        for w in &initial.warnings {
+            tracing::warn!("config warning: {w}");
+        }
         let options = crate::app::Options {
             config_path: path,
             watch: true,

@@ -4,16 +4,23 @@
 //! and is immutable from then on: every webhook renders from the same values. An event never
 //! carries a credential unless an operator's rule names one explicitly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What happened to the user. The names are the config's and the event `type`'s suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Six actions are built in (their rules have default statuses, see `detect::rule`); any
+/// other snake_case name is a [`Action::Custom`] action (`password_changed`,
+/// `role_assigned`), so an IAM's own lifecycle calls can be named as the IAM names them.
+/// Serialised as its name (`"created"`, `"password_changed"`): events spooled before custom
+/// actions existed read back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     /// A user was created.
     Created,
@@ -27,10 +34,36 @@ pub enum Action {
     Logout,
     /// A login was refused.
     LoginFailed,
+    /// Any other action a rule names.
+    Custom(CustomAction),
+}
+
+/// A custom action's name, checked (snake_case, not a near miss of a built-in) and shared:
+/// every event of the action holds the same allocation, which carries `user.<name>` so the
+/// event type needs no formatting per event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomAction(Arc<str>);
+
+/// The prefix of every event type.
+const TYPE_PREFIX: &str = "user.";
+
+/// Longest action name accepted (names become metric labels and NATS subject tokens).
+const MAX_ACTION_LEN: usize = 64;
+
+impl CustomAction {
+    /// The action's name, `password_changed`.
+    pub fn name(&self) -> &str {
+        self.0.get(TYPE_PREFIX.len()..).unwrap_or_default()
+    }
+
+    /// The event type, `user.password_changed`.
+    pub fn event_type(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Action {
-    /// Every action, in the order the docs list them.
+    /// The built-in actions, in the order the docs list them.
     pub const ALL: [Action; 6] = [
         Action::Created,
         Action::Updated,
@@ -40,8 +73,8 @@ impl Action {
         Action::LoginFailed,
     ];
 
-    /// The config spelling: `created`, `login_failed`, ...
-    pub fn as_str(self) -> &'static str {
+    /// The config spelling: `created`, `login_failed`, `password_changed`, ...
+    pub fn as_str(&self) -> &str {
         match self {
             Action::Created => "created",
             Action::Updated => "updated",
@@ -49,19 +82,34 @@ impl Action {
             Action::Login => "login",
             Action::Logout => "logout",
             Action::LoginFailed => "login_failed",
+            Action::Custom(c) => c.name(),
         }
     }
 
-    /// The event type receivers switch on: `user.created`, ...
-    pub fn event_type(self) -> &'static str {
+    /// The event type receivers switch on: `user.created`, `user.password_changed`, ...
+    pub fn event_type(&self) -> &str {
         match self {
+            Action::Custom(c) => c.event_type(),
+            builtin => builtin.builtin_event_type().unwrap_or_default(),
+        }
+    }
+
+    /// The event type of a built-in action as a static name; `None` for a custom one.
+    fn builtin_event_type(&self) -> Option<&'static str> {
+        Some(match self {
             Action::Created => "user.created",
             Action::Updated => "user.updated",
             Action::Deleted => "user.deleted",
             Action::Login => "user.login",
             Action::Logout => "user.logout",
             Action::LoginFailed => "user.login_failed",
-        }
+            Action::Custom(_) => return None,
+        })
+    }
+
+    /// True for the six built-in actions.
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, Action::Custom(_))
     }
 }
 
@@ -74,15 +122,71 @@ impl fmt::Display for Action {
 impl FromStr for Action {
     type Err = String;
 
+    /// A built-in name, or any other snake_case name (a custom action). A name one edit away
+    /// from a built-in (`create`, `delete`, `logins`) is refused as the typo it most likely is.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown action `{s}`; expected one of created, updated, deleted, login, logout, login_failed"
-                )
-            })
+        if let Some(a) = Action::ALL.into_iter().find(|a| a.as_str() == s) {
+            return Ok(a);
+        }
+        const BUILTINS: &str = "created, updated, deleted, login, logout, login_failed";
+        if !is_snake_case(s) {
+            return Err(format!(
+                "unknown action `{s}`; expected one of {BUILTINS}, or a custom action name in \
+                 snake_case (lower-case letters, digits and `_`, starting with a letter, at most \
+                 {MAX_ACTION_LEN} characters), e.g. password_changed"
+            ));
+        }
+        if let Some(near) = Action::ALL.iter().find(|a| within_one_edit(s, a.as_str())) {
+            return Err(format!(
+                "unknown action `{s}`: did you mean `{near}`? A custom action may not be one \
+                 letter away from a built-in; expected one of {BUILTINS}, or a clearly different \
+                 custom name such as password_changed"
+            ));
+        }
+        Ok(Action::Custom(CustomAction(Arc::from(format!(
+            "{TYPE_PREFIX}{s}"
+        )))))
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `password_changed`: lower-case ASCII letters, digits and `_`, starting with a letter.
+fn is_snake_case(s: &str) -> bool {
+    s.len() <= MAX_ACTION_LEN
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// One insertion, deletion, substitution or swap of neighbours turns `a` into `b` (ASCII).
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let prefix = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    match long.len() - short.len() {
+        0 => {
+            let (ra, rb) = (&short[prefix..], &long[prefix..]);
+            ra.len() <= 1
+                || ra.get(1..) == rb.get(1..)
+                || (ra.len() >= 2
+                    && ra.first() == rb.get(1)
+                    && ra.get(1) == rb.first()
+                    && ra.get(2..) == rb.get(2..))
+        }
+        1 => short.get(prefix..) == long.get(prefix + 1..),
+        _ => false,
     }
 }
 
@@ -109,7 +213,11 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "UserAgent",
     "RequestID",
     "Status",
+    "Changed",
 ];
+
+/// `{{$$.Previous.<Field>$$}}`: a changed field's value before an `updated` event.
+pub const PREVIOUS_PREFIX: &str = "Previous.";
 
 /// The user's fields as extracted: `ID`, `Email`, `Name`, ... plus custom ones.
 /// Ordered so serialised events and rendered bodies are stable.
@@ -143,7 +251,7 @@ pub struct UserEvent {
     pub seq: u64,
     /// `user.<action>`, e.g. `user.created`.
     #[serde(rename = "type", deserialize_with = "event_type")]
-    pub event_type: StaticName,
+    pub event_type: Cow<'static, str>,
     /// `user`: the only object today.
     #[serde(deserialize_with = "object")]
     pub object: StaticName,
@@ -153,6 +261,13 @@ pub struct UserEvent {
     pub occurred_at: String,
     /// The user's fields (built-in and custom), as extracted and filled from the cache.
     pub user: UserFields,
+    /// On `updated` events: the user fields whose value differs from what userhook knew
+    /// before (`Changed`); empty otherwise, and then left out of the JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// The values the `changed` fields had before, where known (`Previous.<Field>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous: UserFields,
     /// Where the event came from.
     pub request: RequestInfo,
     /// True when a body was larger than `capture_limit` and fields came from its prefix.
@@ -164,14 +279,20 @@ pub struct UserEvent {
 /// input (it is read back through [`event_type`] / [`object`] instead).
 pub type StaticName = &'static str;
 
-/// Reads `type` back into the static name [`Action::event_type`] gives.
-fn event_type<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+/// Reads `type` back: `user.<action>` for a built-in action (as the static name
+/// [`Action::event_type`] gives) or a custom one.
+fn event_type<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
     let s = String::deserialize(d)?;
-    Action::ALL
-        .into_iter()
-        .map(Action::event_type)
-        .find(|t| *t == s)
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown event type `{s}`")))
+    let unknown = || serde::de::Error::custom(format!("unknown event type `{s}`"));
+    let action: Action = s
+        .strip_prefix(TYPE_PREFIX)
+        .ok_or_else(unknown)?
+        .parse()
+        .map_err(|_| unknown())?;
+    Ok(match action.builtin_event_type() {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(s),
+    })
 }
 
 /// Reads `object` back; `user` is the only object today.
@@ -207,11 +328,16 @@ impl UserEvent {
         UserEvent {
             id: id.to_owned(),
             seq,
-            event_type: action.event_type(),
+            event_type: match action.builtin_event_type() {
+                Some(t) => Cow::Borrowed(t),
+                None => Cow::Owned(action.event_type().to_owned()),
+            },
             object: "user",
             action,
             occurred_at: rfc3339_millis(now),
             user,
+            changed: Vec::new(),
+            previous: UserFields::new(),
             request,
             truncated,
         }
@@ -273,7 +399,99 @@ mod tests {
         let text = serde_json::to_string(&ev).expect("serialise");
         let back: UserEvent = serde_json::from_str(&text).expect("deserialise");
         assert_eq!(back, ev);
-        let bad = text.replace("user.login_failed", "user.exploded");
+        let bad = text.replace("user.login_failed", "user.Exploded");
         assert!(serde_json::from_str::<UserEvent>(&bad).is_err());
+    }
+
+    #[test]
+    fn custom_actions_are_any_snake_case_name() {
+        let a: Action = "password_changed".parse().expect("custom");
+        assert!(!a.is_builtin());
+        assert_eq!(a.as_str(), "password_changed");
+        assert_eq!(a.event_type(), "user.password_changed");
+        assert_eq!(a.to_string(), "password_changed");
+        assert_eq!(
+            "mfa_enrolled2".parse::<Action>().map(|a| a.is_builtin()),
+            Ok(false)
+        );
+        for bad in [
+            "Password",
+            "password-changed",
+            "2fa",
+            "",
+            "_x",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            let e = bad.parse::<Action>().expect_err(bad);
+            assert!(e.contains("snake_case"), "{bad}: {e}");
+        }
+        for (typo, near) in [
+            ("create", "created"),
+            ("delete", "deleted"),
+            ("logins", "login"),
+            ("lgout", "logout"),
+            ("upadted", "updated"),
+            ("login_faild", "login_failed"),
+        ] {
+            let e = typo.parse::<Action>().expect_err(typo);
+            assert!(e.contains(&format!("did you mean `{near}`")), "{typo}: {e}");
+        }
+        // Two edits away is a name of its own.
+        assert!("logged_in".parse::<Action>().is_ok());
+        assert!("disabled".parse::<Action>().is_ok());
+    }
+
+    #[test]
+    fn one_edit_is_one_insertion_deletion_substitution_or_swap() {
+        for (a, b) in [
+            ("abc", "abd"),
+            ("abc", "ab"),
+            ("abc", "xabc"),
+            ("abc", "acb"),
+            ("a", ""),
+        ] {
+            assert!(within_one_edit(a, b) && within_one_edit(b, a), "{a} {b}");
+        }
+        for (a, b) in [("abc", "cba"), ("abc", "a"), ("abcd", "badc"), ("ab", "cd")] {
+            assert!(!within_one_edit(a, b) && !within_one_edit(b, a), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn custom_events_round_trip_and_old_spooled_events_still_read() {
+        let action: Action = "password_changed".parse().expect("custom");
+        let mut user = UserFields::new();
+        user.insert("ID".into(), "42".into());
+        let mut ev = UserEvent::new(9, action.clone(), user, RequestInfo::default(), false);
+        let v: serde_json::Value = serde_json::to_value(&ev).expect("serialise");
+        assert_eq!(v["type"], "user.password_changed");
+        assert_eq!(v["action"], "password_changed");
+        assert!(
+            v.get("changed").is_none() && v.get("previous").is_none(),
+            "{v}"
+        );
+        let back: UserEvent = serde_json::from_value(v).expect("deserialise");
+        assert_eq!(back, ev);
+        assert_eq!(back.action, action);
+        ev.changed = vec!["Email".into()];
+        ev.previous.insert("Email".into(), "a@x".into());
+        let v: serde_json::Value = serde_json::to_value(&ev).expect("serialise");
+        assert_eq!(v["changed"], serde_json::json!(["Email"]));
+        assert_eq!(v["previous"], serde_json::json!({"Email": "a@x"}));
+        assert_eq!(serde_json::from_value::<UserEvent>(v).expect("back"), ev);
+        // An event as the code before custom actions wrote it into the spool.
+        let old = r#"{"id":"0192f5d2-6c1e-7b3a-9f00-123456789abc","seq":3,"type":"user.login_failed","object":"user","action":"login_failed","occurred_at":"2026-11-30T03:36:46.123Z","user":{"Name":"jo"},"request":{"method":"POST","path":"/t","status":401,"remote_addr":"","request_id":"r","user_agent":""},"truncated":true}"#;
+        let ev: UserEvent = serde_json::from_str(old).expect("old event");
+        assert_eq!(ev.action, Action::LoginFailed);
+        assert!(matches!(ev.event_type, Cow::Borrowed("user.login_failed")));
+        assert!(ev.changed.is_empty() && ev.truncated);
+        assert_eq!(serde_json::to_string(&ev).expect("again"), old);
+        for bad in [
+            ("user.login_failed", "group.x"),
+            ("user.login_failed", "user.Bad"),
+        ] {
+            assert!(serde_json::from_str::<UserEvent>(&old.replace(bad.0, bad.1)).is_err());
+        }
     }
 }

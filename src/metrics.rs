@@ -415,16 +415,26 @@ pub enum ClientFault {
     BadBody,
     /// The request head breaks the rules at the edge (`Host`, `CONNECT`): 400.
     BadRequest,
+    /// The TLS handshake on the `tls:` listener failed (a plain-HTTP client, no shared
+    /// protocol version or cipher, a certificate the client refused).
+    TlsHandshake,
+    /// An HTTP/2 client sent SETTINGS and PING frames past the flood limit: closed.
+    ControlFlood,
+    /// The request body was larger than `client.max_body_bytes`: 413.
+    BodyTooLarge,
 }
 
 impl ClientFault {
     /// Every kind, for pre-registering the series at 0.
-    pub const ALL: [ClientFault; 5] = [
+    pub const ALL: [ClientFault; 8] = [
         ClientFault::HeaderTimeout,
         ClientFault::HeadTooLarge,
         ClientFault::BodyTimeout,
         ClientFault::BadBody,
         ClientFault::BadRequest,
+        ClientFault::TlsHandshake,
+        ClientFault::ControlFlood,
+        ClientFault::BodyTooLarge,
     ];
 
     /// The label value.
@@ -435,6 +445,9 @@ impl ClientFault {
             ClientFault::BodyTimeout => "body_timeout",
             ClientFault::BadBody => "bad_body",
             ClientFault::BadRequest => "bad_request",
+            ClientFault::TlsHandshake => "tls_handshake",
+            ClientFault::ControlFlood => "h2_control_flood",
+            ClientFault::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -463,8 +476,9 @@ pub fn accept_error() {
     counter!(ACCEPT_ERRORS).increment(1);
 }
 
-/// Counts a detected user event.
-pub fn event_detected(action: Action) {
+/// Counts a detected user event. Custom actions are counted under their own name (a config
+/// name, never request data).
+pub fn event_detected(action: &Action) {
     // Registered once: looking the counter up by name costs a hash per event.
     static BY_ACTION: OnceLock<Vec<Counter>> = OnceLock::new();
     let counters = BY_ACTION.get_or_init(|| {
@@ -474,12 +488,13 @@ pub fn event_detected(action: Action) {
             .map(|a| counter!(EVENTS, "action" => a.as_str()))
             .collect()
     });
-    if let Some(c) = Action::ALL
+    match Action::ALL
         .iter()
-        .position(|a| *a == action)
+        .position(|a| a == action)
         .and_then(|i| counters.get(i))
     {
-        c.increment(1);
+        Some(c) => c.increment(1),
+        None => counter!(EVENTS, "action" => action.as_str().to_owned()).increment(1),
     }
 }
 

@@ -84,10 +84,8 @@ impl fmt::Debug for Sink {
 
 impl Sink {
     /// Whether events with `action` go to this sink (enabled or not).
-    pub fn subscribes(&self, action: Action) -> bool {
-        self.actions
-            .as_ref()
-            .is_none_or(|set| set.contains(&action))
+    pub fn subscribes(&self, action: &Action) -> bool {
+        self.actions.as_ref().is_none_or(|set| set.contains(action))
     }
 
     /// The subject for `event`. Each value is made one safe token: `.`, whitespace and the

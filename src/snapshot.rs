@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ConfigErrors, ConfigFile};
 use crate::detect::RouteTable;
+use crate::event::Action;
 use crate::redact::redact_url;
 use crate::sink::Sinks;
 use crate::upstream::{Upstream, UpstreamConnector};
@@ -55,6 +56,8 @@ pub struct Snapshot {
     pub upstream_timeout: Duration,
     /// Longest pause allowed in a client's request body (`client.body_timeout`).
     pub body_timeout: Duration,
+    /// Largest request body forwarded (`client.max_body_bytes`).
+    pub max_body_bytes: u64,
     /// The compiled route rules.
     pub routes: RouteTable,
     /// `delivery.guarantee: strict`: hold the end of matched responses until their event is
@@ -68,6 +71,11 @@ pub struct Snapshot {
     pub sinks: Arc<Sinks>,
     /// Proxied-request counters registered for these routes (the request path only indexes).
     pub proxy_counters: crate::metrics::ProxyCounters,
+    /// What is allowed but most likely a mistake, with its key path: a rule that never fires
+    /// (an earlier rule for the same call takes every match), a condition that always holds,
+    /// a webhook or sink subscribed to an action nothing emits. `check` prints them, `serve`
+    /// and reloads log them.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -165,6 +173,7 @@ impl Snapshot {
                 Some(sinks),
             ) if errors.is_empty() => Ok(Snapshot {
                 proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
+                warnings: warnings(&file, &routes),
                 hash,
                 loaded_at: SystemTime::now(),
                 listen,
@@ -176,6 +185,7 @@ impl Snapshot {
                 capture_limit: usize::try_from(file.capture_limit.0).unwrap_or(usize::MAX),
                 upstream_timeout: file.timeouts.upstream.0,
                 body_timeout: file.client.body_timeout.0,
+                max_body_bytes: file.client.max_body_bytes.0,
                 routes,
                 webhooks: Arc::new(webhooks),
                 sinks: Arc::new(sinks),
@@ -202,6 +212,42 @@ impl Snapshot {
         let file = crate::config::read_str(text)?;
         Snapshot::compile(file, content_hash(text), previous)
     }
+}
+
+/// Everything `check` points out about a config that compiled: the rules' own warnings, then
+/// each webhook or sink action that no route or profile emits (it would never be delivered).
+fn warnings(file: &ConfigFile, routes: &RouteTable) -> Vec<ConfigError> {
+    let mut out = routes.warnings().to_vec();
+    let targets = file
+        .webhooks
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (format!("webhooks[{i}]"), &w.actions))
+        .chain(
+            file.sinks
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("sinks[{i}]"), &s.actions)),
+        );
+    for (at, actions) in targets {
+        for (j, name) in actions.iter().enumerate() {
+            let Ok(action) = name.parse::<Action>() else {
+                continue; // "*", or an error reported by the target's compiler
+            };
+            if !routes.actions().contains(&action) {
+                out.push(ConfigError::new(
+                    format!("{at}.actions[{j}]"),
+                    format!(
+                        "no route or profile emits `{action}`, so this never receives one; add a \
+                         rule with `action: {action}` or a profile that detects it"
+                    ),
+                ));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|w| file.env_values.scrub_error(w))
+        .collect()
 }
 
 /// The address at `path`, or a problem saying what is expected.
@@ -436,5 +482,30 @@ mod tests {
             "listen: nowhere\nupstream: ftp://u\nlog: {format: xml}\n",
         ));
         assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn warnings_name_actions_nothing_emits_and_dead_rules() {
+        let text = "upstream: http://127.0.0.1:8081\nprofiles: [keycloak]\nroutes:\n  - {action: password_changed, method: POST, path: '/u/{id}/password'}\n  - {action: updated, method: POST, path: '/u/{id}/password'}\nwebhooks:\n  - {name: a, actions: [password_changed, login_failed, role_assigned, '*'], url: 'http://x/'}\nsinks:\n  - {name: s, kind: nats, url: 'nats://127.0.0.1:4222', subject: a.b, actions: [mfa_enrolled]}\n";
+        let snapshot = Snapshot::compile(parse(text), String::new(), None).expect("valid");
+        let shown: Vec<String> = snapshot.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert!(
+            shown[0].starts_with(
+                "routes[1]: never fires: routes[0] (POST /u/{id}/password -> password_changed)"
+            ),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1]
+                .starts_with("webhooks[0].actions[2]: no route or profile emits `role_assigned`"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[2].starts_with("sinks[0].actions[0]: no route or profile emits `mfa_enrolled`"),
+            "{shown:#?}"
+        );
+        let clean = Snapshot::compile(parse("upstream: http://127.0.0.1:8081\nprofiles: [scim]\nwebhooks:\n  - {name: a, actions: [created, deleted], url: 'http://x/'}\n"), String::new(), None).expect("valid");
+        assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
     }
 }

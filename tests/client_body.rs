@@ -266,3 +266,139 @@ async fn a_body_cut_short_of_its_content_length_is_the_clients_400() {
     .await;
     assert_eq!(iam.connections(), 0, "nothing reached the IAM");
 }
+
+#[tokio::test]
+async fn a_slow_streamed_upload_is_not_timed_as_the_iams() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config(&iam.url()), false).await;
+    // Chunked (unknown length): streamed through hyper's client as it arrives. Five chunks
+    // 200 ms apart take longer than timeouts.upstream (500ms); each pause is within
+    // client.body_timeout (300ms), so neither side timed out.
+    let answer = exchange(
+        &uh,
+        &[
+            b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\na\r\n",
+            b"1\r\nb\r\n",
+            b"1\r\nc\r\n",
+            b"1\r\nd\r\n",
+            b"1\r\ne\r\n0\r\n\r\n",
+        ],
+        Duration::from_millis(200),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+    let seen = iam.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(&seen[0].body[..], b"abcde");
+}
+
+#[tokio::test]
+async fn an_iam_silent_after_a_streamed_upload_is_still_the_iams_504() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        support::respond(200, "late")
+    })
+    .await;
+    let uh = Userhook::start(&config(&iam.url()), false).await;
+    let timeouts = r#"userhook_upstream_errors_total{kind="timeout"}"#;
+    let before = metric(&uh, timeouts).await;
+    let started = std::time::Instant::now();
+    let answer = exchange(
+        &uh,
+        &[b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "timed out at timeouts.upstream, not when the IAM answered"
+    );
+    eventually(WAIT, "the timeout counted as the IAM's", || async {
+        (metric(&uh, timeouts).await == before + 1.0).then_some(())
+    })
+    .await;
+}
+
+const TOO_LARGE: &str = r#"userhook_client_errors_total{kind="body_too_large"}"#;
+
+fn limited_config(upstream: &str) -> String {
+    format!("{}  max_body_bytes: 64KiB\n", config(upstream))
+}
+
+#[tokio::test]
+async fn a_content_length_over_max_body_bytes_is_413_before_the_iam_is_asked() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let before = metric(&uh, TOO_LARGE).await;
+    let answer = exchange(
+        &uh,
+        &[b"POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: 65537\r\n\r\nabc"],
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            r#"{"error":"request_too_large","message":"the request body is larger than this proxy accepts"}"#
+        ),
+        "{answer}"
+    );
+    assert_eq!(iam.connections(), 0, "the IAM was never asked");
+    eventually(WAIT, "counted as the client's", || async {
+        (metric(&uh, TOO_LARGE).await == before + 1.0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_absurd_chunk_size_is_cut_at_max_body_bytes() {
+    let _counters = COUNTERS.lock().await;
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let (before, upstream_before) = (metric(&uh, TOO_LARGE).await, upstream_errors(&uh).await);
+    // A chunk of 2^64-1 bytes, then 80 KiB of it: past the 64 KiB limit.
+    let head: &[u8] =
+        b"POST /users HTTP/1.1\r\nHost: iam\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n";
+    let data = vec![b'x'; 80 * 1024];
+    let answer = exchange(&uh, &[head, &data], Duration::ZERO).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{answer}"
+    );
+    eventually(WAIT, "counted as the client's", || async {
+        (metric(&uh, TOO_LARGE).await == before + 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(upstream_errors(&uh).await, upstream_before);
+    // The body streams, so the IAM may have seen its start: the upload is aborted, never
+    // ended (the fake records a body that failed to arrive whole as empty).
+    assert!(
+        iam.requests().iter().all(|r| r.body.is_empty()),
+        "the IAM got no whole request"
+    );
+}
+
+#[tokio::test]
+async fn a_body_at_max_body_bytes_passes() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&limited_config(&iam.url()), false).await;
+    let body = vec![b'y'; 64 * 1024];
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: iam\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let answer = exchange(&uh, &[head.as_bytes(), &body], Duration::ZERO).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(iam.requests()[0].body.len(), 64 * 1024);
+}

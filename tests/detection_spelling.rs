@@ -59,15 +59,46 @@ async fn every_spelling_of_post_users_is_detected_and_forwarded_as_sent() {
 }
 
 #[tokio::test]
-async fn an_encoded_slash_is_part_of_its_segment_and_still_forwarded_as_sent() {
+async fn an_encoded_slash_that_would_dodge_a_rule_is_refused_and_never_reaches_the_iam() {
+    let iam = FakeUpstream::start(|_| async { respond(201, r#"{"id":"u-1"}"#) }).await;
+    let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
+    let refused = r#"userhook_client_errors_total{kind="bad_request"}"#;
+    let before = metric(&uh, refused).await;
+    // An IAM that decodes before routing (Go's net/http) would create a user for each.
+    for spelling in ["/%2fusers", "/%2Fusers", "/x%2F..%2Fusers", "/users%2F"] {
+        let request = format!(
+            "POST {spelling} HTTP/1.1\r\nHost: iam\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw_exchange(uh.handle.proxy_addr, request.as_bytes(), b"").await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{spelling}: {text}"
+        );
+        assert!(
+            text.ends_with(
+                r#"{"error":"bad_request","message":"the path's encoded slash (%2F) makes it ambiguous"}"#
+            ),
+            "{spelling}: {text}"
+        );
+    }
+    assert!(iam.requests().is_empty(), "none reached the IAM");
+    eventually(WAIT, "each refusal counted", || async {
+        (metric(&uh, refused).await == before + 4.0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_encoded_slash_that_matches_no_rule_either_way_is_forwarded_as_sent() {
     let iam = FakeUpstream::start(|_| async { respond(404, "") }).await;
     let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
     let unmatched = r#"userhook_proxied_requests_total{rule="none",status="4xx"}"#;
     let before = metric(&uh, unmatched).await;
     let request =
-        b"POST /%2fusers HTTP/1.1\r\nHost: iam\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        b"POST /files/a%2fb HTTP/1.1\r\nHost: iam\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let answer = raw_exchange(uh.handle.proxy_addr, request, b"").await;
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 404 Not Found\r\n"));
-    assert_eq!(iam.requests()[0].uri, "/%2fusers");
+    assert_eq!(iam.requests()[0].uri, "/files/a%2fb");
     assert_eq!(metric(&uh, unmatched).await, before + 1.0);
 }

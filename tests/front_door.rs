@@ -226,3 +226,179 @@ async fn an_http2_host_that_differs_from_authority_is_refused() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].headers["host"], "iam.example");
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout_not_the_header_timeout() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(
+        &client_config(
+            &iam.url(),
+            "  header_timeout: 200ms\n  idle_timeout: 1200ms\n",
+        ),
+        false,
+    )
+    .await;
+    let head_timeouts = r#"userhook_client_errors_total{kind="header_timeout"}"#;
+    let before = metric(&uh, head_timeouts).await;
+    let mut s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /users HTTP/1.1\r\nHost: iam\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(buf[..n].ends_with(b"ok"));
+    let idle_from = Instant::now();
+    // Idle well past header_timeout: the connection stays open until idle_timeout.
+    let rest = read_to_close(&mut s).await;
+    let idle = idle_from.elapsed();
+    assert!(rest.is_empty(), "closed without a response: {rest:?}");
+    assert!(
+        idle >= Duration::from_millis(1100) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    assert_eq!(
+        metric(&uh, head_timeouts).await,
+        before,
+        "an idle close is not a client error"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_when_idle() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(
+        &client_config(&iam.url(), "  header_timeout: 5s\n  idle_timeout: 300ms\n"),
+        false,
+    )
+    .await;
+    let mut s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let rest = read_to_close(&mut s).await;
+    let took = started.elapsed();
+    assert!(rest.is_empty());
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_response_is_never_cut_by_the_head_or_idle_timeout() {
+    let iam = FakeUpstream::start(|_| async {
+        // Longer than both client timeouts; within timeouts.upstream (30s default).
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        support::respond(200, "late")
+    })
+    .await;
+    let uh = Userhook::start(
+        &client_config(
+            &iam.url(),
+            "  header_timeout: 200ms\n  idle_timeout: 300ms\n",
+        ),
+        false,
+    )
+    .await;
+    let answer = raw_exchange(
+        uh.handle.proxy_addr,
+        b"GET /users HTTP/1.1\r\nHost: iam\r\n\r\n",
+        b"late",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("late"), "{text}");
+}
+
+/// An HTTP/2 frame: 9-byte header and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small frame");
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn an_http2_ping_flood_is_closed_and_counted() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let series = r#"userhook_client_errors_total{kind="h2_control_flood"}"#;
+    let before = metric(&uh, series).await;
+    let s = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = s.into_split();
+    // Read (and drop) whatever the server sends until it closes: PING ACKs, then GOAWAY.
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(h2_frame(0x4, 0, 0, &[]));
+    wr.write_all(&opening).await.expect("preface");
+    let ping: Vec<u8> = (0..500)
+        .flat_map(|_| h2_frame(0x6, 0, 0, &[1; 8]))
+        .collect();
+    // At most 20,000 PINGs; the proxy closes long before (a burst of 1,000).
+    for _ in 0..40 {
+        if wr.write_all(&ping).await.is_err() {
+            break;
+        }
+    }
+    let received = tokio::time::timeout(WAIT, reader)
+        .await
+        .expect("the proxy never closed the flooding connection")
+        .expect("reader");
+    assert!(received > 0, "the server answered before closing");
+    eventually(WAIT, "the flood counted", || async {
+        (metric(&uh, series).await == before + 1.0).then_some(())
+    })
+    .await;
+    // Other clients are served.
+    let (status, _, body) = get(&format!("{}/users", uh.url())).await;
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
+}
+
+#[tokio::test]
+async fn an_http2_client_that_pings_now_and_then_keeps_its_connection() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
+    let series = r#"userhook_client_errors_total{kind="h2_control_flood"}"#;
+    let before = metric(&uh, series).await;
+    let tcp = TcpStream::connect(uh.handle.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    // 50 requests on one connection (hyper's client sends SETTINGS and its ACKs; no flood).
+    for _ in 0..50 {
+        let resp = h2
+            .send_request(
+                http::Request::get(format!("{}/users", uh.url()))
+                    .body(support::full(""))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(metric(&uh, series).await, before);
+}

@@ -150,3 +150,49 @@ async fn https_clients_get_h2_by_alpn_and_the_iam_hears_https() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn failed_handshakes_are_counted_as_the_clients() {
+    let iam = FakeUpstream::fixed("ok").await;
+    let ca = new_ca();
+    let (cert, key) = issue(&ca);
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, &cert).expect("cert");
+    std::fs::write(&key_path, &key).expect("key");
+    let extra = format!(
+        "tls:\n  cert_file: {}\n  key_file: {}\n",
+        cert_path.display(),
+        key_path.display()
+    );
+    let uh = Userhook::start(&config_for(&iam.url(), &extra), false).await;
+    let series = r#"userhook_client_errors_total{kind="tls_handshake"}"#;
+    let count = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let (_, _, body) = get(&format!("{}/metrics", uh.admin_url())).await;
+    let before = count(&String::from_utf8_lossy(&body));
+    // Plain HTTP to the TLS port: not a ClientHello.
+    let answer = raw_exchange(
+        uh.handle.proxy_addr,
+        b"GET /users HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"\r\n\r\n",
+    )
+    .await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "no plain answer");
+    eventually(
+        Duration::from_secs(10),
+        "the failed handshake counted",
+        || async {
+            let (_, _, body) = get(&format!("{}/metrics", uh.admin_url())).await;
+            (count(&String::from_utf8_lossy(&body)) == before + 1.0).then_some(())
+        },
+    )
+    .await;
+    assert!(iam.requests().is_empty(), "nothing reached the IAM");
+}

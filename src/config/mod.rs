@@ -12,10 +12,12 @@
 //! The built-in profile files take the same route without `${VAR}` (`parse_yaml_as`), their
 //! `routes:` being the same `RouteSpec`s, so a rule means in a profile what it means in a config.
 
+pub mod condition_spec;
 pub mod env_values;
 pub mod error;
 pub mod interpolate;
 pub mod model;
+pub mod one_or_many;
 pub mod profile_spec;
 pub mod subscription;
 pub mod summary;
@@ -227,7 +229,7 @@ mod tests {
         let file = parse("upstream: http://u:1\nroutes:\n  - {action: login, method: POST, path: /l, when: {request.form.x: on}}\n");
         let Ok(file) = file else { panic!("{file:?}") };
         let when = &file.routes[0].when["request.form.x"];
-        assert_eq!(when.0, vec!["on".to_string()]);
+        assert_eq!(when, &model::ConditionSpec::Equals(vec!["on".to_string()]));
     }
 
     #[test]

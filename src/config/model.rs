@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
+pub use super::one_or_many::OneOrMany;
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
@@ -122,8 +124,11 @@ impl Default for AdminSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
-    /// created | updated | deleted | login | logout | login_failed
-    pub action: String,
+    /// One action or a list (one event per action, in order): created | updated | deleted |
+    /// login | logout | login_failed | any snake_case name (a custom action) | remember.
+    /// Shown as written: one name as a string, several as a list.
+    #[serde(serialize_with = "super::one_or_many::one_or_list")]
+    pub action: OneOrMany,
     /// HTTP method, e.g. `POST` (case-insensitive).
     pub method: String,
     /// Path template: `/users/{id}`, `/realms/{realm}/users/{id}`.
@@ -132,9 +137,10 @@ pub struct RouteSpec {
     /// (`login_failed`: 400, 401, 403).
     #[serde(default)]
     pub status: Option<Vec<u16>>,
-    /// Extra conditions: field source -> accepted values (one or a list).
+    /// Extra conditions, all of which must hold: field source -> accepted values (one or a
+    /// list) or a map of operators (`config::condition_spec`).
     #[serde(default)]
-    pub when: BTreeMap<String, OneOrMany>,
+    pub when: BTreeMap<String, ConditionSpec>,
     /// User field name -> field source, or a list of sources (first non-empty wins).
     #[serde(default)]
     pub fields: BTreeMap<String, OneOrMany>,
@@ -142,46 +148,6 @@ pub struct RouteSpec {
     /// profiles' notes are shown in the README; an operator may write one too.
     #[serde(default)]
     pub note: String,
-}
-
-/// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
-/// Serialized as the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(Scalar),
-            Many(Vec<Scalar>),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            S(String),
-            I(i64),
-            B(bool),
-            F(f64),
-        }
-        fn text(s: Scalar) -> String {
-            match s {
-                Scalar::S(s) => s,
-                Scalar::I(i) => i.to_string(),
-                Scalar::B(b) => b.to_string(),
-                Scalar::F(f) => f.to_string(),
-            }
-        }
-        match Raw::deserialize(d) {
-            Ok(Raw::One(s)) => Ok(OneOrMany(vec![text(s)])),
-            Ok(Raw::Many(v)) => Ok(OneOrMany(v.into_iter().map(text).collect())),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a string or a list of strings",
-            )),
-        }
-    }
 }
 
 /// A webhook subscription, as DCE 5.0's "Webhook Message Notification" defines one.
@@ -364,13 +330,21 @@ impl Default for TimeoutsSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
-    /// Time to receive a whole request head (HTTP/1), counted from when the connection
-    /// waits for it, so it also ends a keep-alive connection left idle.
+    /// Time to receive a whole request head, counted from its first byte; the connection is
+    /// closed past it.
     #[serde(default = "defaults::header_timeout")]
     pub header_timeout: Duration,
+    /// Time a connection may sit with no request and no byte (keep-alive between requests,
+    /// or never sending one) before it is closed.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
     /// Longest pause in a request body before the request is answered 408.
     #[serde(default = "defaults::body_timeout")]
     pub body_timeout: Duration,
+    /// Largest request body forwarded: a larger `Content-Length` is answered 413 before the
+    /// IAM is asked, a body that grows past it (chunked) is cut off.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: ByteSize,
     /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: ByteSize,
@@ -386,7 +360,9 @@ impl Default for ClientSpec {
     fn default() -> Self {
         Self {
             header_timeout: defaults::header_timeout(),
+            idle_timeout: defaults::idle_timeout(),
             body_timeout: defaults::body_timeout(),
+            max_body_bytes: defaults::max_body_bytes(),
             max_header_bytes: defaults::max_header_bytes(),
             max_connections: defaults::max_connections(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
@@ -497,8 +473,14 @@ mod defaults {
     pub(super) fn header_timeout() -> Duration {
         Duration::from_secs(30)
     }
+    pub(super) fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
+    }
     pub(super) fn body_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub(super) fn max_body_bytes() -> ByteSize {
+        ByteSize(64 * 1024 * 1024)
     }
     pub(super) fn max_header_bytes() -> ByteSize {
         ByteSize(16 * 1024)

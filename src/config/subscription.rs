@@ -33,6 +33,15 @@ pub fn actions(
     }
     let mut set = BTreeSet::new();
     for (j, a) in actions.iter().enumerate() {
+        if a == "remember" {
+            err(
+                &format!("actions[{j}]"),
+                "`remember` only refreshes the user cache and emits no event; name actions such \
+                 as created or password_changed, or *"
+                    .into(),
+            );
+            continue;
+        }
         match a.parse::<Action>() {
             Ok(a) => {
                 set.insert(a);
@@ -78,5 +87,20 @@ mod tests {
             problems,
             ["actions: is empty; list actions such as [created, deleted] or [\"*\"]"]
         );
+    }
+
+    #[test]
+    fn custom_actions_subscribe_and_remember_or_typos_do_not() {
+        let (set, problems) = check("user", &["password_changed", "created"]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let names: Vec<String> = set.into_iter().flatten().map(|a| a.to_string()).collect();
+        assert_eq!(names, ["created", "password_changed"]);
+        let (_, problems) = check("user", &["remember", "creatd", "Bad-Name"]);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("actions[0]: `remember` only refreshes the user cache"));
+        assert!(
+            problems[1].starts_with("actions[1]: unknown action `creatd`: did you mean `created`?")
+        );
+        assert!(problems[2].contains("snake_case"), "{problems:?}");
     }
 }

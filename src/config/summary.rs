@@ -68,7 +68,7 @@ pub fn summary(file: &ConfigFile) -> String {
             "  {} {} -> {}{status}",
             r.method.to_ascii_uppercase(),
             r.path,
-            r.action
+            r.action.0.join(", ")
         );
     }
     let _ = writeln!(s, "webhooks:  {}", file.webhooks.len());

@@ -16,6 +16,8 @@ pub const MAX_CAPTURE_LIMIT: u64 = 64 << 20;
 pub const MIN_HEADER_BYTES: u64 = 8 << 10;
 /// See [`MIN_HEADER_BYTES`].
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// Smallest `client.max_body_bytes`: every body the inline client reads whole must fit.
+pub const MIN_BODY_BYTES: u64 = 64 << 10;
 /// Smallest `delivery.max_spool_bytes`: below this the spool fills on the first burst.
 pub const MIN_SPOOL_BYTES: u64 = 1 << 20;
 
@@ -57,11 +59,18 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
     let c = &file.client;
     for (key, value) in [
         ("client.header_timeout", c.header_timeout),
+        ("client.idle_timeout", c.idle_timeout),
         ("client.body_timeout", c.body_timeout),
     ] {
         if value.0.is_zero() {
             errs.push(ConfigError::new(key, "expected more than 0s"));
         }
+    }
+    if c.max_body_bytes.0 < MIN_BODY_BYTES {
+        errs.push(ConfigError::new(
+            "client.max_body_bytes",
+            format!("is {}; expected at least 64KiB", c.max_body_bytes),
+        ));
     }
     if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&c.max_header_bytes.0) {
         errs.push(ConfigError::new(

@@ -8,6 +8,7 @@
 //! spelling of a matched path (`//users`, `/%75sers`) slips past detection. Detection never
 //! reads or changes the user cache, and never lets a built-in profile extract a credential.
 
+pub mod condition;
 pub mod normalize;
 pub mod outcome;
 pub mod path_template;
@@ -20,6 +21,7 @@ use http::Method;
 
 use crate::config::model::{ProfileSpec, RouteSpec};
 use crate::config::ConfigError;
+use crate::event::Action;
 pub use crate::exchange::RouteMatch;
 pub use path_template::PathTemplate;
 pub use rule::{Rule, RuleKind, RuleOrigin};
@@ -41,7 +43,13 @@ pub struct RouteTable {
     router: matchit::Router<usize>,
     entries: Vec<Entry>,
     rules: Vec<Rule>,
+    /// Each rule's config key (`routes[2]`, `profiles[0] (keycloak rule 3)`), by rule index.
+    keys: Vec<String>,
     field_names: BTreeSet<String>,
+    /// Every action some rule emits.
+    actions: BTreeSet<Action>,
+    /// What `check` should point out: rules that never fire, conditions that always hold.
+    warnings: Vec<ConfigError>,
 }
 
 impl RouteTable {
@@ -142,12 +150,39 @@ impl RouteTable {
         let Some(slot) = self.entries.get_mut(entry) else {
             return;
         };
+        // First match wins: an earlier rule that fires on every call this one fires on
+        // leaves it dead. An operator rule overriding a profile's is what routes are for.
+        let overrides_profile = |earlier: &Rule| {
+            earlier.origin == RuleOrigin::Operator && rule.origin != RuleOrigin::Operator
+        };
+        if let Some((earlier, earlier_key)) = slot
+            .rules
+            .iter()
+            .filter_map(|&i| Some((self.rules.get(i)?, self.keys.get(i)?)))
+            .find(|(earlier, _)| earlier.shadows(&rule) && !overrides_profile(earlier))
+        {
+            self.warnings.push(ConfigError::new(
+                key,
+                format!(
+                    "never fires: {earlier_key} ({} {} -> {}) comes first and matches every call \
+                     this rule matches (the first matching rule wins); to emit several events \
+                     for one call list the actions in one rule (`action: [created, login]`), or \
+                     add a `when:` that tells the calls apart",
+                    earlier.method,
+                    earlier.template,
+                    action_names(earlier),
+                ),
+            ));
+        }
         if !slot.methods.contains(&rule.method) {
             slot.methods.push(rule.method.clone());
         }
         slot.rules.push(self.rules.len());
         self.field_names
             .extend(rule.fields.iter().map(|f| f.name.clone()));
+        self.actions.extend(rule.actions().iter().cloned());
+        self.warnings.extend(rule.warnings.iter().cloned());
+        self.keys.push(key.to_owned());
         self.rules.push(rule);
     }
 
@@ -160,8 +195,29 @@ impl RouteTable {
             Some(i) => &path[..i],
             None => path,
         };
-        let path = normalize::detection_path(path);
-        let path = path.as_ref();
+        self.classify_path(method, &normalize::detection_path(path))
+    }
+
+    /// True when `path` (unmatched by [`RouteTable::classify`]) would match a rule if its
+    /// encoded slashes (`%2F`) split segments: an IAM that decodes before routing would act on
+    /// a call userhook cannot see, so the proxy refuses it. Runs only for unmatched requests
+    /// whose path has a `%`; allocates only when it has an encoded slash.
+    pub fn dodges_by_encoded_slash(&self, method: &Method, path: &str) -> bool {
+        let path = match path.find('?') {
+            Some(i) => &path[..i],
+            None => path,
+        };
+        if !path.as_bytes().contains(&b'%') {
+            return false;
+        }
+        normalize::with_encoded_slashes_decoded(path).is_some_and(|decoded| {
+            self.classify_path(method, &normalize::detection_path(&decoded))
+                .is_some()
+        })
+    }
+
+    /// [`RouteTable::classify`] of a path already without its query and normalised.
+    fn classify_path(&self, method: &Method, path: &str) -> Option<RouteMatch> {
         let found = match self.router.at(path) {
             Ok(m) => m,
             Err(_) if path.len() > 1 && path.ends_with('/') => {
@@ -206,6 +262,17 @@ impl RouteTable {
         })
     }
 
+    /// Every action some rule emits (operator routes and profiles).
+    pub fn actions(&self) -> &BTreeSet<Action> {
+        &self.actions
+    }
+
+    /// Problems that do not stop the config from loading but that `check` reports: rules
+    /// shadowed by an earlier rule for the same call, conditions that always hold.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// The compiled rules, in priority order per path.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -219,6 +286,18 @@ impl RouteTable {
     /// True when no rule exists.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+}
+
+/// `created`, `remember`, `created, login`.
+fn action_names(rule: &Rule) -> String {
+    match rule.actions() {
+        [] => "remember".to_owned(),
+        actions => actions
+            .iter()
+            .map(Action::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

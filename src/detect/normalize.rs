@@ -18,6 +18,19 @@ pub fn detection_path(path: &str) -> Cow<'_, str> {
     }
 }
 
+/// `path` with every encoded `/` (`%2F`, `%2f`) decoded, for the paths that have one: what an
+/// IAM that decodes before routing (Go's `net/http` cleans `/%2fusers` to `/users`) would
+/// see. Detection itself never splits a segment on it; the proxy refuses a request whose
+/// path only this reading matches to a rule, so no spelling of a detected call reaches the
+/// IAM undetected.
+pub fn with_encoded_slashes_decoded(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let has = bytes
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'f' || w[2] == b'F'));
+    has.then(|| path.replace("%2F", "/").replace("%2f", "/"))
+}
+
 /// No `%`, no empty segment inside the path, no `.` or `..` segment.
 fn is_normal(path: &str) -> bool {
     let bytes = path.as_bytes();
@@ -134,6 +147,20 @@ mod tests {
         assert_eq!(detection_path("/a%2F..%2Fusers"), "/a%2F..%2Fusers");
         assert_eq!(detection_path("/100%"), "/100%");
         assert_eq!(detection_path("/%zz"), "/%zz");
+    }
+
+    #[test]
+    fn encoded_slashes_decode_only_when_present() {
+        assert_eq!(
+            with_encoded_slashes_decoded("/%2fusers").as_deref(),
+            Some("//users")
+        );
+        assert_eq!(
+            with_encoded_slashes_decoded("/a%2F..%2Fusers").as_deref(),
+            Some("/a/../users")
+        );
+        assert_eq!(with_encoded_slashes_decoded("/users/%41"), None);
+        assert_eq!(with_encoded_slashes_decoded("/100%2"), None);
     }
 
     #[test]

@@ -12,9 +12,10 @@ use crate::extract::view::View;
 
 /// What an exchange turned out to mean.
 #[derive(Debug)]
-pub struct Outcome {
-    /// Emit an event with this action, or only remember the user.
-    pub kind: RuleKind,
+pub struct Outcome<'a> {
+    /// Emit events with these actions, or only remember the user (borrowed from the rule:
+    /// no copy per exchange).
+    pub kind: &'a RuleKind,
     /// The user fields the rule read (empty values skipped).
     pub fields: UserFields,
 }
@@ -31,10 +32,10 @@ impl RouteTable {
     }
 
     /// The outcome of a matched exchange: the rule that fires and the fields it reads.
-    pub fn outcome(&self, m: &RouteMatch, view: &View<'_>) -> Option<Outcome> {
+    pub fn outcome(&self, m: &RouteMatch, view: &View<'_>) -> Option<Outcome<'_>> {
         let rule = self.resolve(m, view)?;
         Some(Outcome {
-            kind: rule.kind,
+            kind: &rule.kind,
             fields: read_fields(rule, view),
         })
     }

@@ -189,15 +189,13 @@ pub fn describe() -> Result<String, ProfileError> {
         out.push_str("|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
             let cells = [
-                r.action.clone(),
+                r.action.0.join(", "),
                 r.method.clone(),
                 format!("`{}`", join_base(&p.base_path, &r.path)),
                 statuses(r),
                 r.when
                     .iter()
-                    .map(|(source, accepted)| {
-                        format!("`{source}` is {}", alternatives(&accepted.0))
-                    })
+                    .map(|(source, condition)| format!("`{source}` {}", condition.describe()))
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 fields_in_doc_order(r)
@@ -224,7 +222,7 @@ pub fn describe() -> Result<String, ProfileError> {
 fn statuses(r: &RouteSpec) -> String {
     let list = match &r.status {
         Some(list) => list.clone(),
-        None if r.action == Action::LoginFailed.as_str() => {
+        None if r.action.0.iter().all(|a| a == Action::LoginFailed.as_str()) => {
             super::rule::LOGIN_FAILED_STATUSES.to_vec()
         }
         None => return "2xx".to_owned(),
@@ -233,16 +231,6 @@ fn statuses(r: &RouteSpec) -> String {
         .map(u16::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `` `a` ``, `` `a` or `b` ``, `` `a`, `b` or `c` ``.
-fn alternatives(values: &[String]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
-    match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-        Some((last, _)) => last.clone(),
-        None => String::new(),
-    }
 }
 
 /// A rule's fields, the built-in ones in their usual order (`ID`, `Email`, `Name`, ...), then

@@ -1,11 +1,12 @@
-//! One compiled rule: method, path template, outcome (status set and `when` conditions) and
-//! the field sources it extracts.
+//! One compiled rule: method, path template, outcome (status set and `when` conditions), the
+//! actions it emits and the field sources it extracts.
 //!
 //! Compiling checks everything a rule says, with the config key path in every error, so a
 //! loaded rule is always valid. Evaluating a rule never fails and never panics.
 
 use http::Method;
 
+use super::condition::Condition;
 use super::path_template::PathTemplate;
 use crate::config::model::RouteSpec;
 use crate::config::ConfigError;
@@ -14,10 +15,11 @@ use crate::extract::source::FieldSource;
 use crate::extract::view::View;
 
 /// What a matching rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
-    /// Emit an event with this action.
-    Event(Action),
+    /// Emit one event per action, in this order (`action: [created, login]`: a sign-up that
+    /// also opens a session). Never empty, no action twice.
+    Events(Vec<Action>),
     /// Emit nothing; the extracted fields only refresh the user cache (`action: remember`,
     /// e.g. `GET /users/{id}` responses).
     Remember,
@@ -42,11 +44,21 @@ enum Statuses {
     Listed(Vec<u16>),
 }
 
-/// A field condition: the source's value must be one of `accepted`.
-#[derive(Debug, Clone)]
-struct Condition {
-    source: FieldSource,
-    accepted: Vec<String>,
+impl Statuses {
+    fn contains(&self, status: u16) -> bool {
+        match self {
+            Statuses::AnySuccess => (200..300).contains(&status),
+            Statuses::Listed(list) => list.contains(&status),
+        }
+    }
+
+    /// Every status `other` accepts, this accepts too.
+    fn covers(&self, other: &Statuses) -> bool {
+        match other {
+            Statuses::AnySuccess => (200..300).all(|s| self.contains(s)),
+            Statuses::Listed(list) => list.iter().all(|s| self.contains(*s)),
+        }
+    }
 }
 
 /// One user field and where its value may come from, in order.
@@ -73,6 +85,8 @@ pub struct Rule {
     when: Vec<Condition>,
     /// The user fields this rule extracts.
     pub fields: Vec<FieldRule>,
+    /// Conditions that always hold, for `check` to mention: `(key path, message)`.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Rule {
@@ -83,19 +97,7 @@ impl Rule {
         origin: RuleOrigin,
     ) -> Result<(Rule, PathTemplate), Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let kind = match spec.action.as_str() {
-            "remember" => Some(RuleKind::Remember),
-            other => match other.parse::<Action>() {
-                Ok(a) => Some(RuleKind::Event(a)),
-                Err(e) => {
-                    errors.push(ConfigError::new(
-                        format!("{key}.action"),
-                        format!("{e} (or remember)"),
-                    ));
-                    None
-                }
-            },
-        };
+        let kind = compile_kind(&spec.action.0, key, &mut errors);
         let method = match Method::from_bytes(spec.method.trim().to_ascii_uppercase().as_bytes()) {
             Ok(m) if !spec.method.trim().is_empty() => Some(m),
             _ => {
@@ -137,22 +139,25 @@ impl Rule {
                 Statuses::Listed(list.clone())
             }
         };
-        let statuses = match (&statuses, kind) {
-            (Statuses::AnySuccess, Some(RuleKind::Event(Action::LoginFailed))) => {
-                Statuses::Listed(LOGIN_FAILED_STATUSES.to_vec())
+        let statuses = match (&statuses, &kind) {
+            (Statuses::AnySuccess, Some(RuleKind::Events(actions))) => {
+                default_statuses(actions, key, &mut errors)
             }
             _ => statuses,
         };
 
         let mut when = Vec::new();
-        for (source, accepted) in &spec.when {
+        let mut warnings = Vec::new();
+        for (source, spec) in &spec.when {
             let at = format!("{key}.when.{source}");
             match FieldSource::parse(source, params) {
-                Ok(s) if !accepted.0.is_empty() => when.push(Condition {
-                    source: s,
-                    accepted: accepted.0.clone(),
-                }),
-                Ok(_) => errors.push(ConfigError::new(at, "list at least one accepted value")),
+                Ok(s) => match Condition::compile(s, spec) {
+                    Ok((condition, warning)) => {
+                        when.push(condition);
+                        warnings.extend(warning.map(|w| ConfigError::new(at, w.0)));
+                    }
+                    Err(e) => errors.push(ConfigError::new(at, e)),
+                },
                 Err(e) if template.is_some() => errors.push(ConfigError::new(at, e.to_string())),
                 Err(_) => {} // path errors are reported once, at `.path`
             }
@@ -197,6 +202,7 @@ impl Rule {
                     statuses,
                     when,
                     fields,
+                    warnings,
                 },
                 template,
             )),
@@ -206,20 +212,94 @@ impl Rule {
 
     /// The response status counts as this rule's action happening.
     pub fn status_matches(&self, status: u16) -> bool {
-        match &self.statuses {
-            Statuses::AnySuccess => (200..300).contains(&status),
-            Statuses::Listed(list) => list.contains(&status),
-        }
+        self.statuses.contains(status)
     }
 
     /// Method, status and every `when` condition hold for this exchange.
     pub fn applies(&self, view: &View<'_>) -> bool {
         self.method == view.method()
             && self.status_matches(view.status().as_u16())
-            && self
-                .when
-                .iter()
-                .all(|c| c.source.eval(view).is_some_and(|v| c.accepted.contains(&v)))
+            && self.when.iter().all(|c| c.holds(view))
+    }
+
+    /// Every call this rule fires on, `later` would fire on too (same method, statuses that
+    /// cover `later`'s, no condition `later` lacks): with first-match, `later` never fires.
+    pub fn shadows(&self, later: &Rule) -> bool {
+        self.method == later.method
+            && self.statuses.covers(&later.statuses)
+            && self.when.iter().all(|c| later.when.contains(c))
+    }
+
+    /// The actions this rule emits (none for `remember`).
+    pub fn actions(&self) -> &[Action] {
+        match &self.kind {
+            RuleKind::Events(actions) => actions,
+            RuleKind::Remember => &[],
+        }
+    }
+}
+
+/// `action:` as one name or a list: `remember` alone, or events, each action once.
+fn compile_kind(names: &[String], key: &str, errors: &mut Vec<ConfigError>) -> Option<RuleKind> {
+    let at = format!("{key}.action");
+    if names.is_empty() {
+        errors.push(ConfigError::new(
+            at,
+            "empty list; name an action such as created, or a list such as [created, login]",
+        ));
+        return None;
+    }
+    if names.iter().any(|n| n == "remember") {
+        if names.len() > 1 {
+            errors.push(ConfigError::new(
+                at,
+                "`remember` emits no event and cannot be listed with actions",
+            ));
+            return None;
+        }
+        return Some(RuleKind::Remember);
+    }
+    let mut actions: Vec<Action> = Vec::with_capacity(names.len());
+    let mut ok = true;
+    for (i, name) in names.iter().enumerate() {
+        let at = if names.len() == 1 {
+            at.clone()
+        } else {
+            format!("{at}[{i}]")
+        };
+        match name.parse::<Action>() {
+            Ok(a) if actions.contains(&a) => {
+                errors.push(ConfigError::new(at, format!("`{a}` is listed twice")));
+                ok = false;
+            }
+            Ok(a) => actions.push(a),
+            Err(e) => {
+                errors.push(ConfigError::new(at, format!("{e} (or remember)")));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(RuleKind::Events(actions))
+}
+
+/// The statuses a rule without `status:` fires on: any 2xx, or 400/401/403 when it emits only
+/// `login_failed`. A list mixing `login_failed` with other actions must say which statuses.
+fn default_statuses(actions: &[Action], key: &str, errors: &mut Vec<ConfigError>) -> Statuses {
+    let failed = actions
+        .iter()
+        .filter(|a| **a == Action::LoginFailed)
+        .count();
+    if failed == 0 {
+        Statuses::AnySuccess
+    } else if failed == actions.len() {
+        Statuses::Listed(LOGIN_FAILED_STATUSES.to_vec())
+    } else {
+        errors.push(ConfigError::new(
+            format!("{key}.status"),
+            "missing: `login_failed` fires on 400, 401, 403 by default and the other actions on \
+             any 2xx; list the statuses this rule means",
+        ));
+        Statuses::AnySuccess
     }
 }
 

@@ -231,7 +231,11 @@ fn describe_lists_every_rule() {
         for r in &p.routes {
             let path = profiles::join_base(&p.base_path, &r.path);
             assert!(
-                d.contains(&format!("| {} | {} | `{path}` |", r.action, r.method)),
+                d.contains(&format!(
+                    "| {} | {} | `{path}` |",
+                    r.action.0.join(", "),
+                    r.method
+                )),
                 "{path}"
             );
         }
@@ -243,4 +247,182 @@ fn describe_lists_every_rule() {
 #[ignore = "prints the profile tables (the README's copy: USERHOOK_BLESS=1 cargo test --test profile_docs): cargo test print_profiles -- --ignored --nocapture"]
 fn print_profiles() {
     println!("{}", profiles::describe().expect("built-in profiles load"));
+}
+
+/// Warnings of a config that compiles, as `check` prints them.
+fn warnings(yaml: &str) -> Vec<String> {
+    table(yaml)
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_rule_shadowed_by_an_earlier_one_for_the_same_call_is_a_warning() {
+    let w = warnings(
+        r#"
+routes:
+  - {action: created, method: POST, path: /sign-up}
+  - {action: login, method: POST, path: /sign-up}
+  - {action: login, method: POST, path: /sign-up/}
+  - {action: created, method: post, path: "/u/{id}", status: [200, 201]}
+  - {action: updated, method: POST, path: "/u/{uid}", status: [201]}
+"#,
+    );
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(
+        w[0].starts_with(
+            "routes[1]: never fires: routes[0] (POST /sign-up -> created) comes first"
+        ),
+        "{w:#?}"
+    );
+    assert!(w[0].contains("`action: [created, login]`"), "{w:#?}");
+    assert!(
+        w[1].starts_with("routes[2]: never fires: routes[0]"),
+        "{w:#?}"
+    );
+    assert!(
+        w[2].starts_with("routes[4]: never fires: routes[3] (POST /u/{id} -> created)"),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn rules_that_can_each_fire_are_no_warning() {
+    assert_eq!(
+        warnings(
+            r#"
+routes:
+  # Conditions tell them apart, in either order.
+  - {action: login, method: POST, path: /t, when: {request.form.grant_type: password}}
+  - {action: created, method: POST, path: /t}
+  - {action: login_failed, method: POST, path: /t}
+  # Statuses tell them apart.
+  - {action: created, method: POST, path: /u, status: [201]}
+  - {action: updated, method: POST, path: /u, status: [200]}
+  # Other methods.
+  - {action: updated, method: PUT, path: /u}
+  # A broader later rule still fires where the earlier one does not.
+  - {action: deleted, method: DELETE, path: /u, status: [204]}
+  - {action: updated, method: DELETE, path: /u}
+  # One rule, two actions: the answer to "a second rule for the same call".
+  - {action: [created, login], method: POST, path: /sign-up}
+profiles: [keycloak, scim, dce, generic]
+"#
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_profile_rule_overridden_by_an_operator_route_is_no_warning() {
+    // Routes come first to override a profile's rule for the same call: that is their job.
+    let t = table(
+        "routes:\n  - {action: created, method: POST, path: /Users, status: [201], fields: {ID: response.body.id}}\nprofiles: [scim]\n",
+    );
+    assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+}
+
+#[test]
+fn the_same_condition_in_the_later_rule_still_shadows() {
+    let w = warnings(
+        r#"
+routes:
+  - {action: login, method: POST, path: /t, when: {request.form.grant_type: [password]}}
+  - {action: login_failed, method: POST, path: /t, status: [200], when: {request.form.grant_type: [password], request.form.x: y}}
+"#,
+    );
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with("routes[1]: never fires: routes[0]"),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn multi_action_rules() {
+    let t = table(
+        "routes:\n  - {action: [created, login], method: POST, path: /sign-up}\n  - {action: [password_changed, updated], method: POST, path: \"/u/{id}/password\"}\n",
+    );
+    assert_eq!(
+        t.rules()[0].actions(),
+        [Action::Created, Action::Login].as_slice()
+    );
+    assert_eq!(t.rules()[1].actions()[0].as_str(), "password_changed");
+    assert!(t.rules()[0].status_matches(200) && !t.rules()[0].status_matches(401));
+    let emitted: Vec<&str> = t.actions().iter().map(Action::as_str).collect();
+    assert_eq!(emitted, ["created", "updated", "login", "password_changed"]);
+
+    let e = errors(
+        r#"
+routes:
+  - {action: [], method: POST, path: /a}
+  - {action: [created, created], method: POST, path: /b}
+  - {action: [remember, created], method: POST, path: /c}
+  - {action: [login, login_failed], method: POST, path: /d}
+  - {action: [login, creatd], method: POST, path: /e}
+  - {action: Password-Changed, method: POST, path: /f}
+"#,
+    );
+    let want = [
+        "routes[0].action: empty list",
+        "routes[1].action[1]: `created` is listed twice",
+        "routes[2].action: `remember` emits no event",
+        "routes[3].status: missing: `login_failed` fires on 400, 401, 403 by default",
+        "routes[4].action[1]: unknown action `creatd`: did you mean `created`?",
+        "routes[5].action: unknown action `Password-Changed`; expected one of created",
+    ];
+    for w in want {
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    // With statuses listed, a login/login_failed pair is fine, and so is login_failed alone.
+    let t = table("routes:\n  - {action: [login, login_failed], method: POST, path: /d, status: [200, 401]}\n  - {action: [login_failed], method: POST, path: /e}\n");
+    assert!(t.rules()[1].status_matches(403) && !t.rules()[1].status_matches(200));
+}
+
+#[test]
+fn custom_actions_fire_on_any_2xx_by_default() {
+    let t = table("routes:\n  - {action: password_changed, method: POST, path: \"/v3/users/{id}/password\"}\n");
+    let r = &t.rules()[0];
+    assert!(r.status_matches(204) && r.status_matches(200) && !r.status_matches(401));
+    assert_eq!(r.actions()[0].event_type(), "user.password_changed");
+}
+
+#[test]
+fn conditions_that_can_never_hold_are_errors_with_their_key() {
+    let e = errors(
+        r#"
+routes:
+  - {action: login, method: POST, path: /a, when: {request.header.x-kind: {contains: password}}}
+  - {action: login, method: POST, path: /b, when: {const.x: y}}
+  - {action: login, method: POST, path: /c, when: {request.body.t: {exists: false, prefix: a}}}
+"#,
+    );
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].starts_with("routes[0].when.request.header.x-kind: can never hold as meant"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("routes[1].when.const.x: can never hold"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].starts_with("routes[2].when.request.body.t: can never hold"),
+        "{e:#?}"
+    );
+    // An unknown operator is a YAML shape error, found when the file is read.
+    let file = parse_str("upstream: http://127.0.0.1:1\nroutes:\n  - {action: login, method: POST, path: /d, when: {request.body.t: {has: a}}}\n");
+    let err = file.expect_err("unknown operator").to_string();
+    assert!(
+        err.contains("routes[0].when") && err.contains("unknown operator `has`"),
+        "{err}"
+    );
+    let w = warnings("routes:\n  - {action: login, method: POST, path: /a, when: {const.x: x}}\n");
+    assert_eq!(w, ["routes[0].when.const.x: always holds: `const.x` is the same for every call; remove the condition"]);
 }

@@ -71,7 +71,7 @@ pub struct Dispatched {
 pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery> {
     webhooks
         .iter()
-        .filter(|w| w.enabled && event.object == "user" && w.subscribes(event.action))
+        .filter(|w| w.enabled && event.object == "user" && w.subscribes(&event.action))
         .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
         .collect()
 }
@@ -81,7 +81,7 @@ pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery
 pub fn plan_sinks(event: &UserEvent, sinks: &Sinks, now_ms: u64) -> Vec<Delivery> {
     sinks
         .iter()
-        .filter(|s| s.enabled && event.object == "user" && s.subscribes(event.action))
+        .filter(|s| s.enabled && event.object == "user" && s.subscribes(&event.action))
         .map(|s| Delivery::new(&s.name, event.clone(), now_ms))
         .collect()
 }

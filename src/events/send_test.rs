@@ -100,7 +100,7 @@ pub async fn send_test(
         });
     };
     let client = attempt::build_client()?;
-    let event = sample_event(action);
+    let event = sample_event(action.clone());
     let delivery = super::outbox::Delivery::new(&webhook.name, event, now_ms());
     let request = attempt::render(webhook, &delivery.id, &delivery.event, attempt::unix_now());
 
@@ -108,7 +108,7 @@ pub async fn send_test(
     if !webhook.enabled {
         text.push_str("note: this webhook is disabled; sending anyway\n");
     }
-    if !webhook.subscribes(action) {
+    if !webhook.subscribes(&action) {
         let _ = writeln!(
             text,
             "note: this webhook does not subscribe to `{action}`; sending anyway"
@@ -155,13 +155,13 @@ fn write_verdict(text: &mut String, decision: RetryDecision, delivered_as: &str)
 
 /// Publishes the sample event once to a sink (its stream checked first) and reports.
 async fn send_test_sink(sink: &Sink, action: Action) -> SendTestReport {
-    let event = sample_event(action);
+    let event = sample_event(action.clone());
     let delivery = super::outbox::Delivery::new(&sink.name, event, now_ms());
     let mut text = String::new();
     if !sink.enabled {
         text.push_str("note: this sink is disabled; publishing anyway\n");
     }
-    if !sink.subscribes(action) {
+    if !sink.subscribes(&action) {
         let _ = writeln!(
             text,
             "note: this sink does not subscribe to `{action}`; publishing anyway"

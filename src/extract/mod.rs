@@ -9,6 +9,7 @@ pub mod decode;
 pub mod json_index;
 pub mod json_path;
 pub mod jwt;
+pub mod observed;
 pub mod partial_json;
 pub mod source;
 pub mod view;

@@ -9,12 +9,14 @@ use std::fmt;
 use http::HeaderName;
 
 pub use super::json_path::{into_scalar_text, scalar_text, JsonPath, JsonPathError};
+pub use super::observed::Observed;
 pub use super::view::Side;
 use super::view::View;
 use crate::redact::is_credential_name;
 
 /// The sources a rule can name, for error messages.
-const KNOWN_SOURCES: &str = "request.body.<path>, response.body.<path>, request.form.<name>, \
+const KNOWN_SOURCES: &str =
+    "const.<text>, request.body.<path>, response.body.<path>, request.form.<name>, \
                              path.<param>, query.<name>, request.header.<name>, \
                              response.header.<name>, request.jwt.<claim>";
 
@@ -44,7 +46,10 @@ pub enum SourceError {
         known: String,
     },
     /// A `| transform` that does not exist.
-    #[error("unknown transform `{0}`; known transforms: last_segment, jwt.<claim>, lower")]
+    #[error(
+        "unknown transform `{0}`; known transforms: last_segment, jwt.<claim>, lower, not, \
+         default.<text>, first, join"
+    )]
     UnknownTransform(String),
     /// A body, claim or `jwt.` path that is not a path.
     #[error(transparent)]
@@ -54,6 +59,8 @@ pub enum SourceError {
 /// Where a raw value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// `const.<text>`: the text itself, whatever the exchange (`Source: const.better-auth`).
+    Const(String),
     /// `request.body.<path>` / `response.body.<path>`: JSON.
     Body(Side, JsonPath),
     /// `request.form.<name>`: `application/x-www-form-urlencoded` request body.
@@ -77,6 +84,22 @@ pub enum Transform {
     Jwt(JsonPath),
     /// Lower-cased (IAMs that store usernames and emails lower-case).
     Lower,
+    /// Boolean negation: `true`/`1` -> `false`, `false`/`0` -> `true` (ASCII case ignored);
+    /// anything else is no value (`Enabled: response.body.user.banned | not`).
+    Not,
+    /// This text when there is no value (missing, null, empty) at this point.
+    Default(String),
+    /// An array's first element (a scalar stays itself).
+    First,
+    /// An array's elements joined with `, ` (a scalar stays itself).
+    Join,
+}
+
+impl Transform {
+    /// Whether the value after this step is a single value, whatever it was before.
+    fn makes_scalar(&self) -> bool {
+        matches!(self, Transform::First | Transform::Join)
+    }
 }
 
 /// A compiled source with its transforms; displays as it was written.
@@ -118,7 +141,7 @@ impl FieldSource {
             Source::Body(_, path) | Source::BearerClaim(path) => path.names_credential(),
             Source::Form(name) | Source::Query(name) => is_credential_name(name),
             Source::Header(_, name) => is_credential_name(name.as_str()),
-            Source::Path(_) => false,
+            Source::Path(_) | Source::Const(_) => false,
         };
         names
             && !self
@@ -127,30 +150,113 @@ impl FieldSource {
                 .any(|t| matches!(t, Transform::Jwt(_)))
     }
 
-    /// The value for this exchange; `None` when missing, empty, or not a scalar.
+    /// The value for this exchange; `None` when missing, empty, or not a scalar (an array
+    /// needs `| first` or `| join` to become a field's value).
     pub fn eval(&self, view: &View<'_>) -> Option<String> {
-        let mut value = match &self.source {
-            Source::Body(side, path) => view.json_text(*side, path),
-            Source::Form(name) => view.form_value(name),
-            Source::Path(i) => view.path_param(*i),
-            Source::Query(name) => view.query_value(name),
-            Source::Header(side, name) => view.header(*side, name).map(str::to_owned),
+        self.observe(view).into_scalar()
+    }
+
+    /// The value for this exchange in any shape: what conditions are judged against.
+    pub fn observe(&self, view: &View<'_>) -> Observed {
+        let raw = match &self.source {
+            Source::Const(text) => Observed::One(text.clone()),
+            Source::Body(side, path) => view.json_observed(*side, path),
+            Source::Form(name) => Observed::from_text(view.form_value(name)),
+            Source::Path(i) => Observed::from_text(view.path_param(*i)),
+            Source::Query(name) => Observed::from_text(view.query_value(name)),
+            Source::Header(side, name) => {
+                Observed::from_text(view.header(*side, name).map(str::to_owned))
+            }
             Source::BearerClaim(path) => view
                 .bearer_claims()
                 .and_then(|c| path.lookup(c))
-                .and_then(scalar_text),
-        }?;
+                .map_or(Observed::Absent, Observed::from_json),
+        };
+        self.transform(raw)
+    }
+
+    /// The transforms applied in order; a step that finds nothing to work on yields no value.
+    fn transform(&self, mut value: Observed) -> Observed {
         for t in &self.transforms {
             value = match t {
-                Transform::LastSegment => last_segment(&value)?.to_owned(),
-                Transform::Jwt(path) => {
-                    let claims = super::jwt::claims(&value)?;
-                    path.lookup(&claims).and_then(scalar_text)?
-                }
-                Transform::Lower => value.to_lowercase(),
+                Transform::LastSegment => value.map_each(|v| last_segment(&v).map(str::to_owned)),
+                Transform::Jwt(path) => match value {
+                    Observed::One(token) => super::jwt::claims(&token)
+                        .and_then(|claims| path.lookup(&claims).map(Observed::from_json))
+                        .unwrap_or(Observed::Absent),
+                    other => other.map_each(|token| {
+                        let claims = super::jwt::claims(&token)?;
+                        path.lookup(&claims).and_then(scalar_text)
+                    }),
+                },
+                Transform::Lower => value.map_each(|v| Some(v.to_lowercase())),
+                Transform::Not => value.map_each(|v| negate(&v).map(str::to_owned)),
+                Transform::Default(text) if !value.is_present() => Observed::One(text.clone()),
+                Transform::Default(_) => value,
+                Transform::First => match value {
+                    Observed::Many(items) => Observed::from_text(items.into_iter().next()),
+                    Observed::Other => Observed::Absent,
+                    other => other,
+                },
+                Transform::Join => match value {
+                    Observed::Many(items) => Observed::One(items.join(", ")),
+                    Observed::Other => Observed::Absent,
+                    other => other,
+                },
             };
         }
-        (!value.is_empty()).then_some(value)
+        value
+    }
+
+    /// The value never is an array: a single-valued source (form, query, path, header,
+    /// constant) or one a `| first` / `| join` step reduces to one value.
+    pub fn never_array(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Const(_)
+                | Source::Form(_)
+                | Source::Query(_)
+                | Source::Path(_)
+                | Source::Header(..)
+        ) || self.transforms.iter().any(Transform::makes_scalar)
+    }
+
+    /// The value is the same for every exchange (a `const.` source): known at load.
+    pub fn constant(&self) -> Option<Observed> {
+        match &self.source {
+            Source::Const(text) => Some(self.transform(Observed::One(text.clone()))),
+            _ => None,
+        }
+    }
+
+    /// The value can never be absent: a constant's, or one a `| default.` step supplies
+    /// when no later step can drop it again.
+    pub fn always_present(&self) -> bool {
+        if let Some(v) = self.constant() {
+            return v.is_present();
+        }
+        let keeps = |t: &Transform| {
+            matches!(
+                t,
+                Transform::Lower | Transform::Default(_) | Transform::First | Transform::Join
+            )
+        };
+        self.transforms
+            .iter()
+            .rposition(|t| matches!(t, Transform::Default(_)))
+            .and_then(|i| self.transforms.get(i + 1..))
+            .is_some_and(|after| after.iter().all(keeps))
+    }
+}
+
+/// `true`/`1` -> `false`, `false`/`0` -> `true`, ASCII case ignored; else `None`.
+fn negate(v: &str) -> Option<&'static str> {
+    if v.eq_ignore_ascii_case("true") || v == "1" {
+        Some("false")
+    } else if v.eq_ignore_ascii_case("false") || v == "0" {
+        Some("true")
+    } else {
+        None
     }
 }
 
@@ -171,6 +277,10 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
             Ok(())
         }
     };
+    if let Some(constant) = text.strip_prefix("const.") {
+        need(constant)?;
+        return Ok(Source::Const(constant.to_owned()));
+    }
     let (scope, rest) = text.split_once('.').ok_or_else(unknown)?;
     match scope {
         "request" | "response" => {
@@ -221,10 +331,21 @@ fn parse_transform(text: &str) -> Result<Transform, SourceError> {
     match text {
         "last_segment" => Ok(Transform::LastSegment),
         "lower" => Ok(Transform::Lower),
-        _ => match text.strip_prefix("jwt.") {
-            Some(claim) => Ok(Transform::Jwt(JsonPath::parse(claim)?)),
-            None => Err(SourceError::UnknownTransform(text.to_owned())),
-        },
+        "not" => Ok(Transform::Not),
+        "first" => Ok(Transform::First),
+        "join" => Ok(Transform::Join),
+        _ => {
+            if let Some(claim) = text.strip_prefix("jwt.") {
+                Ok(Transform::Jwt(JsonPath::parse(claim)?))
+            } else if let Some(fallback) = text.strip_prefix("default.") {
+                if fallback.is_empty() {
+                    return Err(SourceError::MissingName(text.to_owned()));
+                }
+                Ok(Transform::Default(fallback.to_owned()))
+            } else {
+                Err(SourceError::UnknownTransform(text.to_owned()))
+            }
+        }
     }
 }
 
@@ -369,5 +490,96 @@ mod tests {
         assert_eq!(last_segment("plain"), Some("plain"));
         assert_eq!(last_segment("/"), None);
         assert_eq!(last_segment(""), None);
+    }
+
+    #[test]
+    fn constants_and_new_transforms() {
+        let s = parse("const.better-auth").expect("const");
+        assert_eq!(s.source, Source::Const("better-auth".into()));
+        assert_eq!(s.constant(), Some(Observed::One("better-auth".into())));
+        assert!(s.never_array() && s.always_present() && !s.yields_credential());
+        assert_eq!(
+            parse("const.x | default.y | lower")
+                .expect("ok")
+                .to_string(),
+            "const.x | default.y | lower"
+        );
+        assert!(parse("const.").expect_err("empty").contains("needs a name"));
+        assert!(parse("request.body.a | default.")
+            .expect_err("empty")
+            .contains("needs a name"));
+        let err = parse("request.body.a | upper").expect_err("unknown");
+        assert!(
+            err.contains("known transforms: last_segment, jwt.<claim>, lower, not, default.<text>, first, join"),
+            "{err}"
+        );
+        assert!(parse("nowhere.x")
+            .expect_err("unknown")
+            .contains("known sources: const.<text>, request.body"));
+        let t = |text: &str| parse(text).expect(text);
+        let many = |v: &[&str]| Observed::Many(v.iter().map(|s| (*s).to_owned()).collect());
+        let one = |v: &str| Observed::One(v.to_owned());
+        for (text, input, want) in [
+            ("request.body.b | not", one("true"), one("false")),
+            ("request.body.b | not", one("FALSE"), one("true")),
+            ("request.body.b | not", one("1"), one("false")),
+            ("request.body.b | not", one("0"), one("true")),
+            ("request.body.b | not", one("yes"), Observed::Absent),
+            (
+                "request.body.b | not",
+                many(&["true", "x", "0"]),
+                many(&["false", "true"]),
+            ),
+            ("request.body.b | not | not", one("1"), one("true")),
+            (
+                "request.body.b | default.anon",
+                Observed::Absent,
+                one("anon"),
+            ),
+            ("request.body.b | default.anon", one("bob"), one("bob")),
+            (
+                "request.body.b | default.anon",
+                Observed::Other,
+                Observed::Other,
+            ),
+            (
+                "request.body.b | not | default.true",
+                one("maybe"),
+                one("true"),
+            ),
+            ("request.body.b | first", many(&["a", "b"]), one("a")),
+            ("request.body.b | first", one("a"), one("a")),
+            ("request.body.b | first", Observed::Other, Observed::Absent),
+            ("request.body.b | join", many(&["a", "b"]), one("a, b")),
+            ("request.body.b | join", Observed::Absent, Observed::Absent),
+            (
+                "request.body.b | lower",
+                many(&["A", "B"]),
+                many(&["a", "b"]),
+            ),
+            (
+                "request.body.b | last_segment",
+                many(&["/u/1", "/"]),
+                many(&["1"]),
+            ),
+            (
+                "request.body.b | first | lower",
+                many(&["ADMIN", "x"]),
+                one("admin"),
+            ),
+        ] {
+            assert_eq!(
+                t(text).transform(input.clone()),
+                want,
+                "{text} on {input:?}"
+            );
+        }
+        assert!(t("request.body.b | first").never_array());
+        assert!(!t("request.body.b | lower").never_array());
+        assert!(!t("request.jwt.amr").never_array());
+        assert!(t("request.body.b | default.x | lower").always_present());
+        assert!(!t("request.body.b | default.x | not").always_present());
+        assert!(!t("request.body.b").always_present());
+        assert!(t("request.body.b | first | default.x").always_present());
     }
 }

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::decode::{decode, DecodedBody};
 use super::json_index::ObjectIndex;
-use super::json_path::{into_scalar_text, scalar_text, JsonPath};
+use super::json_path::JsonPath;
+use super::observed::Observed;
 use super::partial_json::close_prefix;
 use crate::exchange::{CapturedBody, Exchange};
 
@@ -66,24 +67,32 @@ impl<'a> LazyBody<'a> {
                 .is_some_and(|d| d.cut)
     }
 
-    /// The scalar at `path` as text. A whole object body is only indexed, and just the
-    /// member the path starts with is parsed; anything else (arrays, cut bodies) is parsed
+    /// The value at `path` in any shape (a scalar as text, an array's scalar elements). A
+    /// whole object body is only indexed, and just the member the path starts with is parsed; anything else (arrays, cut bodies) is parsed
     /// into a tree once. So an object whose structure is sound yields the members read even
     /// when a member nobody reads is malformed inside; a body the index rejects yields
     /// nothing unless it was cut short.
-    fn json_text(&self, path: &JsonPath) -> Option<String> {
-        let bytes = &self.decoded()?.bytes;
+    fn json_observed(&self, path: &JsonPath) -> Observed {
+        let Some(decoded) = self.decoded() else {
+            return Observed::Absent;
+        };
+        let bytes = &decoded.bytes;
         let index = self.index.get_or_init(|| ObjectIndex::build(bytes));
         match index {
             Some(index) => {
                 let (first, rest) = path.split_first();
-                let member = index.member(bytes, first)?;
-                if rest.is_empty() {
-                    return into_scalar_text(member);
+                match index.member(bytes, first) {
+                    None => Observed::Absent,
+                    Some(member) if rest.is_empty() => Observed::from_json_owned(member),
+                    Some(member) => rest
+                        .lookup(&member)
+                        .map_or(Observed::Absent, Observed::from_json),
                 }
-                rest.lookup(&member).and_then(scalar_text)
             }
-            None => path.lookup(self.json()?).and_then(scalar_text),
+            None => self
+                .json()
+                .and_then(|v| path.lookup(v))
+                .map_or(Observed::Absent, Observed::from_json),
         }
     }
 
@@ -155,9 +164,9 @@ impl<'a> View<'a> {
         self.request.partial() || self.response.partial()
     }
 
-    /// The scalar at `path` in one side's JSON body, as text.
-    pub fn json_text(&self, side: Side, path: &JsonPath) -> Option<String> {
-        self.body(side).json_text(path)
+    /// The value at `path` in one side's JSON body, arrays included.
+    pub fn json_observed(&self, side: Side, path: &JsonPath) -> Observed {
+        self.body(side).json_observed(path)
     }
 
     /// A field of the urlencoded request body (first occurrence).

@@ -1,5 +1,5 @@
-//! The front door's limits: how the connection builder bounds each client (head timeout, head
-//! size, HTTP/2 stream and reset limits), how many connections may be open at once, how
+//! The front door's limits: how the connection builder bounds each client (head size,
+//! HTTP/2 stream and reset limits), how many connections may be open at once, how
 //! accept failures back off and are logged, and which request heads are refused at the edge
 //! (`Host` rules, `CONNECT`), as nginx and HAProxy refuse them.
 //!
@@ -28,16 +28,13 @@ const H2_MAX_LOCAL_RESETS: usize = 256;
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The connection builder for `client`'s limits. hyper applies no head timeout without a
-/// timer, and lets an unfinished head grow to ~400 KiB: both are set here.
+/// The connection builder for `client`'s limits. hyper lets an unfinished head grow to
+/// ~400 KiB: the limit is set here. The head and idle timeouts are the connection's own
+/// clock's (`watch`), not hyper's, whose head timer costs every request a timer of its own.
 pub fn builder(client: &ClientSpec) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let head = usize::try_from(client.max_header_bytes.0).unwrap_or(usize::MAX);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(client.header_timeout.0)
-        .max_buf_size(head);
+    builder.http1().max_buf_size(head);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -192,6 +189,10 @@ pub enum Refusal {
     /// `CONNECT`: userhook is a reverse proxy, not a tunnel.
     #[error("CONNECT is not proxied")]
     Connect,
+    /// A path that matches a detected call only when its encoded `/` (`%2F`) splits
+    /// segments: an IAM that decodes before routing would act on it unseen.
+    #[error("an encoded slash makes the path ambiguous")]
+    EncodedSlash,
 }
 
 /// The refusal `parts` earns, if any: one header lookup and a few comparisons.

@@ -39,6 +39,10 @@ pub enum ProxyError {
         /// What the exchange reported.
         source: UpstreamError,
     },
+    /// The request's `Content-Length` is over `client.max_body_bytes`: a 413 before anything
+    /// is sent, counted as the client's.
+    #[error("a request body of {0} bytes is over client.max_body_bytes")]
+    TooLarge(u64),
     /// No response head within `timeouts.upstream`: a 504.
     #[error("no response headers within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
@@ -75,6 +79,11 @@ impl ProxyError {
                 fault: ClientFault::BodyTimeout,
                 ..
             } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTooLarge,
+                ..
+            }
+            | ProxyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -88,6 +97,7 @@ impl ProxyError {
             ProxyError::BadTarget(_)
             | ProxyError::Refused(_)
             | ProxyError::ClientBody { .. }
+            | ProxyError::TooLarge(_)
             | ProxyError::NotDurable { .. } => None,
             ProxyError::Upstream(e) if e.is_connect() => Some(UpstreamFailure::Unreachable),
             ProxyError::Upstream(_) => Some(UpstreamFailure::Broken),
@@ -103,6 +113,11 @@ impl ProxyError {
                 fault: ClientFault::BodyTimeout,
                 ..
             } => "request_timeout",
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTooLarge,
+                ..
+            }
+            | ProxyError::TooLarge(_) => "request_too_large",
             ProxyError::ClientBody { .. } => "bad_request_body",
             ProxyError::Upstream(e) if e.is_connect() => "upstream_unreachable",
             ProxyError::Upstream(_) => "upstream_error",
@@ -116,6 +131,9 @@ impl ProxyError {
         match self {
             ProxyError::BadTarget(_) => "the request target cannot be forwarded",
             ProxyError::Refused(Refusal::Connect) => "CONNECT is not supported",
+            ProxyError::Refused(Refusal::EncodedSlash) => {
+                "the path's encoded slash (%2F) makes it ambiguous"
+            }
             ProxyError::Refused(_) => {
                 "the request has a missing, empty, repeated or conflicting Host"
             }
@@ -123,6 +141,11 @@ impl ProxyError {
                 fault: ClientFault::BodyTimeout,
                 ..
             } => "the request body did not arrive in time",
+            ProxyError::ClientBody {
+                fault: ClientFault::BodyTooLarge,
+                ..
+            }
+            | ProxyError::TooLarge(_) => "the request body is larger than this proxy accepts",
             ProxyError::ClientBody { .. } => "the request body is malformed or incomplete",
             ProxyError::Upstream(e) if e.is_connect() => {
                 "the identity service could not be reached"
@@ -165,6 +188,10 @@ impl ProxyError {
                 crate::metrics::client_error(ClientFault::BadRequest);
                 log_client_fault(ClientFault::BadRequest, &self.detail());
             }
+            ProxyError::TooLarge(_) => {
+                crate::metrics::client_error(ClientFault::BodyTooLarge);
+                log_client_fault(ClientFault::BodyTooLarge, &self.detail());
+            }
             _ => {}
         }
         if let Some(kind) = self.metric_kind() {
@@ -195,7 +222,10 @@ impl ProxyError {
                 HeaderValue::from(status.as_u16()),
             );
         }
-        if matches!(self, ProxyError::ClientBody { .. }) {
+        if matches!(
+            self,
+            ProxyError::ClientBody { .. } | ProxyError::TooLarge(_)
+        ) {
             // The rest of a broken or stalled body cannot be told from the next request.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 use super::edge::{self, AcceptBackoff};
 use super::service::{ProxyService, ProxyShared};
 use super::tls::{ListenerTls, TlsListenError};
+use super::watch::{Activity, Clock, Verdict, WatchedIo};
+use crate::metrics::ClientFault;
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
 
@@ -120,13 +122,14 @@ pub async fn serve_proxy(
     mut signal: ShutdownSignal,
 ) {
     // The `client` limits are read once: a change needs a restart, like `listen`.
-    let (builder, max_connections, handshake_timeout) = {
+    let (builder, max_connections, handshake_timeout, clock) = {
         let snapshot = runtime.load();
         let client = &snapshot.file.client;
         (
             Arc::new(edge::builder(client)),
             client.max_connections,
             client.header_timeout.0,
+            Clock::new(client.header_timeout.0, client.idle_timeout.0),
         )
     };
     let mut backoff = AcceptBackoff::default();
@@ -159,41 +162,58 @@ pub async fn serve_proxy(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        if let Some(tls) = &tls {
+        let activity = Arc::new(Activity::default());
+        let served = if let Some(tls) = &tls {
             // The handshake runs on the connection's own task, within the head timeout.
             let (acceptor, builder, watcher) =
                 (tls.acceptor(), builder.clone(), graceful.watcher());
-            let service =
-                ProxyService::with_proto(shared.clone(), remote, &crate::headers::PROTO_HTTPS);
+            let service = ProxyService::new(
+                shared.clone(),
+                remote,
+                &crate::headers::PROTO_HTTPS,
+                activity.clone(),
+            );
+            let activity = activity.clone();
             connections.spawn(async move {
                 let _admitted = admitted;
                 let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
                 let stream = match handshake.await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        crate::metrics::client_error(ClientFault::TlsHandshake);
+                        edge::log_client_fault(ClientFault::TlsHandshake, &e);
                         return;
                     }
                     Err(_) => {
-                        crate::metrics::client_error(crate::metrics::ClientFault::HeaderTimeout);
+                        crate::metrics::client_error(ClientFault::HeaderTimeout);
                         return;
                     }
                 };
-                let service = TowerToHyperService::new(service);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let io = TokioIo::new(WatchedIo::new(stream, activity));
+                let conn =
+                    builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
                 ended(watcher.watch(conn.into_owned()).await, remote);
-            });
-            continue;
-        }
-        let service = TowerToHyperService::new(ProxyService::new(shared.clone(), remote));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        connections.spawn(async move {
-            let _admitted = admitted;
-            ended(conn.await, remote);
-        });
+            })
+        } else {
+            let service = ProxyService::new(
+                shared.clone(),
+                remote,
+                &crate::headers::PROTO_HTTP,
+                activity.clone(),
+            );
+            let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+            let conn = builder
+                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                .into_owned();
+            let conn = graceful.watch(conn);
+            connections.spawn(async move {
+                let _admitted = admitted;
+                ended(conn.await, remote);
+            })
+        };
+        // The clock runs beside the connection, never inside it: a connection's own polls
+        // pay nothing for it.
+        tokio::spawn(watch(served, activity, clock));
     }
     drop(listener);
     let grace = runtime.load().file.timeouts.shutdown_grace.0;
@@ -209,6 +229,40 @@ pub async fn serve_proxy(
         }
     }
     while connections.join_next().await.is_some() {}
+}
+
+/// One connection's clock: ticks until the connection has ended, and closes it (drops its
+/// task) when a head is too slow (counted as the client's), HTTP/2 control frames flood in
+/// (counted), or it sat idle too long (not a fault).
+async fn watch(connection: tokio::task::AbortHandle, activity: Arc<Activity>, clock: Clock) {
+    let mut ticks = tokio::time::interval(clock.tick());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.reset();
+    let mut control_frames = 0;
+    loop {
+        ticks.tick().await;
+        if connection.is_finished() {
+            return;
+        }
+        let fault = match clock.judge(&activity, &mut control_frames) {
+            Verdict::Fine => continue,
+            Verdict::Idle => None,
+            Verdict::HeadTimeout => Some((
+                ClientFault::HeaderTimeout,
+                "the request head did not arrive in time",
+            )),
+            Verdict::ControlFlood => Some((
+                ClientFault::ControlFlood,
+                "too many HTTP/2 SETTINGS and PING frames",
+            )),
+        };
+        if let Some((fault, detail)) = fault {
+            crate::metrics::client_error(fault);
+            edge::log_client_fault(fault, &detail);
+        }
+        connection.abort();
+        return;
+    }
 }
 
 /// Counts and logs how a client connection ended: the client's faults (a slow or large

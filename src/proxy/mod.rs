@@ -1,7 +1,8 @@
 //! The request path: the streaming reverse proxy in front of the IAM.
 //!
 //! `listener` accepts connections on the worker threads; `edge` holds the front door's
-//! limits (head timeout and size, HTTP/2 limits, the connection count, accept backoff);
+//! limits (head size, HTTP/2 limits, the connection count, accept backoff); `watch` is each
+//! connection's coarse clock for the head and idle timeouts;
 //! `service` forwards one request in named phases; `tap` keeps bounded copies of matched
 //! response bodies and hands the finished exchange to the event path; `error` is the one
 //! place userhook writes a response of its own (400, 408, 502, 504); `body` is the
@@ -17,6 +18,7 @@ pub mod listener;
 pub mod service;
 pub mod tap;
 pub mod tls;
+pub mod watch;
 
 pub use listener::ProxyThreads;
 pub use service::{ProxyService, ProxyShared};

@@ -5,7 +5,8 @@
 //! change:
 //!
 //! 0. `edge::refusal`: a head with a missing, empty, repeated or conflicting `Host`, or a
-//!    `CONNECT`, is answered 400 and goes no further.
+//!    `CONNECT`, is answered 400 and goes no further; so is an unmatched path that only an
+//!    encoded slash keeps from matching a rule (`RouteTable::dodges_by_encoded_slash`).
 //! 1. `request_filter`: a matched request gets its `X-Request-Id` and its copy for the
 //!    exchange (classification itself is in `forward`, which counts by route).
 //! 2. `upstream_request_head` and `upstream_request_body`: the request as the IAM gets it,
@@ -44,6 +45,7 @@ use super::body::ClientBody;
 use super::edge::{self, ConnectionCount};
 use super::error::ProxyError;
 use super::tap::{PendingExchange, ResponseTap};
+use super::watch::{Activity, InFlight, WatchedBody};
 use crate::capture::{RequestCaptureSlot, RequestTap};
 use crate::detect::RouteMatch;
 use crate::events::handoff::HandoffSender;
@@ -75,32 +77,32 @@ pub struct ProxyService {
     client_ip: Option<HeaderValue>,
     /// `X-Forwarded-Proto`: `http`, or `https` on the TLS listener.
     proto: &'static HeaderValue,
+    /// The connection's activity, for its head and idle timeouts (`watch`).
+    activity: Arc<Activity>,
 }
 
 impl ProxyService {
-    /// A service for one accepted plain-HTTP connection from `remote`.
-    pub fn new(shared: Arc<ProxyShared>, remote: SocketAddr) -> Self {
-        Self::with_proto(shared, remote, &headers::PROTO_HTTP)
-    }
-
-    /// A service for one connection from `remote` that arrived over `proto`.
-    pub fn with_proto(
+    /// A service for one connection from `remote` that arrived over `proto` (`http`, or
+    /// `https` on the TLS listener), reporting its requests to the connection's `activity`.
+    pub fn new(
         shared: Arc<ProxyShared>,
         remote: SocketAddr,
         proto: &'static HeaderValue,
+        activity: Arc<Activity>,
     ) -> Self {
         ProxyService {
             shared,
             client_ip: headers::ip_value(remote.ip()),
             proto,
+            activity,
         }
     }
 }
 
 impl tower::Service<Request<Incoming>> for ProxyService {
-    type Response = Response<ClientBody>;
+    type Response = Response<WatchedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ClientBody>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<WatchedBody>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -109,12 +111,14 @@ impl tower::Service<Request<Incoming>> for ProxyService {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
+        let in_flight = self.activity.request();
         Box::pin(forward(
             runtime,
             sink,
             self.client_ip.clone(),
             self.proto,
             req,
+            in_flight,
         ))
     }
 }
@@ -127,14 +131,15 @@ async fn forward(
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     req: Request<Incoming>,
-) -> Result<Response<ClientBody>, Infallible> {
+    in_flight: InFlight,
+) -> Result<Response<WatchedBody>, Infallible> {
     let route = rt.routes.classify(req.method(), req.uri().path());
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
     let resp = phases(&rt, route, sink, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
-    Ok(resp)
+    Ok(resp.map(|body| WatchedBody::new(body, in_flight)))
 }
 
 /// The phases in order, for a request `route` says is matched or not; returns the IAM's
@@ -151,9 +156,20 @@ async fn phases(
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
-    // 0. Heads refused at the edge (Host rules, CONNECT): nothing is sent.
+    // 0. Heads refused at the edge (Host rules, CONNECT, a path that dodges detection by an
+    //    encoded slash): nothing is sent.
     if let Some(refusal) = edge::refusal(&parts) {
         return ProxyError::Refused(refusal).respond(parts.uri.path());
+    }
+    if route.is_none()
+        && rt
+            .routes
+            .dodges_by_encoded_slash(&parts.method, parts.uri.path())
+    {
+        return ProxyError::Refused(edge::Refusal::EncodedSlash).respond(parts.uri.path());
+    }
+    if let Some(length) = body.size_hint().exact().filter(|n| *n > rt.max_body_bytes) {
+        return ProxyError::TooLarge(length).respond(parts.uri.path());
     }
 
     // 1. Request id and the exchange's copy (matched only).
@@ -299,11 +315,17 @@ fn upstream_request_body(
     tap: bool,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
-        return (UpstreamBody::plain(body, rt.body_timeout), None);
+        return (
+            UpstreamBody::plain(body, rt.body_timeout, rt.max_body_bytes),
+            None,
+        );
     }
     let slot = Arc::new(RequestCaptureSlot::default());
     let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
-    (UpstreamBody::tapped(tapped, rt.body_timeout), Some(slot))
+    (
+        UpstreamBody::tapped(tapped, rt.body_timeout, rt.max_body_bytes),
+        Some(slot),
+    )
 }
 
 /// Phase 3, the exchange: runs once the request is built, and is the only phase that waits

@@ -112,6 +112,9 @@ impl Reloader {
             webhooks = next.file.webhooks.len(),
             "config reloaded"
         );
+        for w in &next.warnings {
+            tracing::warn!("config warning: {w}");
+        }
         let next = Arc::new(next);
         self.cell.store(next.clone());
         (self.on_applied)(&next);

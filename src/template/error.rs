@@ -50,7 +50,9 @@ impl fmt::Display for TemplateError {
                     }
                     f.write_str(known)?;
                 }
-                f.write_str(", and custom fields declared under routes[].fields")?;
+                f.write_str(
+                    ", custom fields declared under routes[].fields, and Previous.<Field> of any user field",
+                )?;
                 if let Some(s) = suggestion {
                     write!(f, "; did you mean {{{{$$.{s}$$}}}}?")?;
                 }

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::error::TemplateError;
-use super::vars::{is_builtin, BUILTIN_USER_FIELDS, EVENT_VARIABLES};
+use super::vars::{is_known, BUILTIN_USER_FIELDS, EVENT_VARIABLES};
 
 /// A template split once at load: `literals[0] slots[0] literals[1] ... slots[n-1] literals[n]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +47,9 @@ const MARK: &str = "$$.";
 const CLOSE: &str = "$$";
 const END: &str = "}}";
 
+/// Name bytes; `.` for `Previous.<Field>`.
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
 }
 
 fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
@@ -84,7 +85,7 @@ pub(crate) fn parse(text: &str, known: &dyn Fn(&str) -> bool) -> Result<Parsed, 
             return Err(malformed(text, open, name_start));
         };
         let name = text.get(name_start..name_end).unwrap_or("");
-        if !is_builtin(name) && !known(name) {
+        if !is_known(name, known) {
             return Err(TemplateError::UnknownVariable {
                 name: name.to_owned(),
                 suggestion: suggest(name),
@@ -214,13 +215,38 @@ mod tests {
     }
 
     #[test]
+    fn previous_values_of_user_fields_are_variables() {
+        let dept = |n: &str| n == "Department";
+        let p = parse("{{$$.Changed$$}}: {{$$.Previous.Email$$}} -> {{$$.Email$$}}, {{$$.Previous.Department$$}}", &dept)
+            .expect("known names");
+        assert_eq!(
+            names(&p),
+            ["Changed", "Previous.Email", "Email", "Previous.Department"]
+        );
+        for bad in [
+            "{{$$.Previous.Event$$}}",
+            "{{$$.Previous.Nope$$}}",
+            "{{$$.Previous.$$}}",
+            "{{$$.Email.x$$}}",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad, &dept),
+                    Err(TemplateError::UnknownVariable { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_variable_lists_known_names_and_suggests() {
         let err = parse(r#"{"e":"{{$$.Emial$$}}"}"#, &none).unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown variable {{$$.Emial$$}}; known: ID, Email, Name, FirstName, LastName, \
              CreatedAt, Enabled, Event, Object, Action, EventID, Timestamp, SourceIP, UserAgent, \
-             RequestID, Status, and custom fields declared under routes[].fields; \
+             RequestID, Status, Changed, custom fields declared under routes[].fields, and Previous.<Field> of any user field; \
              did you mean {{$$.Email$$}}?"
         );
         let err = parse("{{$$.name$$}}", &none).unwrap_err();

@@ -7,11 +7,21 @@ use std::borrow::Cow;
 
 use crate::event::UserEvent;
 
+use crate::event::PREVIOUS_PREFIX;
 pub use crate::event::{BUILTIN_USER_FIELDS, EVENT_VARIABLES};
 
 /// Whether `name` is a built-in user field or an event variable (custom fields are not).
 pub(crate) fn is_builtin(name: &str) -> bool {
     BUILTIN_USER_FIELDS.contains(&name) || EVENT_VARIABLES.contains(&name)
+}
+
+/// Whether a template may name `name`: a built-in, a custom field `known` accepts, or
+/// `Previous.<Field>` of either kind of user field (`Previous.Email`, `Previous.Department`).
+pub(crate) fn is_known(name: &str, known: &dyn Fn(&str) -> bool) -> bool {
+    match name.strip_prefix(PREVIOUS_PREFIX) {
+        Some(field) => BUILTIN_USER_FIELDS.contains(&field) || known(field),
+        None => is_builtin(name) || known(name),
+    }
 }
 
 /// Supplies values to a rendering template. A trait so `send-test`, tests and the dispatcher
@@ -29,7 +39,7 @@ impl VarSource for EventVars<'_> {
     fn var(&self, name: &str) -> Option<Cow<'_, str>> {
         let ev = self.0;
         let borrowed = match name {
-            "Event" => ev.event_type,
+            "Event" => ev.event_type.as_ref(),
             "Object" => ev.object,
             "Action" => ev.action.as_str(),
             "EventID" => &ev.id,
@@ -40,7 +50,15 @@ impl VarSource for EventVars<'_> {
             // 0 means "no response status known": render nothing rather than a fake code.
             "Status" if ev.request.status == 0 => return None,
             "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
-            _ => return ev.user.get(name).map(|v| Cow::Borrowed(v.as_str())),
+            "Changed" if ev.changed.is_empty() => return None,
+            "Changed" => return Some(Cow::Owned(ev.changed.join(", "))),
+            _ => {
+                let found = match name.strip_prefix(PREVIOUS_PREFIX) {
+                    Some(field) => ev.previous.get(field),
+                    None => ev.user.get(name),
+                };
+                return found.map(|v| Cow::Borrowed(v.as_str()));
+            }
         };
         Some(Cow::Borrowed(borrowed))
     }
@@ -113,6 +131,20 @@ mod tests {
         assert_eq!(get("RequestID").as_deref(), Some("req-1"));
         // Event variables are reserved: a custom field of the same name does not shadow them.
         assert_eq!(get("Status").as_deref(), Some("201"));
+    }
+
+    #[test]
+    fn changed_and_previous_values() {
+        let mut ev = event();
+        let v = |ev: &UserEvent, n: &str| EventVars(ev).var(n).map(Cow::into_owned);
+        assert_eq!(v(&ev, "Changed"), None);
+        assert_eq!(v(&ev, "Previous.Name"), None);
+        ev.changed = vec!["Department".into(), "Name".into()];
+        ev.previous.insert("Name".into(), "alicia".into());
+        assert_eq!(v(&ev, "Changed").as_deref(), Some("Department, Name"));
+        assert_eq!(v(&ev, "Previous.Name").as_deref(), Some("alicia"));
+        assert_eq!(v(&ev, "Previous.Department"), None);
+        assert_eq!(v(&ev, "Name").as_deref(), Some("alice"));
     }
 
     #[test]

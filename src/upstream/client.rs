@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
+use http_body::Body as _;
 use http_body_util::Either;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -86,7 +87,8 @@ impl UpstreamConnector {
     /// one, and waits up to `timeout` for the response head ([`UpstreamError::Timeout`]):
     /// inline for a plain-HTTP IAM and a small body of known length (read whole first, so the
     /// upload is not timed as the IAM's), through hyper's client otherwise (the body streams,
-    /// and `timeout` runs from the start).
+    /// and `timeout` runs from its last progress: a slow client is its own `client.body_timeout`,
+    /// never the IAM's 504).
     pub async fn send(
         &self,
         req: Request<UpstreamBody>,
@@ -99,10 +101,21 @@ impl UpstreamConnector {
                 Ok(resp.map(Either::Right))
             }
             _ => {
+                let mut req = req;
+                // A streamed upload is the client's time until it ends: the IAM is timed from
+                // its last byte (or from the start when there is no body).
+                let progress =
+                    (!req.body().is_end_stream()).then(|| req.body_mut().track_progress());
                 let sent = hyper_client::send(&self.connector, &self.target, self.id, req);
-                let resp = tokio::time::timeout(timeout, sent)
-                    .await
-                    .map_err(|_| UpstreamError::Timeout(timeout))??;
+                let resp = match progress {
+                    None => tokio::time::timeout(timeout, sent)
+                        .await
+                        .map_err(|_| UpstreamError::Timeout(timeout))??,
+                    Some(progress) => tokio::select! {
+                        resp = sent => resp?,
+                        () = progress.expired(timeout) => return Err(UpstreamError::Timeout(timeout)),
+                    },
+                };
                 Ok(resp.map(Either::Left))
             }
         }

@@ -101,6 +101,7 @@ impl UpstreamError {
         Some(match body {
             ClientBodyError::Stalled(_) => ClientFault::BodyTimeout,
             ClientBodyError::Read(_) => ClientFault::BadBody,
+            ClientBodyError::TooLarge(_) => ClientFault::BodyTooLarge,
         })
     }
 

@@ -20,7 +20,7 @@ mod pool;
 mod target;
 mod tls;
 
-pub use body::{ClientBodyError, UpstreamBody};
+pub use body::{ClientBodyError, UploadProgress, UpstreamBody};
 pub use client::{ConnectorError, UpstreamConnector, UpstreamResponseBody};
 pub use direct::error::{
     BodyError, DialError, MalformedHead, RequestBodyError, ResponseError, SendError,

@@ -79,10 +79,8 @@ impl fmt::Debug for Webhook {
 
 impl Webhook {
     /// Whether events with `action` go to this webhook (enabled or not).
-    pub fn subscribes(&self, action: Action) -> bool {
-        self.actions
-            .as_ref()
-            .is_none_or(|set| set.contains(&action))
+    pub fn subscribes(&self, action: &Action) -> bool {
+        self.actions.as_ref().is_none_or(|set| set.contains(action))
     }
 }
 

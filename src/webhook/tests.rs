@@ -25,9 +25,9 @@ fn defaults_are_the_dce_body_json_and_plain_2xx() {
     assert_eq!(w.body.kind(), BodyKind::Json);
     assert_eq!(w.success, SuccessCheck::Http2xx);
     assert_eq!(w.attempts, 12);
-    assert!(w.subscribes(Action::Created));
-    assert!(w.subscribes(Action::Deleted));
-    assert!(!w.subscribes(Action::Login));
+    assert!(w.subscribes(&Action::Created));
+    assert!(w.subscribes(&Action::Deleted));
+    assert!(!w.subscribes(&Action::Login));
     assert_eq!(
         w.body.variables().collect::<Vec<_>>(),
         [
@@ -45,7 +45,7 @@ fn defaults_are_the_dce_body_json_and_plain_2xx() {
 #[test]
 fn star_subscribes_to_everything() {
     let w = one("  - {name: a, actions: ['*'], url: 'http://x/h', method: put}\n");
-    assert!(Action::ALL.iter().all(|a| w.subscribes(*a)));
+    assert!(Action::ALL.iter().all(|a| w.subscribes(a)));
     assert_eq!(w.method, Method::PUT);
 }
 

@@ -18,7 +18,7 @@ fn spec(profile_name: &str, action: &str, method: &str) -> Value {
     let p = profile(profile_name);
     let found = p
         .specs_under(&p.base_path)
-        .find(|r| r.action == action && r.method == method)
+        .find(|r| r.action.0 == [action] && r.method == method)
         .unwrap_or_else(|| panic!("{profile_name}: no {action} {method} rule"));
     serde_json::to_value(found).expect("serialise")
 }

@@ -134,7 +134,7 @@ fn finish(
             tracing::info!(
                 webhook = %delivery.webhook,
                 delivery_id = %delivery.id,
-                event = delivery.event.event_type,
+                event = delivery.event.event_type.as_ref(),
                 event_id = %delivery.event.id,
                 request_id = %delivery.event.request.request_id,
                 attempts = delivery.attempt,
@@ -218,7 +218,7 @@ fn dead_letter(
         tracing::warn!(
         webhook = %delivery.webhook,
         delivery_id = %delivery.id,
-        event = delivery.event.event_type,
+        event = delivery.event.event_type.as_ref(),
         event_id = %delivery.event.id,
         request_id = %delivery.event.request.request_id,
         attempts = delivery.attempt,

@@ -5,6 +5,7 @@
 //! the event with its sequence number. It must never panic on any exchange, and never put a
 //! credential into an event unless an operator's rule names it explicitly.
 
+pub mod changes;
 pub mod user_cache;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::dispatch::Dispatcher;
 use super::handoff::{Handoff, HandoffReceiver};
 use crate::detect::RuleKind;
-use crate::event::{Action, RequestInfo, UserEvent};
+use crate::event::{Action, RequestInfo, UserEvent, UserFields};
 use crate::exchange::{Durability, Exchange, Unconfirmed};
 use crate::extract::decode;
 use crate::extract::view::View;
@@ -50,44 +51,85 @@ impl Extractor {
         &self.cache
     }
 
-    /// The event this exchange means, if its outcome matches a rule of `snapshot` (the
-    /// config that served the request).
-    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Option<UserEvent> {
+    /// The events this exchange means (one per action of the rule that fired, in order), if
+    /// its outcome matches a rule of `snapshot` (the config that served the request).
+    pub fn process(&self, snapshot: &Snapshot, ex: &Exchange) -> Vec<UserEvent> {
+        let mut events = Vec::new();
+        self.process_into(snapshot, ex, &mut events);
+        events
+    }
+
+    /// [`Extractor::process`] appending to `out`, so the extractor loop reuses one buffer.
+    pub fn process_into(&self, snapshot: &Snapshot, ex: &Exchange, out: &mut Vec<UserEvent>) {
         let view = View::new(
             ex,
             snapshot
                 .capture_limit
                 .saturating_mul(decode::EXPANSION_FACTOR),
         );
-        let outcome = snapshot.routes.outcome(&ex.route, &view)?;
-        let mut fields = outcome.fields;
-        let action = match outcome.kind {
+        let Some(outcome) = snapshot.routes.outcome(&ex.route, &view) else {
+            return;
+        };
+        let fields = outcome.fields;
+        let actions = match outcome.kind {
             RuleKind::Remember => {
                 self.cache.remember(&fields);
-                return None;
+                return;
             }
-            RuleKind::Event(action) => action,
+            RuleKind::Events(actions) => actions,
         };
+        let truncated = view.truncated();
+        let request = request_info(ex);
+        match actions.split_last() {
+            // The usual single action: fields and request move into the event.
+            Some((last, [])) => out.extend(self.event(last, fields, request, truncated)),
+            Some((last, first)) => {
+                for action in first {
+                    out.extend(self.event(action, fields.clone(), request.clone(), truncated));
+                }
+                out.extend(self.event(last, fields, request, truncated));
+            }
+            None => {}
+        }
+    }
+
+    /// One action's event: the cache fills the gaps and learns from it, as the action means.
+    fn event(
+        &self,
+        action: &Action,
+        mut fields: UserFields,
+        request: RequestInfo,
+        truncated: bool,
+    ) -> Option<UserEvent> {
         // A login or logout of nobody (e.g. Keycloak's logout confirmation page) is no event.
         if matches!(action, Action::Login | Action::Logout) && fields.is_empty() {
             return None;
         }
-        if matches!(action, Action::Updated | Action::Deleted | Action::Logout) {
+        let changes = match action {
+            Action::Updated => changes::diff(
+                fields.get("ID").and_then(|id| self.cache.get(id)).as_ref(),
+                &fields,
+            ),
+            _ => changes::Changes::default(),
+        };
+        if matches!(
+            action,
+            Action::Updated | Action::Deleted | Action::Logout | Action::Custom(_)
+        ) {
             self.cache.fill(&mut fields);
         }
         match action {
-            Action::Created | Action::Updated | Action::Login => self.cache.remember(&fields),
+            Action::Created | Action::Updated | Action::Login | Action::Custom(_) => {
+                self.cache.remember(&fields)
+            }
             Action::Deleted => self.cache.forget(&fields),
             Action::Logout | Action::LoginFailed => {}
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        Some(UserEvent::new(
-            seq,
-            action,
-            fields,
-            request_info(ex),
-            view.truncated(),
-        ))
+        let mut event = UserEvent::new(seq, action.clone(), fields, request, truncated);
+        event.changed = changes.changed;
+        event.previous = changes.previous;
+        Some(event)
     }
 }
 
@@ -103,22 +145,26 @@ pub async fn run(
     dispatcher: Dispatcher,
     current: Arc<ArcSwap<Snapshot>>,
 ) {
+    let mut batch = Vec::new();
     while let Some(Handoff {
         snapshot,
         mut exchange,
     }) = exchanges.recv().await
     {
-        let durable = exchange.durable.take();
-        let Some(event) = extractor.process(&snapshot, &exchange) else {
+        let mut durable = exchange.durable.take();
+        extractor.process_into(&snapshot, &exchange, &mut batch);
+        if batch.is_empty() {
             // No event: nothing to make durable, so nothing a strict response waits for.
-            if let Some(ack) = durable {
+            if let Some(ack) = durable.take() {
                 let _ = ack.send(Durability::Committed);
             }
             continue;
-        };
-        {
+        }
+        let last = batch.len();
+        let mut refused = 0;
+        for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(
-                event = event.event_type,
+                event = event.event_type.as_ref(),
                 id = %event.id,
                 seq = event.seq,
                 user_id = event.user.get("ID").map(String::as_str).unwrap_or(""),
@@ -126,16 +172,19 @@ pub async fn run(
                 request_id = %event.request.request_id,
                 "user event"
             );
-            crate::metrics::event_detected(event.action);
-            let dispatched = dispatcher.dispatch_counted(&current.load(), &event);
+            crate::metrics::event_detected(&event.action);
+            refused += dispatcher.dispatch_counted(&current.load(), &event).refused;
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
-            if let Some(ack) = durable {
-                if dispatched.refused > 0 {
-                    // A refused delivery is not on disk: the response must not say it is.
-                    let _ = ack.send(Durability::Unconfirmed(Unconfirmed::Refused));
-                } else {
-                    dispatcher.notify_when_durable(ack);
+            // A strict-mode response waits for all of its events: told after the last one.
+            if i + 1 == last {
+                if let Some(ack) = durable.take() {
+                    if refused > 0 {
+                        // A refused delivery is not on disk: the response must not say it is.
+                        let _ = ack.send(Durability::Unconfirmed(Unconfirmed::Refused));
+                    } else {
+                        dispatcher.notify_when_durable(ack);
+                    }
                 }
             }
         }

@@ -351,7 +351,9 @@ fn compaction_cost() {
         let spool = Spool::open(dir.path()).expect("open");
         let path = dir.path().join(SPOOL_FILE);
         let mut d = delivery("w", "u", 1);
-        d.event.user.insert("Email".into(), "someone@example.com".into());
+        d.event
+            .user
+            .insert("Email".into(), "someone@example.com".into());
         d.event.user.insert("Name".into(), "x".repeat(300));
         let writes: Vec<Write> = (1..=rows)
             .map(|seq| {
@@ -379,7 +381,9 @@ fn compaction_cost() {
         let after = std::fs::metadata(&path).expect("meta").len();
         // A commit right after: what a waiting delivery pays at most.
         let started = std::time::Instant::now();
-        spool.apply(&[put(&delivery("w", "y", rows + 1))]).expect("commit");
+        spool
+            .apply(&[put(&delivery("w", "y", rows + 1))])
+            .expect("commit");
         eprintln!(
             "{rows} rows, {} removed: compaction {took:?}, file {:.1} -> {:.1} MiB, next commit {:?}",
             rows / 2,

@@ -114,11 +114,20 @@ impl Call {
 
 /// Runs `c` through the extractor; asserts the canary never leaks into an event.
 fn run(x: &Extractor, rt: &Arc<Snapshot>, c: Call) -> Option<UserEvent> {
+    let mut events = run_all(x, rt, c);
+    assert!(events.len() <= 1, "one event expected: {events:#?}");
+    events.pop()
+}
+
+/// Every event `c` makes (one per action of the rule that fired), canary-checked.
+fn run_all(x: &Extractor, rt: &Arc<Snapshot>, c: Call) -> Vec<UserEvent> {
     let ex = c.exchange(rt).expect("route must match");
-    let ev = x.process(rt, &ex)?;
-    let text = serde_json::to_string(&ev).expect("serialise");
-    assert!(!text.contains(CANARY), "canary leaked: {text}");
-    Some(ev)
+    let events = x.process(rt, &ex);
+    for ev in &events {
+        let text = serde_json::to_string(ev).expect("serialise");
+        assert!(!text.contains(CANARY), "canary leaked: {text}");
+    }
+    events
 }
 
 fn user(pairs: &[(&str, &str)]) -> UserFields {
@@ -130,4 +139,5 @@ fn user(pairs: &[(&str, &str)]) -> UserFields {
 
 mod keycloak;
 mod profiles;
+mod rules;
 mod sources;

@@ -261,7 +261,7 @@ fn operator_rule_may_extract_a_named_credential() {
         .exchange(&rt)
         .expect("match");
     assert_eq!(
-        x.process(&rt, &ex).expect("event").user,
+        x.process(&rt, &ex).pop().expect("event").user,
         user(&[("Secret", "explicit")])
     );
 }
