@@ -67,7 +67,7 @@ pub const COMPACT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
 /// Compaction runs only while the spool stores at most this many payload bytes: it rewrites
 /// the live pages and holds the file alone meanwhile, which on a large backlog (a receiver
 /// down for long) would hold commits for seconds. Past it, it waits until the backlog drains.
-pub const COMPACT_MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
+pub const COMPACT_MAX_PAYLOAD: u64 = 8 * 1024 * 1024;
 
 /// One buffered item.
 enum Op {

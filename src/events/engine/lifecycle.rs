@@ -155,6 +155,7 @@ impl DeliveryEngine {
             refused: Refusals::default(),
             replaying: tokio::sync::Mutex::new(()),
             orphans: Mutex::new(Orphans::default()),
+            last_counts: Mutex::new((0, 0, 0)),
         });
         let _ = engine_slot.set(Arc::downgrade(&shared));
         shared.committer.set_linger(COMMIT_LINGER);

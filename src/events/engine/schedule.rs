@@ -93,6 +93,10 @@ fn refill(shared: &Shared) {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(spool) = spool else { return };
+        if spool.is_busy() {
+            // Compacting: page in on a later pass rather than stall this thread.
+            return;
+        }
         let page = match spool.page(&webhook, after, upto, room) {
             Ok(p) => p,
             Err(e) => {

@@ -49,6 +49,9 @@ pub(super) struct Shared {
     /// Deliveries of webhooks no longer in the config, moved to the dead letters: summed per
     /// webhook and logged as one line, not one per delivery.
     pub(super) orphans: Mutex<Orphans>,
+    /// The last counts read from the spool (pending, dead, quarantined), shown while the file
+    /// is busy (compacting) instead of waiting for it on the admin's thread.
+    pub(super) last_counts: Mutex<(u64, u64, u64)>,
 }
 
 /// Dead-lettered deliveries of webhooks no longer in (or disabled in) the config, counted per

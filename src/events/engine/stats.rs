@@ -82,12 +82,16 @@ impl DeliveryEngine {
         let r = &self.shared.refused;
         let (pending, dead, quarantined, path) = self
             .with_spool(|sp| {
-                Ok((
-                    sp.pending_count().unwrap_or(0),
-                    sp.dead_count().unwrap_or(0),
-                    sp.quarantined_count().unwrap_or(0),
-                    sp.path().map(|p| p.display().to_string()),
-                ))
+                let path = sp.path().map(|p| p.display().to_string());
+                let mut last = lock(&self.shared.last_counts);
+                if !sp.is_busy() {
+                    *last = (
+                        sp.pending_count().unwrap_or(0),
+                        sp.dead_count().unwrap_or(0),
+                        sp.quarantined_count().unwrap_or(0),
+                    );
+                }
+                Ok((last.0, last.1, last.2, path))
             })
             .unwrap_or_default();
         SpoolStats {

@@ -176,6 +176,12 @@ impl Spool {
         }
     }
 
+    /// True while the writer holds the database alone (a compaction or a reopen): a read now
+    /// would wait for it. Callers on a shared thread (the scheduler, `/metrics`) skip instead.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.db.try_read(), Err(std::sync::TryLockError::WouldBlock))
+    }
+
     /// Runs `f` over the open database; fails when it is not open. Holds the handle's lock
     /// (shared) for the length of `f`: keep `f` to one transaction.
     pub(super) fn with_db<T>(
