@@ -156,6 +156,11 @@ struct Inner {
     faulted: AtomicBool,
     /// Why, while faulted (the last commit error), for `/readyz` and refusals.
     fault: Mutex<Option<String>>,
+    /// When a fault's start or end was last logged: a disk that flaps between full and not
+    /// gives one pair of lines per [`FAULT_LOG_EVERY`], not one per flap.
+    last_fault_log: Mutex<Option<Instant>>,
+    /// When a recovery was last logged (same pacing).
+    last_recovery_log: Mutex<Option<Instant>>,
 }
 
 /// The writer thread could not be started: nothing can be made durable (the engine then
@@ -383,7 +388,19 @@ fn new_inner(closed: bool) -> Inner {
         closed: AtomicBool::new(closed),
         faulted: AtomicBool::new(false),
         fault: Mutex::new(None),
+        last_fault_log: Mutex::new(None),
+        last_recovery_log: Mutex::new(None),
     }
+}
+
+/// True (and `last` set to now) when nothing was logged through `last` in [`FAULT_LOG_EVERY`].
+fn due_now(last: &Mutex<Option<Instant>>) -> bool {
+    let mut last = lock(last);
+    let due = last.is_none_or(|t| t.elapsed() >= FAULT_LOG_EVERY);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
 }
 
 impl Inner {
@@ -395,6 +412,16 @@ impl Inner {
     fn clear_fault(&self) {
         self.faulted.store(false, Ordering::Release);
         *lock(&self.fault) = None;
+    }
+
+    /// Whether a fault's start may be logged now (and, if so, marks it logged).
+    fn fault_log_due(&self) -> bool {
+        due_now(&self.last_fault_log)
+    }
+
+    /// Whether a recovery may be logged now (and, if so, marks it logged).
+    fn recovery_log_due(&self) -> bool {
+        due_now(&self.last_recovery_log)
     }
 }
 
@@ -666,10 +693,12 @@ fn commit(inner: &Inner, spool: &Spool, hooks: &Hooks, batch: Vec<Op>, c: &mut C
         Err(e) => {
             let reason = e.to_string();
             inner.set_fault(reason.clone());
-            tracing::error!(
-                error = %reason,
-                "spool not writable: new deliveries are refused (recorded as failed) and delivery pauses until a commit succeeds again"
-            );
+            if inner.fault_log_due() {
+                tracing::error!(
+                    error = %reason,
+                    "spool not writable: new deliveries are refused (recorded as failed) and delivery pauses until a commit succeeds again"
+                );
+            }
             let mut keep = Vec::new();
             work.fail(inner, hooks, &reason, &mut keep);
             fault_loop(inner, spool, hooks, keep, c);
@@ -767,11 +796,13 @@ fn fault_loop(
                 (hooks.on_recovered)(spool);
                 inner.clear_fault();
                 crate::metrics::spool_recovered();
-                tracing::warn!(
-                    faulted_for_ms = faulted_at.elapsed().as_millis() as u64,
-                    failed_commits = failures + 1,
-                    "spool writable again: new deliveries are accepted and delivery resumes"
-                );
+                if inner.recovery_log_due() {
+                    tracing::warn!(
+                        faulted_for_ms = faulted_at.elapsed().as_millis() as u64,
+                        failed_commits = failures + 1,
+                        "spool writable again: new deliveries are accepted and delivery resumes"
+                    );
+                }
                 (hooks.on_commit)(Vec::new());
                 return;
             }
