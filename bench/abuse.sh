@@ -104,6 +104,14 @@ iam_conns() { ss -Htn state established "( dport = :$1 )" 2>/dev/null | wc -l; }
 pcts() { awk '$1 == "50%" {p50=$2} $1 == "99%" {p99=$2} /requests in/ {n=$1} /Non-2xx|Socket errors/ {err=err" "$0} END {printf "%s / %s, %s requests%s", p50, p99, n, (err ? " (" err ")" : "")}'; }
 
 printf '| attack | proxy | RSS before MiB | RSS at peak MiB | IAM connections at peak | unrelated client p50 / p99 |\n|---|---|---:|---:|---:|---|\n'
+# The unrelated client with no attack: what each attack's p99 is held against (goal: <= 2x).
+for target in nginx userhook; do
+  if [ $target = nginx ]; then port=$NGINX_PORT; pid=$(cat "$WORK/px/nginx.pid")
+  else port=$UH_PORT; pid=$UH_PID; fi
+  wrk -t1 -c4 -d"$(( ATTACK - 5 ))s" --latency "http://127.0.0.1:$port/" >"$WORK/wrk.txt" 2>&1 || true
+  printf '| idle | %s | %s | %s | - | %s |\n' $target \
+    "$(awk "BEGIN {printf \"%.1f\", $(rss_kb "$pid") / 1024}")" "$(awk "BEGIN {printf \"%.1f\", $(rss_kb "$pid") / 1024}")" "$(pcts < "$WORK/wrk.txt")"
+done
 for attack in slowloris largehead flood slowupload; do
   case $attack in largehead) n=$HEADS ;; slowupload) n=$UPLOADS ;; *) n=$N ;; esac
   for target in nginx userhook; do

@@ -10,6 +10,10 @@ use support::{config_for, eventually, get, raw_exchange, respond, FakeUpstream, 
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by each test that compares counters before and after: the recorder is process-wide,
+/// and a refused request counts as an unmatched 4xx too.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn metric(uh: &Userhook, series: &str) -> f64 {
     let (_, _, body) = get(&format!("{}/metrics", uh.admin_url())).await;
     let text = String::from_utf8_lossy(&body).into_owned();
@@ -20,6 +24,7 @@ async fn metric(uh: &Userhook, series: &str) -> f64 {
 
 #[tokio::test]
 async fn every_spelling_of_post_users_is_detected_and_forwarded_as_sent() {
+    let _counters = COUNTERS.lock().await;
     let iam =
         FakeUpstream::start(|_| async { respond(201, r#"{"id":"u-1","username":"ann"}"#) }).await;
     let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
@@ -60,6 +65,7 @@ async fn every_spelling_of_post_users_is_detected_and_forwarded_as_sent() {
 
 #[tokio::test]
 async fn an_encoded_slash_that_would_dodge_a_rule_is_refused_and_never_reaches_the_iam() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::start(|_| async { respond(201, r#"{"id":"u-1"}"#) }).await;
     let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
     let refused = r#"userhook_client_errors_total{kind="bad_request"}"#;
@@ -91,6 +97,7 @@ async fn an_encoded_slash_that_would_dodge_a_rule_is_refused_and_never_reaches_t
 
 #[tokio::test]
 async fn an_encoded_slash_that_matches_no_rule_either_way_is_forwarded_as_sent() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::start(|_| async { respond(404, "") }).await;
     let uh = Userhook::start(&config_for(&iam.url(), "profiles: [generic]\n"), false).await;
     let unmatched = r#"userhook_proxied_requests_total{rule="none",status="4xx"}"#;

@@ -17,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use super::edge::{self, AcceptBackoff};
+use super::first_head::{self, Prefixed};
 use super::service::{ProxyService, ProxyShared};
 use super::tls::{ListenerTls, TlsListenError};
 use super::watch::{Activity, Clock, Verdict, WatchedIo};
@@ -122,7 +123,7 @@ pub async fn serve_proxy(
     mut signal: ShutdownSignal,
 ) {
     // The `client` limits are read once: a change needs a restart, like `listen`.
-    let (builder, max_connections, handshake_timeout, clock) = {
+    let (builder, max_connections, handshake_timeout, clock, max_head) = {
         let snapshot = runtime.load();
         let client = &snapshot.file.client;
         (
@@ -130,6 +131,7 @@ pub async fn serve_proxy(
             client.max_connections,
             client.header_timeout.0,
             Clock::new(client.header_timeout.0, client.idle_timeout.0),
+            usize::try_from(client.max_header_bytes.0).unwrap_or(usize::MAX),
         )
     };
     let mut backoff = AcceptBackoff::default();
@@ -189,10 +191,20 @@ pub async fn serve_proxy(
                         return;
                     }
                 };
-                let io = TokioIo::new(WatchedIo::new(stream, activity));
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let mut io = WatchedIo::new(stream, activity);
+                let head = if h2 {
+                    Vec::new()
+                } else {
+                    match first_head::read(&mut io, max_head).await {
+                        Some(head) => head,
+                        None => return,
+                    }
+                };
+                let io = TokioIo::new(Prefixed::new(head, io));
                 let conn =
                     builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
-                ended(watcher.watch(conn.into_owned()).await, remote);
+                ended(Box::pin(watcher.watch(conn.into_owned())).await, remote);
             })
         } else {
             let service = ProxyService::new(
@@ -201,14 +213,20 @@ pub async fn serve_proxy(
                 &crate::headers::PROTO_HTTP,
                 activity.clone(),
             );
-            let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
-            let conn = builder
-                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let mut io = WatchedIo::new(stream, activity.clone());
             connections.spawn(async move {
                 let _admitted = admitted;
-                ended(conn.await, remote);
+                // Until its first head is in, a connection holds a small buffer, not hyper's.
+                let Some(head) = first_head::read(&mut io, max_head).await else {
+                    return;
+                };
+                let io = TokioIo::new(Prefixed::new(head, io));
+                let conn = builder
+                    .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                    .into_owned();
+                // Boxed: the task stays small while it waits for the head.
+                ended(Box::pin(watcher.watch(conn)).await, remote);
             })
         };
         // The clock runs beside the connection, never inside it: a connection's own polls

@@ -2,7 +2,8 @@
 //!
 //! `listener` accepts connections on the worker threads; `edge` holds the front door's
 //! limits (head size, HTTP/2 limits, the connection count, accept backoff); `watch` is each
-//! connection's coarse clock for the head and idle timeouts;
+//! connection's coarse clock for the head and idle timeouts; `first_head` reads a fresh
+//! connection's first head into a small buffer before hyper takes it;
 //! `service` forwards one request in named phases; `tap` keeps bounded copies of matched
 //! response bodies and hands the finished exchange to the event path; `error` is the one
 //! place userhook writes a response of its own (400, 408, 502, 504); `body` is the
@@ -14,6 +15,7 @@
 pub mod body;
 pub mod edge;
 pub mod error;
+pub mod first_head;
 pub mod listener;
 pub mod service;
 pub mod tap;
