@@ -667,6 +667,10 @@ fn commit(inner: &Inner, spool: &Spool, hooks: &Hooks, batch: Vec<Op>, c: &mut C
         tracing::warn!(error = %e, "spool commit failed; reopening the file and trying once more");
         reopen(inner, spool);
         result = try_apply(inner, spool, &work.writes);
+        if result.is_ok() {
+            // The reopen was enough: never faulted.
+            crate::metrics::spool_recovered();
+        }
     }
     match result {
         Ok(applied) => {
