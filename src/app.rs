@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::event::UserEvent;
 use crate::events::dispatch::Dispatcher;
 use crate::events::extractor::Extractor;
+use crate::events::identity::Identity;
 use crate::events::spool::{Spool, SpoolErrorKind, SpoolSource};
 use crate::events::DeliveryEngine;
 use crate::proxy::listener::bind_reuseport;
@@ -97,6 +98,7 @@ pub struct ServerHandle {
     events: broadcast::Sender<UserEvent>,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<()>>,
+    identity: Arc<Identity>,
 }
 
 impl ServerHandle {
@@ -118,6 +120,15 @@ impl ServerHandle {
         self.shutdown.trigger();
         for task in self.tasks {
             let _ = task.await;
+        }
+        // Extraction is done: write what identity learned since the last flush.
+        let identity = self.identity.clone();
+        match tokio::task::spawn_blocking(move || identity.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "identity changes since the last flush are lost")
+            }
+            Err(e) => tracing::error!(error = %e, "identity flush task failed"),
         }
         // Requests and extraction are done; let attempts in flight finish within the grace,
         // then commit the spool's last writes and release its file.
@@ -166,10 +177,8 @@ pub async fn start_with_spool(
         .local_addr()
         .map_err(listen_error(initial.admin_listen, "admin.listen"))?;
 
-    let extractor = Arc::new(Extractor::new(initial.file.user_cache.capacity));
     let runtime = Arc::new(ArcSwap::from_pointee(initial));
     let reloads = Arc::new(ReloadStats::default());
-    let on_demand = reloader(&runtime, &reloads, &extractor);
     let (shutdown, signal) = Shutdown::new();
     let (events, _) = broadcast::channel(1024);
     let (handoff_tx, handoff_rx) = crate::events::handoff::channel();
@@ -180,10 +189,18 @@ pub async fn start_with_spool(
     let source = spool_source.unwrap_or(SpoolSource::Dir(spool_dir));
     let spool = open_spool(source, runtime.load().strict)?;
     let deliveries = DeliveryEngine::start_with(runtime.clone(), spool)?;
+    // After the spool: its lock tells a second instance to stop before it touches identity.
+    let identity = open_identity(&options.config_path, &runtime.load());
+    let extractor = Arc::new(Extractor::with_identity(identity.clone()));
+    let on_demand = reloader(&runtime, &reloads, &extractor);
 
     let mut tasks = Vec::new();
     crate::metrics::install();
     tasks.push(tokio::spawn(run_metrics_upkeep(signal.clone())));
+    tasks.push(tokio::spawn(crate::events::identity::run_flusher(
+        identity.clone(),
+        signal.clone(),
+    )));
     tasks.push(tokio::spawn(crate::events::extractor::run(
         handoff_rx,
         extractor.clone(),
@@ -233,6 +250,7 @@ pub async fn start_with_spool(
         events,
         shutdown,
         tasks,
+        identity,
     })
 }
 
@@ -292,8 +310,24 @@ fn reloader(
     Reloader::new(
         runtime.clone(),
         reloads.clone(),
-        Box::new(move |next: &Snapshot| extractor.set_capacity(next.file.user_cache.capacity)),
+        Box::new(move |next: &Snapshot| extractor.apply_limits(next)),
     )
+}
+
+/// The identity file of this config, loaded; when it cannot be opened (unreadable, corrupt,
+/// its key file broken) userhook still serves, with identity in memory only, and says so.
+fn open_identity(config_path: &std::path::Path, initial: &Snapshot) -> Arc<Identity> {
+    let file = &initial.file;
+    match Identity::open(config_path, file) {
+        Ok(identity) => Arc::new(identity),
+        Err(e) => {
+            tracing::error!(error = %e, "identity is kept in memory only: the user cache and session index will not survive a restart");
+            Arc::new(Identity::in_memory(
+                crate::events::identity::max_users(file),
+                file.identity.max_sessions,
+            ))
+        }
+    }
 }
 
 /// `start` with the proxy on `workers` dedicated threads, then wait for SIGTERM/SIGINT and

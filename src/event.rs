@@ -190,6 +190,38 @@ fn within_one_edit(a: &str, b: &str) -> bool {
     }
 }
 
+/// How the event's user was identified: receivers filter on it (`none` events name nobody,
+/// `unverified_token` ones name whoever a client's token claims to be).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    /// The IAM's own request or response named the user (path, body, a token it issued).
+    /// Events spooled before attribution existed read back as this.
+    #[default]
+    Exchange,
+    /// The owner of a credential the IAM issued earlier, from the session index.
+    Session,
+    /// A client-presented JWT whose signature verified against the IAM's published keys.
+    VerifiedToken,
+    /// Claims of a client-presented JWT, not verified (`identity.client_tokens: unverified`).
+    UnverifiedToken,
+    /// The IAM confirmed the call but nobody could be named.
+    None,
+}
+
+impl Attribution {
+    /// The name in events and the `Attribution` variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribution::Exchange => "exchange",
+            Attribution::Session => "session",
+            Attribution::VerifiedToken => "verified_token",
+            Attribution::UnverifiedToken => "unverified_token",
+            Attribution::None => "none",
+        }
+    }
+}
+
 /// The user fields every profile knows and every template may use (README "Templates and variables").
 pub const BUILTIN_USER_FIELDS: &[&str] = &[
     "ID",
@@ -214,6 +246,7 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "RequestID",
     "Status",
     "Changed",
+    "Attribution",
 ];
 
 /// `{{$$.Previous.<Field>$$}}`: a changed field's value before an `updated` event.
@@ -273,6 +306,12 @@ pub struct UserEvent {
     /// True when a body was larger than `capture_limit` and fields came from its prefix.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// How the user was identified (`none`: nobody could be).
+    #[serde(default)]
+    pub attribution: Attribution,
+    /// The rule's `details:`: facts about this call, never cached as the user's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: UserFields,
 }
 
 /// A name from a fixed set. An alias so serde's derive does not try to borrow it from the
@@ -340,6 +379,8 @@ impl UserEvent {
             previous: UserFields::new(),
             request,
             truncated,
+            attribution: Attribution::Exchange,
+            details: UserFields::new(),
         }
     }
 }
@@ -486,7 +527,16 @@ mod tests {
         assert_eq!(ev.action, Action::LoginFailed);
         assert!(matches!(ev.event_type, Cow::Borrowed("user.login_failed")));
         assert!(ev.changed.is_empty() && ev.truncated);
-        assert_eq!(serde_json::to_string(&ev).expect("again"), old);
+        // Read back as named by the exchange (what every event before attribution was), and
+        // written again with the field every event now carries.
+        assert_eq!(ev.attribution, Attribution::Exchange);
+        assert_eq!(
+            serde_json::to_string(&ev).expect("again"),
+            old.replace(
+                r#""truncated":true}"#,
+                r#""truncated":true,"attribution":"exchange"}"#
+            )
+        );
         for bad in [
             ("user.login_failed", "group.x"),
             ("user.login_failed", "user.Bad"),

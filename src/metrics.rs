@@ -38,6 +38,15 @@ pub const CONNECTIONS_OPEN: &str = "userhook_client_connections";
 pub const ACCEPT_ERRORS: &str = "userhook_accept_errors_total";
 /// User events detected, by `action`.
 pub const EVENTS: &str = "userhook_events_total";
+/// Events whose user could not be named (`attribution: none`), by `action`: the IAM
+/// confirmed the call, nobody owned the credential it carried.
+pub const EVENTS_UNATTRIBUTED: &str = "userhook_events_unattributed_total";
+/// Users in the identity cache now.
+pub const IDENTITY_USERS: &str = "userhook_identity_users";
+/// Credentials in the session index now.
+pub const IDENTITY_SESSIONS: &str = "userhook_identity_sessions";
+/// Signing-key sets (JWKS) fetched from the IAM, by `result`: ok, failed.
+pub const JWKS_FETCHES: &str = "userhook_jwks_fetches_total";
 /// Events or deliveries lost before reaching the spool, by `reason`; must stay 0.
 pub const EVENTS_DROPPED: &str = "userhook_events_dropped_total";
 /// Deliveries finished, by `webhook` and `result`: success, dead_letter.
@@ -220,6 +229,19 @@ fn describe_all() {
         "accept() failures, e.g. out of file descriptors."
     );
     describe_counter!(EVENTS, "User events detected, by action.");
+    describe_counter!(
+        EVENTS_UNATTRIBUTED,
+        "User events whose user could not be named (attribution none), by action."
+    );
+    describe_gauge!(IDENTITY_USERS, "Users in the identity cache now.");
+    describe_gauge!(
+        IDENTITY_SESSIONS,
+        "Credentials (keyed hashes) in the session index now."
+    );
+    describe_counter!(
+        JWKS_FETCHES,
+        "Signing-key sets fetched from the IAM to verify client tokens, by result."
+    );
     describe_counter!(
         EVENTS_DROPPED,
         "Events or deliveries lost before the spool, by reason; must stay 0."
@@ -496,6 +518,26 @@ pub fn event_detected(action: &Action) {
         Some(c) => c.increment(1),
         None => counter!(EVENTS, "action" => action.as_str().to_owned()).increment(1),
     }
+}
+
+/// Counts an event whose user could not be named.
+pub fn event_unattributed(action: &Action) {
+    install();
+    // Action names are config names: the series stay bounded by the config.
+    counter!(EVENTS_UNATTRIBUTED, "action" => action.as_str().to_owned()).increment(1);
+}
+
+/// Sets the identity gauges: users cached, credentials indexed.
+pub fn identity_size(users: usize, sessions: usize) {
+    install();
+    gauge!(IDENTITY_USERS).set(users as f64);
+    gauge!(IDENTITY_SESSIONS).set(sessions as f64);
+}
+
+/// Counts a JWKS fetch; `ok` false when it failed or the document was unusable.
+pub fn jwks_fetched(ok: bool) {
+    install();
+    counter!(JWKS_FETCHES, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 /// Counts an event or delivery lost before it reached the spool.

@@ -26,6 +26,15 @@ fn dce(v: &Value) -> Canned {
         .json("application/json", v)
 }
 
+/// The ID token ghippo's login issues to bob.
+fn bob_id_token() -> String {
+    jwt(&json!({
+        "exp": 1_732_938_300, "iat": 1_732_938_000, "iss": "https://dce.example.com/auth/realms/ghippo",
+        "sub": BOB, "typ": "ID", "azp": "ghippo", "preferred_username": "bob",
+        "email": "robert@example.com", "email_verified": true
+    }))
+}
+
 async fn ghippo() -> FakeUpstream {
     fake_iam(|r| {
         let users = format!("{BASE}/users");
@@ -34,6 +43,9 @@ async fn ghippo() -> FakeUpstream {
             ("POST", p) if p == users => dce(&dce_user()),
             ("PUT" | "DELETE", p) if p == one => dce(&json!({})),
             ("DELETE", p) if p == format!("{BASE}/logout") => dce(&json!({})),
+            ("POST", p) if p == format!("{BASE}/login") => dce(&json!({
+                "idToken": bob_id_token(), "refreshToken": "opaque-refresh", "username": "bob"
+            })),
             _ => Canned::status(404).json(
                 "application/json",
                 &json!({"code": 5, "message": "Not Found", "details": []}),
@@ -87,12 +99,13 @@ async fn dce_create_update_logout_delete() {
     ];
     assert_event(&ev, "user.updated", ("PUT", &one, 200), &updated, false);
 
-    // Logout carries only the bearer token: the user from its claims, the rest from the cache.
-    let token = jwt(&json!({
-        "exp": 1_732_938_300, "iat": 1_732_938_000, "iss": "https://dce.example.com/auth/realms/ghippo",
-        "sub": BOB, "typ": "ID", "azp": "ghippo", "preferred_username": "bob",
-        "email": "robert@example.com", "email_verified": true
-    }));
+    // Login issues the ID token; the logout that carries only it is about its owner.
+    let login = format!("{BASE}/login");
+    let body = format!(r#"{{"username":"bob","password":"{CANARY}"}}"#);
+    call(&uh.url(), "POST", &login, JSON, body).await;
+    let ev = next_event(&mut rx).await;
+    assert_event(&ev, "user.login", ("POST", &login, 200), &updated, false);
+    let token = bob_id_token();
     let logout = format!("{BASE}/logout");
     let bearer = format!("Bearer {token}");
     let reply = call(
@@ -112,6 +125,7 @@ async fn dce_create_update_logout_delete() {
         &updated,
         false,
     );
+    assert_eq!(ev.attribution, userhook::event::Attribution::Session);
 
     let reply = call(&uh.url(), "DELETE", &one, &[("authorization", &bearer)], "").await;
     reply.assert_is(&dce(&json!({})));

@@ -14,6 +14,9 @@ use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by each test that compares counters before and after: the recorder is process-wide.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The value of the series `name{labels}` in `/metrics` (0 when absent).
 async fn metric(uh: &Userhook, series: &str) -> f64 {
     let (_, _, body) = get(&format!("{}/metrics", uh.admin_url())).await;
@@ -47,6 +50,7 @@ fn client_config(upstream: &str, client: &str) -> String {
 
 #[tokio::test]
 async fn a_half_sent_head_is_cut_off_at_the_header_timeout_and_counted() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(
         &client_config(&iam.url(), "  header_timeout: 300ms\n"),
@@ -78,6 +82,7 @@ async fn a_half_sent_head_is_cut_off_at_the_header_timeout_and_counted() {
 
 #[tokio::test]
 async fn a_head_past_max_header_bytes_is_answered_431_and_closed() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(
         &client_config(&iam.url(), "  max_header_bytes: 8KiB\n"),
@@ -109,6 +114,7 @@ async fn a_head_past_max_header_bytes_is_answered_431_and_closed() {
 
 #[tokio::test]
 async fn connections_past_the_limit_are_closed_and_open_ones_keep_being_served() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&client_config(&iam.url(), "  max_connections: 2\n"), false).await;
     let rejected = "userhook_client_connections_rejected_total";
@@ -155,6 +161,7 @@ async fn connections_past_the_limit_are_closed_and_open_ones_keep_being_served()
 /// Each head that breaks a `Host` rule, or a `CONNECT`, is a 400 that reaches no IAM.
 #[tokio::test]
 async fn heads_with_bad_host_or_connect_are_refused_at_the_edge() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
     let series = r#"userhook_client_errors_total{kind="bad_request"}"#;
@@ -229,6 +236,7 @@ async fn an_http2_host_that_differs_from_authority_is_refused() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout_not_the_header_timeout() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(
         &client_config(
@@ -326,6 +334,7 @@ fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_http2_ping_flood_is_closed_and_counted() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
     let series = r#"userhook_client_errors_total{kind="h2_control_flood"}"#;
@@ -374,6 +383,7 @@ async fn an_http2_ping_flood_is_closed_and_counted() {
 
 #[tokio::test]
 async fn an_http2_client_that_pings_now_and_then_keeps_its_connection() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let uh = Userhook::start(&config_for(&iam.url(), ""), false).await;
     let series = r#"userhook_client_errors_total{kind="h2_control_flood"}"#;

@@ -4,6 +4,9 @@
 
 mod support;
 
+/// Held by each test that compares counters before and after: the recorder is process-wide.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,6 +156,7 @@ async fn https_clients_get_h2_by_alpn_and_the_iam_hears_https() {
 
 #[tokio::test]
 async fn failed_handshakes_are_counted_as_the_clients() {
+    let _counters = COUNTERS.lock().await;
     let iam = FakeUpstream::fixed("ok").await;
     let ca = new_ca();
     let (cert, key) = issue(&ca);

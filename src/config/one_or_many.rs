@@ -15,7 +15,7 @@ pub(super) fn one_or_list<S: serde::Serializer>(v: &OneOrMany, s: S) -> Result<S
 
 /// A YAML scalar or a list of them; `a` and `[a, b]` are both accepted.
 /// Serialized as the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct OneOrMany(pub Vec<String>);
 

@@ -147,10 +147,32 @@ pub fn summary(file: &ConfigFile) -> String {
         "delivery:  guarantee {}, concurrency {}, spool {} (max {}), {} records kept",
         d.guarantee, d.concurrency, d.spool_dir, d.max_spool_bytes, d.records
     );
+    let id = &file.identity;
     let _ = writeln!(
         s,
         "capture:   {} per body; user cache {} users",
-        file.capture_limit, file.user_cache.capacity
+        file.capture_limit,
+        id.max_users.unwrap_or(file.user_cache.capacity)
+    );
+    // The secret itself is never shown, only where it comes from.
+    let _ = writeln!(
+        s,
+        "identity:  {} ({}), {} sessions, ttl {}, client tokens {}{}",
+        id.path
+            .as_deref()
+            .unwrap_or("identity.redb in the spool directory"),
+        if id.secret.is_some() {
+            "secret from config"
+        } else {
+            "generated key"
+        },
+        id.max_sessions,
+        id.session_ttl,
+        id.client_tokens,
+        id.jwks
+            .as_deref()
+            .map(|j| format!(", keys from {}", redact_url(j)))
+            .unwrap_or_default()
     );
     let t = &file.timeouts;
     let _ = writeln!(
@@ -204,6 +226,14 @@ pub fn redacted(file: &ConfigFile) -> Value {
                     }
                 }
             }
+        }
+    }
+    if let Some(identity) = v.get_mut("identity") {
+        if let Some(secret) = identity.get_mut("secret").filter(|s| !s.is_null()) {
+            *secret = Value::String(REDACTED.into());
+        }
+        if let Some(jwks) = identity.get_mut("jwks").filter(|j| !j.is_null()) {
+            redact_url_value(jwks);
         }
     }
     // Whatever else came from the environment (a key inside a body, a token in a header with
@@ -302,6 +332,7 @@ webhooks:
             "  slack: [*] -> POST https://hooks.slack.com/services/T0001/B0002/<redacted> (preset default, timeout 10s, 12 attempts)",
             "delivery:  guarantee fast, concurrency 32, spool ./data/spool (max 1GiB), 10000 records kept",
             "capture:   1MiB per body; user cache 100000 users",
+            "identity:  identity.redb in the spool directory (generated key), 100000 sessions, ttl 12h, client tokens verify",
             "timeouts:  connect 2s, upstream 30s, shutdown grace 10s",
             "log:       text, info",
         ];
@@ -326,6 +357,25 @@ webhooks:
             "https://<redacted>@receiver.example/hook?a=<redacted>&token=<redacted>"
         );
         assert_eq!(v["webhooks"][1]["secret"], Value::Null);
+    }
+
+    #[test]
+    fn the_identity_secret_is_never_shown() {
+        let text = format!(
+            "upstream: http://127.0.0.1:1\nidentity: {{secret: '{CANARY}-long-enough', jwks: 'https://idp/certs?key={CANARY}'}}\n"
+        );
+        let file = match super::super::parse_str_with_env(&text, &|_| None) {
+            Ok(f) => f,
+            Err(e) => panic!("{e}"),
+        };
+        let v = redacted(&file);
+        assert_eq!(v["identity"]["secret"], REDACTED);
+        assert_eq!(v["identity"]["jwks"], "https://idp/certs?key=<redacted>");
+        let s = summary(&file);
+        for shown in [v.to_string(), s.clone()] {
+            assert!(!shown.contains(CANARY), "{shown}");
+        }
+        assert!(s.contains("(secret from config)"), "{s}");
     }
 
     #[test]

@@ -21,6 +21,67 @@ pub const MIN_BODY_BYTES: u64 = 64 << 10;
 /// Smallest `delivery.max_spool_bytes`: below this the spool fills on the first burst.
 pub const MIN_SPOOL_BYTES: u64 = 1 << 20;
 
+/// Shortest `identity.secret`: a shorter key makes the credential hashes guessable.
+pub const MIN_IDENTITY_SECRET: usize = 16;
+
+/// The `identity:` section's own settings (its JWKS location is checked where it is used).
+fn identity(id: &super::model::IdentitySpec) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
+    if !matches!(
+        id.client_tokens.as_str(),
+        "verify" | "unverified" | "ignore"
+    ) {
+        errs.push(ConfigError::new(
+            "identity.client_tokens",
+            format!(
+                "`{}` is not a mode; expected verify, unverified or ignore",
+                id.client_tokens
+            ),
+        ));
+    }
+    if let Some(secret) = &id.secret {
+        if secret.len() < MIN_IDENTITY_SECRET {
+            // Never echo the value: say only how long it is.
+            errs.push(ConfigError::new(
+                "identity.secret",
+                format!(
+                    "is {} bytes; expected at least {MIN_IDENTITY_SECRET}",
+                    secret.len()
+                ),
+            ));
+        }
+    }
+    if id.max_users == Some(0) {
+        errs.push(ConfigError::new(
+            "identity.max_users",
+            "expected at least 1",
+        ));
+    }
+    if id.session_ttl.0.is_zero() {
+        errs.push(ConfigError::new(
+            "identity.session_ttl",
+            "expected more than 0s",
+        ));
+    }
+    if id.path.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        errs.push(ConfigError::new(
+            "identity.path",
+            "is empty; omit it for `identity.redb` in delivery.spool_dir",
+        ));
+    }
+    if let Some(jwks) = &id.jwks {
+        let ok =
+            jwks.starts_with('/') || jwks.starts_with("http://") || jwks.starts_with("https://");
+        if !ok {
+            errs.push(ConfigError::new(
+                "identity.jwks",
+                "expected a path on the upstream starting with `/`, or an http(s):// URL",
+            ));
+        }
+    }
+    errs
+}
+
 /// Every problem in the file-level settings of `file`.
 pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
     let mut errs = Vec::new();
@@ -37,6 +98,7 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
             "expected at least 1",
         ));
     }
+    errs.extend(identity(&file.identity));
     if file.timeouts.connect.0.is_zero() {
         errs.push(ConfigError::new(
             "timeouts.connect",
@@ -204,6 +266,50 @@ mod tests {
             "timeouts.upstream",
             "more than 0s",
         );
+    }
+
+    #[test]
+    fn identity() {
+        one(
+            problems("identity: {client_tokens: trust-me}\n"),
+            "identity.client_tokens",
+            "expected verify, unverified or ignore",
+        );
+        let short = problems("identity: {secret: abc}\n");
+        one(
+            short.clone(),
+            "identity.secret",
+            "is 3 bytes; expected at least 16",
+        );
+        assert!(
+            !short[0].contains("abc"),
+            "the secret is never echoed: {short:?}"
+        );
+        one(
+            problems("identity: {max_users: 0}\n"),
+            "identity.max_users",
+            "at least 1",
+        );
+        one(
+            problems("identity: {session_ttl: 0s}\n"),
+            "identity.session_ttl",
+            "more than 0s",
+        );
+        one(
+            problems("identity: {path: ' '}\n"),
+            "identity.path",
+            "is empty",
+        );
+        one(
+            problems("identity: {jwks: certs}\n"),
+            "identity.jwks",
+            "starting with `/`",
+        );
+        assert!(problems(
+            "identity: {secret: 0123456789abcdef, client_tokens: unverified, max_sessions: 0, \
+             jwks: 'https://idp/certs', session_ttl: 1h, max_users: 5}\n"
+        )
+        .is_empty());
     }
 
     #[test]

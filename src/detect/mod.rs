@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod path_template;
 pub mod profiles;
 pub mod rule;
+pub mod session_rule;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -69,7 +70,14 @@ impl RouteTable {
         let mut errors = Vec::new();
         for (i, spec) in routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            table.add(spec, &key, RuleOrigin::Operator, &mut by_route, &mut errors);
+            table.add(
+                spec,
+                &key,
+                RuleOrigin::Operator,
+                None,
+                &mut by_route,
+                &mut errors,
+            );
         }
         for (i, p) in profiles.iter().enumerate() {
             let key = format!("profiles[{i}]");
@@ -91,12 +99,17 @@ impl RouteTable {
                     continue;
                 }
             };
+            let jwks = profile
+                .jwks
+                .as_deref()
+                .map(|j| profiles::join_base(base, j));
             for (j, spec) in profile.specs_under(base).enumerate() {
                 let key = format!("{key} ({} rule {j})", profile.name);
                 table.add(
                     &spec,
                     &key,
                     RuleOrigin::Profile(&profile.name),
+                    jwks.clone(),
                     &mut by_route,
                     &mut errors,
                 );
@@ -114,10 +127,11 @@ impl RouteTable {
         spec: &RouteSpec,
         key: &str,
         origin: RuleOrigin,
+        jwks: Option<String>,
         by_route: &mut HashMap<String, usize>,
         errors: &mut Vec<ConfigError>,
     ) {
-        let (rule, template) = match Rule::compile(spec, key, origin) {
+        let (mut rule, template) = match Rule::compile(spec, key, origin) {
             Ok(r) => r,
             Err(mut e) => {
                 errors.append(&mut e);
@@ -174,6 +188,7 @@ impl RouteTable {
                 ),
             ));
         }
+        rule.jwks = jwks;
         if !slot.methods.contains(&rule.method) {
             slot.methods.push(rule.method.clone());
         }
@@ -239,6 +254,20 @@ impl RouteTable {
         Some(RouteMatch {
             entry: index,
             params,
+        })
+    }
+
+    /// Whether some rule of this match reads claims of a client-presented token (so its
+    /// signature may need checking before the outcome is read): one short scan, no allocation.
+    pub fn reads_client_tokens(&self, m: &RouteMatch) -> bool {
+        self.entries.get(m.entry).is_some_and(|e| {
+            e.rules.iter().filter_map(|&i| self.rules.get(i)).any(|r| {
+                r.fields
+                    .iter()
+                    .chain(&r.details)
+                    .flat_map(|f| &f.sources)
+                    .any(|s| s.reads_client_token())
+            })
         })
     }
 

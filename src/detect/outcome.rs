@@ -2,12 +2,15 @@
 //!
 //! Runs off the request path, on the extractor task. The first rule of the matched path
 //! whose method, status and `when` conditions hold decides the [`Outcome`]; its field sources
-//! are read through the exchange's view. It never consults or changes the user cache (the
-//! event path owns that) and never fails or panics on any exchange.
+//! are read through the exchange's view ([`read_trusted`] lets the event path skip sources it
+//! does not trust, such as claims of an unverified client token). It never consults or
+//! changes the user cache (the event path owns that) and never fails or panics on any
+//! exchange.
 
-use super::rule::{Rule, RuleKind};
+use super::rule::{FieldRule, Rule, RuleKind};
 use super::{RouteMatch, RouteTable};
 use crate::event::UserFields;
+use crate::extract::source::FieldSource;
 use crate::extract::view::View;
 
 /// What an exchange turned out to mean.
@@ -43,11 +46,33 @@ impl RouteTable {
 
 /// The user fields `rule` reads: for each field, the first source with a value.
 fn read_fields(rule: &Rule, view: &View<'_>) -> UserFields {
+    read_trusted(&rule.fields, view, &|_| Some(()), &[]).0
+}
+
+/// The values of `rules` (a rule's `fields:` or `details:`): for each, the first source that
+/// `trust` accepts and that has a value; with the trust of the source that named the user,
+/// i.e. read the first of `identifying` (`ID`, then `Email`, ...). Allocates only the values.
+pub fn read_trusted<T: Copy>(
+    rules: &[FieldRule],
+    view: &View<'_>,
+    trust: &dyn Fn(&FieldSource) -> Option<T>,
+    identifying: &[&str],
+) -> (UserFields, Option<T>) {
     let mut out = UserFields::new();
-    for f in &rule.fields {
-        if let Some(v) = f.sources.iter().find_map(|s| s.eval(view)) {
-            out.insert(f.name.clone(), v);
+    let mut named: Option<(usize, T)> = None;
+    for f in rules {
+        for s in &f.sources {
+            let Some(level) = trust(s) else { continue };
+            if let Some(v) = s.eval(view) {
+                out.insert(f.name.clone(), v);
+                if let Some(i) = identifying.iter().position(|k| *k == f.name) {
+                    if named.is_none_or(|(j, _)| i < j) {
+                        named = Some((i, level));
+                    }
+                }
+                break;
+            }
         }
     }
-    out
+    (out, named.map(|(_, level)| level))
 }

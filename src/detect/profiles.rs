@@ -1,4 +1,5 @@
-//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`).
+//! Built-in rule sets for well-known IAM APIs (`generic`, `keycloak`, `scim`, `dce`,
+//! `keystone`, `better-auth`, `fastapi-users`, `gitea`, `casdoor`, `zitadel`).
 //!
 //! This module's job: turn the profile files under `src/detect/profiles/` into [`Profile`]s.
 //! Each file is data written in the `routes:` syntax of `userhook.yaml`, plus the profile's
@@ -35,6 +36,11 @@ pub struct Profile {
     pub base_path: String,
     /// One paragraph for the docs.
     pub about: String,
+    /// Where the IAM publishes the keys that sign its tokens (a path under the base path,
+    /// `{param}` filled from the matched call's path), so client-presented tokens can be
+    /// verified.
+    #[serde(default)]
+    pub jwks: Option<String>,
     /// The rules, paths relative to the base path.
     pub routes: Vec<RouteSpec>,
 }
@@ -50,11 +56,17 @@ impl Profile {
 }
 
 /// The embedded profile files, in documentation order: (name, text).
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 10] = [
     ("generic", include_str!("profiles/generic.yaml")),
     ("keycloak", include_str!("profiles/keycloak.yaml")),
     ("scim", include_str!("profiles/scim.yaml")),
     ("dce", include_str!("profiles/dce.yaml")),
+    ("keystone", include_str!("profiles/keystone.yaml")),
+    ("better-auth", include_str!("profiles/better-auth.yaml")),
+    ("fastapi-users", include_str!("profiles/fastapi-users.yaml")),
+    ("gitea", include_str!("profiles/gitea.yaml")),
+    ("casdoor", include_str!("profiles/casdoor.yaml")),
+    ("zitadel", include_str!("profiles/zitadel.yaml")),
 ];
 
 /// Why a profile named in a config cannot be used.
@@ -183,10 +195,17 @@ pub fn describe() -> Result<String, ProfileError> {
             p.name,
             p.about.trim()
         );
+        if let Some(jwks) = &p.jwks {
+            let _ = writeln!(
+                out,
+                "Signing keys (JWKS), fetched through the upstream: `{}`\n",
+                join_base(&p.base_path, jwks)
+            );
+        }
         out.push_str(
-            "| action | method | path | status | when | fields (first non-empty source wins) | note |\n",
+            "| action | method | path | status | when | fields (first non-empty source wins; *details*: this event only) | session (credentials, kept as keyed hashes) | note |\n",
         );
-        out.push_str("|---|---|---|---|---|---|---|\n");
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &p.routes {
             let cells = [
                 r.action.0.join(", "),
@@ -204,8 +223,14 @@ pub fn describe() -> Result<String, ProfileError> {
                             sources.iter().map(|s| format!("`{s}`")).collect();
                         format!("**{name}**: {}", sources.join(", "))
                     })
+                    .chain(r.details.iter().map(|(name, sources)| {
+                        let sources: Vec<String> =
+                            sources.0.iter().map(|s| format!("`{s}`")).collect();
+                        format!("*detail* **{name}**: {}", sources.join(", "))
+                    }))
                     .collect::<Vec<_>>()
                     .join("<br>"),
+                session_cell(r),
                 r.note.split_whitespace().collect::<Vec<_>>().join(" "),
             ];
             for cell in cells {
@@ -216,6 +241,36 @@ pub fn describe() -> Result<String, ProfileError> {
         out.push('\n');
     }
     Ok(out.trim_end().to_owned() + "\n")
+}
+
+/// A rule's `session:` block for the docs: what it issues, presents, ends.
+fn session_cell(r: &RouteSpec) -> String {
+    let Some(s) = &r.session else {
+        return String::new();
+    };
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|x| format!("`{x}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !s.issues.0.is_empty() {
+        parts.push(format!("**issues**: {}", list(&s.issues.0)));
+    }
+    if let Some(e) = &s.expires {
+        parts.push(format!("**expires**: `{e}`"));
+    }
+    if let Some(t) = &s.ttl {
+        parts.push(format!("**ttl**: {t}"));
+    }
+    if !s.presents.0.is_empty() {
+        parts.push(format!("**presents**: {}", list(&s.presents.0)));
+    }
+    if s.ends {
+        parts.push("**ends** the presented credential".to_owned());
+    }
+    parts.join("<br>")
 }
 
 /// The statuses a rule fires on, the compiler's defaults spelled out.

@@ -8,6 +8,7 @@ use http::Method;
 
 use super::condition::Condition;
 use super::path_template::PathTemplate;
+pub use super::session_rule::SessionRule;
 use crate::config::model::RouteSpec;
 use crate::config::ConfigError;
 use crate::event::{Action, EVENT_VARIABLES};
@@ -85,6 +86,12 @@ pub struct Rule {
     when: Vec<Condition>,
     /// The user fields this rule extracts.
     pub fields: Vec<FieldRule>,
+    /// The call's own attributes (`details:`): event only, never cached.
+    pub details: Vec<FieldRule>,
+    /// The credentials this call issues or presents (`session:`).
+    pub session: Option<SessionRule>,
+    /// Where the IAM's signing keys are (a profile's `jwks:`, under its base path).
+    pub jwks: Option<String>,
     /// Conditions that always hold, for `check` to mention: `(key path, message)`.
     pub warnings: Vec<ConfigError>,
 }
@@ -163,34 +170,40 @@ impl Rule {
             }
         }
 
-        let mut fields = Vec::new();
-        for (name, sources) in &spec.fields {
-            let at = format!("{key}.fields.{name}");
-            if let Err(e) = check_field_name(name) {
-                errors.push(ConfigError::new(at.clone(), e));
+        let template_ok = template.is_some();
+        let fields = compile_fields(
+            &spec.fields,
+            &format!("{key}.fields"),
+            params,
+            origin,
+            template_ok,
+            &mut errors,
+        );
+        let details = compile_fields(
+            &spec.details,
+            &format!("{key}.details"),
+            params,
+            origin,
+            template_ok,
+            &mut errors,
+        );
+        for d in &details {
+            if spec.fields.contains_key(&d.name) {
+                errors.push(ConfigError::new(
+                    format!("{key}.details.{}", d.name),
+                    "is also a user field of this rule; a name is either a field or a detail",
+                ));
             }
-            if sources.0.is_empty() {
-                errors.push(ConfigError::new(at.clone(), "list at least one source"));
-            }
-            let mut parsed = Vec::new();
-            for text in &sources.0 {
-                match FieldSource::parse(text, params) {
-                    Ok(s) if s.yields_credential() && origin != RuleOrigin::Operator => errors.push(ConfigError::new(
-                        at.clone(),
-                        format!("`{s}` is a credential; built-in profiles never extract credentials"),
-                    )),
-                    Ok(s) => parsed.push(s),
-                    Err(e) if template.is_some() => {
-                        errors.push(ConfigError::new(at.clone(), e.to_string()))
-                    }
-                    Err(_) => {}
-                }
-            }
-            fields.push(FieldRule {
-                name: name.clone(),
-                sources: parsed,
-            });
         }
+        let session = spec.session.as_ref().and_then(|s| {
+            SessionRule::compile(
+                s,
+                &format!("{key}.session"),
+                params,
+                template_ok,
+                &mut errors,
+            )
+        });
 
         match (kind, method, template) {
             (Some(kind), Some(method), Some(template)) if errors.is_empty() => Ok((
@@ -202,6 +215,9 @@ impl Rule {
                     statuses,
                     when,
                     fields,
+                    details,
+                    session,
+                    jwks: None,
                     warnings,
                 },
                 template,
@@ -301,6 +317,48 @@ fn default_statuses(actions: &[Action], key: &str, errors: &mut Vec<ConfigError>
         ));
         Statuses::AnySuccess
     }
+}
+
+/// Compiles a `fields:` or `details:` map (`key` is its config path); problems go to `errors`.
+fn compile_fields(
+    map: &std::collections::BTreeMap<String, crate::config::model::OneOrMany>,
+    key: &str,
+    params: &[String],
+    origin: RuleOrigin,
+    template_ok: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<FieldRule> {
+    let mut fields = Vec::new();
+    for (name, sources) in map {
+        let at = format!("{key}.{name}");
+        if let Err(e) = check_field_name(name) {
+            errors.push(ConfigError::new(at.clone(), e));
+        }
+        if sources.0.is_empty() {
+            errors.push(ConfigError::new(at.clone(), "list at least one source"));
+        }
+        let mut parsed = Vec::new();
+        for text in &sources.0 {
+            match FieldSource::parse(text, params) {
+                Ok(s) if s.yields_credential() && origin != RuleOrigin::Operator => {
+                    errors.push(ConfigError::new(
+                        at.clone(),
+                        format!(
+                            "`{s}` is a credential; built-in profiles never extract credentials"
+                        ),
+                    ))
+                }
+                Ok(s) => parsed.push(s),
+                Err(e) if template_ok => errors.push(ConfigError::new(at.clone(), e.to_string())),
+                Err(_) => {}
+            }
+        }
+        fields.push(FieldRule {
+            name: name.clone(),
+            sources: parsed,
+        });
+    }
+    fields
 }
 
 /// Field names become template variables `{{$$.Name$$}}`: identifiers, not event variables.

@@ -140,7 +140,8 @@ fn every_profile_compiles_alone_and_together() {
             .iter()
             .all(|r| r.origin == RuleOrigin::Profile(&p.name)));
     }
-    let all = table("profiles: [generic, keycloak, scim, dce]");
+    let names: Vec<&str> = builtins.iter().map(|p| p.name.as_str()).collect();
+    let all = table(&format!("profiles: [{}]", names.join(", ")));
     assert_eq!(
         all.len(),
         builtins.iter().map(|p| p.routes.len()).sum::<usize>()
@@ -247,6 +248,68 @@ fn describe_lists_every_rule() {
 #[ignore = "prints the profile tables (the README's copy: USERHOOK_BLESS=1 cargo test --test profile_docs): cargo test print_profiles -- --ignored --nocapture"]
 fn print_profiles() {
     println!("{}", profiles::describe().expect("built-in profiles load"));
+}
+
+#[test]
+fn details_and_session_blocks_are_checked() {
+    let errs = errors(
+        r#"
+routes:
+  - action: login
+    method: POST
+    path: /login
+    fields: {Method: request.body.m}
+    details: {Method: request.body.m, "bad name": request.body.x, Via: nowhere.x}
+    session: {ends: true}
+"#,
+    );
+    let want = [
+        "routes[0].details.Method: is also a user field of this rule",
+        "routes[0].details.bad name: `bad name` is not a field name",
+        "routes[0].details.Via: unknown source `nowhere.x`",
+        "routes[0].session: names no credential",
+        "routes[0].session.ends: ends the presented credential, but `presents:` lists none",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.starts_with(w)), "{w}\nin {errs:#?}");
+    }
+    let t = table(
+        r#"
+routes:
+  - action: logout
+    method: POST
+    path: /sign-out
+    details: {Agent: request.header.user-agent}
+    session: {presents: [request.cookie.sid, request.bearer], ends: true}
+"#,
+    );
+    let rule = &t.rules()[0];
+    assert_eq!(rule.details.len(), 1);
+    let session = rule.session.as_ref().expect("session");
+    assert_eq!((session.presents.len(), session.ends), (2, true));
+    assert!(!t.reads_client_tokens(&t.classify(&Method::POST, "/sign-out").expect("match")));
+}
+
+#[test]
+fn profiles_name_their_keys_and_may_hash_credentials_but_never_show_them() {
+    let t = table("profiles: [{name: keycloak, base_path: /auth}]\n");
+    let logout = t
+        .rules()
+        .iter()
+        .find(|r| r.template.ends_with("/logout") && r.method == Method::POST)
+        .expect("logout rule");
+    assert_eq!(
+        logout.jwks.as_deref(),
+        Some("/auth/realms/{realm}/protocol/openid-connect/certs")
+    );
+    assert!(logout.session.as_ref().is_some_and(|s| s.ends));
+    let m = t
+        .classify(
+            &Method::POST,
+            "/auth/realms/acme/protocol/openid-connect/logout",
+        )
+        .expect("match");
+    assert!(t.reads_client_tokens(&m));
 }
 
 /// Warnings of a config that compiles, as `check` prints them.

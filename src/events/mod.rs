@@ -32,7 +32,8 @@
 //! committer, replay       (spool; clock, outbox, records)
 //! engine/*                (attempt, committer, replay, spool, ...)
 //! dispatch, send_test     (engine; attempt, retry)
-//! extractor/*, deadletter (dispatch, handoff; replay, spool)
+//! identity/*              (spool: the file's directory)
+//! extractor/*, deadletter (dispatch, handoff, identity; replay, spool)
 //! ```
 //!
 //! Nothing here runs on the request path, and nothing here logs or stores a secret, a header
@@ -46,6 +47,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod extractor;
 pub mod handoff;
+pub mod identity;
 pub mod outbox;
 pub mod publish;
 pub mod records;

@@ -66,11 +66,29 @@ impl JsonPath {
         Steps(&self.0).lookup(root)
     }
 
-    /// True when a step names a credential (`password`, `client_secret`, ...).
+    /// True when the path can lead to a credential: its last step is named like one
+    /// (`password`, `client_secret`, `access_token`, ...), or an earlier step is and the last
+    /// one is not an identifier of the user the credential belongs to ([`IDENTITY_LEAVES`]:
+    /// `token.user.id` in Keystone's token body names the user, `credentials.0.value` is a
+    /// password).
     pub fn names_credential(&self) -> bool {
-        self.0.iter().any(|s| is_credential_name(&s.key))
+        let Some((leaf, parents)) = self.0.split_last() else {
+            return false;
+        };
+        is_credential_name(&leaf.key)
+            || (parents.iter().any(|s| is_credential_name(&s.key))
+                && !IDENTITY_LEAVES
+                    .iter()
+                    .any(|name| leaf.key.eq_ignore_ascii_case(name)))
     }
 }
+
+/// Last steps that name who or what a value is about, never a secret, even below a step
+/// named like a credential: the user of a token (`token.user.id`, `token.user.name`), the user
+/// a password is checked for (`password.user.name`).
+const IDENTITY_LEAVES: [&str; 7] = [
+    "id", "name", "username", "email", "login", "user_id", "userId",
+];
 
 /// Some steps of a [`JsonPath`], applied from a value inside the document.
 #[derive(Debug, Clone, Copy)]
@@ -132,5 +150,42 @@ pub fn into_scalar_text(v: Value) -> Option<String> {
     match v {
         Value::String(s) => (!s.is_empty()).then_some(s),
         other => scalar_text(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(path: &str) -> bool {
+        JsonPath::parse(path).expect("path").names_credential()
+    }
+
+    #[test]
+    fn a_credential_is_a_credential_named_leaf_or_anything_below_one_but_an_identifier() {
+        for path in [
+            "password",
+            "access_token",
+            "user.password",
+            "credentials.0.value",
+            "credentials.0",
+            "auth.identity.password.user.password",
+            "token",
+            "client_secret.value",
+            "sessionToken",
+        ] {
+            assert!(credential(path), "{path} is a credential");
+        }
+        for path in [
+            "token.user.id",
+            "token.user.name",
+            "token.user.domain.id",
+            "auth.identity.password.user.name",
+            "auth.identity.password.user.id",
+            "user.id",
+            "email",
+        ] {
+            assert!(!credential(path), "{path} names a user, not a credential");
+        }
     }
 }

@@ -5,9 +5,11 @@
 //! never keeps anything between exchanges (the user cache lives on the event path). It must
 //! never panic on any body, and never yields a credential unless an operator's rule names it.
 
+pub mod cookie;
 pub mod decode;
 pub mod json_index;
 pub mod json_path;
+pub mod jws;
 pub mod jwt;
 pub mod observed;
 pub mod partial_json;

@@ -18,7 +18,8 @@ use crate::redact::is_credential_name;
 const KNOWN_SOURCES: &str =
     "const.<text>, request.body.<path>, response.body.<path>, request.form.<name>, \
                              path.<param>, query.<name>, request.header.<name>, \
-                             response.header.<name>, request.jwt.<claim>";
+                             response.header.<name>, request.cookie.<name>, \
+                             response.cookie.<name>, request.bearer, request.jwt.<claim>";
 
 /// Why a field source cannot be read; the message says what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +74,11 @@ pub enum Source {
     Header(Side, HeaderName),
     /// `request.jwt.<claim>`: claims of the `Authorization: Bearer` token.
     BearerClaim(JsonPath),
+    /// `request.cookie.<name>` (from `Cookie`) / `response.cookie.<name>` (from `Set-Cookie`,
+    /// unless the response deletes it).
+    Cookie(Side, String),
+    /// `request.bearer`: the `Authorization: Bearer` token itself (a credential).
+    Bearer,
 }
 
 /// A step applied to a value after `|`.
@@ -141,6 +147,8 @@ impl FieldSource {
             Source::Body(_, path) | Source::BearerClaim(path) => path.names_credential(),
             Source::Form(name) | Source::Query(name) => is_credential_name(name),
             Source::Header(_, name) => is_credential_name(name.as_str()),
+            // Cookie values and bearer tokens are what a session is: always credentials.
+            Source::Cookie(..) | Source::Bearer => true,
             Source::Path(_) | Source::Const(_) => false,
         };
         names
@@ -171,43 +179,104 @@ impl FieldSource {
                 .bearer_claims()
                 .and_then(|c| path.lookup(c))
                 .map_or(Observed::Absent, Observed::from_json),
+            Source::Cookie(Side::Request, name) => Observed::from_text(view.request_cookie(name)),
+            Source::Cookie(Side::Response, name) => {
+                Observed::from_text(view.set_cookie(name).map(|c| c.value))
+            }
+            Source::Bearer => Observed::from_text(view.bearer_token().map(str::to_owned)),
         };
         self.transform(raw)
     }
 
-    /// The transforms applied in order; a step that finds nothing to work on yields no value.
-    fn transform(&self, mut value: Observed) -> Observed {
-        for t in &self.transforms {
-            value = match t {
-                Transform::LastSegment => value.map_each(|v| last_segment(&v).map(str::to_owned)),
-                Transform::Jwt(path) => match value {
-                    Observed::One(token) => super::jwt::claims(&token)
-                        .and_then(|claims| path.lookup(&claims).map(Observed::from_json))
-                        .unwrap_or(Observed::Absent),
-                    other => other.map_each(|token| {
-                        let claims = super::jwt::claims(&token)?;
-                        path.lookup(&claims).and_then(scalar_text)
-                    }),
-                },
-                Transform::Lower => value.map_each(|v| Some(v.to_lowercase())),
-                Transform::Not => value.map_each(|v| negate(&v).map(str::to_owned)),
-                Transform::Default(text) if !value.is_present() => Observed::One(text.clone()),
-                Transform::Default(_) => value,
-                Transform::First => match value {
-                    Observed::Many(items) => Observed::from_text(items.into_iter().next()),
-                    Observed::Other => Observed::Absent,
-                    other => other,
-                },
-                Transform::Join => match value {
-                    Observed::Many(items) => Observed::One(items.join(", ")),
-                    Observed::Other => Observed::Absent,
-                    other => other,
-                },
-            };
+    /// The value reads claims of a token the *client* presented (`request.jwt.<claim>`, or a
+    /// request value taken through `| jwt.<claim>`): anyone can make such a token up, so its
+    /// claims name a user only once the token is trusted (verified, or issued by the IAM).
+    pub fn reads_client_token(&self) -> bool {
+        match &self.source {
+            Source::BearerClaim(_) => true,
+            Source::Body(Side::Response, _)
+            | Source::Header(Side::Response, _)
+            | Source::Cookie(Side::Response, _)
+            | Source::Const(_) => false,
+            _ => self
+                .transforms
+                .iter()
+                .any(|t| matches!(t, Transform::Jwt(_))),
         }
-        value
     }
 
+    /// The client-presented token this value's claims come from (see
+    /// [`FieldSource::reads_client_token`]), as the client sent it.
+    pub fn client_token(&self, view: &View<'_>) -> Option<String> {
+        if !self.reads_client_token() {
+            return None;
+        }
+        if let Source::BearerClaim(_) = &self.source {
+            return view.bearer_token().map(str::to_owned);
+        }
+        let before = self
+            .transforms
+            .iter()
+            .position(|t| matches!(t, Transform::Jwt(_)))?;
+        let steps = self.transforms.get(..before)?;
+        let raw = FieldSource {
+            source: self.source.clone(),
+            transforms: Vec::new(),
+            text: String::new(),
+        }
+        .observe(view);
+        apply(steps, raw).into_scalar()
+    }
+
+    /// How long the credential this source reads lives, when the exchange says so: a
+    /// `response.cookie.<name>` with `Max-Age` or `Expires`.
+    pub fn credential_lifetime(&self, view: &View<'_>) -> Option<std::time::Duration> {
+        match &self.source {
+            Source::Cookie(Side::Response, name) => view.set_cookie(name)?.lifetime,
+            _ => None,
+        }
+    }
+
+    /// The transforms applied in order; a step that finds nothing to work on yields no value.
+    fn transform(&self, value: Observed) -> Observed {
+        apply(&self.transforms, value)
+    }
+}
+
+/// `transforms` applied in order to `value`.
+fn apply(transforms: &[Transform], mut value: Observed) -> Observed {
+    for t in transforms {
+        value = match t {
+            Transform::LastSegment => value.map_each(|v| last_segment(&v).map(str::to_owned)),
+            Transform::Jwt(path) => match value {
+                Observed::One(token) => super::jwt::claims(&token)
+                    .and_then(|claims| path.lookup(&claims).map(Observed::from_json))
+                    .unwrap_or(Observed::Absent),
+                other => other.map_each(|token| {
+                    let claims = super::jwt::claims(&token)?;
+                    path.lookup(&claims).and_then(scalar_text)
+                }),
+            },
+            Transform::Lower => value.map_each(|v| Some(v.to_lowercase())),
+            Transform::Not => value.map_each(|v| negate(&v).map(str::to_owned)),
+            Transform::Default(text) if !value.is_present() => Observed::One(text.clone()),
+            Transform::Default(_) => value,
+            Transform::First => match value {
+                Observed::Many(items) => Observed::from_text(items.into_iter().next()),
+                Observed::Other => Observed::Absent,
+                other => other,
+            },
+            Transform::Join => match value {
+                Observed::Many(items) => Observed::One(items.join(", ")),
+                Observed::Other => Observed::Absent,
+                other => other,
+            },
+        };
+    }
+    value
+}
+
+impl FieldSource {
     /// The value never is an array: a single-valued source (form, query, path, header,
     /// constant) or one a `| first` / `| join` step reduces to one value.
     pub fn never_array(&self) -> bool {
@@ -218,6 +287,8 @@ impl FieldSource {
                 | Source::Query(_)
                 | Source::Path(_)
                 | Source::Header(..)
+                | Source::Cookie(..)
+                | Source::Bearer
         ) || self.transforms.iter().any(Transform::makes_scalar)
     }
 
@@ -289,6 +360,9 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
             } else {
                 Side::Response
             };
+            if (side, rest) == (Side::Request, "bearer") {
+                return Ok(Source::Bearer);
+            }
             let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
             need(rest)?;
             match (kind, side) {
@@ -298,6 +372,7 @@ fn parse_source(text: &str, params: &[String]) -> Result<Source, SourceError> {
                     .map_err(|_| SourceError::BadHeader(rest.to_owned())),
                 ("form", Side::Request) => Ok(Source::Form(rest.to_owned())),
                 ("jwt", Side::Request) => Ok(Source::BearerClaim(JsonPath::parse(rest)?)),
+                ("cookie", _) => Ok(Source::Cookie(side, rest.to_owned())),
                 _ => Err(unknown()),
             }
         }
@@ -412,6 +487,61 @@ mod tests {
         let err = FieldSource::parse("path.id", &[]).expect_err("no params");
         assert_eq!(err, SourceError::NoParams("path.id".to_owned()));
         assert!(err.to_string().contains("no parameters"), "{err}");
+    }
+
+    #[test]
+    fn cookie_and_bearer_sources() {
+        assert_eq!(
+            parse("request.cookie.better-auth.session_token")
+                .expect("ok")
+                .source,
+            Source::Cookie(Side::Request, "better-auth.session_token".into())
+        );
+        assert_eq!(
+            parse("response.cookie.sid").expect("ok").source,
+            Source::Cookie(Side::Response, "sid".into())
+        );
+        assert_eq!(parse("request.bearer").expect("ok").source, Source::Bearer);
+        for bad in ["response.bearer", "request.cookie.", "request.bearer.x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for cred in [
+            "request.cookie.theme",
+            "response.cookie.sid",
+            "request.bearer",
+        ] {
+            assert!(parse(cred).expect(cred).yields_credential(), "{cred}");
+        }
+    }
+
+    #[test]
+    fn client_presented_tokens_are_told_apart() {
+        for client in [
+            "request.jwt.sub",
+            "request.form.refresh_token | jwt.sub",
+            "query.id_token_hint | jwt.email",
+            "request.bearer | jwt.sub",
+            "request.cookie.id | jwt.sub",
+            "request.header.x-token | lower | jwt.sub",
+        ] {
+            assert!(
+                parse(client).expect(client).reads_client_token(),
+                "{client}"
+            );
+        }
+        for issued in [
+            "response.body.access_token | jwt.sub",
+            "response.header.x-token | jwt.sub",
+            "response.cookie.id | jwt.sub",
+            "request.body.username",
+            "request.bearer",
+            "path.id",
+        ] {
+            assert!(
+                !parse(issued).expect(issued).reads_client_token(),
+                "{issued}"
+            );
+        }
     }
 
     #[test]

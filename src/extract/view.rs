@@ -203,6 +203,21 @@ impl<'a> View<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// A cookie of the request's `Cookie` headers (credentials: read for matched calls only).
+    pub fn request_cookie(&self, name: &str) -> Option<String> {
+        super::cookie::request_cookie(self.request_headers, name)
+    }
+
+    /// A cookie the response sets, with its lifetime; `None` when it is deleted or absent.
+    pub fn set_cookie(&self, name: &str) -> Option<super::cookie::SetCookie> {
+        super::cookie::response_cookie(self.response_headers, name, std::time::SystemTime::now())
+    }
+
+    /// The request's `Authorization: Bearer` token.
+    pub fn bearer_token(&self) -> Option<&str> {
+        super::jwt::bearer(self.request_headers)
+    }
+
     /// Claims of the request's bearer token, decoded once.
     pub fn bearer_claims(&self) -> Option<&Value> {
         self.bearer

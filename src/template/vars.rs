@@ -50,12 +50,13 @@ impl VarSource for EventVars<'_> {
             // 0 means "no response status known": render nothing rather than a fake code.
             "Status" if ev.request.status == 0 => return None,
             "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
+            "Attribution" => ev.attribution.as_str(),
             "Changed" if ev.changed.is_empty() => return None,
             "Changed" => return Some(Cow::Owned(ev.changed.join(", "))),
             _ => {
                 let found = match name.strip_prefix(PREVIOUS_PREFIX) {
                     Some(field) => ev.previous.get(field),
-                    None => ev.user.get(name),
+                    None => ev.user.get(name).or_else(|| ev.details.get(name)),
                 };
                 return found.map(|v| Cow::Borrowed(v.as_str()));
             }

@@ -22,10 +22,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+pub(crate) mod better_auth;
+pub(crate) mod casdoor;
 pub(crate) mod durable;
+pub(crate) mod fastapi_users;
+pub(crate) mod gitea;
 pub(crate) mod iam;
+pub(crate) mod keystone;
+pub(crate) mod lifecycle;
 pub(crate) mod nats;
 pub(crate) mod scripted;
+pub(crate) mod zitadel;
 
 /// A body type fake servers can answer with.
 pub(crate) type TestBody = BoxBody<Bytes, Infallible>;

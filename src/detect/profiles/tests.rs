@@ -30,8 +30,25 @@ fn every_file_loads_under_its_name() {
         Err(e) => panic!("{e}"),
     };
     let names_loaded: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names_loaded, ["generic", "keycloak", "scim", "dce"]);
-    assert_eq!(names(), "generic, keycloak, scim, dce");
+    assert_eq!(
+        names_loaded,
+        [
+            "generic",
+            "keycloak",
+            "scim",
+            "dce",
+            "keystone",
+            "better-auth",
+            "fastapi-users",
+            "gitea",
+            "casdoor",
+            "zitadel"
+        ]
+    );
+    assert_eq!(
+        names(),
+        "generic, keycloak, scim, dce, keystone, better-auth, fastapi-users, gitea, casdoor, zitadel"
+    );
     for p in all {
         assert!(!p.about.trim().is_empty(), "{}", p.name);
         assert!(!p.routes.is_empty(), "{}", p.name);
@@ -41,7 +58,8 @@ fn every_file_loads_under_its_name() {
     assert_eq!(profile("keycloak").base_path, "");
     assert_eq!(
         find("okta").unwrap_err().to_string(),
-        "unknown profile `okta`; known: generic, keycloak, scim, dce"
+        "unknown profile `okta`; known: generic, keycloak, scim, dce, keystone, better-auth, \
+         fastapi-users, gitea, casdoor, zitadel"
     );
 }
 

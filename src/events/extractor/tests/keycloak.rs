@@ -203,8 +203,20 @@ fn keycloak_invalid_grant_is_login_failed_with_username() {
     assert!(run(&x, &rt, kc_token_call(&form).status(500)).is_none());
 }
 
+fn kc_login() -> Call {
+    let ok = json!({
+        "access_token": kc_access_token(), "expires_in": 300, "refresh_expires_in": 1800,
+        "refresh_token": kc_refresh_token(), "token_type": "Bearer", "not-before-policy": 0,
+        "session_state": "s-1", "scope": "profile email"
+    });
+    kc_token_call(&format!(
+        "grant_type=password&client_id=app&client_secret=s3cr3t&username=jdoe&password={CANARY}"
+    ))
+    .resp_json(ok)
+}
+
 #[test]
-fn keycloak_logout_from_refresh_token_or_bearer() {
+fn keycloak_logout_names_the_owner_of_a_token_keycloak_issued() {
     let rt = runtime("profiles: [keycloak]");
     let x = Extractor::new(10);
     run(&x, &rt, kc_create()).expect("created");
@@ -213,17 +225,30 @@ fn keycloak_logout_from_refresh_token_or_bearer() {
         "client_id=app&client_secret=s3cr3t&refresh_token={}",
         kc_refresh_token()
     );
+    // Before any login: the refresh token is only the client's word (its signature is not
+    // checked here), so the confirmed logout names nobody.
     let ev = run(&x, &rt, call("POST", logout).form(&form).status(204)).expect("logout");
     assert_eq!(ev.action, Action::Logout);
+    assert_eq!(ev.attribution, Attribution::None);
+    assert_eq!(ev.user, UserFields::new());
+
+    let login = run(&x, &rt, kc_login()).expect("login");
+    assert_eq!(login.attribution, Attribution::Exchange);
+    let ev = run(&x, &rt, call("POST", logout).form(&form).status(204)).expect("logout");
+    assert_eq!(ev.attribution, Attribution::Session);
     assert_eq!(
         ev.user,
         kc_full_user(),
-        "id from the refresh token, the rest from the cache"
+        "the owner of the refresh token Keycloak issued, the rest from the cache"
     );
-    assert!(!serde_json::to_string(&ev)
-        .expect("json")
-        .contains(&kc_refresh_token()));
+    let json = serde_json::to_string(&ev).expect("json");
+    assert!(!json.contains(&kc_refresh_token()));
+    assert!(json.contains(r#""attribution":"session""#), "{json}");
+    // The logout ended the refresh token: presenting it again names nobody.
+    let again = run(&x, &rt, call("POST", logout).form(&form).status(204)).expect("logout");
+    assert_eq!(again.attribution, Attribution::None);
 
+    run(&x, &rt, kc_login()).expect("login");
     let ev = run(
         &x,
         &rt,
@@ -233,7 +258,9 @@ fn keycloak_logout_from_refresh_token_or_bearer() {
     )
     .expect("logout");
     assert_eq!(ev.user, kc_full_user());
+    assert_eq!(ev.attribution, Attribution::Session);
 
+    run(&x, &rt, kc_login()).expect("login");
     let hint = format!(
         "{logout}?id_token_hint={}&post_logout_redirect_uri=https%3A%2F%2Fapp",
         kc_access_token()
@@ -241,12 +268,32 @@ fn keycloak_logout_from_refresh_token_or_bearer() {
     let ev = run(&x, &rt, call("GET", &hint).status(302)).expect("browser logout");
     assert_eq!(ev.user["ID"], KC_USER_ID);
 
-    // The confirmation page of a logout without any token names nobody: no event.
+    // The confirmation page (200) means nobody was logged out yet: no event, token or not.
     assert!(run(&x, &rt, call("GET", logout).status(200)).is_none());
-    assert!(run(
-        &x,
-        &rt,
-        call("POST", logout).form("client_id=app").status(200)
-    )
-    .is_none());
+    assert!(run(&x, &rt, call("GET", &hint).status(200)).is_none());
+    assert!(run(&x, &rt, call("POST", logout).form(&form).status(200)).is_none());
+}
+
+#[test]
+fn keycloak_logout_trusts_token_claims_only_when_the_operator_says_so() {
+    let forged = token(&json!({"sub": KC_USER_ID, "preferred_username": "jdoe"}));
+    let logout = || {
+        call("POST", "/realms/acme/protocol/openid-connect/logout")
+            .req_header("authorization", &format!("Bearer {forged}"))
+            .status(204)
+    };
+    let rt = runtime("profiles: [keycloak]");
+    let x = Extractor::new(10);
+    run(&x, &rt, kc_create()).expect("created");
+    let ev = run(&x, &rt, logout()).expect("logout");
+    assert_eq!((ev.attribution, ev.user.len()), (Attribution::None, 0));
+
+    let rt = runtime("profiles: [keycloak]\nidentity: {client_tokens: unverified}");
+    let ev = run(&x, &rt, logout()).expect("logout");
+    assert_eq!(ev.attribution, Attribution::UnverifiedToken);
+    assert_eq!(ev.user, kc_full_user());
+
+    let rt = runtime("profiles: [keycloak]\nidentity: {client_tokens: ignore}");
+    let ev = run(&x, &rt, logout()).expect("logout");
+    assert_eq!((ev.attribution, ev.user.len()), (Attribution::None, 0));
 }

@@ -137,6 +137,7 @@ fn user(pairs: &[(&str, &str)]) -> UserFields {
         .collect()
 }
 
+mod identity;
 mod keycloak;
 mod profiles;
 mod rules;

@@ -168,7 +168,12 @@ fn dce_users_login_logout() {
     )
     .expect("failed");
     assert_eq!(ev.action, Action::LoginFailed);
-    assert_eq!(ev.user, user(&[("Name", "zhangsan")]));
+    assert_eq!(ev.user["Name"], "zhangsan");
+    assert_eq!(
+        ev.user["ID"], "d1f6a3b0-1111-4c2e-8e0a-0123456789ab",
+        "the name known from earlier finds the ID"
+    );
+    assert!(!x.cache().is_empty());
 
     let ev = run(
         &x,
@@ -227,11 +232,13 @@ fn generic_profile() {
         login().resp_json(json!({"token": token(&json!({"sub": "5"}))})),
     )
     .expect("login");
-    assert_eq!(ev.user, user(&[("ID", "5"), ("Name", "ann")]));
+    // Every event is filled from what is known, logins and failed logins too.
+    let ann = x.cache().get("5").expect("ann is cached");
+    assert_eq!(ev.user, ann);
     for status in [400, 401, 403] {
         let ev = run(&x, &rt, login().status(status)).expect("failed");
         assert_eq!(ev.action, Action::LoginFailed);
-        assert_eq!(ev.user, user(&[("Name", "ann")]));
+        assert_eq!(ev.user, ann, "by name: the ID and the rest from the cache");
     }
     assert!(run(&x, &rt, login().status(429)).is_none());
 

@@ -61,12 +61,14 @@ fn the_shorthand_matches_an_element_of_an_array() {
         keystone_login(json!(["application_credential", "totp"]), json!({})),
     )
     .expect("an application credential login");
+    // Every event is filled from what is known: the name from the first login.
     assert_eq!(
         ev.user,
         user(&[
             ("ID", "u-1"),
             ("Method", "application_credential"),
-            ("Methods", "application_credential, totp")
+            ("Methods", "application_credential, totp"),
+            ("Name", "admin")
         ])
     );
 }

@@ -42,7 +42,10 @@ routes:
 
 #[test]
 fn every_source_and_transform() {
-    let rt = runtime(SOURCES);
+    // The bearer's claims are the client's word: used here because the operator says so.
+    let rt = runtime(&format!(
+        "identity: {{client_tokens: unverified}}\n{SOURCES}"
+    ));
     let x = Extractor::new(10);
     let bearer = token(&json!({"email": "bearer@x", "realm_access": {"roles": ["admin"]}}));
     let issued = token(&json!({"preferred_username": "jdoe"}));
@@ -82,6 +85,8 @@ fn every_source_and_transform() {
     );
     assert_eq!(ev.action, Action::Created);
     assert!(!ev.truncated);
+    // The user's ID came from the response: the exchange named them.
+    assert_eq!(ev.attribution, Attribution::Exchange);
 
     let ev = run(
         &x,
@@ -91,6 +96,67 @@ fn every_source_and_transform() {
     )
     .expect("event");
     assert_eq!(ev.user, user(&[("Name", "Jö Doe"), ("Grant", "password")]));
+}
+
+#[test]
+fn client_token_claims_are_dropped_unless_verified() {
+    let x = Extractor::new(10);
+    let bearer = token(&json!({"email": "bearer@x", "realm_access": {"roles": ["admin"]}}));
+    let c = || {
+        call("POST", "/t/acme/users")
+            .req_header("authorization", &format!("Bearer {bearer}"))
+            .status(201)
+            .resp_json(json!({"id": 7}))
+    };
+    for mode in [
+        "",
+        "identity: {client_tokens: verify}\n",
+        "identity: {client_tokens: ignore}\n",
+    ] {
+        let rt = runtime(&format!("{mode}{SOURCES}"));
+        let ev = run(&x, &rt, c()).expect("event");
+        assert_eq!(ev.user.get("Claim"), None, "{mode}");
+        assert_eq!(ev.user.get("Nested"), None, "{mode}");
+        assert_eq!(ev.user["ID"], "7");
+    }
+}
+
+#[test]
+fn cookies_and_the_bearer_token_are_sources() {
+    let rt = runtime(
+        r#"
+routes:
+  - action: login
+    method: POST
+    path: /sign-in
+    fields:
+      ID: response.body.user.id
+      Session: response.cookie.sid
+      Theme: request.cookie.theme
+      Raw: request.bearer
+"#,
+    );
+    let x = Extractor::new(10);
+    let ev = run(
+        &x,
+        &rt,
+        call("POST", "/sign-in")
+            .req_header("cookie", "theme=dark; other=1")
+            .req_header("authorization", "Bearer opaque-tok")
+            .resp_header("set-cookie", "sid=s-123; Max-Age=60; HttpOnly")
+            .resp_json(json!({"user": {"id": "u1"}})),
+    )
+    .expect("event");
+    assert_eq!(
+        ev.user,
+        user(&[
+            ("ID", "u1"),
+            ("Session", "s-123"),
+            ("Theme", "dark"),
+            ("Raw", "opaque-tok")
+        ]),
+        "an operator may map credentials explicitly"
+    );
 }
 
 #[test]
