@@ -141,7 +141,22 @@ impl Sinks {
     /// Compiles every sink of `file`, collecting every problem with its key path; a name
     /// already used by a webhook or another sink is one of them.
     pub fn compile(file: &ConfigFile) -> Result<Sinks, Vec<ConfigError>> {
-        let custom = file.custom_fields();
+        let custom: BTreeSet<String> = file
+            .custom_fields()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Self::compile_with(file, &custom)
+    }
+
+    /// [`Sinks::compile`] with the custom variables given (see [`Webhooks::compile_with`]:
+    /// the profiles' fields and details included).
+    ///
+    /// [`Webhooks::compile_with`]: crate::webhook::Webhooks::compile_with
+    pub fn compile_with(
+        file: &ConfigFile,
+        custom: &BTreeSet<String>,
+    ) -> Result<Sinks, Vec<ConfigError>> {
         let known = |name: &str| custom.contains(name);
         let mut names: BTreeSet<&str> = file.webhooks.iter().map(|w| w.name.as_str()).collect();
         let mut errors = Vec::new();

@@ -145,8 +145,22 @@ impl Snapshot {
         let routes = RouteTable::compile(&file.routes, &file.profiles)
             .map_err(|e| errors.extend(e))
             .ok();
-        let webhooks = Webhooks::compile(&file).map_err(|e| errors.extend(e)).ok();
-        let sinks = Sinks::compile(&file).map_err(|e| errors.extend(e)).ok();
+        // Templates may use every field and detail a rule defines, the profiles' included.
+        let mut custom: std::collections::BTreeSet<String> = file
+            .custom_fields()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if let Some(routes) = &routes {
+            custom.extend(routes.field_names().iter().cloned());
+            custom.extend(routes.detail_names().iter().cloned());
+        }
+        let webhooks = Webhooks::compile_with(&file, &custom)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let sinks = Sinks::compile_with(&file, &custom)
+            .map_err(|e| errors.extend(e))
+            .ok();
         // File-level settings last, in the order problems were always listed.
         errors.extend(crate::config::validate::validate(&file));
         let errors: Vec<ConfigError> = errors
@@ -507,5 +521,19 @@ mod tests {
         );
         let clean = Snapshot::compile(parse("upstream: http://127.0.0.1:8081\nprofiles: [scim]\nwebhooks:\n  - {name: a, actions: [created, deleted], url: 'http://x/'}\n"), String::new(), None).expect("valid");
         assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+    }
+
+    #[test]
+    fn templates_may_use_the_profiles_own_fields_and_details() {
+        let with = |profiles: &str| {
+            problems(&format!(
+                "profiles: [{profiles}]\nwebhooks:\n  - {{name: a, actions: ['*'], url: 'http://x/', body: '{{\"why\": \"{{{{$$.Reason$$}}}}\"}}'}}\n"
+            ))
+        };
+        // better-auth's failed sign-in names its `Reason` (a detail); scim defines none.
+        assert_eq!(with("better-auth"), Vec::<String>::new());
+        let without = with("scim");
+        assert_eq!(without.len(), 1, "{without:?}");
+        assert!(without[0].contains("Reason"), "{without:?}");
     }
 }

@@ -207,8 +207,8 @@ async fn gitea_lifecycle_through_the_binary() {
     uh.restart().await;
     let base = uh.url();
 
-    // `Bearer` (Gitea also takes `token <sha1>`, which `request.bearer` does not read).
-    let auth = format!("Bearer {token}");
+    // Gitea's own scheme (`request.bearer` reads it as it reads `Bearer`).
+    let auth = format!("token {token}");
     let reply = call(
         &base,
         "PATCH",

@@ -47,6 +47,8 @@ pub struct RouteTable {
     /// Each rule's config key (`routes[2]`, `profiles[0] (keycloak rule 3)`), by rule index.
     keys: Vec<String>,
     field_names: BTreeSet<String>,
+    /// Every `details:` name the rules define.
+    detail_names: BTreeSet<String>,
     /// Every action some rule emits.
     actions: BTreeSet<Action>,
     /// What `check` should point out: rules that never fire, conditions that always hold.
@@ -195,6 +197,8 @@ impl RouteTable {
         slot.rules.push(self.rules.len());
         self.field_names
             .extend(rule.fields.iter().map(|f| f.name.clone()));
+        self.detail_names
+            .extend(rule.details.iter().map(|f| f.name.clone()));
         self.actions.extend(rule.actions().iter().cloned());
         self.warnings.extend(rule.warnings.iter().cloned());
         self.keys.push(key.to_owned());
@@ -275,6 +279,11 @@ impl RouteTable {
     /// user variables.
     pub fn field_names(&self) -> &BTreeSet<String> {
         &self.field_names
+    }
+
+    /// Every `details:` name the rules (the profiles' included) define.
+    pub fn detail_names(&self) -> &BTreeSet<String> {
+        &self.detail_names
     }
 
     /// Each path entry's template (as its first rule wrote it) and the methods its rules

@@ -38,9 +38,21 @@ pub fn claims(token: &str) -> Option<Value> {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    authorization_token(headers, &["bearer"])
+}
+
+/// The opaque API token of an `Authorization` header with the `Bearer` scheme, or the `token`
+/// scheme Gitea and GitHub-style APIs take (`Authorization: token <sha1>`); schemes matched
+/// case-insensitively. What `request.bearer` reads.
+pub fn api_token(headers: &HeaderMap) -> Option<&str> {
+    authorization_token(headers, &["bearer", "token"])
+}
+
+/// The credential after one of `schemes` in the `Authorization` header.
+fn authorization_token<'h>(headers: &'h HeaderMap, schemes: &[&str]) -> Option<&'h str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
         return None;
     }
     let token = token.trim();
@@ -88,6 +100,21 @@ pub(crate) mod tests {
             assert_eq!(claims(bad), None, "{bad:?}");
         }
         assert_eq!(claims(&"a.".repeat(40_000)), None);
+    }
+
+    #[test]
+    fn api_tokens_take_the_bearer_and_token_schemes() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "token 0123abcd".parse().expect("value"));
+        assert_eq!(api_token(&h), Some("0123abcd"));
+        assert_eq!(bearer(&h), None, "a `token` credential is no JWT bearer");
+        h.insert("authorization", "Bearer xyz".parse().expect("value"));
+        assert_eq!(api_token(&h), Some("xyz"));
+        h.insert(
+            "authorization",
+            "Basic dXNlcjpwYXNz".parse().expect("value"),
+        );
+        assert_eq!(api_token(&h), None);
     }
 
     #[test]

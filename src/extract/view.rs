@@ -213,9 +213,9 @@ impl<'a> View<'a> {
         super::cookie::response_cookie(self.response_headers, name, std::time::SystemTime::now())
     }
 
-    /// The request's `Authorization: Bearer` token.
+    /// The request's `Authorization: Bearer` (or `token`) credential.
     pub fn bearer_token(&self) -> Option<&str> {
-        super::jwt::bearer(self.request_headers)
+        super::jwt::api_token(self.request_headers)
     }
 
     /// Claims of the request's bearer token, decoded once.

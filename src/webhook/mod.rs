@@ -92,9 +92,23 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Compiles every webhook of `file`, collecting every problem with its key path.
+    /// Compiles every webhook of `file`, collecting every problem with its key path; the
+    /// custom variables are the operator routes' fields and details.
     pub fn compile(file: &ConfigFile) -> Result<Webhooks, Vec<ConfigError>> {
-        let custom = file.custom_fields();
+        let custom: BTreeSet<String> = file
+            .custom_fields()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Self::compile_with(file, &custom)
+    }
+
+    /// [`Webhooks::compile`] with the custom variables given: the snapshot passes every
+    /// field and detail its rules define, the built-in profiles' included.
+    pub fn compile_with(
+        file: &ConfigFile,
+        custom: &BTreeSet<String>,
+    ) -> Result<Webhooks, Vec<ConfigError>> {
         let known = |name: &str| custom.contains(name);
         let mut errors = Vec::new();
         let mut out = Webhooks::default();

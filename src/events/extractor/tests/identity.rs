@@ -85,12 +85,12 @@ fn details_belong_to_their_event_only() {
 fn the_cookie_names_the_caller_until_it_ends() {
     let rt = runtime(RULES);
     let x = Extractor::new(10);
-    run(&x, &rt, login("c1")).expect("login");
+    run(&x, &rt, login("canary-sid-7f3a")).expect("login");
     let me = run(
         &x,
         &rt,
         call("POST", "/me")
-            .req_header("cookie", "theme=dark; sid=c1")
+            .req_header("cookie", "theme=dark; sid=canary-sid-7f3a")
             .json(json!({"name": "annie"})),
     )
     .expect("updated");
@@ -104,12 +104,14 @@ fn the_cookie_names_the_caller_until_it_ends() {
         "annie",
         "the cache learned it"
     );
-    assert!(!serde_json::to_string(&me).expect("json").contains("c1"));
+    assert!(!serde_json::to_string(&me)
+        .expect("json")
+        .contains("canary-sid-7f3a"));
 
     let out = run(
         &x,
         &rt,
-        call("POST", "/logout").req_header("cookie", "sid=c1"),
+        call("POST", "/logout").req_header("cookie", "sid=canary-sid-7f3a"),
     )
     .expect("logout");
     assert_eq!(
@@ -119,7 +121,7 @@ fn the_cookie_names_the_caller_until_it_ends() {
     let again = run(
         &x,
         &rt,
-        call("POST", "/logout").req_header("cookie", "sid=c1"),
+        call("POST", "/logout").req_header("cookie", "sid=canary-sid-7f3a"),
     )
     .expect("logout");
     assert_eq!(
@@ -131,7 +133,7 @@ fn the_cookie_names_the_caller_until_it_ends() {
     let header = run(
         &x,
         &rt,
-        call("POST", "/logout").req_header("x-subject-token", "c1-header"),
+        call("POST", "/logout").req_header("x-subject-token", "canary-sid-7f3a-header"),
     )
     .expect("logout");
     assert_eq!(header.user["ID"], "u1");
