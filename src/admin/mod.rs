@@ -168,7 +168,8 @@ fn config(state: &AdminState) -> Response<Full<Bytes>> {
     json(StatusCode::OK, body.to_string())
 }
 
-/// Ready means: a config is loaded (always, once running) and the IAM accepts TCP connections.
+/// Ready means: a config is loaded (always, once running), the IAM accepts TCP connections and
+/// the spool can be written (a full or failing disk refuses every delivery).
 ///
 /// A rejected reload is *not* a readiness failure: the previous, valid config keeps serving,
 /// and taking the pod out of its Service would turn a typo into an outage. It is reported in
@@ -196,6 +197,13 @@ async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
             "upstream {authority} did not accept a connection within 1s"
         )),
     };
+    // A spool that cannot be written refuses every delivery: not ready, and why.
+    let reason = reason.or_else(|| {
+        state
+            .deliveries
+            .spool_fault()
+            .map(|e| format!("spool not writable, deliveries are refused: {e}"))
+    });
     let last_reload_rejected = state.reloads.last_rejected.load(Ordering::Relaxed);
     match reason {
         None => json(
