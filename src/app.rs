@@ -20,6 +20,7 @@ use crate::event::UserEvent;
 use crate::events::dispatch::Dispatcher;
 use crate::events::extractor::Extractor;
 use crate::events::identity::Identity;
+use crate::events::spool::{Spool, SpoolErrorKind, SpoolSource};
 use crate::events::DeliveryEngine;
 use crate::proxy::listener::bind_reuseport;
 use crate::proxy::{ProxyShared, ProxyThreads};
@@ -52,6 +53,10 @@ pub enum StartError {
     /// The spool file could not be opened for another reason.
     #[error("{0} (delivery.spool_dir)")]
     Spool(crate::events::spool::SpoolError),
+    /// `strict` mode and a spool that cannot be opened: strict promises that no change a
+    /// client saw succeed goes un-notified, so userhook does not start without a spool.
+    #[error("{0} (delivery.spool_dir). delivery.guarantee is strict, so userhook does not start without a working spool: fix the disk, or move the file aside (mv spool.redb spool.redb.bad) to start with an empty spool, or run with delivery.guarantee: fast, which starts anyway and moves a damaged file aside itself")]
+    StrictSpool(crate::events::spool::SpoolError),
     /// The delivery engine could not start.
     #[error(transparent)]
     Engine(#[from] crate::events::EngineError),
@@ -143,6 +148,17 @@ pub async fn start_on(
     initial: Snapshot,
     threads: ProxyThreads,
 ) -> Result<ServerHandle, StartError> {
+    start_with_spool(options, initial, threads, None).await
+}
+
+/// [`start_on`] with the spool taken from `spool_source` instead of `delivery.spool_dir`
+/// (fault drills and tests put a [`SpoolSource::Faulty`] layer under it).
+pub async fn start_with_spool(
+    options: Options,
+    initial: Snapshot,
+    threads: ProxyThreads,
+    spool_source: Option<SpoolSource>,
+) -> Result<ServerHandle, StartError> {
     let listen_error = |addr: SocketAddr, key: &'static str| {
         move |source| StartError::Listen { addr, key, source }
     };
@@ -170,13 +186,8 @@ pub async fn start_on(
         &options.config_path,
         &runtime.load().file.delivery.spool_dir,
     );
-    let spool = crate::events::Spool::open(&spool_dir).map_err(|e| {
-        if e.is_locked() {
-            StartError::SpoolLocked(e)
-        } else {
-            StartError::Spool(e)
-        }
-    })?;
+    let source = spool_source.unwrap_or(SpoolSource::Dir(spool_dir));
+    let spool = open_spool(source, runtime.load().strict)?;
     let deliveries = DeliveryEngine::start_with(runtime.clone(), spool)?;
     // After the spool: its lock tells a second instance to stop before it touches identity.
     let identity = open_identity(&options.config_path, &runtime.load());
@@ -212,6 +223,7 @@ pub async fn start_on(
             runtime: runtime.clone(),
             reloads: reloads.clone(),
             deliveries: deliveries.clone(),
+            bound: admin_addr,
         },
         signal.clone(),
     )));
@@ -241,6 +253,51 @@ pub async fn start_on(
         tasks,
         identity,
     })
+}
+
+/// Opens the spool. Another instance's lock always stops the start. Otherwise `strict` refuses
+/// to start on a spool it cannot open, and `fast` never stays down for it: a file that is no
+/// spool (truncated, corrupted) is moved aside to `spool.redb.corrupt-<unix time>` and a fresh
+/// one started, said loudly (ERROR line, `userhook_spool_recreated_total`); a file that cannot
+/// be opened for another reason (permissions, a full or failing disk) leaves the spool faulted
+/// (deliveries refused, `/readyz` 503) while the writer keeps trying to open it.
+fn open_spool(source: SpoolSource, strict: bool) -> Result<Spool, StartError> {
+    let e = match Spool::open_source(source.clone()) {
+        Ok(spool) => return Ok(spool),
+        Err(e) if e.is_locked() => return Err(StartError::SpoolLocked(e)),
+        Err(e) if strict => return Err(StartError::StrictSpool(e)),
+        Err(e) => e,
+    };
+    let dir = match &source {
+        SpoolSource::Dir(dir) | SpoolSource::Faulty(dir, _) => dir.clone(),
+        SpoolSource::Memory => return Err(StartError::Spool(e)),
+    };
+    if e.kind() == SpoolErrorKind::Corrupt {
+        match crate::events::spool::move_aside(&dir) {
+            Ok(moved) => {
+                crate::metrics::spool_recreated();
+                tracing::error!(
+                    error = %e,
+                    moved_to = %moved.display(),
+                    "the spool file cannot be opened; it was moved aside for inspection and a fresh, empty spool started (its pending deliveries and dead letters are in the moved file, not delivered)"
+                );
+                match Spool::open_source(source.clone()) {
+                    Ok(spool) => return Ok(spool),
+                    Err(again) => {
+                        tracing::error!(error = %again, "the fresh spool cannot be opened either");
+                    }
+                }
+            }
+            Err(move_error) => {
+                tracing::error!(error = %e, move_error = %move_error, "the spool file cannot be opened, nor moved aside");
+            }
+        }
+    }
+    tracing::error!(
+        error = %e,
+        "the spool cannot be opened: userhook serves requests, but every delivery is refused (recorded as failed) and /readyz answers 503 until it can be opened (retried every 2 s)"
+    );
+    Ok(Spool::unopened(source, &e))
 }
 
 /// A reloader for the cell that also resizes the user cache, so a reload from the file and

@@ -44,8 +44,53 @@ pub struct Exchange {
     /// nothing on the request path; the event makes text of it).
     pub request_id: HeaderValue,
     /// `delivery.guarantee: strict`: the proxy holds the end of the response until this is
-    /// answered (the event is durable) or dropped (no event, or nothing to wait for).
-    pub durable: Option<tokio::sync::oneshot::Sender<()>>,
+    /// answered. [`Durability::Committed`] releases it; anything else, and a sender dropped
+    /// unanswered (the exchange never reached detection), fails it.
+    pub durable: Option<tokio::sync::oneshot::Sender<Durability>>,
+}
+
+/// What the event path answers a `strict` response held for its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every delivery of the event is committed to disk, or the exchange meant no event (or
+    /// no webhook wanted it): the response may be released as it is.
+    Committed,
+    /// The event's deliveries are not on disk: the response must not be released as if they
+    /// were.
+    Unconfirmed(Unconfirmed),
+}
+
+/// Why a `strict` response's event was not confirmed durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// No answer within the strict wait limit.
+    Timeout,
+    /// The spool refused a delivery of the event (full, overloaded, faulted, stopping).
+    Refused,
+    /// The commit holding the event's deliveries failed (a full or failing disk).
+    CommitFailed,
+    /// The exchange never reached detection (the hand-off queue was full or closed).
+    NotExamined,
+}
+
+impl Unconfirmed {
+    /// Every reason, so each metric series exists (at 0) from the start.
+    pub const ALL: [Unconfirmed; 4] = [
+        Unconfirmed::Timeout,
+        Unconfirmed::Refused,
+        Unconfirmed::CommitFailed,
+        Unconfirmed::NotExamined,
+    ];
+
+    /// The metric label and the word in the client's error body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unconfirmed::Timeout => "timeout",
+            Unconfirmed::Refused => "refused",
+            Unconfirmed::CommitFailed => "commit_failed",
+            Unconfirmed::NotExamined => "not_examined",
+        }
+    }
 }
 
 /// Method and path matched some rules; the outcome is decided when the response is known.

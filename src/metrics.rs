@@ -66,6 +66,23 @@ pub const DEAD_LETTERS_TOTAL: &str = "userhook_dead_letters_total";
 pub const DEAD_LETTERS: &str = "userhook_dead_letters";
 /// Config reload outcomes, by `result`: applied, rejected, unchanged.
 pub const CONFIG_RELOADS: &str = "userhook_config_reloads_total";
+/// Times the watcher read (and hashed) the config file, by `trigger`: change (a file event
+/// that was not one of its own reads), timer (the periodic re-check found the file's metadata
+/// changed), sighup. An idle instance reads nothing.
+pub const CONFIG_READS: &str = "userhook_config_file_reads_total";
+/// Spool commits that failed on an I/O error (a full or failing disk); each is retried.
+pub const SPOOL_FAULTS: &str = "userhook_spool_faults_total";
+/// 1 while the spool commits, 0 while it is faulted (new deliveries are refused then).
+pub const SPOOL_WRITABLE: &str = "userhook_spool_writable";
+/// Spool rows that failed their checksum (or no longer parsed): quarantined, never delivered.
+pub const SPOOL_ROWS_DAMAGED: &str = "userhook_spool_rows_damaged_total";
+/// Spool files that could not be opened and were moved aside for a fresh one (`fast` mode).
+pub const SPOOL_RECREATED: &str = "userhook_spool_recreated_total";
+/// Idle compactions of the spool file (free pages, and the bytes in them, dropped).
+pub const SPOOL_COMPACTIONS: &str = "userhook_spool_compactions_total";
+/// `strict` responses whose event was NOT confirmed durable, by `reason` ([`Unconfirmed`]):
+/// the client's response was failed instead of released as committed.
+pub const STRICT_UNCONFIRMED: &str = "userhook_strict_unconfirmed_total";
 
 /// Delivery latency buckets, seconds: from a direct hit (milliseconds) to a long retry series
 /// (the default backoff reaches minutes, 12 attempts about an hour).
@@ -91,15 +108,21 @@ pub enum DropReason {
     SpoolOverloaded,
     /// Shutting down: refused and recorded as failed.
     Stopping,
+    /// The spool could not be written (a full or failing disk): refused and recorded as failed.
+    SpoolFault,
+    /// The delivery could not be encoded for the spool: recorded as failed.
+    Unencodable,
 }
 
 impl DropReason {
     /// Every reason, so each series exists (at 0) from the start.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::ExtractorQueueFull,
         DropReason::SpoolFull,
         DropReason::SpoolOverloaded,
         DropReason::Stopping,
+        DropReason::SpoolFault,
+        DropReason::Unencodable,
     ];
 
     /// The label value.
@@ -109,6 +132,8 @@ impl DropReason {
             DropReason::SpoolFull => "spool_full",
             DropReason::SpoolOverloaded => "spool_overloaded",
             DropReason::Stopping => "stopping",
+            DropReason::SpoolFault => "spool_fault",
+            DropReason::Unencodable => "unencodable",
         }
     }
 }
@@ -250,6 +275,42 @@ fn describe_all() {
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters currently kept.");
     describe_counter!(CONFIG_RELOADS, "Config reload outcomes, by result.");
+    describe_counter!(
+        CONFIG_READS,
+        "Config file reads by the watcher, by trigger (change, timer, sighup)."
+    );
+    for trigger in ["change", "timer", "sighup"] {
+        counter!(CONFIG_READS, "trigger" => trigger).absolute(0);
+    }
+    describe_counter!(
+        SPOOL_FAULTS,
+        "Spool commits that failed on an I/O error (full or failing disk)."
+    );
+    describe_gauge!(
+        SPOOL_WRITABLE,
+        "1 while the spool commits, 0 while faulted (new deliveries refused)."
+    );
+    describe_counter!(
+        SPOOL_ROWS_DAMAGED,
+        "Spool rows that failed their checksum: quarantined, never delivered."
+    );
+    describe_counter!(
+        SPOOL_RECREATED,
+        "Spool files that could not be opened and were moved aside for a fresh one."
+    );
+    describe_counter!(SPOOL_COMPACTIONS, "Idle compactions of the spool file.");
+    describe_counter!(
+        STRICT_UNCONFIRMED,
+        "strict responses failed because their event was not confirmed durable, by reason."
+    );
+    for reason in Unconfirmed::ALL {
+        counter!(STRICT_UNCONFIRMED, "reason" => reason.as_str()).absolute(0);
+    }
+    counter!(SPOOL_FAULTS).absolute(0);
+    counter!(SPOOL_ROWS_DAMAGED).absolute(0);
+    counter!(SPOOL_RECREATED).absolute(0);
+    counter!(SPOOL_COMPACTIONS).absolute(0);
+    gauge!(SPOOL_WRITABLE).set(1.0);
     for reason in DropReason::ALL {
         counter!(EVENTS_DROPPED, "reason" => reason.as_str()).absolute(0);
     }
@@ -530,6 +591,53 @@ pub fn spool_usage(depth: usize, bytes: u64) {
     install();
     gauge!(SPOOL_DEPTH).set(depth as f64);
     gauge!(SPOOL_BYTES).set(bytes as f64);
+}
+
+/// Counts one read of the config file by the watcher; `trigger` is change, timer or sighup.
+pub fn config_file_read(trigger: &'static str) {
+    install();
+    counter!(CONFIG_READS, "trigger" => trigger).increment(1);
+}
+
+/// Why a `strict` response's event was not confirmed durable: the `reason` label of
+/// [`STRICT_UNCONFIRMED`].
+pub use crate::exchange::Unconfirmed;
+
+/// Counts a `strict` response failed because its event was not confirmed durable.
+pub fn strict_unconfirmed(reason: Unconfirmed) {
+    install();
+    counter!(STRICT_UNCONFIRMED, "reason" => reason.as_str()).increment(1);
+}
+
+/// Counts a spool commit that failed on an I/O error and marks the spool unwritable.
+pub fn spool_fault() {
+    install();
+    counter!(SPOOL_FAULTS).increment(1);
+    gauge!(SPOOL_WRITABLE).set(0.0);
+}
+
+/// The spool commits again.
+pub fn spool_recovered() {
+    install();
+    gauge!(SPOOL_WRITABLE).set(1.0);
+}
+
+/// Counts a spool row that failed its checksum (quarantined).
+pub fn spool_row_damaged() {
+    install();
+    counter!(SPOOL_ROWS_DAMAGED).increment(1);
+}
+
+/// Counts a spool file moved aside for a fresh one.
+pub fn spool_recreated() {
+    install();
+    counter!(SPOOL_RECREATED).increment(1);
+}
+
+/// Counts an idle compaction of the spool file.
+pub fn spool_compacted() {
+    install();
+    counter!(SPOOL_COMPACTIONS).increment(1);
 }
 
 /// Counts a config reload outcome.

@@ -110,6 +110,7 @@ impl Snapshot {
         let mut errors = Vec::new();
         let listen = socket_addr(&file.listen, "listen", &mut errors);
         let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut errors);
+        admin_access(&file.admin, admin_listen, &mut errors);
         let upstream = upstream(&file.upstream, &mut errors);
         let ca_file = file.upstream_tls.ca_file.as_deref();
         let ca_readable =
@@ -276,6 +277,56 @@ fn socket_addr(text: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<
         .ok()
 }
 
+/// Shortest `admin.token` accepted: a guessable token would make the admin API public.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Whether only this host can connect to a listener bound to `addr` (127.0.0.0/8, `::1`, and
+/// the IPv4-mapped form of a loopback address). `0.0.0.0` and `::` are not: they accept every
+/// interface.
+pub fn loopback_only(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+/// `admin.token`: well-formed when set, and required when the admin listener can be reached
+/// from other hosts (it shows names and emails and can replay or purge deliveries). Never
+/// echoes the token.
+fn admin_access(
+    admin: &crate::config::model::AdminSpec,
+    listen: Option<SocketAddr>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match &admin.token {
+        Some(token) if token.is_empty() => errors.push(ConfigError::new(
+            "admin.token",
+            "is empty (is the environment variable set to an empty value?); expected a random value of at least 16 characters, e.g. from `openssl rand -hex 32`",
+        )),
+        Some(token) if !token.bytes().all(|b| b.is_ascii_graphic()) => {
+            errors.push(ConfigError::new(
+                "admin.token",
+                "contains a space, control or non-ASCII character; expected printable ASCII (it is sent as `Authorization: Bearer <token>`), e.g. from `openssl rand -hex 32`",
+            ))
+        }
+        Some(token) if token.len() < MIN_ADMIN_TOKEN_LEN => errors.push(ConfigError::new(
+            "admin.token",
+            format!(
+                "is {} characters long; expected at least {MIN_ADMIN_TOKEN_LEN} random characters, e.g. from `openssl rand -hex 32`",
+                token.len()
+            ),
+        )),
+        Some(_) => {}
+        None => {
+            if let Some(addr) = listen.filter(|a| !loopback_only(*a)) {
+                errors.push(ConfigError::new(
+                    "admin.token",
+                    format!(
+                        "is required because admin.listen ({addr}) accepts connections from other hosts, and the admin API shows delivery records (names, emails) and can replay or purge dead letters; set `admin: {{token: ${{USERHOOK_ADMIN_TOKEN}}}}` or bind admin.listen to 127.0.0.1"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// The `upstream:` URL, checked as text and then split for the request path.
 fn upstream(url: &str, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
     if let Some(p) = crate::config::url::upstream_problem(url) {
@@ -392,6 +443,64 @@ mod tests {
             "socket address",
         );
         assert_eq!(problems("listen: '[::]:80'\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn admin_token_required_off_loopback() {
+        one(
+            problems("admin: {listen: '0.0.0.0:9090'}\n"),
+            "admin.token",
+            "is required because admin.listen (0.0.0.0:9090) accepts connections from other hosts",
+        );
+        one(
+            problems("admin: {listen: '[::]:9090'}\n"),
+            "admin.token",
+            "is required",
+        );
+        one(
+            problems("admin: {listen: '10.1.2.3:9090'}\n"),
+            "admin.token",
+            "is required",
+        );
+        for loopback in [
+            "127.0.0.1:9090",
+            "127.9.9.9:1",
+            "[::1]:9090",
+            "[::ffff:127.0.0.1]:9",
+        ] {
+            let text = format!("admin: {{listen: '{loopback}'}}\n");
+            assert_eq!(problems(&text), Vec::<String>::new(), "{loopback}");
+        }
+        let token = "0123456789abcdef0123";
+        assert_eq!(
+            problems(&format!(
+                "admin: {{listen: '0.0.0.0:9090', token: {token}}}\n"
+            )),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn admin_token_must_be_long_printable_and_is_never_echoed() {
+        one(problems("admin: {token: ''}\n"), "admin.token", "is empty");
+        let short = problems("admin: {token: SHORTCANARY}\n");
+        one(
+            short.clone(),
+            "admin.token",
+            "is 11 characters long; expected at least 16",
+        );
+        assert!(!short[0].contains("SHORTCANARY"), "{short:?}");
+        let spaced = problems("admin: {token: 'CANARY with spaces in it'}\n");
+        one(spaced.clone(), "admin.token", "printable ASCII");
+        assert!(!spaced[0].contains("CANARY"), "{spaced:?}");
+    }
+
+    #[test]
+    fn admin_spec_debug_hides_the_token() {
+        let file = parse("upstream: http://127.0.0.1:8081\nadmin: {token: CANARY0123456789abc}\n");
+        let shown = format!("{file:?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

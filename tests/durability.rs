@@ -221,16 +221,23 @@ async fn notify_when_durable_answers_after_the_commit_of_everything_before_it() 
         }
         let (ack, durable) = tokio::sync::oneshot::channel();
         dispatcher.notify_when_durable(ack);
-        durable.await.expect("answered, not dropped");
+        assert_eq!(
+            durable.await.expect("answered, not dropped"),
+            userhook::exchange::Durability::Committed
+        );
         let stats = engine.stats();
         assert_eq!(stats.spooled, 500 * round, "{stats:?}");
         assert!(stats.pending >= 500 * round - 20, "{stats:?}");
     }
     engine.stop(Duration::from_secs(1)).await;
-    // A closed spool drops the ack: the proxy releases the response rather than hang.
+    // A closed spool answers "not durable" at once: the proxy fails the response rather than
+    // hang or claim a commit.
     let (ack, durable) = tokio::sync::oneshot::channel();
     dispatcher.notify_when_durable(ack);
-    assert!(durable.await.is_err());
+    assert_eq!(
+        durable.await.expect("answered"),
+        userhook::exchange::Durability::Unconfirmed(userhook::exchange::Unconfirmed::Refused)
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Values for every `${VAR}` the examples reference (none has a default).
-const ENV: [(&str, &str); 9] = [
+const ENV: [(&str, &str); 10] = [
     ("WECOM_KEY", "test-wecom-key"),
     ("WECOM_SECURITY_KEY", "test-wecom-security-key"),
     (
@@ -25,6 +25,7 @@ const ENV: [(&str, &str); 9] = [
         "whsec_dGVzdC1zaWduaW5nLXNlY3JldC0xMjM0NTY3OA==",
     ),
     ("PROVISIONER_TOKEN", "test-provisioner-token"),
+    ("USERHOOK_ADMIN_TOKEN", "test-admin-token-0123456789abcdef"),
     ("USERHOOK_DEMO_IAM", "http://127.0.0.1:1"),
     ("USERHOOK_DEMO_RECEIVER", "http://127.0.0.1:2"),
     ("USERHOOK_DEMO_SPOOL", "/tmp/userhook-demo-spool"),
@@ -219,11 +220,13 @@ fn manifests_agree_with_each_other_and_the_config() {
     let secret = manifest("secret.yaml");
     let service = manifest("service.yaml");
     let deployment = manifest("deployment.yaml");
+    let policy = manifest("networkpolicy.yaml");
     for (m, api, kind) in [
         (&configmap, "v1", "ConfigMap"),
         (&secret, "v1", "Secret"),
         (&service, "v1", "Service"),
         (&deployment, "apps/v1", "Deployment"),
+        (&policy, "networking.k8s.io/v1", "NetworkPolicy"),
     ] {
         assert_eq!(m["apiVersion"], api);
         assert_eq!(m["kind"], kind);
@@ -257,6 +260,60 @@ fn manifests_agree_with_each_other_and_the_config() {
         assert!(
             !image.ends_with(":latest") && image.contains(':'),
             "{image}"
+        );
+    }
+
+    // Off loopback the admin API needs its token, from the Secret like every other secret.
+    assert_eq!(
+        config["admin"]["token"], "${USERHOOK_ADMIN_TOKEN}",
+        "a non-loopback admin port needs admin.token from the environment"
+    );
+    // The NetworkPolicy selects this pod, admits the proxy port from anywhere and the admin
+    // port only from a namespace selector, and never admits the IAM's own ports.
+    for (k, v) in policy["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .expect("podSelector")
+    {
+        assert_eq!(&labels[k], v, "the NetworkPolicy selects the pod");
+    }
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+    let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    let admitted = |port: u64| -> Vec<&Value> {
+        rules
+            .iter()
+            .filter(|r| {
+                r["ports"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["port"].as_u64() == Some(port)))
+            })
+            .collect()
+    };
+    let proxy_rules = admitted(proxy_port);
+    assert_eq!(proxy_rules.len(), 1, "one rule for the proxy port");
+    assert!(
+        proxy_rules[0].get("from").is_none(),
+        "clients come from anywhere"
+    );
+    let admin_rules = admitted(admin_port);
+    assert_eq!(admin_rules.len(), 1, "one rule for the admin port");
+    let from = admin_rules[0]["from"]
+        .as_array()
+        .expect("admin port restricted by `from`");
+    assert!(!from.is_empty() && from.iter().all(|f| f.get("namespaceSelector").is_some()));
+    for kc in ["kc-http", "kc-management"] {
+        let port = containers
+            .iter()
+            .filter_map(|c| c["ports"].as_array())
+            .flatten()
+            .find(|p| p["name"] == kc)
+            .and_then(|p| p["containerPort"].as_u64())
+            .expect("Keycloak port");
+        assert!(
+            admitted(port).is_empty(),
+            "{kc} ({port}) must not be admitted"
         );
     }
 

@@ -1,9 +1,11 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
 //! and the spool's `/spool` and `/deadletters…` (see `spool`). Bound to localhost by
-//! default because it shows internals. Never proxies anything, never blocks the proxy, and
+//! default because it shows internals; every request but the probes passes the checks of
+//! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
+mod access;
 mod respond;
 mod spool;
 mod state;
@@ -61,6 +63,9 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Err(refusal) = guard(state, &req) {
+        return refusal.response();
+    }
     if req.method() == Method::POST {
         return match req.uri().path() {
             "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
@@ -108,6 +113,18 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     }
 }
 
+/// The access checks of [`access`], with the running config's token and the bound address.
+fn guard(state: &AdminState, req: &Request<Incoming>) -> Result<(), access::Refusal> {
+    let rt = state.runtime.load();
+    let policy = access::Policy {
+        token: rt.file.admin.token.as_deref(),
+        bound: state.bound,
+    };
+    let kind = access::Kind::of(req.method(), req.uri().path());
+    let authority = req.uri().authority().map(|a| a.as_str());
+    access::check(&policy, kind, req.headers(), authority)
+}
+
 /// `/deliveries[?status=successful|failed|retrying]`: the last outcomes, newest first.
 fn deliveries(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
     let mut status = None;
@@ -151,7 +168,8 @@ fn config(state: &AdminState) -> Response<Full<Bytes>> {
     json(StatusCode::OK, body.to_string())
 }
 
-/// Ready means: a config is loaded (always, once running) and the IAM accepts TCP connections.
+/// Ready means: a config is loaded (always, once running), the IAM accepts TCP connections and
+/// the spool can be written (a full or failing disk refuses every delivery).
 ///
 /// A rejected reload is *not* a readiness failure: the previous, valid config keeps serving,
 /// and taking the pod out of its Service would turn a typo into an outage. It is reported in
@@ -179,6 +197,13 @@ async fn readyz(state: &AdminState) -> Response<Full<Bytes>> {
             "upstream {authority} did not accept a connection within 1s"
         )),
     };
+    // A spool that cannot be written refuses every delivery: not ready, and why.
+    let reason = reason.or_else(|| {
+        state
+            .deliveries
+            .spool_fault()
+            .map(|e| format!("spool not writable, deliveries are refused: {e}"))
+    });
     let last_reload_rejected = state.reloads.last_rejected.load(Ordering::Relaxed);
     match reason {
         None => json(

@@ -1,6 +1,7 @@
 //! What the admin handlers read: the config cell, reload outcomes, the delivery engine.
 //! Shared handles only: the admin API never owns or replaces any of them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -18,4 +19,7 @@ pub struct AdminState {
     pub reloads: Arc<ReloadStats>,
     /// Delivery records for `/deliveries`.
     pub deliveries: DeliveryEngine,
+    /// The address the admin listener is bound to: whether a token is required depends on
+    /// it, not on a reloaded `admin.listen` (which needs a restart to move the listener).
+    pub bound: SocketAddr,
 }

@@ -108,19 +108,38 @@ pub struct ListenerTlsSpec {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSpec {
     /// Localhost by default: the admin API shows delivery records and config.
     #[serde(default = "defaults::admin_listen")]
     pub listen: String,
+    /// The bearer token every data and mutating admin endpoint requires
+    /// (`Authorization: Bearer <token>`); required when `listen` is not loopback-only.
+    /// Normally `${USERHOOK_ADMIN_TOKEN}`. Never shown: `/config` and `check` mask it.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl Default for AdminSpec {
     fn default() -> Self {
         Self {
             listen: defaults::admin_listen(),
+            token: None,
         }
+    }
+}
+
+/// Hand-written so a debug print of the config can never show the token.
+impl std::fmt::Debug for AdminSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSpec")
+            .field("listen", &self.listen)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::redact::REDACTED),
+            )
+            .finish()
     }
 }
 

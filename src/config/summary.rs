@@ -30,7 +30,16 @@ pub fn summary(file: &ConfigFile) -> String {
     if let Some(ca) = &file.upstream_tls.ca_file {
         let _ = writeln!(s, "           extra CA certificates from {ca}");
     }
-    let _ = writeln!(s, "admin:     {}", file.admin.listen);
+    let _ = writeln!(
+        s,
+        "admin:     {} ({})",
+        file.admin.listen,
+        if file.admin.token.is_some() {
+            "bearer token required"
+        } else {
+            "no token: loopback only"
+        }
+    );
     let profiles: Vec<String> = file
         .profiles
         .iter()
@@ -195,6 +204,11 @@ pub fn redacted(file: &ConfigFile) -> Value {
     if let Some(u) = v.get_mut("upstream") {
         redact_url_value(u);
     }
+    if let Some(token) = v.get_mut("admin").and_then(|a| a.get_mut("token")) {
+        if !token.is_null() {
+            *token = Value::String(REDACTED.into());
+        }
+    }
     if let Some(Value::Array(hooks)) = v.get_mut("webhooks") {
         for w in hooks {
             if let Some(u) = w.get_mut("url") {
@@ -268,6 +282,7 @@ mod tests {
             r#"
 listen: 0.0.0.0:8080
 upstream: http://127.0.0.1:8081/iam
+admin: {{listen: '0.0.0.0:9090', token: admin-{CANARY}}}
 profiles: [keycloak, {{name: scim, base_path: /v2}}]
 routes:
   - {{action: created, method: post, path: /api/v1/users, status: [201]}}
@@ -322,7 +337,7 @@ webhooks:
         let expected = [
             "listen:    0.0.0.0:8080",
             "upstream:  http://127.0.0.1:8081/iam (Host preserved)",
-            "admin:     127.0.0.1:9090",
+            "admin:     0.0.0.0:9090 (bearer token required)",
             "profiles:  keycloak, scim (base path /v2)",
             "routes:    2 custom",
             "  POST /api/v1/users -> created (status 201)",
@@ -357,6 +372,8 @@ webhooks:
             "https://<redacted>@receiver.example/hook?a=<redacted>&token=<redacted>"
         );
         assert_eq!(v["webhooks"][1]["secret"], Value::Null);
+        assert_eq!(v["admin"]["token"], REDACTED);
+        assert_eq!(v["admin"]["listen"], "0.0.0.0:9090");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderValue, Method};
 
 use super::retry::{parse_retry_after, AttemptResult};
 use crate::event::UserEvent;
-use crate::template::EventVars;
+use crate::template::{EventVars, UrlRenderError};
 use crate::webhook::Webhook;
 
 /// The most of a reply body read: enough for any robot's verdict and an error excerpt.
@@ -45,15 +45,17 @@ pub struct Reply {
 }
 
 /// Renders the request for one attempt of delivery `delivery_id` at Unix time `timestamp`.
+/// Fails when the URL cannot be rendered for this event (an empty or dot-segment path
+/// variable): sending would reach another URL, so the delivery fails with that reason.
 pub fn render(
     webhook: &Webhook,
     delivery_id: &str,
     event: &UserEvent,
     timestamp: i64,
-) -> RenderedRequest {
+) -> Result<RenderedRequest, UrlRenderError> {
     let vars = EventVars(event);
+    let url = webhook.url.render(&vars)?;
     let body = webhook.body.render(&vars);
-    let url = webhook.url.render(&vars);
     let mut headers = HeaderMap::with_capacity(webhook.headers.len() + 6);
     headers.insert(header::CONTENT_TYPE, webhook.content_type.clone());
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -73,12 +75,12 @@ pub fn render(
             headers.insert("webhook-signature", v);
         }
     }
-    RenderedRequest {
+    Ok(RenderedRequest {
         method: webhook.method.clone(),
         url,
         headers,
         body,
-    }
+    })
 }
 
 /// Unix seconds now, for `webhook-timestamp`.
@@ -210,7 +212,7 @@ mod tests {
     fn render_sets_standard_headers_and_signs_the_body() {
         let w = webhook("secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, headers: {X-Source: iam, User-Agent: custom/1}");
         let ev = event();
-        let r = render(&w, "msg_1", &ev, 1_700_000_000);
+        let r = render(&w, "msg_1", &ev, 1_700_000_000).expect("renders");
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.url, "http://x/u/4%202?k=K");
         assert_eq!(r.headers["content-type"], "application/json");
@@ -230,11 +232,26 @@ mod tests {
     #[test]
     fn unsigned_webhooks_have_no_signature_and_the_default_agent() {
         let w = webhook("method: PUT");
-        let r = render(&w, "id", &event(), 5);
+        let r = render(&w, "id", &event(), 5).expect("renders");
         assert_eq!(r.method, Method::PUT);
         assert!(r.headers.get("webhook-signature").is_none());
         assert_eq!(r.headers["user-agent"], USER_AGENT);
         assert!(USER_AGENT.starts_with("userhook/"));
+    }
+
+    #[test]
+    fn an_event_without_the_path_value_is_not_rendered() {
+        // An ID-less event (e.g. its body was not UTF-8) must not go to `http://x/u/?k=K`.
+        let w = webhook("method: POST");
+        let ev = UserEvent::new(
+            1,
+            Action::Created,
+            UserFields::new(),
+            RequestInfo::default(),
+            false,
+        );
+        let e = render(&w, "id", &ev, 5).unwrap_err();
+        assert_eq!(e, UrlRenderError::EmptyPathValue("ID".into()));
     }
 
     #[test]

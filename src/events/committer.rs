@@ -12,18 +12,35 @@
 //! The writer waits up to `linger` after the first buffered write to gather more (in `fast`
 //! mode an event is durable within linger + one commit); a flush (a `strict`-mode response
 //! waiting) or a close ends the wait at once.
+//!
+//! **A failing disk** (ENOSPC, EIO): redb poisons its handle after an I/O error, so the writer
+//! reopens the file and tries once more; if that fails too the spool is *faulted* until a
+//! commit succeeds again. While faulted: the new deliveries of the failed batch, and every one
+//! staged meanwhile, are handed back as [`Lost`] (the engine records them as failed and counts
+//! them; nothing piles up in memory), flush waiters are told "not durable" at once, record
+//! writes are dropped (the records stay in memory), and the other writes (retry state,
+//! removals, dead letters) are kept and retried with the file reopened each time, 50 ms
+//! doubling to 2 s, until space returns. A close stops retrying within [`FINAL_WINDOW`].
+//!
+//! **Idle compaction**: once commits freed payload bytes (deliveries done, dead letters
+//! purged), the writer compacts the file after [`COMPACT_WHEN_IDLE`] without writes, or after
+//! [`COMPACT_AT_LEAST_EVERY`] under constant traffic, so those bytes do not stay readable in
+//! free pages; not while the spool stores more than [`COMPACT_MAX_PAYLOAD`] (a long backlog),
+//! where rewriting it would hold commits for seconds.
+//!
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
 //! what may wait are the engine's to enforce (see `buffered_new`). This file never names the
-//! engine: what becomes of committed deliveries is the [`OnCommit`] its starter supplies.
+//! engine: what becomes of committed and lost deliveries is the [`Hooks`] its starter supplies.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::outbox::Delivery;
-use super::spool::{Spool, Write};
+use super::spool::{Spool, SpoolError, Write};
+use crate::exchange::{Durability, Unconfirmed};
 
 /// Writes committed in one transaction at most: bounds the transaction's size and memory.
 const MAX_BATCH: usize = 16_384;
@@ -31,8 +48,26 @@ const MAX_BATCH: usize = 16_384;
 /// Longest wait between attempts to commit after a failed commit (disk full, I/O error).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
 
-/// Failed commits of the final batch before shutdown gives up on it (logged with a count).
-const FINAL_ATTEMPTS: u32 = 5;
+/// First wait after a failed commit.
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(50);
+
+/// How long a close keeps trying a failing final commit before it gives up (and says what is
+/// lost): shutdown must end within its grace period even on a dead disk.
+pub const FINAL_WINDOW: Duration = Duration::from_secs(1);
+
+/// At most one "spool commit failed" line per this interval while faulted (with counts).
+const FAULT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Quiet time after writes that freed payload bytes before the file is compacted.
+pub const COMPACT_WHEN_IDLE: Duration = Duration::from_secs(1);
+
+/// Longest freed payload bytes may stay in the file's free pages under constant traffic.
+pub const COMPACT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
+
+/// Compaction runs only while the spool stores at most this many payload bytes: it rewrites
+/// the live pages and holds the file alone meanwhile, which on a large backlog (a receiver
+/// down for long) would hold commits for seconds. Past it, it waits until the backlog drains.
+pub const COMPACT_MAX_PAYLOAD: u64 = 8 * 1024 * 1024;
 
 /// One buffered item.
 enum Op {
@@ -47,10 +82,33 @@ enum Op {
     Purge(oneshot::Sender<u64>),
 }
 
-/// Whom a flush answers.
+/// Whom a flush answers, and with what.
 enum Ack {
-    Async(oneshot::Sender<()>),
-    Sync(std::sync::mpsc::Sender<()>),
+    Async(oneshot::Sender<bool>),
+    Sync(std::sync::mpsc::Sender<bool>),
+    /// A `strict` response held for its event.
+    Strict(oneshot::Sender<Durability>),
+}
+
+impl Ack {
+    /// Tells the waiter whether everything before its flush is committed.
+    fn answer(self, committed: bool) {
+        match self {
+            Ack::Async(tx) => {
+                let _ = tx.send(committed);
+            }
+            Ack::Sync(tx) => {
+                let _ = tx.send(committed);
+            }
+            Ack::Strict(tx) => {
+                let _ = tx.send(if committed {
+                    Durability::Committed
+                } else {
+                    Durability::Unconfirmed(Unconfirmed::CommitFailed)
+                });
+            }
+        }
+    }
 }
 
 struct Buffer {
@@ -77,6 +135,14 @@ pub struct CommitStats {
     pub errors: AtomicU64,
     /// Stored payload bytes after the last commit.
     pub payload_bytes: AtomicU64,
+    /// New deliveries a failed commit did not make durable (handed back as [`Lost`]).
+    pub lost: AtomicU64,
+    /// Delivery-record writes dropped while faulted (the records stay in memory).
+    pub records_unsaved: AtomicU64,
+    /// Times the file was reopened after an I/O error.
+    pub reopens: AtomicU64,
+    /// Compactions of the file.
+    pub compactions: AtomicU64,
 }
 
 struct Inner {
@@ -86,6 +152,15 @@ struct Inner {
     /// Microseconds to gather writes before committing (0: commit at once).
     linger_us: AtomicU64,
     closed: AtomicBool,
+    /// True while faulted: commits fail, new deliveries are refused.
+    faulted: AtomicBool,
+    /// Why, while faulted (the last commit error), for `/readyz` and refusals.
+    fault: Mutex<Option<String>>,
+    /// When a fault's start or end was last logged: a disk that flaps between full and not
+    /// gives one pair of lines per [`FAULT_LOG_EVERY`], not one per flap.
+    last_fault_log: Mutex<Option<Instant>>,
+    /// When a recovery was last logged (same pacing).
+    last_recovery_log: Mutex<Option<Instant>>,
 }
 
 /// The writer thread could not be started: nothing can be made durable (the engine then
@@ -109,42 +184,66 @@ pub struct Committer {
 /// must be quick and must never wait on this committer (it runs on the writer's thread).
 pub type OnCommit = Box<dyn Fn(Vec<Delivery>) + Send>;
 
+/// A new delivery whose first write a failed commit did not make durable: refused, to be
+/// recorded as failed.
+#[derive(Debug)]
+pub struct Lost {
+    /// The delivery (decoded from its write when it was staged for disk only).
+    pub delivery: Delivery,
+    /// True when it was staged to stay in memory (it holds a place in its window).
+    pub resident: bool,
+    /// A replayed dead letter (its dead letter stays where it is).
+    pub revived: bool,
+}
+
+/// New deliveries a failed commit did not make durable, with the commit error. Same rules as
+/// [`OnCommit`]: on the writer thread, quick, never waiting on this committer (pushing to it
+/// is fine).
+pub type OnLost = Box<dyn Fn(Vec<Lost>, &str) + Send>;
+
+/// The spool commits again after a fault (the file may have been opened for the first time):
+/// called on the writer thread before new deliveries are accepted again, so the starter can
+/// learn what the file holds. Same rules as [`OnCommit`].
+pub type OnRecovered = Box<dyn Fn(&Spool) + Send>;
+
+/// What the writer tells its starter.
+pub struct Hooks {
+    /// Deliveries made durable.
+    pub on_commit: OnCommit,
+    /// Deliveries a failed commit did not make durable.
+    pub on_lost: OnLost,
+    /// Commits work again.
+    pub on_recovered: OnRecovered,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Committer {
-    /// Starts the writer thread over `spool`. `payload_bytes` seeds the size counter.
-    /// The returned receiver resolves when the thread has committed its last batch and let go
-    /// of the spool (after [`Committer::close`]).
+    /// Starts the writer thread over `spool`. `payload_bytes` seeds the size counter. A spool
+    /// that is not open ([`Spool::unopened`]) starts faulted: the writer keeps trying to open
+    /// it. The returned receiver resolves when the thread has committed its last batch and let
+    /// go of the spool (after [`Committer::close`]).
     pub fn start(
         spool: Arc<Spool>,
         payload_bytes: u64,
-        on_commit: OnCommit,
+        hooks: Hooks,
     ) -> Result<(Committer, oneshot::Receiver<()>), WriterError> {
-        let inner = Arc::new(Inner {
-            buffer: Mutex::new(Buffer {
-                ops: Vec::new(),
-                new_bytes: 0,
-                new_count: 0,
-                urgent: false,
-                closing: false,
-            }),
-            wake: Condvar::new(),
-            stats: CommitStats::default(),
-            linger_us: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-        });
+        let inner = Arc::new(new_inner(false));
         inner
             .stats
             .payload_bytes
             .store(payload_bytes, Ordering::Relaxed);
+        if !spool.is_open() {
+            inner.set_fault("the spool file could not be opened".into());
+        }
         let (done_tx, done_rx) = oneshot::channel();
         let thread_inner = inner.clone();
         std::thread::Builder::new()
             .name("userhook-spool".into())
             .spawn(move || {
-                run(&thread_inner, &spool, &on_commit);
+                run(&thread_inner, &spool, &hooks);
                 drop(spool);
                 let _ = done_tx.send(());
             })
@@ -155,19 +254,7 @@ impl Committer {
     /// A committer with no writer that refuses everything (when the thread cannot start).
     pub fn closed() -> Committer {
         Committer {
-            inner: Arc::new(Inner {
-                buffer: Mutex::new(Buffer {
-                    ops: Vec::new(),
-                    new_bytes: 0,
-                    new_count: 0,
-                    urgent: false,
-                    closing: true,
-                }),
-                wake: Condvar::new(),
-                stats: CommitStats::default(),
-                linger_us: AtomicU64::new(0),
-                closed: AtomicBool::new(true),
-            }),
+            inner: Arc::new(new_inner(true)),
         }
     }
 
@@ -179,7 +266,7 @@ impl Committer {
 
     /// Buffers a write. False when the writer is closed (the write is not made).
     pub fn push(&self, write: Write) -> bool {
-        self.push_op(Op::Write(write), 0)
+        self.push_op(Op::Write(write), 0).is_ok()
     }
 
     /// Buffers a new delivery's first write; `on_commit` receives `delivery` once durable
@@ -187,31 +274,43 @@ impl Committer {
     pub fn stage(&self, write: Write, delivery: Option<Delivery>) -> bool {
         let bytes = staged_bytes(&write);
         self.push_op(Op::Stage(write, delivery.map(Box::new)), bytes)
+            .is_ok()
     }
 
-    /// Answers `ack` once everything buffered before it is committed; dropped when closed.
-    pub fn flush_then(&self, ack: oneshot::Sender<()>) {
-        self.push_op(Op::Flush(Ack::Async(ack)), 0);
+    /// Answers `ack` once everything buffered before it is committed (`true`), or when that
+    /// commit failed (`false`); dropped when closed.
+    pub fn flush_then(&self, ack: oneshot::Sender<bool>) {
+        let _ = self.push_op(Op::Flush(Ack::Async(ack)), 0);
     }
 
-    /// Waits until everything buffered so far is committed. False when closed first.
+    /// Answers a held `strict` response once everything buffered before it is committed:
+    /// [`Durability::Committed`], or `Unconfirmed` when that commit failed or the writer is
+    /// closed.
+    pub fn flush_strict(&self, ack: oneshot::Sender<Durability>) {
+        if let Err(Op::Flush(Ack::Strict(ack))) = self.push_op(Op::Flush(Ack::Strict(ack)), 0) {
+            let _ = ack.send(Durability::Unconfirmed(Unconfirmed::Refused));
+        }
+    }
+
+    /// Waits until everything buffered so far is committed. False when closed first, or when
+    /// that commit failed.
     pub async fn flush(&self) -> bool {
         let (tx, rx) = oneshot::channel();
         self.flush_then(tx);
-        rx.await.is_ok()
+        rx.await.unwrap_or(false)
     }
 
     /// [`Committer::flush`] for synchronous callers, waiting at most `limit`. Blocks the
     /// calling thread for about one commit: never call it on the request path.
     pub fn flush_blocking(&self, limit: Duration) -> bool {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.push_op(Op::Flush(Ack::Sync(tx)), 0) && rx.recv_timeout(limit).is_ok()
+        self.push_op(Op::Flush(Ack::Sync(tx)), 0).is_ok() && rx.recv_timeout(limit) == Ok(true)
     }
 
-    /// Drops every dead letter; how many went. `None` when closed.
+    /// Drops every dead letter; how many went. `None` when closed or faulted.
     pub async fn purge(&self) -> Option<u64> {
         let (tx, rx) = oneshot::channel();
-        self.push_op(Op::Purge(tx), 0);
+        let _ = self.push_op(Op::Purge(tx), 0);
         rx.await.ok()
     }
 
@@ -231,19 +330,32 @@ impl Committer {
         self.inner.closed.load(Ordering::Acquire)
     }
 
+    /// True while commits fail (a full or failing disk): new deliveries are refused.
+    pub fn is_faulted(&self) -> bool {
+        self.inner.faulted.load(Ordering::Acquire)
+    }
+
+    /// Why the spool is faulted (the last commit error), while it is.
+    pub fn fault(&self) -> Option<String> {
+        if !self.is_faulted() {
+            return None;
+        }
+        lock(&self.inner.fault).clone()
+    }
+
     /// Commits what is buffered, then stops the writer. Later pushes are refused.
     pub fn close(&self) {
         let mut b = lock(&self.inner.buffer);
         b.closing = true;
         self.inner.closed.store(true, Ordering::Release);
         drop(b);
-        self.inner.wake.notify_one();
+        self.inner.wake.notify_all();
     }
 
-    fn push_op(&self, op: Op, new_bytes: u64) -> bool {
+    fn push_op(&self, op: Op, new_bytes: u64) -> Result<(), Op> {
         let mut b = lock(&self.inner.buffer);
         if b.closing {
-            return false;
+            return Err(op);
         }
         if new_bytes > 0 {
             b.new_bytes += new_bytes;
@@ -255,9 +367,61 @@ impl Committer {
         let first = b.ops.len() == 1;
         drop(b);
         if first || urgent {
-            self.inner.wake.notify_one();
+            self.inner.wake.notify_all();
         }
-        true
+        Ok(())
+    }
+}
+
+fn new_inner(closed: bool) -> Inner {
+    Inner {
+        buffer: Mutex::new(Buffer {
+            ops: Vec::new(),
+            new_bytes: 0,
+            new_count: 0,
+            urgent: false,
+            closing: closed,
+        }),
+        wake: Condvar::new(),
+        stats: CommitStats::default(),
+        linger_us: AtomicU64::new(0),
+        closed: AtomicBool::new(closed),
+        faulted: AtomicBool::new(false),
+        fault: Mutex::new(None),
+        last_fault_log: Mutex::new(None),
+        last_recovery_log: Mutex::new(None),
+    }
+}
+
+/// True (and `last` set to now) when nothing was logged through `last` in [`FAULT_LOG_EVERY`].
+fn due_now(last: &Mutex<Option<Instant>>) -> bool {
+    let mut last = lock(last);
+    let due = last.is_none_or(|t| t.elapsed() >= FAULT_LOG_EVERY);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
+}
+
+impl Inner {
+    fn set_fault(&self, reason: String) {
+        *lock(&self.fault) = Some(reason);
+        self.faulted.store(true, Ordering::Release);
+    }
+
+    fn clear_fault(&self) {
+        self.faulted.store(false, Ordering::Release);
+        *lock(&self.fault) = None;
+    }
+
+    /// Whether a fault's start may be logged now (and, if so, marks it logged).
+    fn fault_log_due(&self) -> bool {
+        due_now(&self.last_fault_log)
+    }
+
+    /// Whether a recovery may be logged now (and, if so, marks it logged).
+    fn recovery_log_due(&self) -> bool {
+        due_now(&self.last_recovery_log)
     }
 }
 
@@ -270,12 +434,82 @@ fn staged_bytes(write: &Write) -> u64 {
     }
 }
 
-/// The writer loop: wait for writes, gather, commit, tell; until closed and drained.
-fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
+/// When the file was last compacted and what was freed since.
+#[derive(Default)]
+struct Compaction {
+    /// Payload bytes freed since the last compaction.
+    freed: u64,
+    /// When the first of them was freed.
+    since: Option<Instant>,
+}
+
+impl Compaction {
+    fn freed(&mut self, bytes: u64) {
+        if bytes > 0 {
+            self.freed += bytes;
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn overdue(&self) -> bool {
+        self.since
+            .is_some_and(|t| t.elapsed() >= COMPACT_AT_LEAST_EVERY)
+    }
+
+    fn run(&mut self, inner: &Inner, spool: &Spool) {
+        if self.freed == 0 {
+            return;
+        }
+        if inner.stats.payload_bytes.load(Ordering::Relaxed) > COMPACT_MAX_PAYLOAD {
+            // Tried again after the next commit that frees bytes, once the backlog is smaller.
+            self.since = Some(Instant::now());
+            return;
+        }
+        let started = Instant::now();
+        match spool.compact() {
+            Ok(_) => {
+                inner.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::spool_compacted();
+                tracing::debug!(
+                    freed_bytes = self.freed,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "spool compacted: freed pages dropped from the file"
+                );
+                *self = Compaction::default();
+            }
+            Err(e) => {
+                // Tried again at the next idle moment; a failing disk shows in the commits.
+                tracing::warn!(error = %e, "spool compaction failed; will try again");
+                self.since = Some(Instant::now());
+            }
+        }
+    }
+}
+
+/// The writer loop: wait for writes, gather, commit, tell; until closed and drained. Between
+/// writes: compact when idle, and while faulted keep trying to get the file back.
+fn run(inner: &Inner, spool: &Spool, hooks: &Hooks) {
+    let mut compaction = Compaction::default();
+    if inner.faulted.load(Ordering::Acquire) {
+        fault_loop(inner, spool, hooks, Vec::new(), &mut compaction);
+    }
     loop {
         let mut b = lock(&inner.buffer);
         while b.ops.is_empty() && !b.closing {
-            b = inner.wake.wait(b).unwrap_or_else(|p| p.into_inner());
+            if compaction.freed == 0 {
+                b = inner.wake.wait(b).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let (next, waited) = inner
+                .wake
+                .wait_timeout(b, COMPACT_WHEN_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            b = next;
+            if waited.timed_out() && b.ops.is_empty() && !b.closing {
+                drop(b);
+                compaction.run(inner, spool);
+                b = lock(&inner.buffer);
+            }
         }
         if b.ops.is_empty() {
             return; // closing and drained
@@ -296,116 +530,311 @@ fn run(inner: &Inner, spool: &Spool, on_commit: &OnCommit) {
             b.urgent = false;
         }
         let batch: Vec<Op> = b.ops.drain(..take).collect();
-        let (staged, staged_bytes) = batch.iter().fold((0u64, 0u64), |(n, bytes), op| match op {
-            Op::Stage(w, _) => (n + 1, bytes + staged_bytes(w)),
-            _ => (n, bytes),
-        });
-        let closing = b.closing;
         drop(b);
-        commit(
-            inner,
-            spool,
-            on_commit,
-            batch,
-            closing,
-            (staged, staged_bytes),
-        );
+        commit(inner, spool, hooks, batch, &mut compaction);
+        if compaction.overdue() {
+            compaction.run(inner, spool);
+        }
     }
 }
 
-/// Commits one batch (retrying on failure) and tells everyone waiting on it.
-/// `staged` (count, bytes) leaves the "buffered, not yet committed" tally before anyone
-/// waiting on this commit is told, so a waiter never sees it still counted.
-fn commit(
-    inner: &Inner,
-    spool: &Spool,
-    on_commit: &OnCommit,
-    batch: Vec<Op>,
-    closing: bool,
-    staged_tally: (u64, u64),
-) {
-    let mut writes = Vec::with_capacity(batch.len());
-    let mut staged = Vec::new();
-    let mut flushes = Vec::new();
-    let mut purges = Vec::new();
-    let mut new = 0u64;
-    for op in batch {
-        match op {
-            Op::Write(w) => writes.push(w),
-            Op::Stage(w, d) => {
-                writes.push(w);
-                new += 1;
-                if let Some(d) = d {
-                    staged.push(*d);
+/// A batch taken apart: the writes in order, which of them are new deliveries, and who waits.
+#[derive(Default)]
+struct Work {
+    writes: Vec<Write>,
+    /// For each write: the staged delivery it carries (`Some(None)`: staged for disk only).
+    staged: Vec<Option<Option<Box<Delivery>>>>,
+    flushes: Vec<Ack>,
+    purges: Vec<oneshot::Sender<u64>>,
+    /// (count, bytes) of staged deliveries, to leave the "buffered" tally once settled.
+    tally: (u64, u64),
+}
+
+impl Work {
+    fn of(batch: Vec<Op>) -> Work {
+        let mut w = Work::default();
+        w.absorb(batch);
+        w
+    }
+
+    fn absorb(&mut self, batch: Vec<Op>) {
+        for op in batch {
+            match op {
+                Op::Write(write) => {
+                    self.writes.push(write);
+                    self.staged.push(None);
                 }
-            }
-            Op::Flush(ack) => flushes.push(ack),
-            Op::Purge(reply) => {
-                writes.push(Write::PurgeDead);
-                purges.push(reply);
+                Op::Stage(write, d) => {
+                    self.tally.0 += 1;
+                    self.tally.1 += staged_bytes(&write);
+                    self.writes.push(write);
+                    self.staged.push(Some(d));
+                }
+                Op::Flush(ack) => self.flushes.push(ack),
+                Op::Purge(reply) => {
+                    self.writes.push(Write::PurgeDead);
+                    self.staged.push(None);
+                    self.purges.push(reply);
+                }
             }
         }
     }
-    let mut wait = Duration::from_millis(50);
-    let mut failures = 0u32;
-    let applied = loop {
-        if writes.is_empty() {
-            break None;
+
+    /// Leaves the staged deliveries' share of the "buffered, not yet committed" tally.
+    fn settle_tally(&mut self, inner: &Inner) {
+        let (n, bytes) = std::mem::take(&mut self.tally);
+        let mut b = lock(&inner.buffer);
+        b.new_count = b.new_count.saturating_sub(n);
+        b.new_bytes = b.new_bytes.saturating_sub(bytes);
+    }
+
+    /// The commit failed: new deliveries are handed back as lost, waiters told "not
+    /// durable", purges refused, record writes dropped; the rest is kept for a retry.
+    fn fail(mut self, inner: &Inner, hooks: &Hooks, error: &str, keep: &mut Vec<Write>) {
+        let mut lost = Vec::new();
+        let mut unsaved = 0u64;
+        for (write, staged) in self.writes.drain(..).zip(self.staged.drain(..)) {
+            match (staged, write) {
+                (Some(d), write) => {
+                    if let Some(l) = lost_delivery(write, d) {
+                        lost.push(l);
+                    }
+                }
+                (None, Write::Record { .. }) => unsaved += 1,
+                (None, Write::PurgeDead) => {}
+                (None, write) => keep.push(write),
+            }
         }
-        match spool.apply(&writes) {
-            Ok(applied) => break Some(applied),
+        inner
+            .stats
+            .records_unsaved
+            .fetch_add(unsaved, Ordering::Relaxed);
+        self.settle_tally(inner);
+        if !lost.is_empty() {
+            inner
+                .stats
+                .lost
+                .fetch_add(lost.len() as u64, Ordering::Relaxed);
+            (hooks.on_lost)(lost, error);
+        }
+        for ack in self.flushes {
+            ack.answer(false);
+        }
+        // Dropping the replies tells the purgers it did not happen.
+        drop(self.purges);
+    }
+}
+
+/// A staged write that was not made durable, as the delivery it carried.
+fn lost_delivery(write: Write, staged: Option<Box<Delivery>>) -> Option<Lost> {
+    let (bytes, revived) = match write {
+        Write::Put { bytes, .. } => (bytes, false),
+        Write::Revive { bytes, .. } => (bytes, true),
+        _ => return None,
+    };
+    let resident = staged.is_some();
+    let delivery = match staged {
+        Some(d) => *d,
+        None => match serde_json::from_slice::<Delivery>(&bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "a refused delivery could not be decoded to record it");
+                return None;
+            }
+        },
+    };
+    Some(Lost {
+        delivery,
+        resident,
+        revived,
+    })
+}
+
+/// Commits one batch and tells everyone waiting on it. On an I/O error the file is reopened
+/// and the batch tried once more; if that fails the spool is faulted ([`fault_loop`]).
+fn commit(inner: &Inner, spool: &Spool, hooks: &Hooks, batch: Vec<Op>, c: &mut Compaction) {
+    let mut work = Work::of(batch);
+    if work.writes.is_empty() {
+        // Flushes only: everything before them is already committed.
+        (hooks.on_commit)(Vec::new());
+        for ack in work.flushes {
+            ack.answer(true);
+        }
+        return;
+    }
+    let mut result = try_apply(inner, spool, &work.writes);
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "spool commit failed; reopening the file and trying once more");
+        reopen(inner, spool);
+        result = try_apply(inner, spool, &work.writes);
+        if result.is_ok() {
+            // The reopen was enough: never faulted.
+            crate::metrics::spool_recovered();
+        }
+    }
+    match result {
+        Ok(applied) => {
+            c.freed(applied.freed_bytes);
+            count_commit(inner, &work, applied);
+            work.settle_tally(inner);
+            // Called after every commit, also without new deliveries: deliveries written
+            // straight to disk (beyond the memory window) can now be paged in.
+            let staged: Vec<Delivery> = work
+                .staged
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| *d)
+                .collect();
+            (hooks.on_commit)(staged);
+            for ack in work.flushes {
+                ack.answer(true);
+            }
+            for reply in work.purges {
+                let _ = reply.send(applied.purged);
+            }
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            inner.set_fault(reason.clone());
+            if inner.fault_log_due() {
+                tracing::error!(
+                    error = %reason,
+                    "spool not writable: new deliveries are refused (recorded as failed) and delivery pauses until a commit succeeds again"
+                );
+            }
+            let mut keep = Vec::new();
+            work.fail(inner, hooks, &reason, &mut keep);
+            fault_loop(inner, spool, hooks, keep, c);
+        }
+    }
+}
+
+fn count_commit(inner: &Inner, work: &Work, applied: super::spool::Applied) {
+    let s = &inner.stats;
+    s.commits.fetch_add(1, Ordering::Relaxed);
+    s.writes
+        .fetch_add(work.writes.len() as u64, Ordering::Relaxed);
+    s.deliveries.fetch_add(work.tally.0, Ordering::Relaxed);
+    s.payload_bytes
+        .store(applied.payload_bytes, Ordering::Relaxed);
+}
+
+fn try_apply(
+    inner: &Inner,
+    spool: &Spool,
+    writes: &[Write],
+) -> Result<super::spool::Applied, SpoolError> {
+    let r = spool.apply(writes);
+    if r.is_err() {
+        inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::spool_fault();
+    }
+    r
+}
+
+fn reopen(inner: &Inner, spool: &Spool) {
+    inner.stats.reopens.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = spool.reopen() {
+        tracing::debug!(error = %e, "spool reopen failed");
+    }
+}
+
+/// The spool is faulted: keep `keep` (writes that must not be lost) and retry them, reopening
+/// the file each time, until a commit succeeds; meanwhile answer whatever arrives without
+/// waiting (new deliveries lost, flushes "not durable", records dropped, other writes kept).
+/// Returns once a commit succeeded, or once a close gave up after [`FINAL_WINDOW`].
+fn fault_loop(
+    inner: &Inner,
+    spool: &Spool,
+    hooks: &Hooks,
+    mut keep: Vec<Write>,
+    c: &mut Compaction,
+) {
+    let faulted_at = Instant::now();
+    let mut wait = FIRST_RETRY_WAIT;
+    let mut give_up_at: Option<Instant> = None;
+    let mut failures = 0u64;
+    let mut last_log = Instant::now();
+    loop {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut b = lock(&inner.buffer);
+            let arrived: Vec<Op> = b.ops.drain(..).collect();
+            b.urgent = false;
+            let closing = b.closing;
+            drop(b);
+            if !arrived.is_empty() {
+                let reason = lock(&inner.fault).clone().unwrap_or_default();
+                Work::of(arrived).fail(inner, hooks, &reason, &mut keep);
+            }
+            if closing && give_up_at.is_none() {
+                give_up_at = Some(Instant::now() + FINAL_WINDOW);
+                wait = FIRST_RETRY_WAIT;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if closing {
+                // Nothing more can arrive: just wait out the (short) backoff.
+                std::thread::sleep(deadline - now);
+                break;
+            }
+            let b = lock(&inner.buffer);
+            let _ = inner
+                .wake
+                .wait_timeout_while(b, deadline - now, |b| b.ops.is_empty() && !b.closing)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        reopen(inner, spool);
+        // With nothing kept this is a probe: an empty commit still writes the meta table.
+        match try_apply(inner, spool, &keep) {
+            Ok(applied) => {
+                c.freed(applied.freed_bytes);
+                let s = &inner.stats;
+                s.commits.fetch_add(1, Ordering::Relaxed);
+                s.writes.fetch_add(keep.len() as u64, Ordering::Relaxed);
+                s.payload_bytes
+                    .store(applied.payload_bytes, Ordering::Relaxed);
+                (hooks.on_recovered)(spool);
+                inner.clear_fault();
+                crate::metrics::spool_recovered();
+                if inner.recovery_log_due() {
+                    tracing::warn!(
+                        faulted_for_ms = faulted_at.elapsed().as_millis() as u64,
+                        failed_commits = failures + 1,
+                        "spool writable again: new deliveries are accepted and delivery resumes"
+                    );
+                }
+                (hooks.on_commit)(Vec::new());
+                return;
+            }
             Err(e) => {
                 failures += 1;
-                inner.stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    error = %e,
-                    writes = writes.len(),
-                    failures,
-                    "spool commit failed; retrying (deliveries wait, nothing is attempted before it is on disk)"
-                );
-                if closing && failures >= FINAL_ATTEMPTS {
+                let reason = e.to_string();
+                *lock(&inner.fault) = Some(reason.clone());
+                if last_log.elapsed() >= FAULT_LOG_EVERY {
+                    last_log = Instant::now();
                     tracing::error!(
-                        writes = writes.len(),
-                        "giving up on the final spool commit: these changes are lost"
+                        error = %reason,
+                        failed_commits = failures,
+                        kept_writes = keep.len(),
+                        refused_so_far = inner.stats.lost.load(Ordering::Relaxed),
+                        "spool still not writable; retrying (new deliveries are refused)"
                     );
-                    let mut b = lock(&inner.buffer);
-                    b.new_count = b.new_count.saturating_sub(staged_tally.0);
-                    b.new_bytes = b.new_bytes.saturating_sub(staged_tally.1);
+                }
+                if give_up_at.is_some_and(|t| Instant::now() >= t) {
+                    tracing::error!(
+                        writes = keep.len(),
+                        error = %reason,
+                        "giving up on the final spool commit at shutdown: these changes are lost (deliveries already on disk are sent again at the next start)"
+                    );
                     return;
                 }
-                std::thread::sleep(wait);
                 wait = (wait * 2).min(MAX_RETRY_WAIT);
             }
         }
-    };
-    let purged = applied.map_or(0, |a| a.purged);
-    if let Some(a) = applied {
-        let s = &inner.stats;
-        s.commits.fetch_add(1, Ordering::Relaxed);
-        s.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
-        s.deliveries.fetch_add(new, Ordering::Relaxed);
-        s.payload_bytes.store(a.payload_bytes, Ordering::Relaxed);
-    }
-    {
-        let mut b = lock(&inner.buffer);
-        b.new_count = b.new_count.saturating_sub(staged_tally.0);
-        b.new_bytes = b.new_bytes.saturating_sub(staged_tally.1);
-    }
-    // Called after every commit, also without new deliveries: deliveries written straight to
-    // disk (beyond the memory window) can now be paged in.
-    on_commit(staged);
-    for ack in flushes {
-        match ack {
-            Ack::Async(tx) => {
-                let _ = tx.send(());
-            }
-            Ack::Sync(tx) => {
-                let _ = tx.send(());
-            }
-        }
-    }
-    for reply in purges {
-        let _ = reply.send(purged);
     }
 }
 
@@ -413,6 +842,14 @@ fn commit(
 mod tests {
     use super::*;
     use crate::events::spool::tests::put;
+
+    fn hooks(on_commit: OnCommit) -> Hooks {
+        Hooks {
+            on_commit,
+            on_lost: Box::new(|_, _| {}),
+            on_recovered: Box::new(|_| {}),
+        }
+    }
 
     fn delivery(seq: u64) -> Delivery {
         crate::events::spool::tests::delivery("w", &format!("u{seq}"), seq)
@@ -425,7 +862,7 @@ mod tests {
         let on_commit: OnCommit = Box::new(move |ds: Vec<Delivery>| {
             let _ = tx.send(ds.into_iter().map(|d| d.seq).collect::<Vec<_>>());
         });
-        let (c, done) = Committer::start(spool.clone(), 0, on_commit).expect("start");
+        let (c, done) = Committer::start(spool.clone(), 0, hooks(on_commit)).expect("start");
         // Hold the buffer while 1000 deliveries arrive, as a burst does during a commit.
         {
             let mut b = lock(&c.inner.buffer);
@@ -462,7 +899,7 @@ mod tests {
     async fn close_commits_what_is_buffered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = Arc::new(Spool::open(dir.path()).expect("open"));
-        let (c, done) = Committer::start(spool.clone(), 0, Box::new(|_| {})).expect("start");
+        let (c, done) = Committer::start(spool.clone(), 0, hooks(Box::new(|_| {}))).expect("start");
         c.set_linger(Duration::from_secs(3600));
         for seq in 1..=10 {
             assert!(c.push(put(&delivery(seq))));
@@ -477,9 +914,129 @@ mod tests {
     #[tokio::test]
     async fn purge_answers_with_the_count() {
         let spool = Arc::new(Spool::in_memory().expect("spool"));
-        let (c, _done) = Committer::start(spool, 0, Box::new(|_| {})).expect("start");
+        let (c, _done) = Committer::start(spool, 0, hooks(Box::new(|_| {}))).expect("start");
         assert_eq!(c.purge().await, Some(0));
         assert!(Committer::closed().is_closed());
         assert_eq!(Committer::closed().purge().await, None);
+    }
+
+    /// A spool in `dir` behind a fault switch, and a committer over it whose lost deliveries
+    /// land in the returned receiver.
+    /// What [`faulty`] starts: the spool, its switch, the committer, its end, and the seqs
+    /// of lost deliveries as they are reported.
+    type Faulty = (
+        Arc<Spool>,
+        Arc<super::super::spool::FaultSwitch>,
+        Committer,
+        oneshot::Receiver<()>,
+        std::sync::mpsc::Receiver<Vec<u64>>,
+    );
+
+    fn faulty(dir: &std::path::Path) -> Faulty {
+        let switch = super::super::spool::FaultSwitch::new();
+        let spool = Arc::new(
+            Spool::open_source(super::super::spool::SpoolSource::Faulty(
+                dir.to_path_buf(),
+                switch.clone(),
+            ))
+            .expect("open"),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let hooks = Hooks {
+            on_commit: Box::new(|_| {}),
+            on_lost: Box::new(move |lost, error| {
+                assert!(error.contains("No space left on device"), "{error}");
+                let _ = lock(&tx).send(lost.iter().map(|l| l.delivery.seq).collect());
+            }),
+            on_recovered: Box::new(|_| {}),
+        };
+        let (c, done) = Committer::start(spool.clone(), 0, hooks).expect("start");
+        (spool, switch, c, done, rx)
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_loses_only_new_deliveries_keeps_the_rest_and_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (spool, switch, c, done, lost) = faulty(dir.path());
+        for seq in 1..=3 {
+            let d = delivery(seq);
+            assert!(c.stage(put(&d), Some(d)));
+        }
+        assert!(c.flush().await);
+        assert!(!c.is_faulted());
+
+        switch.fill_disk();
+        // A new delivery and a removal of a committed one, in the same failing batch.
+        let d = delivery(4);
+        assert!(c.stage(put(&d), Some(d)));
+        assert!(c.push(Write::Remove {
+            webhook: "w".into(),
+            seq: 1
+        }));
+        assert!(!c.flush().await, "not durable");
+        assert!(c.is_faulted());
+        assert!(c
+            .fault()
+            .expect("reason")
+            .contains("No space left on device"));
+        assert_eq!(lost.recv().expect("lost"), [4]);
+        assert_eq!(c.buffered_new(), (0, 0), "nothing new waits in memory");
+        // While faulted, new deliveries are handed back at once and flushes answered at once.
+        let d = delivery(5);
+        assert!(c.stage(put(&d), None));
+        let (tx, rx) = oneshot::channel();
+        c.flush_strict(tx);
+        assert_eq!(
+            rx.await.expect("answered"),
+            Durability::Unconfirmed(Unconfirmed::CommitFailed)
+        );
+        assert_eq!(lost.recv().expect("lost"), [5], "decoded from its write");
+        assert!(c.stats().reopens.load(Ordering::Relaxed) >= 1);
+
+        switch.heal();
+        let started = Instant::now();
+        while c.is_faulted() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The kept removal went in; the lost delivery did not.
+        let seqs: Vec<u64> = spool
+            .page("w", 0, u64::MAX, 10)
+            .expect("page")
+            .deliveries
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+        let d = delivery(6);
+        assert!(c.stage(put(&d), Some(d)));
+        assert!(c.flush().await);
+        assert_eq!(spool.pending_count().expect("count"), 3);
+        c.close();
+        done.await.expect("closed");
+    }
+
+    #[tokio::test]
+    async fn close_on_a_dead_disk_gives_up_within_the_final_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_spool, switch, c, done, _lost) = faulty(dir.path());
+        switch.fill_disk();
+        assert!(c.push(Write::Remove {
+            webhook: "w".into(),
+            seq: 1
+        }));
+        assert!(!c.flush().await);
+        let started = Instant::now();
+        c.close();
+        done.await.expect("closed");
+        let took = started.elapsed();
+        assert!(
+            took < FINAL_WINDOW + MAX_RETRY_WAIT,
+            "close took {took:?} on a dead disk"
+        );
     }
 }

@@ -49,7 +49,7 @@ pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, Comman
     let dir = spool::resolve_dir(config, &rt.file.delivery.spool_dir);
     let admin = admin_address(rt.admin_listen);
     let api_error = match admin {
-        Some(addr) => match via_admin(addr, command).await {
+        Some(addr) => match via_admin(addr, rt.file.admin.token.as_deref(), command).await {
             Ok(text) => return Ok(text),
             Err(Via::Answered(e)) => return Err(CommandError(e)),
             Err(Via::Unreachable(e)) => {
@@ -97,7 +97,13 @@ enum Via {
     Answered(String),
 }
 
-async fn via_admin(addr: SocketAddr, command: &SpoolCommand) -> Result<String, Via> {
+/// Asks the admin API; sends `admin.token` when the config has one, and marks changes as
+/// JSON requests (the admin API refuses simple, form-like POSTs as cross-site protection).
+async fn via_admin(
+    addr: SocketAddr,
+    token: Option<&str>,
+    command: &SpoolCommand,
+) -> Result<String, Via> {
     let client = reqwest::Client::builder()
         .timeout(ADMIN_TIMEOUT)
         .no_proxy()
@@ -116,11 +122,17 @@ async fn via_admin(addr: SocketAddr, command: &SpoolCommand) -> Result<String, V
         }
     };
     let url = format!("{base}{path}");
-    let req = if post {
-        client.post(&url)
+    let mut req = if post {
+        client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}")
     } else {
         client.get(&url)
     };
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
     let resp = req
         .send()
         .await

@@ -10,6 +10,7 @@ use super::clock::now_ms;
 use super::engine::DeliveryEngine;
 use super::outbox::Delivery;
 use crate::event::UserEvent;
+use crate::exchange::Durability;
 use crate::sink::Sinks;
 use crate::snapshot::Snapshot;
 use crate::webhook::Webhooks;
@@ -31,21 +32,38 @@ impl Dispatcher {
     /// how many. The caller passes the current config: a webhook removed by a reload gets no
     /// new deliveries.
     pub fn dispatch(&self, snapshot: &Snapshot, event: &UserEvent) -> usize {
+        self.dispatch_counted(snapshot, event).planned
+    }
+
+    /// [`Dispatcher::dispatch`], also saying how many deliveries the engine refused (a
+    /// `strict` response must not be released as durable then).
+    pub fn dispatch_counted(&self, snapshot: &Snapshot, event: &UserEvent) -> Dispatched {
         let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
         deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
-        let n = deliveries.len();
-        for d in deliveries {
-            self.engine.enqueue(d);
-        }
-        n
+        let planned = deliveries.len();
+        let refused = deliveries
+            .into_iter()
+            .filter_map(|d| self.engine.enqueue(d))
+            .count();
+        Dispatched { planned, refused }
     }
 
     /// Answers `ack` once every delivery dispatched before this call is committed to disk
-    /// (fsync'd), so a strict-mode response can be released. Never waits itself: the spool's
-    /// writer answers after its next commit; if the spool is closed, `ack` is dropped.
-    pub fn notify_when_durable(&self, ack: tokio::sync::oneshot::Sender<()>) {
+    /// (fsync'd), so a strict-mode response can be released: `Committed`, or `Unconfirmed`
+    /// when that commit failed or the spool is closed. Never waits itself: the spool's writer
+    /// answers after its next commit.
+    pub fn notify_when_durable(&self, ack: tokio::sync::oneshot::Sender<Durability>) {
         self.engine.notify_when_durable(ack);
     }
+}
+
+/// What one dispatch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Deliveries the event caused (one per subscribed webhook and sink).
+    pub planned: usize,
+    /// Of those, refused by the engine (recorded as failed).
+    pub refused: usize,
 }
 
 /// The deliveries an event causes: one per enabled webhook watching its object and action,

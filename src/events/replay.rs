@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(spool.dead_count().expect("count"), 2);
         assert_eq!(dead_letters_offline(&spool, &Replay::All).expect("all"), 2);
         assert_eq!(spool.dead_count().expect("count"), 0);
-        let (page, _) = spool.page("w", 0, u64::MAX, 10).expect("page");
+        let page = spool.page("w", 0, u64::MAX, 10).expect("page").deliveries;
         let seqs: Vec<u64> = page.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [1, 5, 6, 7], "after every seq in use");
         let ids: Vec<&str> = page[1..].iter().map(|d| d.id.as_str()).collect();

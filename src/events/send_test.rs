@@ -43,6 +43,9 @@ pub enum SendTestError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The webhook's URL cannot be rendered for the sample event.
+    #[error(transparent)]
+    Url(#[from] crate::template::UrlRenderError),
 }
 
 /// The tail of an unknown-webhook message: what the operator could have named.
@@ -102,7 +105,7 @@ pub async fn send_test(
     let client = attempt::build_client()?;
     let event = sample_event(action.clone());
     let delivery = super::outbox::Delivery::new(&webhook.name, event, now_ms());
-    let request = attempt::render(webhook, &delivery.id, &delivery.event, attempt::unix_now());
+    let request = attempt::render(webhook, &delivery.id, &delivery.event, attempt::unix_now())?;
 
     let mut text = String::new();
     if !webhook.enabled {

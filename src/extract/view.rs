@@ -35,7 +35,7 @@ struct LazyBody<'a> {
     decoded: OnceCell<Option<DecodedBody<'a>>>,
     index: OnceCell<Option<ObjectIndex>>,
     json: OnceCell<Option<Value>>,
-    form: OnceCell<Vec<(String, String)>>,
+    form: OnceCell<Vec<Pair>>,
 }
 
 impl<'a> LazyBody<'a> {
@@ -110,9 +110,9 @@ impl<'a> LazyBody<'a> {
             .as_ref()
     }
 
-    fn form(&self) -> &[(String, String)] {
+    fn form(&self) -> &[Pair] {
         self.form.get_or_init(|| match self.decoded() {
-            Some(d) => parse_urlencoded(&String::from_utf8_lossy(&d.bytes)),
+            Some(d) => parse_urlencoded(&d.bytes),
             None => Vec::new(),
         })
     }
@@ -128,7 +128,7 @@ pub struct View<'a> {
     response_headers: &'a HeaderMap,
     request: LazyBody<'a>,
     response: LazyBody<'a>,
-    query: OnceCell<Vec<(String, String)>>,
+    query: OnceCell<Vec<Pair>>,
     bearer: OnceCell<Option<Value>>,
 }
 
@@ -176,16 +176,19 @@ impl<'a> View<'a> {
 
     /// A query parameter (first occurrence), decoded.
     pub fn query_value(&self, name: &str) -> Option<String> {
-        let pairs = self
-            .query
-            .get_or_init(|| self.uri.query().map(parse_urlencoded).unwrap_or_default());
+        let pairs = self.query.get_or_init(|| {
+            self.uri
+                .query()
+                .map(|q| parse_urlencoded(q.as_bytes()))
+                .unwrap_or_default()
+        });
         find(pairs, name)
     }
 
-    /// The path parameter at `index`, percent-decoded.
+    /// The path parameter at `index`, percent-decoded; no value when that is not UTF-8.
     pub fn path_param(&self, index: usize) -> Option<String> {
         let (_, raw) = self.params.get(index)?;
-        let value = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        let value = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
         (!value.is_empty()).then_some(value)
     }
 
@@ -233,28 +236,44 @@ impl<'a> View<'a> {
     }
 }
 
-fn find(pairs: &[(String, String)], name: &str) -> Option<String> {
+/// One `name=value` of a urlencoded text, decoded; `None` where the decoded bytes are not
+/// UTF-8 (so such a value is "no value", never a guess with replacement characters).
+pub type Pair = (Option<String>, Option<String>);
+
+fn find(pairs: &[Pair], name: &str) -> Option<String> {
     pairs
         .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
+        .find(|(k, _)| k.as_deref() == Some(name))
+        .and_then(|(_, v)| v.clone())
         .filter(|v| !v.is_empty())
 }
 
-/// `a=1&b=x+y%21` -> `[(a, 1), (b, "x y!")]`; malformed escapes are kept as written.
-pub fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let spaced: Cow<'_, str> = if s.contains('+') {
-            Cow::Owned(s.replace('+', " "))
+/// `a=1&b=x+y%21` -> `[(a, 1), (b, "x y!")]`; malformed escapes are kept as written, and a
+/// name or value whose bytes are not UTF-8 once decoded is `None`.
+pub fn parse_urlencoded(text: &[u8]) -> Vec<Pair> {
+    let decode = |s: &[u8]| -> Option<String> {
+        let spaced: Cow<'_, [u8]> = if s.contains(&b'+') {
+            Cow::Owned(
+                s.iter()
+                    .map(|&b| if b == b'+' { b' ' } else { b })
+                    .collect(),
+            )
         } else {
             Cow::Borrowed(s)
         };
-        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+        let bytes: Cow<'_, [u8]> = percent_encoding::percent_decode(&spaced).into();
+        String::from_utf8(bytes.into_owned()).ok()
     };
-    text.split('&')
+    text.split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (
+                    pair.get(..i).unwrap_or_default(),
+                    pair.get(i + 1..).unwrap_or_default(),
+                ),
+                None => (pair, &[][..]),
+            };
             (decode(k), decode(v))
         })
         .collect()
@@ -264,18 +283,42 @@ pub fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    fn pair(k: &str, v: &str) -> Pair {
+        (Some(k.into()), Some(v.into()))
+    }
+
     #[test]
     fn urlencoded() {
         assert_eq!(
-            parse_urlencoded("grant_type=password&username=J%C3%B6+Doe&flag&=x&bad=%zz"),
+            parse_urlencoded(b"grant_type=password&username=J%C3%B6+Doe&flag&=x&bad=%zz"),
             vec![
-                ("grant_type".into(), "password".into()),
-                ("username".into(), "Jö Doe".into()),
-                ("flag".into(), String::new()),
-                (String::new(), "x".into()),
-                ("bad".into(), "%zz".into()),
+                pair("grant_type", "password"),
+                pair("username", "Jö Doe"),
+                pair("flag", ""),
+                pair("", "x"),
+                pair("bad", "%zz"),
             ]
         );
-        assert!(parse_urlencoded("").is_empty());
+        assert!(parse_urlencoded(b"").is_empty());
+    }
+
+    #[test]
+    fn urlencoded_non_utf8_is_no_value_not_a_replacement_character() {
+        let pairs = parse_urlencoded(b"username=%FF%FE&raw=a\xffb&ok=1&%C3=x");
+        assert_eq!(
+            pairs,
+            vec![
+                (Some("username".into()), None),
+                (Some("raw".into()), None),
+                pair("ok", "1"),
+                (None, Some("x".into())),
+            ]
+        );
+        assert_eq!(find(&pairs, "username"), None);
+        assert_eq!(find(&pairs, "ok").as_deref(), Some("1"));
+        assert!(pairs.iter().all(|(k, v)| {
+            !k.as_deref().unwrap_or("").contains('\u{fffd}')
+                && !v.as_deref().unwrap_or("").contains('\u{fffd}')
+        }));
     }
 }

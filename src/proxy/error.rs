@@ -12,6 +12,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::ClientBody;
 use super::edge::{log_client_fault, Refusal};
+use crate::exchange::Unconfirmed;
 use crate::metrics::{ClientFault, UpstreamFailure};
 use crate::upstream::UpstreamError;
 
@@ -45,6 +46,16 @@ pub enum ProxyError {
     /// No response head within `timeouts.upstream`: a 504.
     #[error("no response headers within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
+    /// `strict` mode: the IAM answered a matched call without a body (204, HEAD, 304, empty),
+    /// but its event was not confirmed durable, so the answer is not passed on as if it were:
+    /// a 503. The change may have been applied by the IAM.
+    #[error("strict mode: the event of an IAM answer {status} is not durable ({})", .reason.as_str())]
+    NotDurable {
+        /// Why the event was not confirmed.
+        reason: Unconfirmed,
+        /// What the IAM answered (withheld).
+        status: StatusCode,
+    },
 }
 
 impl From<UpstreamError> for ProxyError {
@@ -76,6 +87,7 @@ impl ProxyError {
             ProxyError::ClientBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::NotDurable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -85,7 +97,8 @@ impl ProxyError {
             ProxyError::BadTarget(_)
             | ProxyError::Refused(_)
             | ProxyError::ClientBody { .. }
-            | ProxyError::TooLarge(_) => None,
+            | ProxyError::TooLarge(_)
+            | ProxyError::NotDurable { .. } => None,
             ProxyError::Upstream(e) if e.is_connect() => Some(UpstreamFailure::Unreachable),
             ProxyError::Upstream(_) => Some(UpstreamFailure::Broken),
             ProxyError::Timeout(_) => Some(UpstreamFailure::Timeout),
@@ -109,6 +122,7 @@ impl ProxyError {
             ProxyError::Upstream(e) if e.is_connect() => "upstream_unreachable",
             ProxyError::Upstream(_) => "upstream_error",
             ProxyError::Timeout(_) => "upstream_timeout",
+            ProxyError::NotDurable { .. } => "event_not_durable",
         }
     }
 
@@ -140,6 +154,9 @@ impl ProxyError {
                 "the identity service closed the connection or sent an invalid response"
             }
             ProxyError::Timeout(_) => "the identity service did not answer in time",
+            ProxyError::NotDurable { .. } => {
+                "the identity service answered, but userhook could not record the change durably (delivery.guarantee: strict); the change may have been applied"
+            }
         }
     }
 
@@ -198,6 +215,13 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let ProxyError::NotDurable { status, .. } = &self {
+            // What the IAM said, so a client (or an operator) can tell what was withheld.
+            resp.headers_mut().insert(
+                "x-userhook-upstream-status",
+                HeaderValue::from(status.as_u16()),
+            );
+        }
         if matches!(
             self,
             ProxyError::ClientBody { .. } | ProxyError::TooLarge(_)
@@ -251,6 +275,20 @@ mod tests {
         let (status, body) = answer(closed).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert!(body.contains(r#""error":"upstream_error""#), "{body}");
+
+        let held = ProxyError::NotDurable {
+            reason: Unconfirmed::Refused,
+            status: StatusCode::NO_CONTENT,
+        };
+        assert_eq!(held.metric_kind(), None);
+        let resp = held.respond("/users/1");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["x-userhook-upstream-status"], "204");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(
+            &body[..],
+            br#"{"error":"event_not_durable","message":"the identity service answered, but userhook could not record the change durably (delivery.guarantee: strict); the change may have been applied"}"#
+        );
     }
 
     #[test]

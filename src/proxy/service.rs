@@ -198,8 +198,11 @@ async fn phases(
         sink,
         snapshot: rt.clone(),
     });
-    let body = response_body(rt, body, parts.status, pending).await;
-    Response::from_parts(parts, body)
+    match response_body(rt, body, parts.status, pending).await {
+        Ok(body) => Response::from_parts(parts, body),
+        // Counted and logged (rate-limited) where the wait ended; no path is logged.
+        Err(e) => e.respond(""),
+    }
 }
 
 /// What phase 1 keeps of a matched request for its exchange.
@@ -365,15 +368,17 @@ fn response_filter(
 /// which copies it and hands the exchange off when it is done with (in strict mode holding
 /// its end until the event is durable). A matched strict response that has no body to hold
 /// (HEAD, 204, 304, or empty) is handed off here and waited for: its head is what is held
-/// back. Never changes a byte of the body.
+/// back, and when the event is not confirmed durable the client gets a 503
+/// (`ProxyError::NotDurable`) instead of a success it could not rely on. Never changes a byte
+/// of the body.
 async fn response_body(
     rt: &Snapshot,
     body: UpstreamResponseBody,
     status: StatusCode,
     pending: Option<PendingExchange>,
-) -> ClientBody {
+) -> Result<ClientBody, ProxyError> {
     let Some(pending) = pending else {
-        return ClientBody::Plain(body);
+        return Ok(ClientBody::Plain(body));
     };
     // No body will be polled for HEAD, 204, 304 or an empty body.
     let bodiless = pending.exchange.method == Method::HEAD
@@ -385,15 +390,17 @@ async fn response_body(
             bytes: bytes::Bytes::new(),
             truncated: false,
         };
-        pending.hand_off_durable(ended).await;
-        return ClientBody::Plain(body);
+        if let Err(reason) = pending.hand_off_durable(ended).await {
+            return Err(ProxyError::NotDurable { reason, status });
+        }
+        return Ok(ClientBody::Plain(body));
     }
-    ClientBody::Tapped(Box::new(ResponseTap::new(
+    Ok(ClientBody::Tapped(Box::new(ResponseTap::new(
         body,
         rt.capture_limit,
         pending,
         rt.strict,
-    )))
+    ))))
 }
 
 /// A fresh UUIDv7 as a header value. One allocation, shared by the forwarded header, the

@@ -6,8 +6,13 @@
 //! body is finished with (fully sent, or abandoned by either side) the tap hands the captured
 //! [`Exchange`] to the extractor with a non-blocking `try_send`: the hand-off never waits for
 //! detection or delivery work. Only strict mode then holds the body's last frame (or its end)
-//! until the event is durable, and at most [`STRICT_MAX_WAIT`]. Never: change a frame, or
-//! hand an exchange off twice.
+//! until the event is durable, and at most [`STRICT_MAX_WAIT`]. When the event is *not*
+//! confirmed durable (a refused delivery, a failed commit, an exchange the hand-off queue
+//! dropped, the wait limit), the held end is never released: the body ends in an error, so the
+//! client sees a broken response (HTTP/1: the connection closes before the body is complete;
+//! HTTP/2: the stream is reset), never a completed one. Counted in
+//! `userhook_strict_unconfirmed_total{reason}`. Never: change a frame, or hand an exchange off
+//! twice.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,20 +27,60 @@ use tokio::sync::oneshot;
 
 use crate::capture::{Capture, RequestCaptureSlot};
 use crate::events::handoff::HandoffSender;
-use crate::exchange::{CapturedBody, Exchange};
+use crate::exchange::{CapturedBody, Durability, Exchange, Unconfirmed};
 use crate::snapshot::Snapshot;
-use crate::upstream::UpstreamResponseBody;
+use crate::upstream::{BoxError, UpstreamResponseBody};
 
 /// Longest a strict-mode response waits for its event to become durable. Past it the
-/// response is released anyway (and counted): a stuck spool must not hang every client.
+/// response is failed (and counted): a stuck spool must not hang every client, nor may it be
+/// taken for a commit.
 pub const STRICT_MAX_WAIT: Duration = Duration::from_secs(5);
 
-/// Strict-mode responses released before their event was durable.
-static STRICT_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+/// Strict-mode responses failed because their event was not confirmed durable.
+static STRICT_UNCONFIRMED: AtomicU64 = AtomicU64::new(0);
 
-/// How many strict-mode responses were released on [`STRICT_MAX_WAIT`] since start.
-pub fn strict_timeouts() -> u64 {
-    STRICT_TIMEOUTS.load(Ordering::Relaxed)
+/// When a strict-mode failure was last logged (ms since the first), to pace the WARN line.
+static LAST_LOG_MS: AtomicU64 = AtomicU64::new(0);
+
+/// At most one "strict: not durable" line per this interval (the count says how many).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How many strict-mode responses were failed since start because their event was not
+/// confirmed durable (any reason; `/metrics` has them by reason).
+pub fn strict_unconfirmed() -> u64 {
+    STRICT_UNCONFIRMED.load(Ordering::Relaxed)
+}
+
+/// The body error a strict response ends with when its event is not durable: hyper closes the
+/// connection (HTTP/1) or resets the stream (HTTP/2), so the client cannot take the response
+/// for a completed one.
+#[derive(Debug, thiserror::Error)]
+#[error("strict mode: the event of this response is not durable ({}); response cut off", .0.as_str())]
+pub struct NotDurable(pub Unconfirmed);
+
+/// Counts and logs (at most once per [`LOG_EVERY`]) a strict response that is failed.
+fn count_unconfirmed(reason: Unconfirmed) {
+    crate::metrics::strict_unconfirmed(reason);
+    let n = STRICT_UNCONFIRMED.fetch_add(1, Ordering::Relaxed) + 1;
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1;
+    let last = LAST_LOG_MS.load(Ordering::Relaxed);
+    let due = last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
+    if due
+        && LAST_LOG_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            reason = reason.as_str(),
+            strict_unconfirmed_total = n,
+            "strict mode: an event was not confirmed durable; its response was failed instead of released (at most one such line per 10 s)"
+        );
+    }
 }
 
 /// What the response tap needs to build the [`Exchange`] when it is done.
@@ -52,8 +97,13 @@ pub struct PendingExchange {
 
 impl PendingExchange {
     /// Completes the exchange with the response body and hands it to the extractor without
-    /// waiting. With `durable`, the extractor answers it once the event is on disk.
-    pub fn hand_off(mut self, response_body: CapturedBody, durable: Option<oneshot::Sender<()>>) {
+    /// waiting. With `durable`, the extractor answers it once the event is on disk (a full
+    /// queue drops the exchange, and with it the sender: the wait then fails).
+    pub fn hand_off(
+        mut self,
+        response_body: CapturedBody,
+        durable: Option<oneshot::Sender<Durability>>,
+    ) {
         self.exchange.response_body = response_body;
         if let Some(slot) = &self.request_slot {
             // The request body may still be in flight if the IAM answered before reading it
@@ -78,28 +128,30 @@ impl PendingExchange {
     }
 }
 
-/// Resolves when the extractor says the event is durable, when it says there is nothing to
-/// wait for (the sender was dropped: no event, or a full queue), or at [`STRICT_MAX_WAIT`].
+/// Resolves `Ok` when the extractor says the event is durable (or there was no event), and
+/// `Err` with the reason when it says it is not, when the exchange was dropped unexamined (the
+/// sender went away), or at [`STRICT_MAX_WAIT`]. Every `Err` is counted.
 pub struct DurableWait {
-    ack: oneshot::Receiver<()>,
+    ack: oneshot::Receiver<Durability>,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Future for DurableWait {
-    type Output = ();
+    type Output = Result<(), Unconfirmed>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Pin::new(&mut self.ack).poll(cx).is_ready() {
-            return Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Unconfirmed>> {
+        if let Poll::Ready(answer) = Pin::new(&mut self.ack).poll(cx) {
+            let verdict = match answer {
+                Ok(Durability::Committed) => return Poll::Ready(Ok(())),
+                Ok(Durability::Unconfirmed(reason)) => reason,
+                Err(_) => Unconfirmed::NotExamined,
+            };
+            count_unconfirmed(verdict);
+            return Poll::Ready(Err(verdict));
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
-            let n = STRICT_TIMEOUTS.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(
-                strict_timeouts_total = n,
-                "strict mode: event not durable within {}s; response released",
-                STRICT_MAX_WAIT.as_secs()
-            );
-            return Poll::Ready(());
+            count_unconfirmed(Unconfirmed::Timeout);
+            return Poll::Ready(Err(Unconfirmed::Timeout));
         }
         Poll::Pending
     }
@@ -109,7 +161,8 @@ impl Future for DurableWait {
 ///
 /// Fast mode hands the exchange off when the body is dropped. Strict mode holds the last
 /// frame (or the end of the stream) until the event is durable, so a client never sees a
-/// completed response for a change that could still go un-notified.
+/// completed response for a change that could still go un-notified; when it is not durable
+/// the body ends in a [`NotDurable`] error instead.
 pub struct ResponseTap<B: Body = UpstreamResponseBody> {
     inner: B,
     capture: Capture,
@@ -117,9 +170,15 @@ pub struct ResponseTap<B: Body = UpstreamResponseBody> {
     strict: bool,
     /// Strict mode, end seen: the frame to release (None: the end itself) and the wait.
     held: Option<(Option<Frame<Bytes>>, DurableWait)>,
+    /// Strict mode, not durable: the body ended in an error; nothing more is yielded.
+    failed: bool,
 }
 
-impl<B: Body<Data = Bytes> + Unpin> ResponseTap<B> {
+impl<B> ResponseTap<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     /// Wraps `inner`; `pending` is handed off at the end (strict) or on drop (fast).
     pub fn new(inner: B, limit: usize, pending: PendingExchange, strict: bool) -> Self {
         let capture = Capture::new(limit, &inner.size_hint());
@@ -129,6 +188,7 @@ impl<B: Body<Data = Bytes> + Unpin> ResponseTap<B> {
             pending: Some(pending),
             strict,
             held: None,
+            failed: false,
         }
     }
 
@@ -137,7 +197,7 @@ impl<B: Body<Data = Bytes> + Unpin> ResponseTap<B> {
         &mut self,
         last: Option<Frame<Bytes>>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.capture.mark_ended();
         if let Some(pending) = self.pending.take() {
             let wait = pending.hand_off_durable(self.capture.finish());
@@ -148,31 +208,44 @@ impl<B: Body<Data = Bytes> + Unpin> ResponseTap<B> {
         }
     }
 
-    fn poll_held(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_held(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let Some((_, wait)) = &mut self.held else {
             return Poll::Ready(None);
         };
         match Pin::new(wait).poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
+            Poll::Ready(Ok(())) => {
                 let last = self.held.take().and_then(|(frame, _)| frame);
                 Poll::Ready(last.map(Ok))
+            }
+            Poll::Ready(Err(reason)) => {
+                // The held end is never released: the body ends in an error.
+                self.held = None;
+                self.failed = true;
+                Poll::Ready(Some(Err(Box::new(NotDurable(reason)))))
             }
         }
     }
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for ResponseTap<B> {
+impl<B> Body for ResponseTap<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if this.held.is_some() {
             return this.poll_held(cx);
+        }
+        if this.failed {
+            return Poll::Ready(None);
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match polled {
@@ -192,7 +265,8 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ResponseTap<B> {
                 }
                 Poll::Ready(None)
             }
-            other => other,
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -200,6 +274,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for ResponseTap<B> {
         // In strict mode the end is ours to announce, after the event is durable.
         if self.held.is_some() || (self.strict && self.pending.is_some()) {
             return false;
+        }
+        if self.failed {
+            return true;
         }
         self.inner.is_end_stream()
     }
@@ -257,7 +334,14 @@ mod tests {
     }
 
     fn pending(sink: HandoffSender) -> PendingExchange {
-        let snapshot = Snapshot::from_text("upstream: http://127.0.0.1:1\n", None).expect("config");
+        static SNAPSHOT: std::sync::OnceLock<Arc<Snapshot>> = std::sync::OnceLock::new();
+        let snapshot = SNAPSHOT
+            .get_or_init(|| {
+                Arc::new(
+                    Snapshot::from_text("upstream: http://127.0.0.1:1\n", None).expect("config"),
+                )
+            })
+            .clone();
         PendingExchange {
             exchange: Exchange {
                 route: crate::detect::RouteMatch {
@@ -277,15 +361,32 @@ mod tests {
             },
             request_slot: None,
             sink,
-            snapshot: Arc::new(snapshot),
+            snapshot,
         }
     }
 
-    fn poll_once<B: Body<Data = Bytes> + Unpin>(tap: &mut ResponseTap<B>) -> Poll<Option<Bytes>> {
+    fn poll_result<B>(tap: &mut ResponseTap<B>) -> Poll<Option<Result<Bytes, String>>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match Pin::new(tap).poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(f.into_data().unwrap_or_default())),
-            Poll::Ready(Some(Err(_))) => panic!("body error"),
+            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f.into_data().unwrap_or_default()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.to_string()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_once<B>(tap: &mut ResponseTap<B>) -> Poll<Option<Bytes>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        match poll_result(tap) {
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(b)),
+            Poll::Ready(Some(Err(e))) => panic!("body error: {e}"),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -314,7 +415,7 @@ mod tests {
             .durable
             .take()
             .expect("strict asks for an ack")
-            .send(())
+            .send(Durability::Committed)
             .expect("ack");
         assert_eq!(
             poll_once(&mut tap),
@@ -330,12 +431,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn strict_releases_when_there_is_nothing_to_wait_for() {
+    async fn strict_releases_when_the_extractor_says_there_was_no_event() {
         let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["only"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
-        // No event came of it: the extractor drops the sender.
-        drop(rx.try_recv().map(|h| h.exchange).expect("handed off"));
+        // No event came of it: the extractor answers Committed (nothing to make durable).
+        let mut exchange = rx.try_recv().map(|h| h.exchange).expect("handed off");
+        let ack = exchange.durable.take().expect("ack");
+        ack.send(Durability::Committed).expect("send");
         assert_eq!(
             poll_once(&mut tap),
             Poll::Ready(Some(Bytes::from_static(b"only")))
@@ -344,19 +447,83 @@ mod tests {
         assert_eq!(poll_once(&mut tap), Poll::Ready(None));
     }
 
+    /// The held end is never released when the event is not durable: the body ends in an
+    /// error (the client's connection is cut), and the reason is counted.
+    #[tokio::test]
+    async fn strict_never_releases_an_unconfirmed_response() {
+        let cases: [(&str, Option<Durability>); 3] = [
+            (
+                "refused",
+                Some(Durability::Unconfirmed(Unconfirmed::Refused)),
+            ),
+            (
+                "commit_failed",
+                Some(Durability::Unconfirmed(Unconfirmed::CommitFailed)),
+            ),
+            // The exchange was dropped unexamined (a full hand-off queue drops it, and the
+            // sender with it).
+            ("not_examined", None),
+        ];
+        for (word, answer) in cases {
+            let (tx, mut rx) = crate::events::handoff::channel();
+            let mut tap = ResponseTap::new(frames(&["ab", "cd"]), 1024, pending(tx), true);
+            assert_eq!(
+                poll_once(&mut tap),
+                Poll::Ready(Some(Bytes::from_static(b"ab")))
+            );
+            assert_eq!(poll_once(&mut tap), Poll::Pending);
+            let before = strict_unconfirmed();
+            let mut exchange = rx.try_recv().map(|h| h.exchange).expect("handed off");
+            let ack = exchange.durable.take().expect("ack");
+            match answer {
+                Some(a) => ack.send(a).expect("send"),
+                None => drop(ack),
+            }
+            assert_eq!(
+                poll_result(&mut tap),
+                Poll::Ready(Some(Err(format!(
+                    "strict mode: the event of this response is not durable ({word}); response cut off"
+                )))),
+                "{word}"
+            );
+            assert!(strict_unconfirmed() > before, "{word} counted");
+            // Nothing after the error, and the held frame never comes.
+            assert_eq!(poll_once(&mut tap), Poll::Ready(None));
+            assert!(tap.is_end_stream());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_handoff_queue_fails_a_strict_response() {
+        let (tx, _rx) = crate::events::handoff::channel();
+        // Fill the queue.
+        for _ in 0..crate::events::handoff::QUEUE {
+            pending(tx.clone()).hand_off(CapturedBody::default(), None);
+        }
+        let mut tap = ResponseTap::new(frames(&["x"]), 1024, pending(tx), true);
+        assert_eq!(
+            poll_result(&mut tap),
+            Poll::Ready(Some(Err(
+                "strict mode: the event of this response is not durable (not_examined); response cut off".into()
+            )))
+        );
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn strict_gives_up_waiting_after_the_limit() {
+    async fn strict_gives_up_waiting_after_the_limit_and_fails_the_response() {
         let (tx, mut rx) = crate::events::handoff::channel();
         let mut tap = ResponseTap::new(frames(&["x"]), 1024, pending(tx), true);
         assert_eq!(poll_once(&mut tap), Poll::Pending);
         let _kept = rx.try_recv().map(|h| h.exchange).expect("handed off"); // never acknowledged
-        let before = strict_timeouts();
+        let before = strict_unconfirmed();
         tokio::time::advance(STRICT_MAX_WAIT + Duration::from_millis(1)).await;
         assert_eq!(
-            poll_once(&mut tap),
-            Poll::Ready(Some(Bytes::from_static(b"x")))
+            poll_result(&mut tap),
+            Poll::Ready(Some(Err(
+                "strict mode: the event of this response is not durable (timeout); response cut off".into()
+            )))
         );
-        assert_eq!(strict_timeouts(), before + 1);
+        assert!(strict_unconfirmed() > before);
     }
 
     #[tokio::test]

@@ -18,5 +18,5 @@ mod vars;
 pub use body::{BodyKind, BodyTemplate};
 pub use error::TemplateError;
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
-pub use url::UrlTemplate;
+pub use url::{UrlRenderError, UrlTemplate};
 pub use vars::{EventVars, VarSource, BUILTIN_USER_FIELDS, EVENT_VARIABLES};

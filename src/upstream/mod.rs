@@ -25,6 +25,7 @@ pub use client::{ConnectorError, UpstreamConnector, UpstreamResponseBody};
 pub use direct::error::{
     BodyError, DialError, MalformedHead, RequestBodyError, ResponseError, SendError,
 };
+pub use direct::offline;
 pub use direct::DirectBody;
 pub use error::{BoxError, UpstreamError};
 pub use hyper_client::PooledIncoming;

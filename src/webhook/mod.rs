@@ -224,8 +224,9 @@ fn compile_one(
             .ok(),
     };
     if let Some(u) = &url {
-        // A sample rendering must be a URL reqwest accepts, or every attempt would fail.
-        let sample = u.render(&std::collections::BTreeMap::<String, String>::new());
+        // A sample rendering (every variable standing for a plain value) must be a URL
+        // reqwest accepts, or every attempt would fail.
+        let sample = u.render(&SampleVars).unwrap_or_default();
         if let Err(e) = reqwest::Url::parse(&sample) {
             err(
                 "url",
@@ -374,6 +375,16 @@ fn compile_one(
             })
         }
         _ => Err(errors),
+    }
+}
+
+/// Every variable as `x`: a sample rendering that no value rule refuses, so the URL check at
+/// load judges the URL text alone.
+struct SampleVars;
+
+impl crate::template::VarSource for SampleVars {
+    fn var(&self, _name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        Some(std::borrow::Cow::Borrowed("x"))
     }
 }
 

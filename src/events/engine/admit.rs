@@ -17,11 +17,23 @@ use crate::events::spool::Write;
 
 impl DeliveryEngine {
     /// Takes a delivery: written to the spool, attempted once that write is committed. Never
-    /// waits: a full spool, an overloaded writer or a stopping engine refuses it, and the
-    /// refusal is recorded as a failed delivery, counted and logged.
-    pub fn enqueue(&self, delivery: Delivery) {
-        admit(&self.shared, delivery, None);
+    /// waits: a full, faulted or overloaded spool or a stopping engine refuses it, and the
+    /// refusal is recorded as a failed delivery, counted and logged; it is returned too, so a
+    /// `strict` response knows its event is not durable.
+    pub fn enqueue(&self, delivery: Delivery) -> Option<Refusal> {
+        admit(&self.shared, delivery, None)
     }
+}
+
+/// Encodes a delivery for the spool. A seam for the tests of the (unreachable with plain
+/// strings and numbers) failure path.
+fn encode(delivery: &Delivery) -> Result<Vec<u8>, serde_json::Error> {
+    #[cfg(test)]
+    if tests::FAIL_ENCODE.with(|f| f.get()) {
+        use serde::ser::Error as _;
+        return Err(serde_json::Error::custom("injected encode failure"));
+    }
+    serde_json::to_vec(delivery)
 }
 
 /// Admits a new (or, with `revive`, a replayed) delivery: assigns its seq and hands its first
@@ -36,6 +48,8 @@ pub(super) fn admit(
     let mut st = shared.memory.lock();
     let refusal = if st.stopping || shared.committer.is_closed() {
         Some(Refusal::Stopping)
+    } else if shared.committer.is_faulted() {
+        Some(Refusal::Fault)
     } else {
         let (waiting, waiting_bytes) = shared.committer.buffered_new();
         let stored = shared
@@ -56,16 +70,20 @@ pub(super) fn admit(
         refuse(shared, delivery, r);
         return Some(r);
     }
+    // Encoded before it takes a seq: a delivery that cannot be stored is recorded as failed,
+    // never silently dropped with a seq used up.
     delivery.seq = st.next_seq;
-    st.next_seq += 1;
-    let bytes = match serde_json::to_vec(&delivery) {
+    let bytes = match encode(&delivery) {
         Ok(b) => b,
         Err(e) => {
-            // Plain strings and numbers always serialise; this is a guard, not a path.
-            tracing::error!(error = %e, "cannot serialise a delivery; dropped");
-            return None;
+            drop(st);
+            tracing::error!(error = %e, webhook = %delivery.webhook, delivery_id = %delivery.id, "cannot encode a delivery for the spool; recorded as failed");
+            delivery.seq = 0;
+            refuse(shared, delivery, Refusal::Unencodable);
+            return Some(Refusal::Unencodable);
         }
     };
+    st.next_seq += 1;
     let (webhook, seq) = (delivery.webhook.clone(), delivery.seq);
     let write = match revive {
         Some(id) => Write::Revive {
@@ -112,7 +130,7 @@ pub(super) fn admit_committed(memory: &Memory, committed: Vec<Delivery>) {
 }
 
 /// Records a refused delivery as failed, counts it and logs (at most once per interval).
-fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
+pub(super) fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
     let (counter, metric) = match r {
         Refusal::Full { .. } => (&shared.refused.full, crate::metrics::DropReason::SpoolFull),
         Refusal::Overloaded => (
@@ -122,6 +140,14 @@ fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
         Refusal::Stopping => (
             &shared.refused.stopping,
             crate::metrics::DropReason::Stopping,
+        ),
+        Refusal::Fault => (
+            &shared.refused.fault,
+            crate::metrics::DropReason::SpoolFault,
+        ),
+        Refusal::Unencodable => (
+            &shared.refused.unencodable,
+            crate::metrics::DropReason::Unencodable,
         ),
     };
     crate::metrics::event_dropped(metric);
@@ -146,4 +172,69 @@ fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
     }
     delivery.last_error = Some(reason);
     record(shared, &delivery, DeliveryStatus::Failed, None);
+}
+
+/// The writer could not make these new deliveries durable (a failed commit): each leaves its
+/// window and is refused like any other (recorded as failed, counted, logged at a bounded
+/// rate). A replayed one stays a dead letter (its revive was not written).
+pub(super) fn admit_lost(shared: &Shared, lost: Vec<crate::events::committer::Lost>) {
+    {
+        let mut st = shared.memory.lock();
+        for l in lost.iter().filter(|l| l.resident) {
+            forget_resident(&mut st, &l.delivery.webhook);
+        }
+    }
+    for l in lost {
+        refuse(shared, l.delivery, Refusal::Fault);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use arc_swap::ArcSwap;
+
+    use super::*;
+    use crate::snapshot::Snapshot;
+
+    thread_local! {
+        /// Makes [`encode`] fail on this thread.
+        pub(in crate::events::engine) static FAIL_ENCODE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_cannot_be_encoded_is_recorded_as_failed_and_takes_no_seq() {
+        let text = "listen: 127.0.0.1:0\nupstream: http://127.0.0.1:1\nadmin: {listen: 127.0.0.1:0}\nwebhooks:\n  - {name: w, actions: ['*'], url: 'http://127.0.0.1:1/'}\n";
+        let rt = Snapshot::from_text(text, None).unwrap_or_else(|e| panic!("{e}"));
+        let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
+        let next_before = engine.shared.memory.lock().next_seq;
+        let d = crate::events::spool::tests::delivery("w", "u1", 0);
+        let id = d.id.clone();
+        FAIL_ENCODE.with(|f| f.set(true));
+        let refused = engine.enqueue(d);
+        FAIL_ENCODE.with(|f| f.set(false));
+        assert_eq!(refused, Some(Refusal::Unencodable));
+        assert_eq!(
+            engine.shared.memory.lock().next_seq,
+            next_before,
+            "no seq used up"
+        );
+        let records = engine.records(Some(DeliveryStatus::Failed));
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].delivery_id, id);
+        assert_eq!(
+            records[0].last_error.as_deref(),
+            Some("delivery could not be encoded for the spool")
+        );
+        assert_eq!(engine.stats().refused_unencodable, 1);
+        assert!(engine.pending().is_empty());
+        // The next one is taken as usual, with the seq the failed one did not use.
+        let d = crate::events::spool::tests::delivery("w", "u2", 0);
+        assert_eq!(engine.enqueue(d), None);
+        assert!(engine.flush().await);
+        assert_eq!(engine.stats().spooled, 1);
+        engine.stop(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -39,6 +39,10 @@ impl DeliveryEngine {
     /// replayed, those after it stay dead letters. The reading and resetting is
     /// [`replay::dead_letters`], shared with the offline CLI.
     pub async fn replay(&self, which: Replay) -> Result<u64, EngineError> {
+        // One replay at a time, each finished (committed) before the next reads: a dead letter
+        // two replays name is revived by the first and no longer found by the second. The
+        // spool also writes a revive only while its dead letter exists.
+        let _one_at_a_time = self.shared.replaying.lock().await;
         self.flush().await;
         let count = self.with_spool(|spool| {
             replay::dead_letters(spool, &which, |d| {
@@ -84,6 +88,13 @@ mod tests {
     /// A target that answers every request 404 (final: dead-lettered at once) and reports each
     /// request's `webhook-id`.
     async fn refusing_target() -> (String, mpsc::UnboundedReceiver<String>) {
+        target(usize::MAX).await
+    }
+
+    /// [`refusing_target`] for the first `answered` requests; later ones are read and reported
+    /// but never answered (they stay in flight).
+    async fn target(answered: usize) -> (String, mpsc::UnboundedReceiver<String>) {
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -92,6 +103,7 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let tx = tx.clone();
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -121,6 +133,10 @@ mod tests {
                         }
                     }
                     let _ = tx.send(header("webhook-id:").unwrap_or_default());
+                    if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= answered {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        return;
+                    }
                     let reply =
                         b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
                     let _ = conn.write_all(reply).await;
@@ -176,5 +192,43 @@ mod tests {
         assert_eq!(closed.to_string(), "the spool is closed");
         let purged = engine.purge_dead_letters().await.expect_err("stopped");
         assert!(matches!(purged, EngineError::Closed), "{purged}");
+    }
+
+    #[tokio::test]
+    async fn two_concurrent_replays_of_one_dead_letter_revive_it_once() {
+        // The first attempt is refused (dead letter); the replayed one is kept in flight, so
+        // it is not a dead letter again when the second replay looks.
+        let (url, mut requests) = target(1).await;
+        let text = format!(
+            "listen: 127.0.0.1:0\nupstream: http://127.0.0.1:1\nadmin: {{listen: 127.0.0.1:0}}\nwebhooks:\n  - {{name: gone, actions: ['*'], url: '{url}', timeout: 60s}}\n"
+        );
+        let rt = Snapshot::from_text(&text, None).unwrap_or_else(|e| panic!("{e}"));
+        let engine = DeliveryEngine::start(Arc::new(ArcSwap::from_pointee(rt))).expect("engine");
+        let d = crate::events::spool::tests::delivery("gone", "u1", 0);
+        let id = d.id.clone();
+        engine.enqueue(d);
+        assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
+        dead_letters_now(&engine, 1).await;
+
+        let (a, b) = tokio::join!(
+            engine.replay(Replay::One(id.clone())),
+            engine.replay(Replay::One(id.clone()))
+        );
+        let revived: u64 = [&a, &b].iter().filter_map(|r| r.as_ref().ok()).sum();
+        assert_eq!(revived, 1, "{a:?} {b:?}");
+        let other = if a.is_ok() { b } else { a };
+        assert!(other.expect_err("the second finds none").is_not_found());
+        let (a, b) = tokio::join!(engine.replay(Replay::All), engine.replay(Replay::All));
+        assert_eq!(
+            (a.expect("all"), b.expect("all")),
+            (0, 0),
+            "nothing dead now"
+        );
+        // Replayed once: one more attempt, never a second copy.
+        assert_eq!(requests.recv().await.as_deref(), Some(id.as_str()));
+        assert_eq!(engine.stats().pending, 1);
+        assert_eq!(engine.pending().len(), 1);
+        assert!(requests.try_recv().is_err(), "one attempt for one replay");
+        engine.stop(Duration::from_millis(100)).await;
     }
 }

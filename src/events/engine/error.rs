@@ -30,6 +30,14 @@ pub enum Refusal {
     /// The engine is stopping (or its writer never started): nothing more is written.
     #[error("userhook is stopping; the spool is closed")]
     Stopping,
+    /// The spool cannot be written (a full or failing disk, a file that could not be opened):
+    /// nothing is taken that could not be made durable. Lifts by itself once a commit works.
+    #[error("spool not writable (full or failing disk); see /readyz and the log")]
+    Fault,
+    /// The delivery could not be encoded for the spool (a guard: plain strings and numbers
+    /// always encode).
+    #[error("delivery could not be encoded for the spool")]
+    Unencodable,
 }
 
 /// Why an engine operation failed.

@@ -5,23 +5,25 @@
 //! pending in the spool (and are logged) for the next start.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch, Notify};
 
-use super::admit::admit_committed;
+use super::admit::{admit_committed, admit_lost};
 use super::error::EngineError;
 use super::limits::COMMIT_LINGER;
+use super::outcome::announce_orphans;
 use super::schedule::schedule;
-use super::state::{lock, DeliveryEngine, Memory, Refusals, Shared, State, Window};
+use super::state::{lock, DeliveryEngine, Memory, Orphans, Refusals, Shared, State, Window};
 use crate::events::attempt;
-use crate::events::committer::{Committer, OnCommit};
+use crate::events::committer::{Committer, Hooks, OnCommit, OnLost, OnRecovered, FINAL_WINDOW};
 use crate::events::outbox::{Delivery, Outbox};
 use crate::events::publish::Publishers;
 use crate::events::records::Records;
 use crate::events::spool::Spool;
+use crate::exchange::Durability;
 use crate::sink::Sink;
 use crate::snapshot::Snapshot;
 
@@ -44,25 +46,38 @@ impl DeliveryEngine {
         let rt = runtime.load_full();
         let keep = rt.file.delivery.records;
         let spool = Arc::new(spool);
-        let (next_seq, payload_bytes) = spool.meta()?;
+        // A spool that could not be opened (fast mode keeps serving) starts empty and faulted;
+        // the writer keeps trying to open it.
+        let (next_seq, payload_bytes) = if spool.is_open() {
+            spool.meta()?
+        } else {
+            (1, 0)
+        };
         let mut windows = HashMap::new();
         let mut next_seq = next_seq;
         let mut backlog = 0u64;
-        for (webhook, lo, hi) in spool.webhooks()? {
+        let on_disk = if spool.is_open() {
+            spool.webhooks()?
+        } else {
+            Vec::new()
+        };
+        for (webhook, lo, hi) in &on_disk {
             next_seq = next_seq.max(hi.saturating_add(1));
             backlog += 1;
             windows.insert(
-                webhook,
+                webhook.clone(),
                 Window {
                     resident: 0,
                     loaded_upto: lo.saturating_sub(1),
-                    backlog_upto: Some(hi),
+                    backlog_upto: Some(*hi),
                 },
             );
         }
         let mut records = Records::new(keep);
-        for r in spool.records(keep)? {
-            records.upsert(r);
+        if spool.is_open() {
+            for r in spool.records(keep)? {
+                records.upsert(r);
+            }
         }
         let (stop, stop_rx) = watch::channel(None);
         let memory = Arc::new(Memory {
@@ -89,7 +104,35 @@ impl DeliveryEngine {
                 }
             })
         };
-        let (committer, done) = match Committer::start(spool.clone(), payload_bytes, on_commit) {
+        // New deliveries a failed commit did not make durable are refused like any other: the
+        // hook reaches the engine through a slot filled once it exists (and only while it
+        // lives: the writer must not keep it alive).
+        let engine_slot: Arc<OnceLock<Weak<Shared>>> = Arc::new(OnceLock::new());
+        let on_lost: OnLost = {
+            let slot = engine_slot.clone();
+            Box::new(move |lost, _error: &str| {
+                if let Some(shared) = slot.get().and_then(Weak::upgrade) {
+                    admit_lost(&shared, lost);
+                }
+            })
+        };
+        // After a fault the file may hold more than memory knows (opened for the first time,
+        // or another process wrote it meanwhile): seqs and backlogs are taken from it before
+        // new deliveries are accepted again.
+        let on_recovered: OnRecovered = {
+            let memory = Arc::downgrade(&memory);
+            Box::new(move |spool: &Spool| {
+                if let Some(memory) = memory.upgrade() {
+                    learn_from_disk(&memory, spool);
+                }
+            })
+        };
+        let hooks = Hooks {
+            on_commit,
+            on_lost,
+            on_recovered,
+        };
+        let (committer, done) = match Committer::start(spool.clone(), payload_bytes, hooks) {
             Ok((committer, done)) => (committer, Some(done)),
             // Without a writer thread nothing can be made durable: every delivery is
             // refused (and said so) rather than pretend.
@@ -110,7 +153,11 @@ impl DeliveryEngine {
             committer,
             writer_done: Mutex::new(done),
             refused: Refusals::default(),
+            replaying: tokio::sync::Mutex::new(()),
+            orphans: Mutex::new(Orphans::default()),
+            last_counts: Mutex::new((0, 0, 0)),
         });
+        let _ = engine_slot.set(Arc::downgrade(&shared));
         shared.committer.set_linger(COMMIT_LINGER);
         if backlog > 0 {
             let pending = spool.pending_count().unwrap_or(0);
@@ -119,6 +166,7 @@ impl DeliveryEngine {
                 webhooks = backlog,
                 "resuming pending deliveries from the spool"
             );
+            announce_orphans(&shared, &rt, &spool, &on_disk);
         }
         for sink in rt.sinks.iter().filter(|s| s.enabled) {
             tokio::spawn(prepare_sink(
@@ -133,9 +181,10 @@ impl DeliveryEngine {
     }
 
     /// Answers `ack` once every delivery enqueued before this call is committed to disk
-    /// (`strict` mode holds a response on it). Dropped unanswered when the spool is closed.
-    pub fn notify_when_durable(&self, ack: oneshot::Sender<()>) {
-        self.shared.committer.flush_then(ack);
+    /// (`strict` mode holds a response on it): `Committed`, or `Unconfirmed` when that commit
+    /// failed or the spool is closed.
+    pub fn notify_when_durable(&self, ack: oneshot::Sender<Durability>) {
+        self.shared.committer.flush_strict(ack);
     }
 
     /// Waits until everything written so far is committed. False once closed.
@@ -160,7 +209,15 @@ impl DeliveryEngine {
         self.shared.committer.close();
         let done = lock(&self.shared.writer_done).take();
         if let Some(done) = done {
-            let _ = done.await;
+            // The writer gives up a failing final commit within FINAL_WINDOW; a disk that
+            // hangs inside a system call must not hold the process past its grace either.
+            let limit = grace.max(FINAL_WINDOW) + FINAL_WINDOW;
+            if tokio::time::timeout(limit, done).await.is_err() {
+                tracing::error!(
+                    waited_ms = limit.as_millis() as u64,
+                    "the spool writer did not finish (a hung disk?); stopping without its last commit"
+                );
+            }
         }
         let spool = self
             .shared
@@ -178,6 +235,34 @@ impl DeliveryEngine {
             }
         }
     }
+}
+
+/// Takes the file's next seq and per-webhook backlogs into memory (idempotent: a backlog only
+/// grows to cover rows memory has not loaded), so seqs are never reused and a backlog the
+/// engine did not know about is paged in.
+fn learn_from_disk(memory: &Memory, spool: &Spool) {
+    let (next_seq, on_disk) = match (spool.meta(), spool.webhooks()) {
+        (Ok((next, _)), Ok(on_disk)) => (next, on_disk),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot read the spool after it recovered");
+            return;
+        }
+    };
+    let mut st = memory.lock();
+    st.next_seq = st.next_seq.max(next_seq);
+    for (webhook, lo, hi) in on_disk {
+        st.next_seq = st.next_seq.max(hi.saturating_add(1));
+        let w = st.windows.entry(webhook).or_insert_with(|| Window {
+            resident: 0,
+            loaded_upto: lo.saturating_sub(1),
+            backlog_upto: None,
+        });
+        if hi > w.loaded_upto {
+            w.backlog_upto = Some(w.backlog_upto.map_or(hi, |b| b.max(hi)));
+        }
+    }
+    drop(st);
+    memory.wake.notify_one();
 }
 
 /// Connects a sink at start and checks its stream, so a missing stream is a clear error in the

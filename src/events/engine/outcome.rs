@@ -41,32 +41,43 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
             None,
             String::new(),
         ),
-        Some(w) => {
-            let request: RenderedRequest =
-                attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now());
-            let url = loggable_url(&request.url);
-            let result = match attempt::send(&shared.client, &request, w.timeout).await {
-                Ok(reply) => attempt::result_of(reply),
-                Err(e) => e,
-            };
-            let status = match &result {
-                AttemptResult::Reply { status, .. } => Some(*status),
-                _ => None,
-            };
-            (decide(w.success, &result), status, url)
-        }
+        Some(w) => match attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now()) {
+            // Nothing is sent to a URL the event does not fill: the delivery fails, with the
+            // reason in its dead letter, its record and the log.
+            Err(e) => (
+                RetryDecision::Final {
+                    reason: e.to_string(),
+                },
+                None,
+                String::new(),
+            ),
+            Ok(request) => {
+                let request: RenderedRequest = request;
+                let url = loggable_url(&request.url);
+                let result = match attempt::send(&shared.client, &request, w.timeout).await {
+                    Ok(reply) => attempt::result_of(reply),
+                    Err(e) => e,
+                };
+                let status = match &result {
+                    AttemptResult::Reply { status, .. } => Some(*status),
+                    _ => None,
+                };
+                (decide(w.success, &result), status, url)
+            }
+        },
     };
     drop(rt);
     let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
     let backoff = webhook.as_ref().map(|w| w.backoff);
+    let orphan = !webhook.as_ref().is_some_and(|w| w.enabled);
     finish(
         &shared,
         delivery,
         decision,
-        http_status,
-        &url,
+        (http_status, &url),
         max_attempts,
         backoff,
+        orphan,
     );
 }
 
@@ -89,23 +100,25 @@ async fn run_sink_attempt(shared: Arc<Shared>, mut delivery: Delivery, sink: Arc
         &shared,
         delivery,
         decision,
-        None,
-        &servers,
+        (None, &servers),
         sink.attempts,
         Some(backoff),
+        !sink.enabled,
     );
 }
 
 /// What an attempt's decision does to the delivery, the spool, the records and the metrics:
 /// the same for webhooks and sinks.
+/// `orphan`: the target is no longer in the config (or disabled), so the delivery goes to the
+/// dead letters counted in a summary line rather than logged one by one.
 fn finish(
     shared: &Arc<Shared>,
     mut delivery: Delivery,
     decision: RetryDecision,
-    http_status: Option<u16>,
-    url: &str,
+    (http_status, url): (Option<u16>, &str),
     max_attempts: u32,
     backoff: Option<Backoff>,
+    orphan: bool,
 ) {
     {
         let mut st = shared.memory.lock();
@@ -176,26 +189,43 @@ fn finish(
                 delivery.attempt
             ));
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
-            dead_letter(shared, delivery, http_status, url);
+            dead_letter(shared, delivery, http_status, url, false);
         }
         RetryDecision::Final { reason } => {
             delivery.last_error = Some(reason);
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Final);
-            dead_letter(shared, delivery, http_status, url);
+            dead_letter(shared, delivery, http_status, url, orphan);
         }
     }
     shared.memory.wake.notify_one();
 }
 
-/// Moves a delivery that will not be attempted again to the dead letters, and records it.
-fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, url: &str) {
+/// Moves a delivery that will not be attempted again to the dead letters, and records it. An
+/// `orphan` (its webhook left the config) is logged at debug level and counted towards one
+/// summary line per webhook (see [`count_orphan`]).
+fn dead_letter(
+    shared: &Shared,
+    delivery: Delivery,
+    http_status: Option<u16>,
+    url: &str,
+    orphan: bool,
+) {
     {
         let mut st = shared.memory.lock();
         st.outbox.dead_letter(&delivery.id);
         forget_resident(&mut st, &delivery.webhook);
     }
     let reason = delivery.last_error.clone().unwrap_or_default();
-    tracing::warn!(
+    if orphan {
+        tracing::debug!(
+            webhook = %delivery.webhook,
+            delivery_id = %delivery.id,
+            error = %reason,
+            "delivery of a webhook no longer in the config kept as a dead letter"
+        );
+        count_orphan(shared, &delivery.webhook, &reason);
+    } else {
+        tracing::warn!(
         webhook = %delivery.webhook,
         delivery_id = %delivery.id,
         event = delivery.event.event_type.as_ref(),
@@ -207,7 +237,8 @@ fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
         status = "failed",
         error = %reason,
         "webhook delivery failed; kept as a dead letter"
-    );
+        );
+    }
     record(shared, &delivery, DeliveryStatus::Failed, http_status);
     crate::metrics::delivery_dead_lettered(&delivery.webhook);
     let (webhook, seq, id) = (delivery.webhook.clone(), delivery.seq, delivery.id.clone());
@@ -223,6 +254,64 @@ fn dead_letter(shared: &Shared, delivery: Delivery, http_status: Option<u16>, ur
             id,
             bytes,
         });
+    }
+}
+
+/// At most one summary line per this interval for the dead-lettered deliveries of webhooks that
+/// left the config.
+const ORPHAN_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Counts a dead-lettered delivery of a webhook no longer in the config. A webhook announced
+/// at start (its backlog was summarised in one line then) is not logged again; one removed
+/// later by a reload gets one line at once and then at most one per [`ORPHAN_LOG_EVERY`], with
+/// the count since the last.
+fn count_orphan(shared: &Shared, webhook: &str, reason: &str) {
+    let mut o = lock(&shared.orphans);
+    if o.announced.contains(webhook) {
+        return;
+    }
+    *o.counts.entry(webhook.to_string()).or_default() += 1;
+    let due = o.last_log.is_none_or(|t| t.elapsed() >= ORPHAN_LOG_EVERY);
+    if !due {
+        return;
+    }
+    o.last_log = Some(std::time::Instant::now());
+    for (name, n) in o.counts.drain() {
+        tracing::warn!(
+            webhook = %name,
+            dead_lettered = n,
+            "{reason}: {n} of its deliveries moved to the dead letters (replay them once it is back, or purge); at most one such line a minute"
+        );
+    }
+}
+
+/// At start, one line per webhook whose backlog is in the spool but which is not in the
+/// config (or disabled): its pending deliveries are moved to the dead letters as they come up,
+/// without a line each.
+pub(super) fn announce_orphans(
+    shared: &Shared,
+    rt: &crate::snapshot::Snapshot,
+    spool: &crate::events::spool::Spool,
+    on_disk: &[(String, u64, u64)],
+) {
+    for (name, _, _) in on_disk {
+        let known = rt
+            .webhooks
+            .get(name)
+            .map(|w| w.enabled)
+            .or_else(|| rt.sinks.get(name).map(|s| s.enabled));
+        let state = match known {
+            Some(true) => continue,
+            Some(false) => "disabled in",
+            None => "not in",
+        };
+        let pending = spool.pending_of(name).unwrap_or(0);
+        tracing::warn!(
+            webhook = %name,
+            pending,
+            "webhook `{name}` is {state} the config: its {pending} pending deliveries in the spool are moved to the dead letters (one line for all of them; replay them once it is back with `userhook deadletter replay --all`, or purge)"
+        );
+        lock(&shared.orphans).announced.insert(name.clone());
     }
 }
 

@@ -1,7 +1,8 @@
 //! The scheduler: one task that pages disk-only deliveries into memory, starts every attempt
 //! the global and per-webhook limits allow, and sleeps until something changes. It reads the
 //! limits from the current snapshot at each pass (a reload applies at once) and never does
-//! network I/O itself: attempts run as their own tasks.
+//! network I/O itself: attempts run as their own tasks. While the spool is faulted (a full or
+//! failing disk) it starts nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::run_attempt;
 use super::state::{Shared, State};
 use crate::events::clock::now_ms;
+use crate::events::spool::Write;
 
 /// The scheduler loop: page in backlog, start every attempt the limits allow, then sleep until
 /// the next due time, a commit, a finished attempt or shutdown.
@@ -22,8 +24,13 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
         if let Some(grace) = *stop.borrow() {
             break grace;
         }
-        refill(&shared);
-        start_ready(&shared, &mut attempts);
+        // While the spool cannot be written nothing new is attempted (an outcome that cannot
+        // be recorded would be repeated after a restart, and retry state would pile up in
+        // memory); attempts in flight finish. The writer wakes us when it commits again.
+        if !shared.committer.is_faulted() {
+            refill(&shared);
+            start_ready(&shared, &mut attempts);
+        }
         let wait = {
             let now = now_ms();
             match shared.memory.lock().outbox.next_due() {
@@ -86,16 +93,29 @@ fn refill(shared: &Shared) {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(spool) = spool else { return };
-        let (page, last) = match spool.page(&webhook, after, upto, room) {
+        if spool.is_busy() {
+            // Compacting: page in on a later pass rather than stall this thread.
+            return;
+        }
+        let page = match spool.page(&webhook, after, upto, room) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, webhook = %webhook, "cannot page in pending deliveries");
                 continue;
             }
         };
+        // A damaged row (checksum mismatch) is never delivered: it is set aside as stored.
+        for seq in page.damaged {
+            crate::metrics::spool_row_damaged();
+            shared.committer.push(Write::Quarantine {
+                webhook: webhook.clone(),
+                seq,
+            });
+        }
+        let last = page.last;
         let mut st = shared.memory.lock();
         let mut added = 0usize;
-        for d in page {
+        for d in page.deliveries {
             if st.outbox.enqueue(d).is_ok() {
                 added += 1;
             }

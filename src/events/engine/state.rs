@@ -44,6 +44,24 @@ pub(super) struct Shared {
     pub(super) committer: Committer,
     pub(super) writer_done: Mutex<Option<oneshot::Receiver<()>>>,
     pub(super) refused: Refusals,
+    /// One replay at a time: two concurrent replays of one dead letter must revive it once.
+    pub(super) replaying: tokio::sync::Mutex<()>,
+    /// Deliveries of webhooks no longer in the config, moved to the dead letters: summed per
+    /// webhook and logged as one line, not one per delivery.
+    pub(super) orphans: Mutex<Orphans>,
+    /// The last counts read from the spool (pending, dead, quarantined), shown while the file
+    /// is busy (compacting) instead of waiting for it on the admin's thread.
+    pub(super) last_counts: Mutex<(u64, u64, u64)>,
+}
+
+/// Dead-lettered deliveries of webhooks no longer in (or disabled in) the config, counted per
+/// webhook since the last summary line.
+#[derive(Default)]
+pub(super) struct Orphans {
+    pub(super) counts: HashMap<String, u64>,
+    pub(super) last_log: Option<Instant>,
+    /// Webhooks already summarised at start (their backlog was announced there).
+    pub(super) announced: std::collections::HashSet<String>,
 }
 
 /// The deliveries in memory and the scheduler's wakeup: the one part of the engine the
@@ -68,6 +86,8 @@ pub(super) struct Refusals {
     pub(super) full: AtomicU64,
     pub(super) overloaded: AtomicU64,
     pub(super) stopping: AtomicU64,
+    pub(super) fault: AtomicU64,
+    pub(super) unencodable: AtomicU64,
     pub(super) last_log: Mutex<Option<Instant>>,
 }
 

@@ -41,6 +41,21 @@ pub struct SpoolStats {
     pub refused_overloaded: u64,
     /// New deliveries refused because userhook was stopping.
     pub refused_stopping: u64,
+    /// New deliveries refused because the spool could not be written (full or failing disk),
+    /// including those of a commit that failed.
+    pub refused_fault: u64,
+    /// Deliveries that could not be encoded for the spool (recorded as failed).
+    pub refused_unencodable: u64,
+    /// Why the spool cannot be written now (`null` while it can): `/readyz` reports it.
+    pub fault: Option<String>,
+    /// Times the file was reopened after an I/O error.
+    pub reopens: u64,
+    /// Idle compactions of the file (dropping the bytes of finished deliveries).
+    pub compactions: u64,
+    /// Rows that failed their checksum, set aside (never delivered) until a purge.
+    pub quarantined: u64,
+    /// Delivery-record writes not saved while the spool was faulted (kept in memory).
+    pub records_unsaved: u64,
 }
 
 impl DeliveryEngine {
@@ -65,13 +80,18 @@ impl DeliveryEngine {
     pub fn stats(&self) -> SpoolStats {
         let s = self.shared.committer.stats();
         let r = &self.shared.refused;
-        let (pending, dead, path) = self
+        let (pending, dead, quarantined, path) = self
             .with_spool(|sp| {
-                Ok((
-                    sp.pending_count().unwrap_or(0),
-                    sp.dead_count().unwrap_or(0),
-                    sp.path().map(|p| p.display().to_string()),
-                ))
+                let path = sp.path().map(|p| p.display().to_string());
+                let mut last = lock(&self.shared.last_counts);
+                if !sp.is_busy() {
+                    *last = (
+                        sp.pending_count().unwrap_or(0),
+                        sp.dead_count().unwrap_or(0),
+                        sp.quarantined_count().unwrap_or(0),
+                    );
+                }
+                Ok((last.0, last.1, last.2, path))
             })
             .unwrap_or_default();
         SpoolStats {
@@ -87,7 +107,20 @@ impl DeliveryEngine {
             refused_full: r.full.load(Ordering::Relaxed),
             refused_overloaded: r.overloaded.load(Ordering::Relaxed),
             refused_stopping: r.stopping.load(Ordering::Relaxed),
+            refused_fault: r.fault.load(Ordering::Relaxed),
+            refused_unencodable: r.unencodable.load(Ordering::Relaxed),
+            fault: self.shared.committer.fault(),
+            reopens: s.reopens.load(Ordering::Relaxed),
+            compactions: s.compactions.load(Ordering::Relaxed),
+            quarantined,
+            records_unsaved: s.records_unsaved.load(Ordering::Relaxed),
         }
+    }
+
+    /// Why the spool cannot be written now, while it cannot (a full or failing disk, a file
+    /// that could not be opened): `/readyz` answers 503 with it.
+    pub fn spool_fault(&self) -> Option<String> {
+        self.shared.committer.fault()
     }
 
     /// The config cell the engine reads webhooks and limits from.

@@ -23,7 +23,7 @@ use super::identity::{jwks, unix_now, Identity};
 use crate::detect::outcome::read_trusted;
 use crate::detect::{Rule, RuleKind};
 use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
-use crate::exchange::Exchange;
+use crate::exchange::{Durability, Exchange, Unconfirmed};
 use crate::extract::decode;
 use crate::extract::source::FieldSource;
 use crate::extract::view::View;
@@ -433,7 +433,15 @@ pub async fn run(
         let mut durable = exchange.durable.take();
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
         extractor.process_verified(&snapshot, &exchange, &verified, &mut batch);
+        if batch.is_empty() {
+            // No event: nothing to make durable, so nothing a strict response waits for.
+            if let Some(ack) = durable.take() {
+                let _ = ack.send(Durability::Committed);
+            }
+            continue;
+        }
         let last = batch.len();
+        let mut refused = 0;
         for (i, event) in batch.drain(..).enumerate() {
             tracing::info!(
                 event = event.event_type.as_ref(),
@@ -456,13 +464,18 @@ pub async fn run(
                 crate::metrics::event_unattributed(&event.action);
             }
             crate::metrics::event_detected(&event.action);
-            dispatcher.dispatch(&current.load(), &event);
+            refused += dispatcher.dispatch_counted(&current.load(), &event).refused;
             // Subscribers hear of the event before a strict-mode client sees its response.
             let _ = events.send(event);
             // A strict-mode response waits for all of its events: told after the last one.
             if i + 1 == last {
                 if let Some(ack) = durable.take() {
-                    dispatcher.notify_when_durable(ack);
+                    if refused > 0 {
+                        // A refused delivery is not on disk: the response must not say it is.
+                        let _ = ack.send(Durability::Unconfirmed(Unconfirmed::Refused));
+                    } else {
+                        dispatcher.notify_when_durable(ack);
+                    }
                 }
             }
         }

@@ -158,6 +158,12 @@ impl Identity {
         })
     }
 
+    /// Compacts the identity file (blocking I/O: call off the async threads): what deletions
+    /// left in free pages is gone afterwards.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.store.as_ref().map_or(Ok(()), Store::compact)
+    }
+
     /// True when something changed since the last flush.
     pub fn has_changes(&self) -> bool {
         self.users.has_dirty() || self.sessions.has_dirty()
@@ -187,8 +193,18 @@ pub async fn run_flusher(identity: Arc<Identity>, mut signal: ShutdownSignal) {
             identity.sessions.purge_expired(unix_now());
         }
         crate::metrics::identity_size(identity.users.len(), identity.sessions.len());
-        // An idle instance (or one without a file) costs nothing: no thread, no transaction.
+        // An idle instance (or one without a file) costs nothing: no thread, no transaction;
+        // once idle after deletions, the file is compacted so deleted users' fields do not
+        // stay readable in its free pages.
         if identity.store.is_none() || !identity.has_changes() {
+            if identity.store.as_ref().is_some_and(Store::needs_compaction) {
+                let id = identity.clone();
+                match tokio::task::spawn_blocking(move || id.compact()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot compact the identity file"),
+                    Err(e) => tracing::error!(error = %e, "identity compaction task failed"),
+                }
+            }
             continue;
         }
         let id = identity.clone();

@@ -12,6 +12,8 @@
 //! the next flush deletes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -56,8 +58,13 @@ pub struct Loaded {
 /// The open identity file.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// Behind a lock only so compaction (which needs the database alone) can run through a
+    /// shared handle; the flusher is its only user while userhook runs.
+    db: Mutex<Database>,
     path: PathBuf,
+    /// Something was deleted (a user, a session) since the last compaction: its bytes may
+    /// still sit in free pages until [`Store::compact`].
+    removed: AtomicBool,
 }
 
 impl Store {
@@ -72,8 +79,9 @@ impl Store {
             .create(path)
             .map_err(|e| err(path, format!("cannot open: {e}")))?;
         let store = Store {
-            db,
+            db: Mutex::new(db),
             path: path.to_path_buf(),
+            removed: AtomicBool::new(false),
         };
         store.write(|txn| {
             txn.open_table(USERS)?;
@@ -89,12 +97,42 @@ impl Store {
         &self.path
     }
 
+    /// The database; a panic elsewhere while holding it leaves nothing half-done here (redb
+    /// transactions are atomic), so a poisoned lock is taken as it is.
+    fn db(&self) -> MutexGuard<'_, Database> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True when a deletion since the last compaction may have left bytes in free pages.
+    pub fn needs_compaction(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Rewrites the file without free pages, so a deleted user's fields (and dropped
+    /// sessions) are not readable in it any more; the flusher runs it when identity is idle.
+    /// The file is small (bounded like memory), so this takes milliseconds.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.removed.store(false, Ordering::Relaxed);
+        let mut db = self.db();
+        for _ in 0..8 {
+            match db.compact() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.removed.store(true, Ordering::Relaxed);
+                    return Err(err(&self.path, format!("cannot compact: {e}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {
         let txn = self
-            .db
+            .db()
             .begin_write()
             .map_err(|e| err(&self.path, format!("cannot write: {e}")))?;
         f(&txn).map_err(|e| err(&self.path, format!("cannot write: {e}")))?;
@@ -110,7 +148,7 @@ impl Store {
         let same_key;
         let mut stale: Vec<Vec<u8>> = Vec::new();
         {
-            let txn = self.db.begin_read().map_err(|e| read_err(e.into()))?;
+            let txn = self.db().begin_read().map_err(|e| read_err(e.into()))?;
             let meta = txn.open_table(META).map_err(|e| read_err(e.into()))?;
             same_key = match meta.get(META_KEY_CHECK).map_err(|e| read_err(e.into()))? {
                 Some(v) => v.value() == fingerprint.as_slice(),
@@ -171,6 +209,9 @@ impl Store {
         if users.is_empty() && sessions.is_empty() {
             return Ok(());
         }
+        if users.iter().any(|(_, f)| f.is_none()) || sessions.iter().any(|(_, s)| s.is_none()) {
+            self.removed.store(true, Ordering::Relaxed);
+        }
         self.write(|txn| {
             let mut meta = txn.open_table(META)?;
             let seq = meta
@@ -223,6 +264,35 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_deleted_users_fields_are_gone_from_the_file_after_compaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("identity.redb");
+        let s = Store::open(&path).expect("open");
+        let canary = "deleted-user-canary@example.com";
+        s.apply(&[("9".into(), Some(user("9", canary)))], &[])
+            .expect("write");
+        // Other users keep the file busy, so the deleted row's page is freed, not reused.
+        for i in 0..200 {
+            s.apply(
+                &[(format!("k{i}"), Some(user(&format!("k{i}"), "kept")))],
+                &[],
+            )
+            .expect("write");
+        }
+        assert!(!s.needs_compaction());
+        s.apply(&[("9".into(), None)], &[]).expect("delete");
+        assert!(s.needs_compaction(), "a deletion asks for a compaction");
+        s.compact().expect("compact");
+        assert!(!s.needs_compaction());
+        let raw = std::fs::read(&path).expect("read");
+        assert!(
+            !raw.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "the deleted user's email is still in the file"
+        );
+        assert_eq!(s.load(&[7u8; 32], 0).expect("load").users.len(), 200);
     }
 
     #[test]

@@ -56,6 +56,16 @@ impl SpoolError {
         }
     }
 
+    /// The spool file is not open; `why` is its last open's error. An I/O failure, retried
+    /// by the writer.
+    pub(super) fn unavailable(why: impl Into<String>) -> Self {
+        SpoolError {
+            kind: SpoolErrorKind::Io,
+            context: "the spool file is not open".into(),
+            message: why.into(),
+        }
+    }
+
     /// What kind of failure this is: act on this, never on the text.
     pub fn kind(&self) -> SpoolErrorKind {
         self.kind

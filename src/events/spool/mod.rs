@@ -7,7 +7,11 @@
 //! dead       dead_seq -> DeadLetter (JSON)       newest last; dead_ids: delivery id -> dead_seq
 //! records    record_seq -> DeliveryRecord (JSON) the last N outcomes; record_ids: id -> seq
 //! meta       name -> u64                         next_seq, payload_bytes, next_dead, next_record
+//! quarantine (webhook, seq) -> row as stored     rows that failed their checksum: never sent
 //! ```
+//!
+//! Every row is stored with a checksum (`frame`: version byte, CRC-32, JSON) and checked when
+//! read, so a row changed on disk is quarantined instead of delivered altered.
 //!
 //! This module is the storage only: [`Spool::apply`] writes a batch of [`Write`]s in ONE durable
 //! transaction (one fsync), and the read functions page through what is committed. Batching and
@@ -16,19 +20,27 @@
 //! request, so no secret or keyed URL reaches the disk.
 //!
 //! - `schema`: the tables above and their creation;
-//! - `open`: opening the file (and taking its lock), or a spool in memory;
+//! - `open`: opening the file (and taking its lock), or a spool in memory; reopening after an
+//!   I/O error; moving a file that is no spool aside;
+//! - `faults`: a fault-injecting file layer (ENOSPC on demand) for drills and tests;
+//! - `frame`: the checksummed row format;
 //! - `write`: [`Write`] and [`Spool::apply`], the one way anything changes;
 //! - `read`: paging through what is committed;
 //! - `error`: [`SpoolError`] and its [`SpoolErrorKind`].
 
 mod error;
+mod faults;
+mod frame;
 mod open;
 mod read;
 mod schema;
 mod write;
 
 pub use error::{SpoolError, SpoolErrorKind};
-pub use open::{resolve_dir, Spool, SPOOL_FILE};
+pub use faults::{FaultSwitch, FaultyFile};
+pub use frame::OVERHEAD as ROW_OVERHEAD;
+pub use open::{move_aside, resolve_dir, Spool, SpoolSource, SPOOL_FILE};
+pub use read::Page;
 pub use write::{Applied, Write};
 
 #[cfg(test)]

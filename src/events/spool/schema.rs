@@ -17,6 +17,10 @@ pub(super) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition
 pub(super) const RECORD_IDS: TableDefinition<'static, &str, u64> =
     TableDefinition::new("record_ids");
 pub(super) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+/// Rows that failed their checksum (or no longer parse), moved out of `pending` so they are
+/// never delivered; kept as stored, for inspection, until a purge.
+pub(super) const QUARANTINE: TableDefinition<'static, (&str, u64), &[u8]> =
+    TableDefinition::new("quarantine");
 
 pub(super) const META_NEXT_SEQ: &str = "next_seq";
 pub(super) const META_PAYLOAD: &str = "payload_bytes";
@@ -34,6 +38,7 @@ pub(super) fn create_tables(db: &Database) -> Result<(), SpoolError> {
         txn.open_table(RECORDS).map_err(at(ctx))?;
         txn.open_table(RECORD_IDS).map_err(at(ctx))?;
         txn.open_table(META).map_err(at(ctx))?;
+        txn.open_table(QUARANTINE).map_err(at(ctx))?;
     }
     txn.commit().map_err(at(ctx))
 }

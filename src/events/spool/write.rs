@@ -1,15 +1,18 @@
 //! Changing the spool: a [`Write`] is one change, and [`Spool::apply`] commits a batch of them
 //! in ONE durable transaction (one fsync), keeping the byte count and the counters in the meta
-//! table exact. The only writer is the committer's thread (or the offline CLI on a stopped
-//! spool); nothing here decides what to write.
+//! table exact. Every value is stored sealed with its checksum (`frame::seal`). The only
+//! writer is the committer's thread (or the offline CLI on a stopped spool); nothing here
+//! decides what to write. [`Spool::compact`] rewrites the file without its free pages, so the
+//! bytes of delivered (or purged) deliveries do not linger in it.
 
 use redb::{Durability, ReadableTable, ReadableTableMetadata};
 
 use super::error::{at, SpoolError};
+use super::frame;
 use super::open::Spool;
 use super::schema::{
     DEAD, DEAD_IDS, META, META_NEXT_DEAD, META_NEXT_RECORD, META_NEXT_SEQ, META_PAYLOAD, PENDING,
-    RECORDS, RECORD_IDS,
+    QUARANTINE, RECORDS, RECORD_IDS,
 };
 use crate::events::records::DeliveryRecord;
 
@@ -43,7 +46,16 @@ pub enum Write {
         /// The [`DeadLetter`](crate::events::records::DeadLetter) as JSON.
         bytes: Vec<u8>,
     },
-    /// Take a dead letter back into pending (as `seq`, at the end of its lane).
+    /// Move a pending row that failed its checksum (or no longer parses) to the quarantine,
+    /// as stored, so it is never delivered.
+    Quarantine {
+        /// The pending row's webhook.
+        webhook: String,
+        /// The pending row's seq.
+        seq: u64,
+    },
+    /// Take a dead letter back into pending (as `seq`, at the end of its lane). Written only
+    /// while the dead letter exists: a second replay of the same one writes nothing.
     Revive {
         /// The delivery id of the dead letter to drop.
         id: String,
@@ -63,7 +75,7 @@ pub enum Write {
         /// `delivery.records`: how many records the spool keeps.
         keep: usize,
     },
-    /// Drop every dead letter.
+    /// Drop every dead letter (and every quarantined row).
     PurgeDead,
 }
 
@@ -74,13 +86,46 @@ pub struct Applied {
     pub purged: u64,
     /// Payload bytes after the batch.
     pub payload_bytes: u64,
+    /// Payload bytes the batch removed (delivered, dead-lettered, purged): what compaction
+    /// has to clear from the file's free pages.
+    pub freed_bytes: u64,
+    /// `Revive`s skipped because their dead letter was already gone (replayed twice).
+    pub revives_skipped: u64,
 }
 
 impl Spool {
     /// Writes `batch` in one durable transaction: all of it or (on error) none of it.
     pub fn apply(&self, batch: &[Write]) -> Result<Applied, SpoolError> {
+        self.with_db(|db| apply_to(db, batch))
+    }
+
+    /// Rewrites the file without free pages, so no byte of a delivery that left the spool
+    /// (delivered, dead-lettered then purged, replaced by newer retry state) stays readable in
+    /// it, and gives the space back to the file system. Holds the database alone while it
+    /// runs (readers and the writer wait): the committer runs it when the spool is idle.
+    /// Returns whether anything moved.
+    pub fn compact(&self) -> Result<bool, SpoolError> {
+        let ctx = "compaction failed";
+        self.with_db_mut(|db| {
+            let mut moved = false;
+            // Each pass moves what it can towards the start; a few passes reach the end.
+            for _ in 0..8 {
+                match db.compact() {
+                    Ok(true) => moved = true,
+                    Ok(false) => break,
+                    Err(e) => return Err(SpoolError::redb(ctx, e)),
+                }
+            }
+            Ok(moved)
+        })
+    }
+}
+
+/// [`Spool::apply`] on the open database.
+fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError> {
+    {
         let ctx = "commit failed";
-        let mut txn = self.db.begin_write().map_err(at(ctx))?;
+        let mut txn = db.begin_write().map_err(at(ctx))?;
         txn.set_durability(Durability::Immediate).map_err(at(ctx))?;
         let mut applied = Applied::default();
         {
@@ -90,6 +135,8 @@ impl Spool {
             let mut records = txn.open_table(RECORDS).map_err(at(ctx))?;
             let mut record_ids = txn.open_table(RECORD_IDS).map_err(at(ctx))?;
             let mut meta = txn.open_table(META).map_err(at(ctx))?;
+            let mut quarantine = txn.open_table(QUARANTINE).map_err(at(ctx))?;
+            let mut freed: i128 = 0;
             let get = |m: &redb::Table<'_, &str, u64>, k: &str| -> Result<u64, SpoolError> {
                 Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
             };
@@ -105,11 +152,13 @@ impl Spool {
                         seq,
                         bytes,
                     } => {
+                        let row = frame::seal(bytes);
                         let old = pending
-                            .insert((webhook.as_str(), *seq), bytes.as_slice())
+                            .insert((webhook.as_str(), *seq), row.as_slice())
                             .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
-                        payload += len(bytes.len()) - len(old);
+                        payload += len(row.len()) - len(old);
+                        freed += len(old);
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Remove { webhook, seq } => {
@@ -117,6 +166,18 @@ impl Spool {
                             pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
                             payload -= len(v.value().len());
+                            freed += len(v.value().len());
+                        }
+                    }
+                    Write::Quarantine { webhook, seq } => {
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
+                        {
+                            let row = v.value().to_vec();
+                            drop(v);
+                            quarantine
+                                .insert((webhook.as_str(), *seq), row.as_slice())
+                                .map_err(at(ctx))?;
                         }
                     }
                     Write::Dead {
@@ -129,16 +190,19 @@ impl Spool {
                             pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
                             payload -= len(v.value().len());
+                            freed += len(v.value().len());
                         }
                         if let Some(old) = dead_ids.get(id.as_str()).map_err(at(ctx))? {
                             let old = old.value();
                             if let Some(v) = dead.remove(old).map_err(at(ctx))? {
                                 payload -= len(v.value().len());
+                                freed += len(v.value().len());
                             }
                         }
-                        dead.insert(next_dead, bytes.as_slice()).map_err(at(ctx))?;
+                        let row = frame::seal(bytes);
+                        dead.insert(next_dead, row.as_slice()).map_err(at(ctx))?;
                         dead_ids.insert(id.as_str(), next_dead).map_err(at(ctx))?;
-                        payload += len(bytes.len());
+                        payload += len(row.len());
                         next_dead += 1;
                     }
                     Write::Revive {
@@ -147,16 +211,21 @@ impl Spool {
                         seq,
                         bytes,
                     } => {
-                        if let Some(k) = dead_ids.remove(id.as_str()).map_err(at(ctx))? {
-                            let k = k.value();
-                            if let Some(v) = dead.remove(k).map_err(at(ctx))? {
-                                payload -= len(v.value().len());
-                            }
+                        let Some(k) = dead_ids.remove(id.as_str()).map_err(at(ctx))? else {
+                            // Already replayed (or purged): one dead letter revives once.
+                            applied.revives_skipped += 1;
+                            continue;
+                        };
+                        let k = k.value();
+                        if let Some(v) = dead.remove(k).map_err(at(ctx))? {
+                            payload -= len(v.value().len());
+                            freed += len(v.value().len());
                         }
+                        let row = frame::seal(bytes);
                         pending
-                            .insert((webhook.as_str(), *seq), bytes.as_slice())
+                            .insert((webhook.as_str(), *seq), row.as_slice())
                             .map_err(at(ctx))?;
-                        payload += len(bytes.len());
+                        payload += len(row.len());
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Record { id, bytes, keep } => {
@@ -170,20 +239,26 @@ impl Spool {
                                 s
                             }
                         };
+                        let row = frame::seal(bytes);
                         let old = records
-                            .insert(slot, bytes.as_slice())
+                            .insert(slot, row.as_slice())
                             .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
-                        payload += len(bytes.len()) - len(old);
+                        payload += len(row.len()) - len(old);
+                        freed += len(old);
                         while records.len().map_err(at(ctx))? > (*keep).max(1) as u64 {
                             let Some((k, v)) = records.pop_first().map_err(at(ctx))? else {
                                 break;
                             };
                             payload -= len(v.value().len());
+                            freed += len(v.value().len());
                             let k = k.value();
-                            let id = serde_json::from_slice::<DeliveryRecord>(v.value())
-                                .map(|r| r.delivery_id)
-                                .ok();
+                            let id = frame::open(v.value())
+                                .ok()
+                                .and_then(|json| {
+                                    serde_json::from_slice::<DeliveryRecord>(json).ok()
+                                })
+                                .map(|r| r.delivery_id);
                             drop(v);
                             if let Some(id) = id {
                                 let points_here = record_ids
@@ -200,13 +275,20 @@ impl Spool {
                         applied.purged += dead.len().map_err(at(ctx))?;
                         while let Some((_, v)) = dead.pop_first().map_err(at(ctx))? {
                             payload -= len(v.value().len());
+                            freed += len(v.value().len());
                         }
                         while dead_ids.pop_first().map_err(at(ctx))?.is_some() {}
+                        applied.purged += quarantine.len().map_err(at(ctx))?;
+                        while let Some((_, v)) = quarantine.pop_first().map_err(at(ctx))? {
+                            payload -= len(v.value().len());
+                            freed += len(v.value().len());
+                        }
                     }
                 }
             }
             let payload = u64::try_from(payload.max(0)).unwrap_or(u64::MAX);
             applied.payload_bytes = payload;
+            applied.freed_bytes = u64::try_from(freed.max(0)).unwrap_or(u64::MAX);
             meta.insert(META_PAYLOAD, payload).map_err(at(ctx))?;
             meta.insert(META_NEXT_SEQ, next_seq).map_err(at(ctx))?;
             meta.insert(META_NEXT_DEAD, next_dead).map_err(at(ctx))?;

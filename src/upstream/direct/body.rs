@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -27,9 +27,17 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct DirectBody {
     conn: Option<DirectConn>,
-    framing: Framing,
+    decoder: Decoder,
     reusable: bool,
     connector: u64,
+}
+
+/// Cuts a body's frames off the front of a buffer by its framing: the body's syntax without
+/// the socket, so the same code reads a live connection and bytes in memory (fuzzing).
+#[derive(Debug)]
+pub(super) struct Decoder {
+    /// Where the body is.
+    pub(super) framing: Framing,
     trailers: Option<HeaderMap>,
     /// Trailer bytes read so far (bounded like the fields' count).
     trailer_bytes: usize,
@@ -71,17 +79,15 @@ impl DirectBody {
     fn new(conn: Option<DirectConn>, framing: Framing, reusable: bool, connector: u64) -> Self {
         DirectBody {
             conn,
-            framing,
+            decoder: Decoder::new(framing),
             reusable,
             connector,
-            trailers: None,
-            trailer_bytes: 0,
         }
     }
 
     /// At the end: the connection is pooled when it can carry another exchange.
     fn finish_if_done(&mut self) {
-        if self.framing != Framing::Done {
+        if self.decoder.framing != Framing::Done {
             return;
         }
         if let Some(conn) = self.conn.take() {
@@ -95,7 +101,7 @@ impl DirectBody {
     /// The body broke off: the connection cannot be reused and the end never came.
     fn fail(&mut self) {
         self.conn = None;
-        self.framing = Framing::Failed;
+        self.decoder.framing = Framing::Failed;
     }
 
     /// The next frame that can be made from buffered bytes, or `None` when more must be read.
@@ -103,7 +109,23 @@ impl DirectBody {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(None);
         };
-        let buf = &mut conn.buf;
+        self.decoder.next(&mut conn.buf)
+    }
+}
+
+impl Decoder {
+    /// A decoder at the start of a body framed as `framing`.
+    pub(super) fn new(framing: Framing) -> Self {
+        Decoder {
+            framing,
+            trailers: None,
+            trailer_bytes: 0,
+        }
+    }
+
+    /// The next frame that can be cut from `buf`, or `None` when more bytes are needed (or the
+    /// body is over: see `framing`).
+    pub(super) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Frame<Bytes>>, BodyError> {
         loop {
             match self.framing {
                 Framing::Done | Framing::Failed => return Ok(None),
@@ -205,7 +227,7 @@ impl Body for DirectBody {
                     this.finish_if_done();
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                Ok(None) if this.framing == Framing::Done => {
+                Ok(None) if this.decoder.framing == Framing::Done => {
                     this.finish_if_done();
                     return Poll::Ready(None);
                 }
@@ -219,9 +241,9 @@ impl Body for DirectBody {
                 return Poll::Ready(None);
             };
             match conn::poll_read_more(conn, cx) {
-                Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
+                Poll::Ready(Ok(0)) if this.decoder.framing == Framing::Close => {
                     this.conn = None;
-                    this.framing = Framing::Done;
+                    this.decoder.framing = Framing::Done;
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Ok(0)) => {
@@ -240,11 +262,11 @@ impl Body for DirectBody {
 
     fn is_end_stream(&self) -> bool {
         // Trailers are handed out in the step that reaches `Done`.
-        self.framing == Framing::Done
+        self.decoder.framing == Framing::Done
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
+        match self.decoder.framing {
             Framing::Done => SizeHint::with_exact(0),
             Framing::Length(n) => SizeHint::with_exact(n),
             _ => SizeHint::default(),
@@ -284,7 +306,7 @@ mod tests {
         let trailers = body.next_buffered().expect("valid").expect("trailers");
         let trailers = trailers.into_trailers().expect("a trailers frame");
         assert_eq!(trailers, headers(&[("x-a", "1"), ("x-b", "2")]));
-        assert_eq!(body.framing, Framing::Done);
+        assert_eq!(body.decoder.framing, Framing::Done);
 
         let mut flood = b"0\r\n".to_vec();
         for i in 0..=MAX_TRAILER_FIELDS {
@@ -320,7 +342,7 @@ mod tests {
             err.to_string(),
             "the IAM closed the connection before the body ended"
         );
-        assert_eq!(body.framing, Framing::Failed);
+        assert_eq!(body.decoder.framing, Framing::Failed);
         assert!(!body.is_end_stream(), "a failed body is not a complete one");
         assert_eq!(body.size_hint().exact(), None);
         let after = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;

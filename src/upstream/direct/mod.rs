@@ -10,7 +10,8 @@
 //! Here the exchange is sequenced (connection, write, informational heads, final head, a
 //! retry on a fresh connection when a pooled one was stale); `conn` owns the socket and the
 //! pool, `encode` the request bytes, `head` and `framing` the response's syntax, `body` the
-//! response body. Never: retry a request that may have been acted on, or reuse a
+//! response body; `offline` reads a response from bytes in memory with the same parts (for
+//! fuzzing and property tests). Never: retry a request that may have been acted on, or reuse a
 //! connection out of step with its responses.
 
 mod body;
@@ -19,6 +20,7 @@ mod encode;
 pub(super) mod error;
 mod framing;
 mod head;
+pub mod offline;
 
 use std::time::Duration;
 
