@@ -15,6 +15,7 @@
 pub mod condition_spec;
 pub mod env_values;
 pub mod error;
+pub mod identity_spec;
 pub mod interpolate;
 pub mod model;
 pub mod one_or_many;
