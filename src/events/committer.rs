@@ -24,8 +24,8 @@
 //!
 //! **Idle compaction**: once commits freed payload bytes (deliveries done, dead letters
 //! purged), the writer compacts the file after [`COMPACT_WHEN_IDLE`] without writes, or after
-//! [`COMPACT_AT_LEAST_EVERY`] under constant traffic, so those bytes do not stay readable in
-//! free pages; not while the spool stores more than [`COMPACT_MAX_PAYLOAD`] (a long backlog),
+//! [`COMPACT_AT_LEAST_EVERY`](super::compaction::COMPACT_AT_LEAST_EVERY) under constant traffic, so those bytes do not stay readable in
+//! free pages; not while the spool stores more than [`COMPACT_MAX_PAYLOAD`](super::compaction::COMPACT_MAX_PAYLOAD) (a long backlog),
 //! where rewriting it would hold commits for seconds.
 //!
 //! Nothing here runs on the request path, and pushing never blocks on the disk: bounds on
@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::compaction::{Compaction, COMPACT_WHEN_IDLE};
 use super::outbox::Delivery;
 use super::spool::{Spool, SpoolError, Write};
 use crate::exchange::{Durability, Unconfirmed};
@@ -57,17 +58,6 @@ pub const FINAL_WINDOW: Duration = Duration::from_secs(1);
 
 /// At most one "spool commit failed" line per this interval while faulted (with counts).
 const FAULT_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Quiet time after writes that freed payload bytes before the file is compacted.
-pub const COMPACT_WHEN_IDLE: Duration = Duration::from_secs(1);
-
-/// Longest freed payload bytes may stay in the file's free pages under constant traffic.
-pub const COMPACT_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
-
-/// Compaction runs only while the spool stores at most this many payload bytes: it rewrites
-/// the live pages and holds the file alone meanwhile, which on a large backlog (a receiver
-/// down for long) would hold commits for seconds. Past it, it waits until the backlog drains.
-pub const COMPACT_MAX_PAYLOAD: u64 = 8 * 1024 * 1024;
 
 /// One buffered item.
 enum Op {
@@ -434,55 +424,11 @@ fn staged_bytes(write: &Write) -> u64 {
     }
 }
 
-/// When the file was last compacted and what was freed since.
-#[derive(Default)]
-struct Compaction {
-    /// Payload bytes freed since the last compaction.
-    freed: u64,
-    /// When the first of them was freed.
-    since: Option<Instant>,
-}
-
-impl Compaction {
-    fn freed(&mut self, bytes: u64) {
-        if bytes > 0 {
-            self.freed += bytes;
-            self.since.get_or_insert_with(Instant::now);
-        }
-    }
-
-    fn overdue(&self) -> bool {
-        self.since
-            .is_some_and(|t| t.elapsed() >= COMPACT_AT_LEAST_EVERY)
-    }
-
-    fn run(&mut self, inner: &Inner, spool: &Spool) {
-        if self.freed == 0 {
-            return;
-        }
-        if inner.stats.payload_bytes.load(Ordering::Relaxed) > COMPACT_MAX_PAYLOAD {
-            // Tried again after the next commit that frees bytes, once the backlog is smaller.
-            self.since = Some(Instant::now());
-            return;
-        }
-        let started = Instant::now();
-        match spool.compact() {
-            Ok(_) => {
-                inner.stats.compactions.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::spool_compacted();
-                tracing::debug!(
-                    freed_bytes = self.freed,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "spool compacted: freed pages dropped from the file"
-                );
-                *self = Compaction::default();
-            }
-            Err(e) => {
-                // Tried again at the next idle moment; a failing disk shows in the commits.
-                tracing::warn!(error = %e, "spool compaction failed; will try again");
-                self.since = Some(Instant::now());
-            }
-        }
+/// Compacts the spool if `compaction` says freed bytes wait and the live payload allows it,
+/// counting a compaction that ran.
+fn run_compaction(compaction: &mut Compaction, inner: &Inner, spool: &Spool) {
+    if compaction.run(spool, inner.stats.payload_bytes.load(Ordering::Relaxed)) {
+        inner.stats.compactions.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -496,7 +442,7 @@ fn run(inner: &Inner, spool: &Spool, hooks: &Hooks) {
     loop {
         let mut b = lock(&inner.buffer);
         while b.ops.is_empty() && !b.closing {
-            if compaction.freed == 0 {
+            if !compaction.pending() {
                 b = inner.wake.wait(b).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
@@ -507,7 +453,7 @@ fn run(inner: &Inner, spool: &Spool, hooks: &Hooks) {
             b = next;
             if waited.timed_out() && b.ops.is_empty() && !b.closing {
                 drop(b);
-                compaction.run(inner, spool);
+                run_compaction(&mut compaction, inner, spool);
                 b = lock(&inner.buffer);
             }
         }
@@ -533,7 +479,7 @@ fn run(inner: &Inner, spool: &Spool, hooks: &Hooks) {
         drop(b);
         commit(inner, spool, hooks, batch, &mut compaction);
         if compaction.overdue() {
-            compaction.run(inner, spool);
+            run_compaction(&mut compaction, inner, spool);
         }
     }
 }

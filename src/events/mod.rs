@@ -42,6 +42,7 @@
 pub mod attempt;
 pub mod clock;
 pub mod committer;
+pub mod compaction;
 pub mod deadletter;
 pub mod dispatch;
 pub mod engine;
