@@ -247,6 +247,13 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "Status",
     "Changed",
     "Attribution",
+    "ActorSub",
+    "ActorAzp",
+    "ActorClientId",
+    "ActorBasicUser",
+    "ActorIp",
+    "ActorUserAgent",
+    "ActorVerified",
 ];
 
 /// `{{$$.Previous.<Field>$$}}`: a changed field's value before an `updated` event.
@@ -271,6 +278,44 @@ pub struct RequestInfo {
     pub request_id: String,
     /// The client's `User-Agent`.
     pub user_agent: String,
+}
+
+/// Who made the call an event came from: the caller's credential as the request presented
+/// it, never the credential itself. `sub`, `azp` and `client_id` are claims of the bearer JWT
+/// (read whether or not its signature verified: `verified` says which); `basic_user` is the
+/// user name of HTTP basic authentication (the password is never read into it). The caller's
+/// IP and user agent are the event's `request.remote_addr` and `request.user_agent`.
+///
+/// Omitted from the event JSON when the call presented no such credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The bearer token's `sub` claim.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    /// The bearer token's `azp` claim (the OAuth client the token was issued to).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub azp: String,
+    /// The calling client: the token's `client_id` claim, else `azp`, else `cid` (Okta).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+    /// The user name of `Authorization: Basic` (a client id at a token endpoint).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basic_user: String,
+    /// Whether the bearer JWT is known genuine: its signature verified against the IAM's
+    /// keys, or the IAM issued it in a response userhook saw. `None`: no bearer JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+impl Actor {
+    /// True when the call presented no credential the actor names.
+    pub fn is_empty(&self) -> bool {
+        self.sub.is_empty()
+            && self.azp.is_empty()
+            && self.client_id.is_empty()
+            && self.basic_user.is_empty()
+            && self.verified.is_none()
+    }
 }
 
 /// One user lifecycle event, as delivered in the `default` JSON event form.
@@ -312,6 +357,9 @@ pub struct UserEvent {
     /// The rule's `details:`: facts about this call, never cached as the user's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: UserFields,
+    /// Who made the call (the caller's token claims or basic user name), when it said.
+    #[serde(default, skip_serializing_if = "Actor::is_empty")]
+    pub actor: Actor,
 }
 
 /// A name from a fixed set. An alias so serde's derive does not try to borrow it from the
@@ -381,6 +429,7 @@ impl UserEvent {
             truncated,
             attribution: Attribution::Exchange,
             details: UserFields::new(),
+            actor: Actor::default(),
         }
     }
 }

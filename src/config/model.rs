@@ -194,6 +194,11 @@ pub struct WebhookSpec {
     pub object: String,
     /// Actions to deliver, or `["*"]`.
     pub actions: Vec<String>,
+    /// Conditions an event must meet to be delivered here, all of them: event value
+    /// (`Email`, `Changed`, `Attribution`, `Actor.ClientId`, ...) -> accepted values or a
+    /// map of operators, as in `routes[].when`. An event that fails is counted, never spooled.
+    #[serde(default)]
+    pub when: BTreeMap<String, ConditionSpec>,
     /// Target URL; `{{$$.Var$$}}` variables are URL-encoded.
     pub url: String,
     /// GET, POST, PUT, PATCH or DELETE.

@@ -66,12 +66,21 @@ pub struct Dispatched {
     pub refused: usize,
 }
 
-/// The deliveries an event causes: one per enabled webhook watching its object and action,
-/// in config order, each with a fresh id.
+/// The deliveries an event causes: one per enabled webhook watching its object and action
+/// whose `when:` filter accepts it, in config order, each with a fresh id. An event a filter
+/// turns away is counted for that webhook (`userhook_webhook_filtered_total`) and never
+/// spooled.
 pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery> {
     webhooks
         .iter()
         .filter(|w| w.enabled && event.object == "user" && w.subscribes(&event.action))
+        .filter(|w| {
+            let accepted = w.filter.accepts(event);
+            if !accepted {
+                crate::metrics::webhook_filtered(&w.name);
+            }
+            accepted
+        })
         .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
         .collect()
 }

@@ -20,3 +20,9 @@ pub use error::TemplateError;
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
 pub use url::{UrlRenderError, UrlTemplate};
 pub use vars::{EventVars, VarSource, BUILTIN_USER_FIELDS, EVENT_VARIABLES};
+
+/// Whether a template (or a webhook filter) may name `name`: a built-in variable, a custom
+/// field `known` accepts, or `Previous.<Field>` of a user field.
+pub fn is_variable(name: &str, known: &dyn Fn(&str) -> bool) -> bool {
+    vars::is_known(name, known)
+}

@@ -51,6 +51,16 @@ impl VarSource for EventVars<'_> {
             "Status" if ev.request.status == 0 => return None,
             "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
             "Attribution" => ev.attribution.as_str(),
+            "ActorSub" => non_empty(&ev.actor.sub)?,
+            "ActorAzp" => non_empty(&ev.actor.azp)?,
+            "ActorClientId" => non_empty(&ev.actor.client_id)?,
+            "ActorBasicUser" => non_empty(&ev.actor.basic_user)?,
+            "ActorIp" => non_empty(ip_part(&ev.request.remote_addr))?,
+            "ActorUserAgent" => non_empty(&ev.request.user_agent)?,
+            "ActorVerified" => match ev.actor.verified? {
+                true => "true",
+                false => "false",
+            },
             "Changed" if ev.changed.is_empty() => return None,
             "Changed" => return Some(Cow::Owned(ev.changed.join(", "))),
             _ => {
@@ -76,6 +86,11 @@ impl VarSource for std::collections::BTreeMap<String, String> {
     fn var(&self, name: &str) -> Option<Cow<'_, str>> {
         self.get(name).map(|v| Cow::Borrowed(v.as_str()))
     }
+}
+
+/// `Some(text)` unless it is empty: an actor value the call did not carry is absent.
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
 }
 
 /// The IP of a `host:port` peer address: `10.0.0.1:5678` -> `10.0.0.1`, `[::1]:80` -> `::1`;
@@ -146,6 +161,39 @@ mod tests {
         assert_eq!(v(&ev, "Previous.Name").as_deref(), Some("alicia"));
         assert_eq!(v(&ev, "Previous.Department"), None);
         assert_eq!(v(&ev, "Name").as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn actor_values_and_absent_ones() {
+        let mut ev = event();
+        let v = |ev: &UserEvent, n: &str| EventVars(ev).var(n).map(Cow::into_owned);
+        for name in [
+            "ActorSub",
+            "ActorAzp",
+            "ActorClientId",
+            "ActorBasicUser",
+            "ActorVerified",
+        ] {
+            assert_eq!(v(&ev, name), None, "{name}");
+        }
+        assert_eq!(v(&ev, "ActorIp").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v(&ev, "ActorUserAgent").as_deref(), Some("curl/8"));
+        ev.actor = crate::event::Actor {
+            sub: "svc-1".into(),
+            azp: "sync-service".into(),
+            client_id: "sync-service".into(),
+            basic_user: "admin".into(),
+            verified: Some(false),
+        };
+        assert_eq!(v(&ev, "ActorSub").as_deref(), Some("svc-1"));
+        assert_eq!(v(&ev, "ActorAzp").as_deref(), Some("sync-service"));
+        assert_eq!(v(&ev, "ActorClientId").as_deref(), Some("sync-service"));
+        assert_eq!(v(&ev, "ActorBasicUser").as_deref(), Some("admin"));
+        assert_eq!(v(&ev, "ActorVerified").as_deref(), Some("false"));
+        ev.request.remote_addr.clear();
+        ev.request.user_agent.clear();
+        assert_eq!(v(&ev, "ActorIp"), None);
+        assert_eq!(v(&ev, "ActorUserAgent"), None);
     }
 
     #[test]

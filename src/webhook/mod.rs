@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 pub mod backoff;
+pub mod filter;
 pub mod sign;
 
 use crate::config::model::{ConfigFile, WebhookSpec};
@@ -22,6 +23,7 @@ use crate::event::Action;
 use crate::redact::redact_url;
 use crate::template::{preset, BodyKind, BodyTemplate, SuccessCheck, UrlTemplate};
 pub use backoff::Backoff;
+use filter::Filter;
 use sign::Signer;
 
 /// Headers userhook sets itself on every request; a config may not override them.
@@ -41,6 +43,8 @@ pub struct Webhook {
     pub enabled: bool,
     /// The actions delivered; `None` means all (`["*"]`).
     pub actions: Option<BTreeSet<Action>>,
+    /// `when:` conditions an event must meet; empty lets every subscribed event through.
+    pub filter: Filter,
     /// The request method.
     pub method: Method,
     /// Where to send, with `{{$$.X$$}}` values percent-encoded at render.
@@ -82,6 +86,16 @@ impl Webhook {
     pub fn subscribes(&self, action: &Action) -> bool {
         self.actions.as_ref().is_none_or(|set| set.contains(action))
     }
+
+    /// Whether the filter or the body reads the caller's token claims, so the extractor
+    /// should check that token's signature (`Actor.Verified`).
+    pub fn reads_actor_claims(&self) -> bool {
+        self.filter.reads_actor_claims()
+            || self
+                .body
+                .variables()
+                .any(|v| filter::ACTOR_CLAIM_VARIABLES.contains(&v))
+    }
 }
 
 /// Every webhook of one config snapshot, by position and by name.
@@ -89,6 +103,8 @@ impl Webhook {
 pub struct Webhooks {
     list: Vec<Arc<Webhook>>,
     by_name: HashMap<String, usize>,
+    warnings: Vec<ConfigError>,
+    reads_actor_claims: bool,
 }
 
 impl Webhooks {
@@ -124,8 +140,9 @@ impl Webhooks {
                     ),
                 ));
             }
-            match compile_one(spec, &at, &known) {
+            match compile_one(spec, &at, &known, &mut out.warnings) {
                 Ok(w) => {
+                    out.reads_actor_claims |= w.enabled && w.reads_actor_claims();
                     out.by_name.insert(w.name.clone(), out.list.len());
                     out.list.push(Arc::new(w));
                 }
@@ -137,6 +154,16 @@ impl Webhooks {
         } else {
             Err(errors)
         }
+    }
+
+    /// What `check` points out about webhooks that compiled (a `when:` that always holds).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    /// Whether some enabled webhook reads the caller's token claims.
+    pub fn reads_actor_claims(&self) -> bool {
+        self.reads_actor_claims
     }
 
     /// The webhook called `name` in this snapshot.
@@ -180,6 +207,7 @@ fn compile_one(
     spec: &WebhookSpec,
     at: &str,
     known: &dyn Fn(&str) -> bool,
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<Webhook, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut err = |key: &str, message: String| {
@@ -193,6 +221,23 @@ fn compile_one(
         );
     }
     let actions = crate::config::subscription::actions(&spec.object, &spec.actions, &mut err);
+    let filter = match Filter::compile(&spec.when, actions.as_ref(), at, known) {
+        Ok((filter, found)) => {
+            warnings.extend(found);
+            Some(filter)
+        }
+        Err(found) => {
+            for e in found {
+                let key = e
+                    .path
+                    .strip_prefix(&format!("{at}."))
+                    .unwrap_or(&e.path)
+                    .to_owned();
+                err(&key, e.message);
+            }
+            None
+        }
+    };
     let upper = spec.method.to_ascii_uppercase();
     let method = match Method::from_bytes(upper.as_bytes()) {
         Ok(m) if WEBHOOK_METHODS.contains(&upper.as_str()) => Some(m),
@@ -355,12 +400,15 @@ fn compile_one(
     // webhook without a preset is judged on the status alone.
     let success = preset.map_or(SuccessCheck::Http2xx, |p| p.success);
 
-    match (method, url, body, content_type) {
-        (Some(method), Some(url), Some(body), Some(content_type)) if errors.is_empty() => {
+    match (method, url, body, content_type, filter) {
+        (Some(method), Some(url), Some(body), Some(content_type), Some(filter))
+            if errors.is_empty() =>
+        {
             Ok(Webhook {
                 name: spec.name.clone(),
                 enabled: spec.enabled,
                 actions,
+                filter,
                 method,
                 url,
                 body,
