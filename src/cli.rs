@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::event::Action;
-use crate::events::deadletter::SpoolCommand;
+use crate::events::deadletter::{SpoolCommand, WindowArgs};
 use crate::events::records::UnknownStatus;
 use crate::events::DeliveryStatus;
 use crate::snapshot::Snapshot;
@@ -64,11 +64,33 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadletterAction,
     },
-    /// The last delivery outcomes, newest first (running or stopped instance).
+    /// The last delivery outcomes, newest first (running or stopped instance); `resend` sends
+    /// kept successful deliveries again.
     Deliveries {
         /// Only this status: successful, failed or retrying.
         #[arg(long, value_parser = parse_status)]
         status: Option<DeliveryStatus>,
+        /// `resend`: send kept successful deliveries again.
+        #[command(subcommand)]
+        action: Option<DeliveriesAction>,
+    },
+}
+
+/// What to do with past deliveries.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// Send the successful deliveries kept under `delivery.retain_delivered` again, with their
+    /// `webhook-id`, by webhook and time window (all kept ones without bounds).
+    Resend {
+        /// Only this webhook's deliveries.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Events from this time on: RFC 3339 (2026-12-01T00:00:00Z) or a span back (24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time: RFC 3339 or a span back from now.
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -82,14 +104,27 @@ pub enum DeadletterAction {
         /// The delivery id (`webhook-id`).
         id: String,
     },
-    /// Put dead letters back into pending: attempts reset, same delivery id.
+    /// Put dead letters back into pending: attempts reset, same delivery id. One by id, all,
+    /// or those of a webhook and/or time window.
     Replay {
         /// The delivery id to replay.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            required_unless_present_any = ["all", "webhook", "since", "until"],
+            conflicts_with_all = ["all", "webhook", "since", "until"]
+        )]
         id: Option<String>,
         /// Replay every dead letter.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["webhook", "since", "until"])]
         all: bool,
+        /// Only this webhook's dead letters.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Events from this time on: RFC 3339 (2026-12-01T00:00:00Z) or a span back (24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time: RFC 3339 or a span back from now.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Drop every dead letter.
     Purge,
@@ -115,13 +150,43 @@ pub fn run(cli: Cli) -> ExitCode {
             match action {
                 DeadletterAction::List => SpoolCommand::List,
                 DeadletterAction::Show { id } => SpoolCommand::Show(id),
-                DeadletterAction::Replay { id, .. } => SpoolCommand::Replay(id),
+                DeadletterAction::Replay {
+                    id,
+                    webhook,
+                    since,
+                    until,
+                    ..
+                } => SpoolCommand::Replay(
+                    id,
+                    WindowArgs {
+                        webhook,
+                        since,
+                        until,
+                    },
+                ),
                 DeadletterAction::Purge => SpoolCommand::Purge,
             },
         ),
-        Command::Deliveries { status } => {
-            spool_command(&cli.config, SpoolCommand::Deliveries(status))
-        }
+        Command::Deliveries {
+            action:
+                Some(DeliveriesAction::Resend {
+                    webhook,
+                    since,
+                    until,
+                }),
+            ..
+        } => spool_command(
+            &cli.config,
+            SpoolCommand::Resend(WindowArgs {
+                webhook,
+                since,
+                until,
+            }),
+        ),
+        Command::Deliveries {
+            status,
+            action: None,
+        } => spool_command(&cli.config, SpoolCommand::Deliveries(status)),
     }
 }
 

@@ -427,6 +427,10 @@ pub struct DeliverySpec {
     /// Delivery outcomes kept for listing.
     #[serde(default = "defaults::records")]
     pub records: usize,
+    /// Successful deliveries kept (with their event) so they can be re-sent by time window;
+    /// none by default, because a kept delivery keeps its user's data on disk.
+    #[serde(default)]
+    pub retain_delivered: RetainSpec,
 }
 
 impl Default for DeliverySpec {
@@ -437,9 +441,35 @@ impl Default for DeliverySpec {
             guarantee: defaults::guarantee(),
             max_spool_bytes: defaults::max_spool_bytes(),
             records: defaults::records(),
+            retain_delivered: RetainSpec::default(),
         }
     }
 }
+
+/// How many successful deliveries the spool keeps for `userhook deliveries resend`, and for
+/// how long: whichever bound is reached first drops the oldest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetainSpec {
+    /// Deliveries kept at most; 0 keeps none (and drops any kept before).
+    #[serde(default)]
+    pub count: usize,
+    /// A kept delivery is dropped this long after it succeeded.
+    #[serde(default = "defaults::retain_max_age")]
+    pub max_age: Duration,
+}
+
+impl Default for RetainSpec {
+    fn default() -> Self {
+        RetainSpec {
+            count: 0,
+            max_age: defaults::retain_max_age(),
+        }
+    }
+}
+
+/// Most successful deliveries `delivery.retain_delivered.count` may keep.
+pub const MAX_RETAINED: usize = 1_000_000;
 
 /// Logging.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -543,6 +573,9 @@ mod defaults {
     }
     pub(super) fn records() -> usize {
         10_000
+    }
+    pub(super) fn retain_max_age() -> Duration {
+        Duration(std::time::Duration::from_secs(24 * 3600))
     }
     pub(super) fn log_format() -> String {
         "text".into()
