@@ -212,6 +212,12 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(rt) => {
             println!("{} is valid.", path.display());
             println!("{}", crate::config::summary::summary(&rt.file));
+            // Public keys only: what receivers verify `v1a` signatures with.
+            for w in rt.webhooks.iter() {
+                for key in w.signer.iter().flat_map(|s| s.public_keys()) {
+                    println!("  {}: v1a public key {key}", w.name);
+                }
+            }
             if !rt.warnings.is_empty() {
                 let n = rt.warnings.len();
                 println!("{n} warning{}:", if n == 1 { "" } else { "s" });

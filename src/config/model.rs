@@ -219,6 +219,10 @@ pub struct WebhookSpec {
     /// Standard Webhooks signing secret (`whsec_...` or raw).
     #[serde(default)]
     pub secret: Option<String>,
+    /// Several signing secrets at once (rotation; `whsec_` for `v1`, `whsk_` for `v1a`):
+    /// every one signs, all signatures go in one header.
+    #[serde(default)]
+    pub signing: Option<SigningSpec>,
     /// Time limit for one attempt, connect to last body byte.
     #[serde(default = "defaults::webhook_timeout")]
     pub timeout: Duration,
@@ -231,6 +235,15 @@ pub struct WebhookSpec {
     /// A disabled webhook stays in the file but receives nothing.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
+}
+
+/// A webhook's signing secrets, all active at once so they can rotate without downtime.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSpec {
+    /// `whsec_...` (HMAC-SHA256, `v1`) and/or `whsk_...` (ed25519, `v1a`) secrets, in the
+    /// order their signatures are sent. Never shown.
+    pub secrets: Vec<String>,
 }
 
 /// A message-stream target (`kind: nats`: NATS JetStream), delivered like a webhook: spooled

@@ -357,18 +357,51 @@ fn compile_one(
             ),
         }
     }
-    let signer = match spec.secret.as_deref() {
-        None => None,
-        Some(s) if s.trim().is_empty() => {
+    let signer = match (spec.secret.as_deref(), &spec.signing) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
             err(
-                "secret",
-                "is empty; expected a signing secret (whsec_...), or remove the key to send unsigned"
+                "signing",
+                "is given beside `secret`; list every secret under signing.secrets and remove \
+                 `secret`"
                     .into(),
             );
             None
         }
-        Some(s) => Signer::from_secret(s)
+        (Some(s), None) if s.trim().is_empty() => {
+            err(
+                "secret",
+                "is empty; expected a signing secret (whsec_... or whsk_...), or remove the key \
+                 to send unsigned"
+                    .into(),
+            );
+            None
+        }
+        (Some(s), None) => Signer::from_secret(s)
             .map_err(|e| err("secret", e.to_string()))
+            .ok(),
+        (None, Some(signing)) if signing.secrets.is_empty() => {
+            err(
+                "signing.secrets",
+                "is empty; list at least one secret (whsec_... or whsk_...), or remove \
+                 `signing` to send unsigned"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(signing)) if signing.secrets.len() > sign::MAX_SECRETS => {
+            err(
+                "signing.secrets",
+                format!(
+                    "lists {} secrets; at most {} sign at once (a rotation needs two)",
+                    signing.secrets.len(),
+                    sign::MAX_SECRETS
+                ),
+            );
+            None
+        }
+        (None, Some(signing)) => Signer::from_secrets(&signing.secrets)
+            .map_err(|(i, e)| err(&format!("signing.secrets[{i}]"), e.to_string()))
             .ok(),
     };
     if spec.timeout.0.is_zero() {
