@@ -64,6 +64,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadletterAction,
     },
+    /// Print the JSON Schema of what userhook sends: `event` (the event JSON), `cloudevent`
+    /// (a `preset: cloudevents` body), `variables` (what templates can name), or all three.
+    Schema {
+        /// event, cloudevent or variables; all three (keyed by name) when left out.
+        which: Option<String>,
+    },
     /// The last delivery outcomes, newest first (running or stopped instance); `resend` sends
     /// kept successful deliveries again.
     Deliveries {
@@ -144,6 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(cli.config, cli.workers),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
         Command::Demo => demo(),
+        Command::Schema { which } => schema(which.as_deref()),
         Command::SendTest { webhook, action } => send_test(cli.config, &webhook, action),
         Command::Deadletter { action } => spool_command(
             &cli.config,
@@ -203,6 +210,27 @@ fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
         Err(e) => {
             eprintln!("{}", e.0);
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `userhook schema [event|cloudevent|variables]`; exit 2 for an unknown name.
+fn schema(which: Option<&str>) -> ExitCode {
+    match crate::template::schema::named(which) {
+        Some(v) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "unknown schema `{}`; expected one of {}",
+                which.unwrap_or_default(),
+                crate::template::schema::SCHEMAS.join(", ")
+            );
+            ExitCode::from(2)
         }
     }
 }

@@ -149,6 +149,22 @@ impl FromStr for Action {
     }
 }
 
+/// A snake_case name (`created`, `password_changed`), as the event's `action` says it.
+impl schemars::JsonSchema for Action {
+    fn schema_name() -> Cow<'static, str> {
+        "Action".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]{0,63}$",
+            "description": "What happened: created, updated, deleted, login, logout, login_failed, or a custom action a rule names (snake_case).",
+            "examples": ["created", "login_failed", "password_changed"]
+        })
+    }
+}
+
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -192,7 +208,9 @@ fn within_one_edit(a: &str, b: &str) -> bool {
 
 /// How the event's user was identified: receivers filter on it (`none` events name nobody,
 /// `unverified_token` ones name whoever a client's token claims to be).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribution {
     /// The IAM's own request or response named the user (path, body, a token it issued).
@@ -264,7 +282,7 @@ pub const PREVIOUS_PREFIX: &str = "Previous.";
 pub type UserFields = BTreeMap<String, String>;
 
 /// Where the event came from, for receivers that audit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestInfo {
     /// The request method.
     pub method: String,
@@ -287,7 +305,7 @@ pub struct RequestInfo {
 /// IP and user agent are the event's `request.remote_addr` and `request.user_agent`.
 ///
 /// Omitted from the event JSON when the call presented no such credential.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Actor {
     /// The bearer token's `sub` claim.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -321,7 +339,7 @@ impl Actor {
 /// One user lifecycle event, as delivered in the `default` JSON event form.
 ///
 /// Deserialisable so queued deliveries (which carry their event) can be stored and read back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserEvent {
     /// UUIDv7: sortable by time, unique across instances.
     pub id: String,
@@ -329,9 +347,11 @@ pub struct UserEvent {
     pub seq: u64,
     /// `user.<action>`, e.g. `user.created`.
     #[serde(rename = "type", deserialize_with = "event_type")]
+    #[schemars(schema_with = "event_type_schema")]
     pub event_type: Cow<'static, str>,
     /// `user`: the only object today.
     #[serde(deserialize_with = "object")]
+    #[schemars(schema_with = "object_schema")]
     pub object: StaticName,
     /// What happened.
     pub action: Action,
@@ -380,6 +400,20 @@ fn event_type<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::E
         Some(t) => Cow::Borrowed(t),
         None => Cow::Owned(s),
     })
+}
+
+/// `type` is `user.` and the action.
+fn event_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^user\\.[a-z][a-z0-9_]{0,63}$",
+        "description": "`user.<action>`: user.created, user.login_failed, user.password_changed, ..."
+    })
+}
+
+/// `object` is always `user`.
+fn object_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"const": "user", "description": "The object: `user`, the only one today."})
 }
 
 /// Reads `object` back; `user` is the only object today.

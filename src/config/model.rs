@@ -210,6 +210,10 @@ pub struct WebhookSpec {
     /// Message body template; overrides the preset's.
     #[serde(default)]
     pub body: Option<String>,
+    /// `preset: cloudevents`: the CloudEvents `source` (a URI-reference); default: the
+    /// upstream IAM's URL without credentials or query.
+    #[serde(default)]
+    pub source: Option<String>,
     /// Content type of the body; default `application/json` (bodies that are not JSON need one).
     #[serde(default)]
     pub content_type: Option<String>,

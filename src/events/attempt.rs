@@ -55,7 +55,7 @@ pub fn render(
 ) -> Result<RenderedRequest, UrlRenderError> {
     let vars = EventVars(event);
     let url = webhook.url.render(&vars)?;
-    let body = webhook.body.render(&vars);
+    let body = webhook.body.render(event);
     let mut headers = HeaderMap::with_capacity(webhook.headers.len() + 6);
     headers.insert(header::CONTENT_TYPE, webhook.content_type.clone());
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));

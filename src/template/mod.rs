@@ -10,13 +10,19 @@
 
 mod body;
 mod error;
+mod message;
 mod parse;
 mod preset;
+pub mod schema;
 mod url;
 mod vars;
 
 pub use body::{BodyKind, BodyTemplate};
 pub use error::TemplateError;
+pub use message::{
+    source_problem, CloudEvent, CloudEventBody, MessageBody, CLOUDEVENTS_CONTENT_TYPE,
+    CLOUDEVENTS_TYPE_PREFIX,
+};
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
 pub use url::{UrlRenderError, UrlTemplate};
 pub use vars::{EventVars, VarSource, BUILTIN_USER_FIELDS, EVENT_VARIABLES};

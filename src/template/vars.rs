@@ -24,6 +24,43 @@ pub(crate) fn is_known(name: &str, known: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
+/// What a built-in variable holds, for `userhook schema variables`; `None` for a name that is
+/// not built in (a test checks every built-in has one, so the list cannot fall behind).
+pub(super) fn describe(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ID" => "The user's id in the IAM.",
+        "Email" => "The user's email address.",
+        "Name" => "The user's login name.",
+        "FirstName" => "The user's given name.",
+        "LastName" => "The user's family name.",
+        "CreatedAt" => "When the IAM created the user, as the IAM wrote it.",
+        "Enabled" => "Whether the account is enabled (`true`/`false`), as the IAM wrote it.",
+        "Event" => "The event type: `user.created`, `user.password_changed`, ...",
+        "Object" => "Always `user`.",
+        "Action" => "The action: `created`, `login_failed`, a custom one, ...",
+        "EventID" => "The event's id (UUIDv7), shared by its deliveries to every webhook.",
+        "Timestamp" => "When it happened: RFC 3339 with milliseconds, UTC.",
+        "SourceIP" => "The calling client's IP address.",
+        "UserAgent" => "The calling client's User-Agent.",
+        "RequestID" => "X-Request-Id of the proxied call, as received or generated.",
+        "Status" => "The IAM's response status.",
+        "Changed" => "On `updated` events: the fields that changed, comma-separated.",
+        "Attribution" => {
+            "How the user was named: exchange, session, verified_token, unverified_token, none."
+        }
+        "ActorSub" => "The `sub` claim of the bearer JWT the caller presented.",
+        "ActorAzp" => "The `azp` claim (authorized party) of the caller's bearer JWT.",
+        "ActorClientId" => "The calling client: the token's `client_id`, else `azp`, else `cid`.",
+        "ActorBasicUser" => "The user name of the caller's HTTP basic credentials (never the password).",
+        "ActorIp" => "The caller's IP address (the TCP peer).",
+        "ActorUserAgent" => "The caller's User-Agent.",
+        "ActorVerified" => {
+            "`true` when the IAM's keys vouch for the caller's bearer JWT, `false` when it was only decoded."
+        }
+        _ => return None,
+    })
+}
+
 /// Supplies values to a rendering template. A trait so `send-test`, tests and the dispatcher
 /// can render from an event or from a fixed map alike.
 pub trait VarSource {
@@ -194,6 +231,14 @@ mod tests {
         ev.request.user_agent.clear();
         assert_eq!(v(&ev, "ActorIp"), None);
         assert_eq!(v(&ev, "ActorUserAgent"), None);
+    }
+
+    #[test]
+    fn every_builtin_variable_is_described() {
+        for name in BUILTIN_USER_FIELDS.iter().chain(EVENT_VARIABLES) {
+            assert!(describe(name).is_some(), "{name} has no description");
+        }
+        assert_eq!(describe("Department"), None);
     }
 
     #[test]

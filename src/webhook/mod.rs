@@ -21,7 +21,10 @@ use crate::config::url::{http_url_problem, without_placeholders};
 use crate::config::ConfigError;
 use crate::event::Action;
 use crate::redact::redact_url;
-use crate::template::{preset, BodyKind, BodyTemplate, SuccessCheck, UrlTemplate};
+use crate::template::{
+    preset, source_problem, BodyKind, BodyTemplate, CloudEventBody, MessageBody, SuccessCheck,
+    UrlTemplate,
+};
 pub use backoff::Backoff;
 use filter::Filter;
 use sign::Signer;
@@ -50,7 +53,7 @@ pub struct Webhook {
     /// Where to send, with `{{$$.X$$}}` values percent-encoded at render.
     pub url: UrlTemplate,
     /// The message body, rendered per delivery.
-    pub body: BodyTemplate,
+    pub body: MessageBody,
     /// Sent as `content-type`.
     pub content_type: HeaderValue,
     /// The operator's extra headers (may override `content-type` and `user-agent`).
@@ -129,6 +132,7 @@ impl Webhooks {
         let mut errors = Vec::new();
         let mut out = Webhooks::default();
         let mut names = BTreeSet::new();
+        let default_source = default_source(&file.upstream);
         for (i, spec) in file.webhooks.iter().enumerate() {
             let at = format!("webhooks[{i}]");
             if !spec.name.trim().is_empty() && !names.insert(spec.name.as_str()) {
@@ -140,7 +144,7 @@ impl Webhooks {
                     ),
                 ));
             }
-            match compile_one(spec, &at, &known, &mut out.warnings) {
+            match compile_one(spec, &at, &known, &default_source, &mut out.warnings) {
                 Ok(w) => {
                     out.reads_actor_claims |= w.enabled && w.reads_actor_claims();
                     out.by_name.insert(w.name.clone(), out.list.len());
@@ -203,10 +207,26 @@ fn is_json_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
+/// The CloudEvents `source` when a webhook names none: the IAM's URL, without credentials,
+/// query or fragment (`http://iam.internal:8080`).
+fn default_source(upstream: &str) -> String {
+    match url::Url::parse(upstream) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "urn:userhook".to_owned(),
+    }
+}
+
 fn compile_one(
     spec: &WebhookSpec,
     at: &str,
     known: &dyn Fn(&str) -> bool,
+    default_source: &str,
     warnings: &mut Vec<ConfigError>,
 ) -> Result<Webhook, Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -312,16 +332,40 @@ fn compile_one(
         (None, Some(p)) => (p.body, "preset"),
         (None, None) => (crate::template::DCE_DEFAULT_BODY, "body"),
     };
-    let body = BodyTemplate::compile(body_text, kind, known)
-        .map_err(|e| {
-            let hint = if kind == BodyKind::Json && spec.content_type.is_none() {
-                " (for a body that is not JSON, set content_type, e.g. text/plain)"
-            } else {
-                ""
-            };
-            err(body_key, format!("{e}{hint}"));
-        })
-        .ok();
+    let cloudevents = preset.is_some_and(|p| p.cloudevents);
+    if let (Some(_), false) = (&spec.source, cloudevents) {
+        err(
+            "source",
+            "is only used by `preset: cloudevents`; remove it or set the preset".into(),
+        );
+    }
+    let body = if cloudevents {
+        if spec.body.is_some() {
+            err(
+                "body",
+                "is not used by `preset: cloudevents` (its `data` is the event itself); remove \
+                 `body`, or drop the preset to send a template"
+                    .into(),
+            );
+        }
+        let source = spec.source.as_deref().unwrap_or(default_source);
+        if let Some(p) = source_problem(source) {
+            err("source", format!("`{source}` {p}"));
+        }
+        Some(MessageBody::CloudEvent(CloudEventBody::new(source)))
+    } else {
+        BodyTemplate::compile(body_text, kind, known)
+            .map_err(|e| {
+                let hint = if kind == BodyKind::Json && spec.content_type.is_none() {
+                    " (for a body that is not JSON, set content_type, e.g. text/plain)"
+                } else {
+                    ""
+                };
+                err(body_key, format!("{e}{hint}"));
+            })
+            .ok()
+            .map(MessageBody::Template)
+    };
     let content_type = HeaderValue::from_str(content_type)
         .ok()
         .filter(|_| !content_type.trim().is_empty());
