@@ -166,7 +166,12 @@ async fn two_secrets_sign_each_request_and_an_independent_verifier_accepts_both(
     // Rotation: the HMAC secret retires; only `v1a` is sent afterwards.
     std::fs::write(
         &path,
-        config(&iam.url(), &recv.url("/hook"), &spool, &[whsk.clone()]),
+        config(
+            &iam.url(),
+            &recv.url("/hook"),
+            &spool,
+            std::slice::from_ref(&whsk),
+        ),
     )
     .expect("rewrite config");
     bin.signal("HUP");

@@ -18,6 +18,9 @@ use super::schema::{
 use crate::events::outbox::Delivery;
 use crate::events::records::{DeadLetter, DeliveryRecord};
 
+/// Where a kept successful delivery sits: (when it succeeded in Unix ms, a counter).
+pub type KeptKey = (u64, u64);
+
 /// One page of a webhook's pending deliveries.
 #[derive(Debug, Default, PartialEq)]
 pub struct Page {
@@ -245,9 +248,9 @@ impl Spool {
     /// that fails its checksum is logged and left out.
     pub fn delivered_page(
         &self,
-        after: Option<(u64, u64)>,
+        after: Option<KeptKey>,
         limit: usize,
-    ) -> Result<Vec<((u64, u64), Delivery)>, SpoolError> {
+    ) -> Result<Vec<(KeptKey, Delivery)>, SpoolError> {
         let ctx = "cannot read kept deliveries";
         self.with_db(|db| {
             let txn = db.begin_read().map_err(at(ctx))?;
