@@ -323,7 +323,7 @@ impl Extractor {
             trusted,
             request: request_info(ex),
             truncated: view.truncated(),
-            actor: self.actor(ex, verified, now),
+            actor: self.actor(snapshot, ex, verified, now),
         };
         match actions.split_last() {
             // The usual single action: fields and call move into the event.
@@ -339,8 +339,16 @@ impl Extractor {
     }
 
     /// Who made the call, with `verified` set when its bearer JWT verified against the IAM's
-    /// keys or is one the IAM issued (the session index knows its hash).
-    fn actor(&self, ex: &Exchange, verified: &VerifiedTokens, now: u64) -> Actor {
+    /// keys or is one the IAM issued (the session index knows its hash). The claims of a
+    /// token nothing vouches for are kept only under `identity.client_tokens: unverified`:
+    /// otherwise a forged token could name anyone as the actor.
+    fn actor(
+        &self,
+        snapshot: &Snapshot,
+        ex: &Exchange,
+        verified: &VerifiedTokens,
+        now: u64,
+    ) -> Actor {
         let mut actor = actor::read(&ex.request_headers);
         if let Some(token) = actor::bearer_jwt(&ex.request_headers) {
             if actor.verified.is_some() {
@@ -351,6 +359,11 @@ impl Extractor {
                         .owner(&self.identity.hash(token), now)
                         .is_some();
                 actor.verified = Some(genuine);
+                if !genuine && ClientTokens::of(snapshot) != ClientTokens::Unverified {
+                    actor.sub.clear();
+                    actor.azp.clear();
+                    actor.client_id.clear();
+                }
             }
         }
         actor
