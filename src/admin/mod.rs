@@ -1,6 +1,7 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
-//! and the spool's `/spool` and `/deadletters…` (see `spool`). Bound to localhost by
+//! the spool's `/spool` and `/deadletters…` (see `spool`), and learn mode's proposed rules
+//! (`/learn`). Bound to localhost by
 //! default because it shows internals; every request but the probes passes the checks of
 //! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
@@ -109,6 +110,10 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             )
         }
         "/deliveries" => deliveries(state, req.uri().query()),
+        "/learn" => match &state.learner {
+            Some(learner) => respond::yaml(learner.proposal()),
+            None => error(StatusCode::NOT_FOUND, "learn mode is off"),
+        },
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
 }

@@ -66,6 +66,9 @@ pub struct ProxyShared {
     pub exchanges: HandoffSender,
     /// Client connections open over all workers, against `client.max_connections`.
     pub connections: Arc<ConnectionCount>,
+    /// Learn mode (fixed at start): every exchange is copied and handed off, matched or not,
+    /// for the learner on the event path. Off, unmatched traffic is a plain pass-through.
+    pub learn: bool,
 }
 
 /// The per-connection service: shared state plus who the client is.
@@ -112,9 +115,11 @@ impl tower::Service<Request<Incoming>> for ProxyService {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
         let in_flight = self.activity.request();
+        let learn = self.shared.learn;
         Box::pin(forward(
             runtime,
             sink,
+            learn,
             self.client_ip.clone(),
             self.proto,
             req,
@@ -128,6 +133,7 @@ impl tower::Service<Request<Incoming>> for ProxyService {
 async fn forward(
     rt: Arc<Snapshot>,
     sink: HandoffSender,
+    learn: bool,
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     req: Request<Incoming>,
@@ -137,7 +143,7 @@ async fn forward(
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = phases(&rt, route, sink, client_ip, proto, req).await;
+    let resp = phases(&rt, route, sink, learn, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
     Ok(resp.map(|body| WatchedBody::new(body, in_flight)))
 }
@@ -148,6 +154,7 @@ async fn phases(
     rt: &Arc<Snapshot>,
     route: Option<RouteMatch>,
     sink: HandoffSender,
+    learn: bool,
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     mut req: Request<Incoming>,
@@ -172,8 +179,13 @@ async fn phases(
         return ProxyError::TooLarge(length).respond(parts.uri.path());
     }
 
-    // 1. Request id and the exchange's copy (matched only).
-    let matched = route.map(|route| request_filter(route, &mut parts));
+    // 1. Request id and the exchange's copy (matched only; in learn mode every request is
+    //    copied, an unmatched one without a generated id).
+    let matched = match route {
+        Some(route) => Some(request_filter(route, &mut parts)),
+        None if learn => Some(learn_copy(&parts)),
+        None => None,
+    };
 
     // 2. The upstream request.
     let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref(), proto)
@@ -207,7 +219,8 @@ async fn phases(
 
 /// What phase 1 keeps of a matched request for its exchange.
 struct Matched {
-    route: RouteMatch,
+    /// `None`: an unmatched request copied for learn mode only.
+    route: Option<RouteMatch>,
     method: Method,
     /// The client's headers as received, plus `X-Request-Id` if userhook generated it.
     headers: HeaderMap,
@@ -253,10 +266,26 @@ fn request_filter(route: RouteMatch, parts: &mut request::Parts) -> Matched {
         }
     };
     Matched {
-        route,
+        route: Some(route),
         method: parts.method.clone(),
         headers: parts.headers.clone(),
         request_id,
+    }
+}
+
+/// Phase 1 in learn mode, for an unmatched request: the copy for the learner, and nothing
+/// changed on the request (no `X-Request-Id` is generated, so the IAM sees exactly what it
+/// saw without userhook).
+fn learn_copy(parts: &request::Parts) -> Matched {
+    Matched {
+        route: None,
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        request_id: parts
+            .headers
+            .get(&X_REQUEST_ID)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("")),
     }
 }
 
@@ -381,11 +410,13 @@ async fn response_body(
         return Ok(ClientBody::Plain(body));
     };
     // No body will be polled for HEAD, 204, 304 or an empty body.
+    // Strict mode holds only what can be an event: never an unmatched call copied for learn.
+    let strict = rt.strict && pending.exchange.route.is_some();
     let bodiless = pending.exchange.method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || body.is_end_stream();
-    if rt.strict && bodiless {
+    if strict && bodiless {
         let ended = CapturedBody {
             bytes: bytes::Bytes::new(),
             truncated: false,
@@ -399,7 +430,7 @@ async fn response_body(
         body,
         rt.capture_limit,
         pending,
-        rt.strict,
+        strict,
     ))))
 }
 
