@@ -392,6 +392,22 @@ pub async fn serve(options: Options, initial: Snapshot, workers: usize) -> Resul
     Ok(())
 }
 
+/// `userhook learn`: [`serve`] with the spool and identity in memory (nothing is delivered,
+/// nothing but the proposal is written), until SIGTERM/SIGINT, then the proposal is written.
+pub async fn learn(options: Options, initial: Snapshot, workers: usize) -> Result<(), StartError> {
+    let handle = start_with_spool(
+        options,
+        initial,
+        ProxyThreads::Dedicated(workers),
+        Some(SpoolSource::Memory),
+    )
+    .await?;
+    crate::shutdown::termination_signal().await;
+    handle.stop().await;
+    tracing::info!("userhook learn stopped");
+    Ok(())
+}
+
 /// Runs the metrics recorder's upkeep on an interval until shutdown.
 async fn run_metrics_upkeep(mut signal: ShutdownSignal) {
     let mut tick = tokio::time::interval(METRICS_UPKEEP);

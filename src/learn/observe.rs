@@ -190,6 +190,7 @@ impl Learned {
         };
         let status = ex.status.as_u16();
         let mut presented = presented_credentials(&ex.request_headers);
+        presented.extend(body_credentials(ex, decode_limit));
         self.track_credentials(&key, &mut presented, status);
         self.issued_credentials(ex, decode_limit);
         let Some(endpoint) = self.endpoint(&key) else {
@@ -356,6 +357,37 @@ fn presented_credentials(headers: &HeaderMap) -> Vec<(CredentialSource, String, 
         if n != "cookie" && n.starts_with("x-") && shape::credential_name(n) {
             if let Ok(v) = value.to_str() {
                 out.push((format!("request.header.{n}"), v.to_owned(), false));
+            }
+        }
+    }
+    out.truncate(MAX_NAMES);
+    out
+}
+
+/// Credentials the request body carries (`refresh_token=…` in a form, `{"token": …}`): a
+/// logout or refresh that presents what a login issued.
+fn body_credentials(ex: &Exchange, limit: usize) -> Vec<(CredentialSource, String, bool)> {
+    let mut out = Vec::new();
+    let raw = &ex.request_body.bytes;
+    if raw.is_empty() {
+        return out;
+    }
+    if is_form(&ex.request_headers) {
+        if let Some(decoded) = decode::decode(raw, &ex.request_headers, limit) {
+            for (k, v) in view::parse_urlencoded(&decoded.bytes) {
+                if let (Some(k), Some(v)) = (k, v) {
+                    if shape::meaning(&k) == Some(shape::Meaning::Token) && !v.is_empty() && cookie_name_ok(&k) {
+                        out.push((format!("request.form.{k}"), v, false));
+                    }
+                }
+            }
+        }
+    } else if let Some(Value::Object(map)) = json_body(raw, &ex.request_headers, limit) {
+        for (k, v) in map {
+            if let Value::String(v) = v {
+                if shape::meaning(&k) == Some(shape::Meaning::Token) && !v.is_empty() && cookie_name_ok(&k) {
+                    out.push((format!("request.body.{k}"), v, false));
+                }
             }
         }
     }

@@ -28,6 +28,8 @@ struct Proposal {
     fields: Vec<(&'static str, Vec<String>)>,
     session: Vec<(&'static str, Vec<String>)>,
     ends: bool,
+    /// `when:` conditions: a source that must be present.
+    when: Vec<String>,
 }
 
 const USER_WORDS: &[&str] = &[
@@ -244,6 +246,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
         fields: Vec::new(),
         session: Vec::new(),
         ends: false,
+        when: Vec::new(),
     };
     let path_fields = |fields: &mut Vec<(&'static str, Vec<String>)>| {
         if member {
@@ -288,6 +291,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
             p.session.push(("expires", vec![format!("response.body.{exp}")]));
         }
         p.session.insert(0, ("issues", sources));
+        p.when = password_condition(&sh);
         login = Some(p);
     }
 
@@ -362,6 +366,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
                 .map(|s| format!("{s} x{}", e.statuses[s].count))
                 .collect();
             f.evidence.push(format!("the login call refused: {}", counts.join(", ")));
+            f.when = password_condition(&sh);
+            if !f.when.is_empty() {
+                f.evidence.push("only calls that carry a password (others, e.g. a refresh, are no login)".into());
+            }
             f.fields = body_fields(&StatusShape {
                 request_json: sh.request_json.clone(),
                 request_form: sh.request_form.clone(),
@@ -448,7 +456,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
         }
         let mut sources: Vec<String> = e.ended.keys().cloned().collect();
         if !all_ok.presented_issued.is_empty() {
-            p.score += 1;
+            p.score += 2;
             let which: Vec<&str> = all_ok.presented_issued.keys().map(String::as_str).collect();
             p.evidence.push(format!(
                 "presents a credential an earlier answer issued: {}",
@@ -505,6 +513,24 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
         p.evidence.insert(0, summary(e));
     }
     out
+}
+
+/// When some calls of these statuses carry a password and others do not (a refresh grant
+/// beside the password grant), the condition that keeps only the first.
+fn password_condition(sh: &StatusShape) -> Vec<String> {
+    for (side, keys) in [("request.form", &sh.request_form), ("request.body", &sh.request_json)] {
+        let found = keys
+            .iter()
+            .filter(|(k, _)| shape::meaning(k) == Some(Meaning::Password))
+            .max_by_key(|(_, s)| s.count);
+        if let Some((k, s)) = found {
+            if s.count < sh.count {
+                return vec![format!("{side}.{k}")];
+            }
+            return Vec::new();
+        }
+    }
+    Vec::new()
 }
 
 /// The credential the caller presents, as `session.presents`.
@@ -595,6 +621,12 @@ fn write_rule(text: &mut String, p: &Proposal, prefix: &str) {
     let _ = writeln!(text, "{prefix}    path: {}", yaml_scalar(&p.path));
     let statuses: Vec<String> = p.statuses.iter().map(u16::to_string).collect();
     let _ = writeln!(text, "{prefix}    status: [{}]", statuses.join(", "));
+    if !p.when.is_empty() {
+        let _ = writeln!(text, "{prefix}    when:");
+        for source in &p.when {
+            let _ = writeln!(text, "{prefix}      {}: {{exists: true}}", yaml_scalar(source));
+        }
+    }
     if !p.fields.is_empty() {
         let _ = writeln!(text, "{prefix}    fields:");
         for (name, sources) in &p.fields {
