@@ -191,6 +191,16 @@ impl Learned {
         let status = ex.status.as_u16();
         let mut presented = presented_credentials(&ex.request_headers);
         presented.extend(body_credentials(ex, decode_limit));
+        // A path parameter that is a credential or session id an answer issued (`DELETE
+        // /sessions/{id}`): `path#<index>`, named when the proposal is written.
+        let raw = ex.uri.path().split('/').filter(|s| !s.is_empty());
+        let mut param = 0;
+        for (seg, value) in key_segs_zip(&key.segs, raw) {
+            if seg == &Seg::Param {
+                presented.push((format!("path#{param}"), value.to_owned(), false));
+                param += 1;
+            }
+        }
         self.track_credentials(&key, &mut presented, status);
         self.issued_credentials(ex, decode_limit);
         let Some(endpoint) = self.endpoint(&key) else {
@@ -212,6 +222,9 @@ impl Learned {
         read_request_body(shape, ex, decode_limit);
         read_response(shape, ex, decode_limit);
         for (source, _, was_issued) in &presented {
+            if source.starts_with("path#") && !was_issued {
+                continue;
+            }
             bump(&mut shape.presented, source);
             if *was_issued {
                 bump(&mut shape.presented_issued, source);
@@ -364,6 +377,14 @@ fn presented_credentials(headers: &HeaderMap) -> Vec<(CredentialSource, String, 
     out
 }
 
+/// The template's segments beside the path's raw ones.
+fn key_segs_zip<'a>(
+    segs: &'a [Seg],
+    raw: impl Iterator<Item = &'a str>,
+) -> impl Iterator<Item = (&'a Seg, &'a str)> {
+    segs.iter().zip(raw)
+}
+
 /// Credentials the request body carries (`refresh_token=…` in a form, `{"token": …}`): a
 /// logout or refresh that presents what a login issued.
 fn body_credentials(ex: &Exchange, limit: usize) -> Vec<(CredentialSource, String, bool)> {
@@ -449,18 +470,24 @@ fn read_request_body(shape: &mut StatusShape, ex: &Exchange, limit: usize) {
     let raw = &ex.request_body.bytes;
     if is_form(&ex.request_headers) {
         if let Some(decoded) = decode::decode(raw, &ex.request_headers, limit) {
-            let mut names: Vec<String> = view::parse_urlencoded(&decoded.bytes)
+            let mut names: Vec<(String, u8)> = view::parse_urlencoded(&decoded.bytes)
                 .into_iter()
-                .filter_map(|(k, _)| k)
-                .filter(|k| {
+                .filter_map(|(k, v)| {
+                    let t = match v {
+                        Some(v) if shape::looks_like_email(&v) => shape::types::STRING | shape::types::EMAIL,
+                        _ => shape::types::STRING,
+                    };
+                    Some((k?, t))
+                })
+                .filter(|(k, _)| {
                     k.len() <= 48
                         && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
                 })
                 .collect();
             names.sort();
-            names.dedup();
-            for n in names {
-                shape::add_key(&mut shape.request_form, n, shape::types::STRING);
+            names.dedup_by(|a, b| a.0 == b.0);
+            for (n, t) in names {
+                shape::add_key(&mut shape.request_form, n, t);
             }
         }
     } else if let Some(v) = json_body(raw, &ex.request_headers, limit) {

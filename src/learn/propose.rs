@@ -5,7 +5,7 @@
 //! Only shapes reach the text: methods, templates, statuses, key names and counts. The
 //! output parses as a config `userhook check` accepts (tests compile it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use super::observe::{Endpoint, EndpointKey, Learned, StatusShape};
@@ -89,7 +89,12 @@ fn keys_meaning(keys: &Keys, m: Meaning) -> Vec<String> {
     let mut found: Vec<(&String, u32)> = keys
         .iter()
         .filter(|(k, s)| {
-            shape::meaning(k) == Some(m)
+            // a login name whose values are email addresses is the email (OAuth2 forms)
+            let meaning = match shape::meaning(k) {
+                Some(Meaning::Name) if s.types & types::EMAIL != 0 => Some(Meaning::Email),
+                other => other,
+            };
+            meaning == Some(m)
                 && s.types & (types::STRING | types::NUMBER) != 0
                 && !k.contains(".0.")
                 && !k.ends_with(".0")
@@ -223,9 +228,70 @@ fn success(e: &Endpoint) -> Vec<u16> {
     e.statuses.keys().copied().filter(|s| (200..400).contains(s)).collect()
 }
 
+/// What the proposal for one endpoint may know of the others.
+#[derive(Debug, Default)]
+struct Context {
+    /// Templates a non-GET call answered with an issued credential (a login).
+    issuing: HashSet<Vec<Seg>>,
+    /// Collections with member endpoints (`/users` when `/users/{user}` was called).
+    collections: HashSet<Vec<Seg>>,
+}
+
+impl Context {
+    fn of(learned: &Learned) -> Context {
+        let mut ctx = Context::default();
+        for (k, e) in &learned.endpoints {
+            if let Some((Seg::Param, parent)) = k.segs.split_last() {
+                ctx.collections.insert(parent.to_vec());
+            }
+            let issues = e
+                .statuses
+                .iter()
+                .any(|(s, sh)| (200..400).contains(s) && !issued_sources(sh).0.is_empty());
+            if issues && k.method != "GET" {
+                ctx.issuing.insert(k.segs.clone());
+            }
+        }
+        ctx
+    }
+
+    /// The template, or the collection it is a member of, is where logins issue credentials.
+    fn issued_here(&self, segs: &[Seg]) -> bool {
+        self.issuing.contains(segs)
+            || matches!(segs.split_last(), Some((Seg::Param, parent)) if self.issuing.contains(parent))
+    }
+}
+
+/// The last literal word of a template, lower case (`/api/auth/update-user` -> `update-user`).
+fn last_word(key: &EndpointKey) -> String {
+    words(key).pop().unwrap_or_default()
+}
+
+/// An RPC-style call named for what it does (`update-user`, `delete-user`, `add-user`).
+fn verb(key: &EndpointKey) -> Option<&'static str> {
+    let w = last_word(key);
+    let parts: Vec<&str> = w.split(['-', '_', '.']).collect();
+    let has = |list: &[&str]| parts.iter().any(|p| list.contains(p));
+    if has(&["update", "edit", "modify", "change", "set"]) && !has(&["password"]) {
+        Some("updated")
+    } else if has(&["delete", "remove", "destroy"]) {
+        Some("deleted")
+    } else if has(&["create", "add", "new"]) {
+        Some("created")
+    } else {
+        None
+    }
+}
+
 /// Every proposal for one endpoint.
-fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
+fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Proposal> {
     let (path, params) = paths::render(&key.segs);
+    let resolve = |source: &String| -> String {
+        match source.strip_prefix("path#").and_then(|i| i.parse::<usize>().ok()) {
+            Some(i) => params.get(i).map_or(source.clone(), |n| format!("path.{n}")),
+            None => source.clone(),
+        }
+    };
     let method = key.method.to_ascii_uppercase();
     let ok = success(e);
     let ok2xx: Vec<u16> = ok.iter().copied().filter(|s| *s < 300).collect();
@@ -328,6 +394,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
             p.score += 2;
             p.evidence.push("a sign-up-like path".into());
         }
+        if ctx.collections.contains(&key.segs) {
+            p.score += 1;
+            p.evidence.push(format!("its members are called at {path}/{{…}}"));
+        }
+        if verb(key) == Some("created") {
+            p.score += 1;
+            p.evidence.push("named for creating".into());
+        }
         if login_path && c201 == 0 {
             p.score = p.score.saturating_sub(2);
         }
@@ -385,12 +459,29 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
         }
     }
 
+    // An RPC-style call named for what it does to a user (`update-user`, `delete-user`).
+    let rpc = |action: &str| {
+        method == "POST" && verb(key) == Some(action) && {
+            let w = last_word(key);
+            w.split(['-', '_', '.']).any(|p| USER_WORDS.contains(&p)) || user_path
+        }
+    };
+    let rpc_score = |p: &mut Proposal, action: &str| {
+        p.score += 3;
+        p.evidence.push(format!("a POST named for this ({}) on a user", last_word(key)));
+        let _ = action;
+    };
+
     // updated: PUT/PATCH on a user
-    if matches!(method.as_str(), "PUT" | "PATCH") && !ok2xx.is_empty() {
+    if (matches!(method.as_str(), "PUT" | "PATCH") || rpc("updated")) && !ok2xx.is_empty() {
         let sh = merged(e, &ok2xx);
         let mut p = new(vec!["updated"], ok2xx.clone());
-        p.score += 2;
-        p.evidence.push(format!("{method} answered {}", codes(e, &ok2xx)));
+        if method == "POST" {
+            rpc_score(&mut p, "updated");
+        } else {
+            p.score += 2;
+            p.evidence.push(format!("{method} answered {}", codes(e, &ok2xx)));
+        }
         if member {
             p.score += 2;
             p.evidence.push("on a member of a user collection".into());
@@ -411,11 +502,15 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
     }
 
     // deleted: a DELETE answered 2xx on a user
-    if method == "DELETE" && !ok2xx.is_empty() {
+    if (method == "DELETE" || rpc("deleted")) && !ok2xx.is_empty() {
         let sh = merged(e, &ok2xx);
         let mut p = new(vec!["deleted"], ok2xx.clone());
-        p.score += 2;
-        p.evidence.push(format!("DELETE answered {}", codes(e, &ok2xx)));
+        if method == "POST" {
+            rpc_score(&mut p, "deleted");
+        } else {
+            p.score += 2;
+            p.evidence.push(format!("DELETE answered {}", codes(e, &ok2xx)));
+        }
         if member {
             p.score += 2;
             p.evidence.push("on a member of a user collection".into());
@@ -425,18 +520,33 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
         if has_word(key, LOGIN_WORDS) || has_word(key, LOGOUT_WORDS) {
             p.score = 0;
         }
-        p.fields = body_fields(&sh, false);
+        p.fields = body_fields(&sh, method == "POST");
         path_fields(&mut p.fields);
+        if !member && !p.fields.iter().any(|(n, _)| matches!(*n, "ID" | "Name" | "Email")) {
+            presents(&mut p, &sh);
+        }
         if p.score > 0 {
             out.push(p);
         }
     }
+    // A call that changes a user and also clears cookies is that change, not a logout.
+    let changes_user = out
+        .iter()
+        .any(|o| o.score >= CERTAIN && o.actions.iter().any(|a| matches!(*a, "created" | "updated" | "deleted")));
 
     // logout: a presented credential refused after this call, a deleted cookie, the path
     let ended: u32 = e.ended.values().sum();
     let deleted_cookies: u32 = all_ok.cookies_deleted.values().sum();
-    if method != "GET" && (ended > 0 || deleted_cookies > 0 || has_word(key, LOGOUT_WORDS)) {
+    let delete_issued = method == "DELETE" && ctx.issued_here(&key.segs);
+    if method != "GET"
+        && !changes_user
+        && (ended > 0 || deleted_cookies > 0 || has_word(key, LOGOUT_WORDS) || delete_issued)
+    {
         let mut p = new(vec!["logout"], ok.clone());
+        if delete_issued {
+            p.score += 2;
+            p.evidence.push("a DELETE of what a login call creates".into());
+        }
         if ended > 0 {
             p.score += 3;
             let which: Vec<String> = e.ended.iter().map(|(s, n)| format!("{s} ({n}x)")).collect();
@@ -511,6 +621,18 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint) -> Vec<Proposal> {
     }
     for p in &mut out {
         p.evidence.insert(0, summary(e));
+        for (_, sources) in &mut p.session {
+            for s in sources.iter_mut() {
+                *s = resolve(s);
+            }
+        }
+        for e in &mut p.evidence {
+            if let Some(i) = e.find("path#") {
+                let end = e[i..].find(|c: char| c == ' ' || c == ',').map_or(e.len(), |n| i + n);
+                let name = resolve(&e[i..end].to_owned());
+                e.replace_range(i..end, &name);
+            }
+        }
     }
     out
 }
@@ -562,7 +684,8 @@ fn summary(e: &Endpoint) -> String {
 pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
     let mut keys: Vec<(&EndpointKey, &Endpoint)> = learned.endpoints.iter().collect();
     keys.sort_by(|a, b| (paths::render(&a.0.segs).0, &a.0.method).cmp(&(paths::render(&b.0.segs).0, &b.0.method)));
-    let mut proposals: Vec<Proposal> = keys.iter().flat_map(|(k, e)| propose_endpoint(k, e)).collect();
+    let ctx = Context::of(learned);
+    let mut proposals: Vec<Proposal> = keys.iter().flat_map(|(k, e)| propose_endpoint(k, e, &ctx)).collect();
     // a rule per method and template: more certain first; the rest commented out
     proposals.sort_by(|a, b| (a.path.as_str(), a.method.as_str()).cmp(&(b.path.as_str(), b.method.as_str())).then(b.score.cmp(&a.score)));
     let mut text = String::new();

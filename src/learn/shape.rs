@@ -10,7 +10,7 @@ use serde_json::Value;
 pub const MAX_KEYS: usize = 96;
 
 /// Deepest key path followed (`a.b.c.d`).
-const MAX_DEPTH: usize = 4;
+const MAX_DEPTH: usize = 6;
 
 /// Value types seen at a key path, as bits.
 pub mod types {
@@ -28,6 +28,8 @@ pub mod types {
     pub const NULL: u8 = 32;
     /// A string shaped like a JWT (three base64url parts).
     pub const JWT: u8 = 64;
+    /// A string shaped like an email address.
+    pub const EMAIL: u8 = 128;
 }
 
 /// What was seen at one key path: the types and how often.
@@ -122,6 +124,7 @@ fn is_key_word(k: &str) -> bool {
 pub fn type_of(v: &Value) -> u8 {
     match v {
         Value::String(s) if looks_like_jwt(s) => types::STRING | types::JWT,
+        Value::String(s) if looks_like_email(s) => types::STRING | types::EMAIL,
         Value::String(_) => types::STRING,
         Value::Number(_) => types::NUMBER,
         Value::Bool(_) => types::BOOL,
@@ -129,6 +132,13 @@ pub fn type_of(v: &Value) -> u8 {
         Value::Array(_) => types::ARRAY,
         Value::Null => types::NULL,
     }
+}
+
+/// `local@domain.tld`, nothing else around it.
+pub fn looks_like_email(s: &str) -> bool {
+    s.len() <= 254
+        && !s.contains(char::is_whitespace)
+        && super::segment::classify(s) == super::segment::Kind::Email
 }
 
 /// Three dot-separated base64url parts, the first starting a JSON object (`eyJ`).
