@@ -630,13 +630,13 @@ macro_rules! case {
     };
 }
 
-case!(learns_generic, "generic", support::conventional::generic(), generic_script, (0.0, 0.0));
-case!(learns_keycloak, "keycloak", support::conventional::keycloak(), keycloak_script, (0.0, 0.0));
-case!(learns_scim, "scim", support::conventional::scim(), scim_script, (0.0, 0.0));
-case!(learns_dce, "dce", support::conventional::dce(), dce_script, (0.0, 0.0));
-case!(learns_keystone, "keystone", support::keystone::keystone(), keystone_script, (0.0, 0.0));
-case!(learns_better_auth, "better-auth", support::better_auth::better_auth(Default::default()), better_auth_script, (0.0, 0.0));
-case!(learns_fastapi_users, "fastapi-users", support::fastapi_users::fastapi_users(), fastapi_users_script, (0.0, 0.0));
-case!(learns_gitea, "gitea", support::gitea::gitea(), gitea_script, (0.0, 0.0));
-case!(learns_casdoor, "casdoor", support::casdoor::casdoor(), casdoor_script, (0.0, 0.0));
-case!(learns_zitadel, "zitadel", support::zitadel::zitadel(), zitadel_script, (0.0, 0.0));
+case!(learns_generic, "generic", support::conventional::generic(), generic_script, (1.0, 1.0));
+case!(learns_keycloak, "keycloak", support::conventional::keycloak(), keycloak_script, (1.0, 1.0));
+case!(learns_scim, "scim", support::conventional::scim(), scim_script, (1.0, 1.0));
+case!(learns_dce, "dce", support::conventional::dce(), dce_script, (1.0, 1.0));
+case!(learns_keystone, "keystone", support::keystone::keystone(), keystone_script, (1.0, 1.0));
+case!(learns_better_auth, "better-auth", support::better_auth::better_auth(Default::default()), better_auth_script, (1.0, 1.0));
+case!(learns_fastapi_users, "fastapi-users", support::fastapi_users::fastapi_users(), fastapi_users_script, (1.0, 1.0));
+case!(learns_gitea, "gitea", support::gitea::gitea(), gitea_script, (1.0, 1.0));
+case!(learns_casdoor, "casdoor", support::casdoor::casdoor(), casdoor_script, (1.0, 1.0));
+case!(learns_zitadel, "zitadel", support::zitadel::zitadel(), zitadel_script, (1.0, 1.0));

@@ -71,6 +71,40 @@ pub struct StatusShape {
     pub presented: BTreeMap<CredentialSource, u32>,
     /// Presented credentials that an earlier response issued, by source.
     pub presented_issued: BTreeMap<CredentialSource, u32>,
+    /// Outcome words of the JSON answer (`status: ok|error`, `success: true|false`), by key:
+    /// only words of [`OUTCOME_WORDS`] are kept, for IAMs that answer 200 to everything.
+    pub outcomes: BTreeMap<String, BTreeMap<&'static str, u32>>,
+    /// Answer sources that repeat the user the request named (`response.body.data |
+    /// last_segment` echoing `request.body.username`), by (source, field): found by comparing
+    /// the two bodies of one exchange in memory; only the key names are kept.
+    pub echoes: BTreeMap<(String, &'static str), u32>,
+}
+
+/// Top-level answer keys that may carry the outcome of a call.
+const OUTCOME_KEYS: &[&str] = &["status", "success", "ok", "result", "state", "code"];
+
+/// The only values ever kept: words that say whether a call worked.
+pub const OUTCOME_WORDS: &[&str] = &[
+    "ok", "success", "succeeded", "true", "error", "fail", "failed", "failure", "false",
+];
+
+/// The outcome words of a JSON answer: (key, word).
+fn outcome_words(v: &Value) -> Vec<(String, &'static str)> {
+    let Value::Object(map) = v else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for key in OUTCOME_KEYS {
+        let text = match map.get(*key) {
+            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => continue,
+        };
+        if let Some(word) = OUTCOME_WORDS.iter().find(|w| **w == text) {
+            out.push(((*key).to_owned(), *word));
+        }
+    }
+    out
 }
 
 /// Everything learned about one endpoint.
@@ -113,6 +147,15 @@ impl Endpoint {
             merge_counts(&mut into.token_headers, s.token_headers);
             merge_counts(&mut into.presented, s.presented);
             merge_counts(&mut into.presented_issued, s.presented_issued);
+            for (k, n) in s.echoes {
+                *into.echoes.entry(k).or_default() += n;
+            }
+            for (k, words) in s.outcomes {
+                let e = into.outcomes.entry(k).or_default();
+                for (w, n) in words {
+                    *e.entry(w).or_default() += n;
+                }
+            }
         }
         merge_counts(&mut self.ended, other.ended);
     }
@@ -221,6 +264,11 @@ impl Learned {
         shape.count += 1;
         read_request_body(shape, ex, decode_limit);
         read_response(shape, ex, decode_limit);
+        for echo in echoes(ex, decode_limit) {
+            if shape.echoes.len() < MAX_NAMES || shape.echoes.contains_key(&echo) {
+                *shape.echoes.entry(echo).or_default() += 1;
+            }
+        }
         for (source, _, was_issued) in &presented {
             if source.starts_with("path#") && !was_issued {
                 continue;
@@ -377,6 +425,85 @@ fn presented_credentials(headers: &HeaderMap) -> Vec<(CredentialSource, String, 
     out
 }
 
+/// String leaves of a JSON value with their key paths (depth-limited).
+fn leaves(v: &Value, prefix: &mut String, depth: usize, out: &mut Vec<(String, String)>) {
+    if depth > 4 || out.len() > 64 {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let len = prefix.len();
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(k);
+                leaves(child, prefix, depth + 1, out);
+                prefix.truncate(len);
+            }
+        }
+        Value::String(s) if !s.is_empty() && s.len() <= 256 => out.push((prefix.clone(), s.clone())),
+        Value::Number(n) => out.push((prefix.clone(), n.to_string())),
+        _ => {}
+    }
+}
+
+/// Answer sources that repeat the user named in the request: a response leaf equal to a
+/// request's name, email or id (or whose last `/` segment is). Values are compared here and
+/// dropped; what is returned are key names.
+fn echoes(ex: &Exchange, limit: usize) -> Vec<(String, &'static str)> {
+    let mut named: Vec<(&'static str, String)> = Vec::new();
+    let field = |k: &str| match shape::meaning(k) {
+        Some(shape::Meaning::Name) => Some("Name"),
+        Some(shape::Meaning::Email) => Some("Email"),
+        Some(shape::Meaning::Id) => Some("ID"),
+        _ => None,
+    };
+    if is_form(&ex.request_headers) {
+        if let Some(decoded) = decode::decode(&ex.request_body.bytes, &ex.request_headers, limit) {
+            for (k, v) in view::parse_urlencoded(&decoded.bytes) {
+                if let (Some(k), Some(v)) = (k, v) {
+                    if let Some(f) = field(&k).filter(|_| v.len() >= 2) {
+                        named.push((f, v));
+                    }
+                }
+            }
+        }
+    } else if let Some(v) = json_body(&ex.request_body.bytes, &ex.request_headers, limit) {
+        let mut out = Vec::new();
+        leaves(&v, &mut String::new(), 0, &mut out);
+        for (k, v) in out {
+            if let Some(f) = field(&k).filter(|_| v.len() >= 2) {
+                named.push((f, v));
+            }
+        }
+    }
+    if named.is_empty() {
+        return Vec::new();
+    }
+    let Some(resp) = json_body(&ex.response_body.bytes, &ex.response_headers, limit) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    leaves(&resp, &mut String::new(), 0, &mut out);
+    let mut found = Vec::new();
+    for (path, value) in out {
+        if shape::meaning(&path) == Some(shape::Meaning::Token) || path.split('.').any(|p| p.parse::<usize>().is_ok()) {
+            continue;
+        }
+        for (f, v) in &named {
+            if value == *v {
+                found.push((format!("response.body.{path}"), *f));
+            } else if value.contains('/') && value.rsplit('/').next() == Some(v.as_str()) {
+                found.push((format!("response.body.{path} | last_segment"), *f));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// The template's segments beside the path's raw ones.
 fn key_segs_zip<'a>(
     segs: &'a [Seg],
@@ -499,6 +626,9 @@ fn read_response(shape: &mut StatusShape, ex: &Exchange, limit: usize) {
     let headers = &ex.response_headers;
     if let Some(v) = json_body(&ex.response_body.bytes, headers, limit) {
         shape::add_json(&mut shape.response_json, &v);
+        for (key, word) in outcome_words(&v) {
+            *shape.outcomes.entry(key).or_default().entry(word).or_default() += 1;
+        }
         let mut jwts = Vec::new();
         find_jwts(&v, &mut String::new(), 0, &mut jwts);
         for (path, claims) in jwts {

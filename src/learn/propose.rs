@@ -28,8 +28,8 @@ struct Proposal {
     fields: Vec<(&'static str, Vec<String>)>,
     session: Vec<(&'static str, Vec<String>)>,
     ends: bool,
-    /// `when:` conditions: a source that must be present.
-    when: Vec<String>,
+    /// `when:` conditions: a source and its YAML test (`{exists: true}`, `ok`).
+    when: Vec<(String, String)>,
 }
 
 const USER_WORDS: &[&str] = &[
@@ -37,7 +37,7 @@ const USER_WORDS: &[&str] = &[
     "people", "person", "profile", "me", "human", "humans", "principal", "principals",
 ];
 const LOGIN_WORDS: &[&str] = &[
-    "login", "signin", "sign-in", "sign_in", "token", "tokens", "session", "sessions", "auth",
+    "login", "signin", "sign-in", "sign_in", "token", "tokens", "session", "sessions",
     "authenticate", "authentication", "jwt",
 ];
 const LOGOUT_WORDS: &[&str] = &[
@@ -129,6 +129,15 @@ fn merged(e: &Endpoint, statuses: &[u16]) -> StatusShape {
             }
             out.location += sh.location;
             out.location_id += sh.location_id;
+            for (k, words) in &sh.outcomes {
+                let e = out.outcomes.entry(k.clone()).or_default();
+                for (w, n) in words {
+                    *e.entry(w).or_default() += n;
+                }
+            }
+            for (k, n) in &sh.echoes {
+                *out.echoes.entry(k.clone()).or_default() += n;
+            }
             for (into, from) in [
                 (&mut out.cookies_set, &sh.cookies_set),
                 (&mut out.cookies_deleted, &sh.cookies_deleted),
@@ -193,6 +202,21 @@ fn add_source(fields: &mut Vec<(&'static str, Vec<String>)>, name: &'static str,
     fields.sort_by_key(|(n, _)| ["ID", "Email", "Name", "FirstName", "LastName"].iter().position(|x| x == n));
 }
 
+/// The user a refused call names: only what the request says (a login name or email).
+fn request_fields(sh: &StatusShape) -> Vec<(&'static str, Vec<String>)> {
+    body_fields(
+        &StatusShape {
+            request_json: sh.request_json.clone(),
+            request_form: sh.request_form.clone(),
+            ..Default::default()
+        },
+        true,
+    )
+    .into_iter()
+    .filter(|(n, _)| *n != "ID" && *n != "FirstName" && *n != "LastName")
+    .collect()
+}
+
 /// The credentials a response issues, as session sources, and how they were seen.
 fn issued_sources(sh: &StatusShape) -> (Vec<String>, Vec<String>) {
     let mut sources = Vec::new();
@@ -235,6 +259,22 @@ struct Context {
     issuing: HashSet<Vec<Seg>>,
     /// Collections with member endpoints (`/users` when `/users/{user}` was called).
     collections: HashSet<Vec<Seg>>,
+    /// The API says in the body whether a call worked (`status: ok|error`, seen both ways
+    /// somewhere): the key and its success word.
+    outcome: Option<(String, &'static str)>,
+}
+
+const SUCCESS_WORDS: &[&str] = &["ok", "success", "succeeded", "true"];
+const FAILURE_WORDS: &[&str] = &["error", "fail", "failed", "failure", "false"];
+
+/// The outcome key of these answers when they said both success and failure: (key, success
+/// word, failure word).
+fn outcome_of(sh: &StatusShape) -> Option<(String, &'static str, &'static str)> {
+    sh.outcomes.iter().find_map(|(k, words)| {
+        let good = words.keys().find(|w| SUCCESS_WORDS.contains(w))?;
+        let bad = words.keys().find(|w| FAILURE_WORDS.contains(w))?;
+        Some((k.clone(), *good, *bad))
+    })
 }
 
 impl Context {
@@ -250,6 +290,10 @@ impl Context {
                 .any(|(s, sh)| (200..400).contains(s) && !issued_sources(sh).0.is_empty());
             if issues && k.method != "GET" {
                 ctx.issuing.insert(k.segs.clone());
+            }
+            if ctx.outcome.is_none() {
+                let all: Vec<u16> = e.statuses.keys().copied().collect();
+                ctx.outcome = outcome_of(&merged(e, &all)).map(|(k, good, _)| (k, good));
             }
         }
         ctx
@@ -327,7 +371,9 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         .copied()
         .filter(|s| e.statuses.get(s).is_some_and(|sh| !issued_sources(sh).0.is_empty()))
         .collect();
-    let login_path = has_word(key, LOGIN_WORDS) && !has_word(key, LOGOUT_WORDS);
+    // `auth` names a login only as the call itself (`POST /auth`), not as a prefix (`/api/auth/…`)
+    let login_path = (has_word(key, LOGIN_WORDS) || matches!(last_word(key).as_str(), "auth" | "oauth"))
+        && !has_word(key, LOGOUT_WORDS);
     let mut login = None;
     if !issuing.is_empty() && method != "GET" && method != "DELETE" {
         let sh = merged(e, &issuing);
@@ -346,6 +392,19 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             p.evidence.push("a login-like path".into());
         }
         p.fields = body_fields(&sh, true);
+        // the answer repeats who logged in: the IAM's word, ahead of the client's
+        for ((source, field), n) in &sh.echoes {
+            if let Some(field) = ["ID", "Email", "Name"].into_iter().find(|f| f == field) {
+                p.evidence.push(format!("{source} repeats the request's {field} ({n}x)"));
+                add_source(&mut p.fields, field, source.clone(), false);
+                if let Some((_, list)) = p.fields.iter_mut().find(|(n, _)| *n == field) {
+                    // after other answer sources, before the request's
+                    list.retain(|s| s != source);
+                    let at = list.iter().position(|s| s.starts_with("request.")).unwrap_or(list.len());
+                    list.insert(at, source.clone());
+                }
+            }
+        }
         for (k, claims) in &sh.response_claims {
             for (field, claim) in [("ID", "sub"), ("Email", "email"), ("Name", "preferred_username")] {
                 if claims.contains(claim) {
@@ -356,7 +415,22 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         if let Some(exp) = keys_meaning(&sh.response_json, Meaning::Expiry).first() {
             p.session.push(("expires", vec![format!("response.body.{exp}")]));
         }
+        // A session cookie the client already holds and the login makes authenticated (the
+        // IAM does not set it again): the answer names the user, so the index learns it.
+        let held: Vec<String> = sh
+            .presented
+            .keys()
+            .filter(|s| {
+                s.strip_prefix("request.cookie.")
+                    .is_some_and(|c| sources.contains(&format!("response.cookie.{c}")))
+            })
+            .cloned()
+            .collect();
         p.session.insert(0, ("issues", sources));
+        if !held.is_empty() {
+            p.evidence.push(format!("the session cookie is also presented, already held: {}", held.join(", ")));
+            p.session.push(("presents", held));
+        }
         p.when = password_condition(&sh);
         login = Some(p);
     }
@@ -424,7 +498,20 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
     }
 
-    if let Some(l) = login.take() {
+    if let Some(mut l) = login.take() {
+        if let Some((k, good, bad)) = outcome_of(&merged(e, &l.statuses)) {
+            // An IAM that answers 200 either way: the body says which
+            let source = format!("response.body.{k}");
+            l.evidence.push(format!("the answer's `{k}` says {good} or {bad}"));
+            let mut f = new(vec!["login_failed"], l.statuses.clone());
+            f.score = l.score;
+            f.evidence.push(format!("the login call answered `{k}: {bad}`"));
+            f.when = password_condition(&merged(e, &l.statuses));
+            f.when.push((source.clone(), bad.to_owned()));
+            f.fields = request_fields(&merged(e, &l.statuses));
+            l.when.push((source, good.to_owned()));
+            out.push(f);
+        }
         let failed: Vec<u16> = e
             .statuses
             .keys()
@@ -444,14 +531,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             if !f.when.is_empty() {
                 f.evidence.push("only calls that carry a password (others, e.g. a refresh, are no login)".into());
             }
-            f.fields = body_fields(&StatusShape {
-                request_json: sh.request_json.clone(),
-                request_form: sh.request_form.clone(),
-                ..Default::default()
-            }, true)
-            .into_iter()
-            .filter(|(n, _)| *n != "ID" && *n != "FirstName" && *n != "LastName")
-            .collect();
+            f.fields = request_fields(&sh);
             out.push(l);
             out.push(f);
         } else {
@@ -517,7 +597,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         } else if user_path {
             p.score += 1;
         }
-        if has_word(key, LOGIN_WORDS) || has_word(key, LOGOUT_WORDS) {
+        let last = EndpointKey {
+            method: key.method.clone(),
+            segs: key.segs.iter().filter(|s| **s != Seg::Param).last().cloned().into_iter().collect(),
+        };
+        if has_word(&last, LOGIN_WORDS) || has_word(&last, LOGOUT_WORDS) {
+            // `DELETE /auth/tokens`, `DELETE /sessions/{id}`: a credential, not a user
             p.score = 0;
         }
         p.fields = body_fields(&sh, method == "POST");
@@ -619,6 +704,20 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             out.push(p);
         }
     }
+    // An API that says in the body whether a call worked: every rule asks for success
+    if let Some((k, good)) = &ctx.outcome {
+        let source = format!("response.body.{k}");
+        for p in &mut out {
+            let says = merged(e, &p.statuses)
+                .outcomes
+                .get(k)
+                .is_some_and(|w| w.contains_key(good));
+            if says && !p.when.iter().any(|(s, _)| *s == source) && !p.actions.contains(&"login_failed") {
+                p.when.push((source.clone(), (*good).to_owned()));
+                p.evidence.push(format!("the answers say `{k}: {good}` (this API answers failures in the body)"));
+            }
+        }
+    }
     for p in &mut out {
         p.evidence.insert(0, summary(e));
         for (_, sources) in &mut p.session {
@@ -639,7 +738,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
 
 /// When some calls of these statuses carry a password and others do not (a refresh grant
 /// beside the password grant), the condition that keeps only the first.
-fn password_condition(sh: &StatusShape) -> Vec<String> {
+fn password_condition(sh: &StatusShape) -> Vec<(String, String)> {
     for (side, keys) in [("request.form", &sh.request_form), ("request.body", &sh.request_json)] {
         let found = keys
             .iter()
@@ -647,7 +746,7 @@ fn password_condition(sh: &StatusShape) -> Vec<String> {
             .max_by_key(|(_, s)| s.count);
         if let Some((k, s)) = found {
             if s.count < sh.count {
-                return vec![format!("{side}.{k}")];
+                return vec![(format!("{side}.{k}"), "{exists: true}".to_owned())];
             }
             return Vec::new();
         }
@@ -712,9 +811,9 @@ pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
     } else {
         text.push_str("routes:\n");
     }
-    let mut seen: BTreeMap<(String, String, Vec<u16>), ()> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String, Vec<u16>, Vec<&str>, Vec<(String, String)>), ()> = BTreeMap::new();
     for p in certain {
-        let k = (p.method.clone(), p.path.clone(), p.statuses.clone());
+        let k = (p.method.clone(), p.path.clone(), p.statuses.clone(), p.actions.clone(), p.when.clone());
         if seen.insert(k, ()).is_some() {
             continue;
         }
@@ -746,8 +845,8 @@ fn write_rule(text: &mut String, p: &Proposal, prefix: &str) {
     let _ = writeln!(text, "{prefix}    status: [{}]", statuses.join(", "));
     if !p.when.is_empty() {
         let _ = writeln!(text, "{prefix}    when:");
-        for source in &p.when {
-            let _ = writeln!(text, "{prefix}      {}: {{exists: true}}", yaml_scalar(source));
+        for (source, test) in &p.when {
+            let _ = writeln!(text, "{prefix}      {}: {test}", yaml_scalar(source));
         }
     }
     if !p.fields.is_empty() {
