@@ -131,6 +131,10 @@ impl ServerHandle {
         }
         if let Some(learner) = self.learner.clone() {
             let exchanges = learner.exchanges();
+            let skipped = crate::events::handoff::learn_skipped();
+            if skipped > 0 {
+                tracing::warn!(skipped, "learn: unmatched exchanges were not learned because the hand-off queue was half full (matched calls keep the room they need)");
+            }
             match tokio::task::spawn_blocking(move || learner.write().map(|()| learner)).await {
                 Ok(Ok(learner)) => tracing::info!(
                     out = %learner.out().display(),

@@ -146,6 +146,9 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
         issued: Default::default(),
     };
     (case.script)(&traffic).await;
+    for seen in iam.requests() {
+        assert!(seen.headers.get("x-request-id").is_none(), "learn changed a request: {}", seen.uri);
+    }
     let calls = traffic.calls.load(Ordering::Relaxed);
     let header = format!("from {calls} exchanges");
     let admin = format!("http://{}", bin.admin_addr);

@@ -58,6 +58,10 @@ use crate::upstream::{UpstreamBody, UpstreamResponseBody};
 /// so an event and the IAM's logs can be matched up.
 pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
+/// Bytes of each body kept of an unmatched call copied for learn mode (at most
+/// `capture_limit`): enough for the shapes of an API's JSON, little for a download.
+pub const LEARN_CAPTURE_LIMIT: usize = 64 * 1024;
+
 /// What every connection's service shares.
 pub struct ProxyShared {
     /// The current config snapshot; swapped whole by reloads.
@@ -193,7 +197,12 @@ async fn phases(
         Ok(client_uri) => client_uri,
         Err(e) => return e.respond(parts.uri.path()),
     };
-    let (body, request_slot) = upstream_request_body(rt, body, matched.is_some() && !upgrade);
+    let limit = match &matched {
+        Some(m) if m.route.is_none() => rt.capture_limit.min(LEARN_CAPTURE_LIMIT),
+        _ => rt.capture_limit,
+    };
+    let (body, request_slot) =
+        upstream_request_body(rt, body, matched.is_some() && !upgrade, limit);
 
     // 3. The exchange with the IAM.
     let mut resp = match send_upstream(rt, Request::from_parts(parts, body)).await {
@@ -210,7 +219,7 @@ async fn phases(
         sink,
         snapshot: rt.clone(),
     });
-    match response_body(rt, body, parts.status, pending).await {
+    match response_body(rt, body, parts.status, pending, limit).await {
         Ok(body) => Response::from_parts(parts, body),
         // Counted and logged (rate-limited) where the wait ended; no path is logged.
         Err(e) => e.respond(""),
@@ -342,6 +351,7 @@ fn upstream_request_body(
     rt: &Snapshot,
     body: Incoming,
     tap: bool,
+    limit: usize,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
         return (
@@ -350,7 +360,7 @@ fn upstream_request_body(
         );
     }
     let slot = Arc::new(RequestCaptureSlot::default());
-    let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
+    let tapped = RequestTap::new(body, limit, slot.clone());
     (
         UpstreamBody::tapped(tapped, rt.body_timeout, rt.max_body_bytes),
         Some(slot),
@@ -405,6 +415,7 @@ async fn response_body(
     body: UpstreamResponseBody,
     status: StatusCode,
     pending: Option<PendingExchange>,
+    limit: usize,
 ) -> Result<ClientBody, ProxyError> {
     let Some(pending) = pending else {
         return Ok(ClientBody::Plain(body));
@@ -428,7 +439,7 @@ async fn response_body(
     }
     Ok(ClientBody::Tapped(Box::new(ResponseTap::new(
         body,
-        rt.capture_limit,
+        limit,
         pending,
         strict,
     ))))
