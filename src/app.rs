@@ -141,7 +141,9 @@ impl ServerHandle {
                     exchanges,
                     "learn: the proposed rules were written; review them, then `userhook check` the file"
                 ),
-                Ok(Err(e)) => tracing::error!(error = %e, "learn: the proposed rules were not written (GET /learn showed them while running)"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "learn: the proposed rules were not written (GET /learn showed them while running)")
+                }
                 Err(e) => tracing::error!(error = %e, "learn: the writer task failed"),
             }
         }

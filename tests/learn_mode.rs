@@ -11,7 +11,9 @@ use support::{config_for, eventually, Userhook};
 
 fn users_iam() -> impl Fn(&support::Recorded) -> Canned + Send + Sync + 'static {
     |r| match (r.method.as_str(), support::iam::path_of(r)) {
-        ("POST", "/users") => Canned::status(201).json("application/json", &json!({"id": 7, "username": "ann"})),
+        ("POST", "/users") => {
+            Canned::status(201).json("application/json", &json!({"id": 7, "username": "ann"}))
+        }
         ("GET", "/static/app.js") => Canned::status(200)
             .header("content-type", "text/javascript")
             .body("console.log(1)"),
@@ -48,11 +50,22 @@ async fn learn_mode_learns_everything_and_changes_nothing() {
     let r = call(&base, "POST", "/ping", JSON, "{}").await;
     assert_eq!(r.status, 204);
     for seen in iam.requests() {
-        assert!(seen.headers.get("x-request-id").is_none(), "learn mode added a request id to {}", seen.uri);
+        assert!(
+            seen.headers.get("x-request-id").is_none(),
+            "learn mode added a request id to {}",
+            seen.uri
+        );
     }
 
     // Matched: still detected.
-    let r = call(&base, "POST", "/users", JSON, r#"{"username":"ann","password":"CANARY-learn-mode-pw-42"}"#).await;
+    let r = call(
+        &base,
+        "POST",
+        "/users",
+        JSON,
+        r#"{"username":"ann","password":"CANARY-learn-mode-pw-42"}"#,
+    )
+    .await;
     assert_eq!(r.status, 201);
     let ev = support::iam::next_event(&mut events).await;
     assert_eq!(ev.action.to_string(), "created");
@@ -60,20 +73,35 @@ async fn learn_mode_learns_everything_and_changes_nothing() {
 
     // GET /learn: every exchange counted, matched or not.
     let admin = format!("http://{}", uh.handle.admin_addr);
-    let text = eventually(std::time::Duration::from_secs(10), "three exchanges learned", || async {
-        let r = call(&admin, "GET", "/learn", &[], "").await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.headers["content-type"], "text/yaml; charset=utf-8");
-        let t = String::from_utf8(r.body.to_vec()).expect("utf-8");
-        t.contains("from 3 exchanges (3 endpoints)").then_some(t)
-    })
+    let text = eventually(
+        std::time::Duration::from_secs(10),
+        "three exchanges learned",
+        || async {
+            let r = call(&admin, "GET", "/learn", &[], "").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.headers["content-type"], "text/yaml; charset=utf-8");
+            let t = String::from_utf8(r.body.to_vec()).expect("utf-8");
+            t.contains("from 3 exchanges (3 endpoints)").then_some(t)
+        },
+    )
     .await;
-    assert!(text.contains("  - action: created\n    method: POST\n    path: /users\n    status: [201]\n"), "{text}");
+    assert!(
+        text.contains(
+            "  - action: created\n    method: POST\n    path: /users\n    status: [201]\n"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("CANARY"), "{text}");
-    assert!(!text.contains("/static"), "a script download is no lifecycle call: {text}");
+    assert!(
+        !text.contains("/static"),
+        "a script download is no lifecycle call: {text}"
+    );
 
     uh.handle.stop().await;
-    assert_eq!(std::fs::read_to_string(&out).expect("written at shutdown"), text);
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("written at shutdown"),
+        text
+    );
 }
 
 #[tokio::test]
@@ -90,13 +118,19 @@ async fn learn_is_404_when_learn_mode_is_off() {
 #[test]
 fn learn_config_is_checked() {
     let check = |extra: &str| {
-        userhook::snapshot::Snapshot::from_text(&format!("upstream: http://127.0.0.1:1\n{extra}"), None)
-            .err()
-            .map(|e| e.to_string())
+        userhook::snapshot::Snapshot::from_text(
+            &format!("upstream: http://127.0.0.1:1\n{extra}"),
+            None,
+        )
+        .err()
+        .map(|e| e.to_string())
     };
     assert_eq!(check("learn: {out: learned.yaml}\n"), None);
     let empty = check("learn: {out: ''}\n").expect("refused");
     assert!(empty.contains("learn.out: is empty"), "{empty}");
     let unknown = check("learn: {file: x.yaml}\n").expect("refused");
-    assert!(unknown.contains("learn") && unknown.contains("file"), "{unknown}");
+    assert!(
+        unknown.contains("learn") && unknown.contains("file"),
+        "{unknown}"
+    );
 }

@@ -64,7 +64,13 @@ struct Traffic {
 }
 
 impl Traffic {
-    async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Reply {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<bytes::Bytes>,
+    ) -> Reply {
         self.calls.fetch_add(1, Ordering::Relaxed);
         call(&self.base, method, path, headers, body).await
     }
@@ -72,7 +78,11 @@ impl Traffic {
     async fn json(&self, method: &str, path: &str, extra: &[(&str, &str)], body: Value) -> Reply {
         let mut h = vec![("content-type", "application/json")];
         h.extend_from_slice(extra);
-        let body = if body.is_null() { String::new() } else { body.to_string() };
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
         self.call(method, path, &h, body).await
     }
 
@@ -94,7 +104,12 @@ impl Traffic {
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|l| l.split(';').next()?.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            .find_map(|l| {
+                l.split(';')
+                    .next()?
+                    .strip_prefix(&format!("{name}="))
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| panic!("no cookie {name} set"));
         self.issued(&v)
     }
@@ -105,7 +120,10 @@ impl Traffic {
         match v.pointer(pointer) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            other => panic!("no {pointer} in {} ({other:?})", String::from_utf8_lossy(&r.body)),
+            other => panic!(
+                "no {pointer} in {} ({other:?})",
+                String::from_utf8_lossy(&r.body)
+            ),
         }
     }
 }
@@ -136,7 +154,19 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
     let upstream = iam.url();
     let out_arg = out.display().to_string();
     let mut bin = Binary::start_args(
-        &["learn", "--upstream", &upstream, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--out", &out_arg, "--workers", "1"],
+        &[
+            "learn",
+            "--upstream",
+            &upstream,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--out",
+            &out_arg,
+            "--workers",
+            "1",
+        ],
         &[("RUST_LOG", "debug")],
     )
     .await;
@@ -147,7 +177,11 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
     };
     (case.script)(&traffic).await;
     for seen in iam.requests() {
-        assert!(seen.headers.get("x-request-id").is_none(), "learn changed a request: {}", seen.uri);
+        assert!(
+            seen.headers.get("x-request-id").is_none(),
+            "learn changed a request: {}",
+            seen.uri
+        );
     }
     let calls = traffic.calls.load(Ordering::Relaxed);
     let header = format!("from {calls} exchanges");
@@ -161,7 +195,10 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
     })
     .await;
     bin.signal("TERM");
-    let status = tokio::time::timeout(WAIT, bin.child.wait()).await.expect("exits").expect("wait");
+    let status = tokio::time::timeout(WAIT, bin.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
     assert!(status.success(), "userhook learn exited with {status}");
     let proposal = std::fs::read_to_string(&out).expect("the proposal was written");
     assert_eq!(proposal, shown, "the file says what GET /learn showed");
@@ -170,7 +207,11 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
         .arg(&out)
         .output()
         .expect("userhook check");
-    assert!(check.status.success(), "userhook check refused the proposal:\n{}\n{proposal}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "userhook check refused the proposal:\n{}\n{proposal}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let mut canaries: Vec<String> = traffic.issued.lock().expect("lock").clone();
     for n in 0..=6 {
         canaries.extend([password(n), name(n), email(n), display(n)]);
@@ -179,12 +220,26 @@ async fn learn(case: &Case, dir: &Path) -> (String, String, String) {
     let log = bin.log_text();
     let mut written = String::new();
     for entry in std::fs::read_dir(dir).expect("dir").flatten() {
-        written.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).expect("read")));
+        written.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.path()).expect("read"),
+        ));
     }
     for c in canaries.iter().filter(|c| c.len() >= 8) {
-        assert!(!proposal.contains(c.as_str()), "{}: canary {c} in the proposal:\n{proposal}", case.profile);
-        assert!(!log.contains(c.as_str()), "{}: canary {c} in the learn log", case.profile);
-        assert!(!written.contains(c.as_str()), "{}: canary {c} in a file learn wrote", case.profile);
+        assert!(
+            !proposal.contains(c.as_str()),
+            "{}: canary {c} in the proposal:\n{proposal}",
+            case.profile
+        );
+        assert!(
+            !log.contains(c.as_str()),
+            "{}: canary {c} in the learn log",
+            case.profile
+        );
+        assert!(
+            !written.contains(c.as_str()),
+            "{}: canary {c} in a file learn wrote",
+            case.profile
+        );
     }
     (proposal, shown, log)
 }
@@ -205,17 +260,32 @@ async fn serve(case: &Case, dir: &Path, config_body: &str) -> Vec<(String, Strin
     );
     let config = dir.join("userhook.yaml");
     std::fs::write(&config, &yaml).expect("config");
-    let bin = Binary::start_with_env(&config, &[("RUST_LOG", "info"), ("USERHOOK_IDENTITY_SECRET", "replay-identity-secret-0123456789abcdef")]).await;
+    let bin = Binary::start_with_env(
+        &config,
+        &[
+            ("RUST_LOG", "info"),
+            (
+                "USERHOOK_IDENTITY_SECRET",
+                "replay-identity-secret-0123456789abcdef",
+            ),
+        ],
+    )
+    .await;
     let traffic = Traffic {
         base: format!("http://{}", bin.proxy_addr),
         calls: AtomicUsize::new(0),
         issued: Default::default(),
     };
     (case.script)(&traffic).await;
-    traffic.call("POST", "/userhook-replay-marker", &[], "").await;
+    traffic
+        .call("POST", "/userhook-replay-marker", &[], "")
+        .await;
     let admin = format!("http://{}", bin.admin_addr);
     eventually(WAIT, "the marker event and an empty spool", || async {
-        let marker = recv.received().iter().any(|r| r.text().contains("replay_marker"));
+        let marker = recv
+            .received()
+            .iter()
+            .any(|r| r.text().contains("replay_marker"));
         let spool = call(&admin, "GET", "/spool", &[], "").await;
         let v: Value = serde_json::from_slice(&spool.body).unwrap_or(Value::Null);
         (marker && v["pending"] == 0).then_some(())
@@ -225,7 +295,10 @@ async fn serve(case: &Case, dir: &Path, config_body: &str) -> Vec<(String, Strin
         .iter()
         .map(|r| {
             let v: Value = serde_json::from_slice(&r.body).expect("json");
-            (v["action"].as_str().unwrap_or("").to_owned(), v["id"].as_str().unwrap_or("").to_owned())
+            (
+                v["action"].as_str().unwrap_or("").to_owned(),
+                v["id"].as_str().unwrap_or("").to_owned(),
+            )
         })
         .filter(|(a, _)| a != "replay_marker")
         .collect()
@@ -268,19 +341,36 @@ fn compare(profile: &[(String, String)], learned: &[(String, String)]) -> (usize
 
 async fn run(case: Case) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (learn_dir, a, b) = (dir.path().join("learn"), dir.path().join("profile"), dir.path().join("learned"));
+    let (learn_dir, a, b) = (
+        dir.path().join("learn"),
+        dir.path().join("profile"),
+        dir.path().join("learned"),
+    );
     for d in [&learn_dir, &a, &b] {
         std::fs::create_dir_all(d).expect("mkdir");
     }
     let (proposal, _, _) = learn(&case, &learn_dir).await;
-    let by_profile = serve(&case, &a, &format!("profiles: [{}]\nroutes:\n{MARKER}", case.profile)).await;
+    let by_profile = serve(
+        &case,
+        &a,
+        &format!("profiles: [{}]\nroutes:\n{MARKER}", case.profile),
+    )
+    .await;
     let by_learned = serve(&case, &b, &learned_body(&proposal)).await;
     if std::env::var_os("LEARN_REPLAY_SHOW").is_some() {
         println!("{proposal}");
     }
     let (tp, got, want) = compare(&by_profile, &by_learned);
-    let precision = if got == 0 { 0.0 } else { tp as f64 / got as f64 };
-    let recall = if want == 0 { 0.0 } else { tp as f64 / want as f64 };
+    let precision = if got == 0 {
+        0.0
+    } else {
+        tp as f64 / got as f64
+    };
+    let recall = if want == 0 {
+        0.0
+    } else {
+        tp as f64 / want as f64
+    };
     println!(
         "| {} | {want} | {got} | {tp} | {precision:.2} | {recall:.2} |",
         case.profile
@@ -332,24 +422,71 @@ fn generic_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             assert_eq!(r.status, 201);
             let id = t.body(&r, "/id");
             ids.push(id.clone());
-            assert_eq!(t.json("GET", &format!("/users/{id}"), &[], Value::Null).await.status, 200);
-            let r = t.json("PUT", &format!("/users/{id}"), &[], json!({"email": format!("new.{}", email(n))})).await;
+            assert_eq!(
+                t.json("GET", &format!("/users/{id}"), &[], Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            let r = t
+                .json(
+                    "PUT",
+                    &format!("/users/{id}"),
+                    &[],
+                    json!({"email": format!("new.{}", email(n))}),
+                )
+                .await;
             assert_eq!(r.status, 200);
-            let r = t.json("POST", "/login", &[], json!({"username": name(n), "password": WRONG})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/login",
+                    &[],
+                    json!({"username": name(n), "password": WRONG}),
+                )
+                .await;
             assert_eq!(r.status, 401);
-            let r = t.json("POST", "/login", &[], json!({"username": name(n), "password": password(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/login",
+                    &[],
+                    json!({"username": name(n), "password": password(n)}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             let bearer = format!("Bearer {}", t.issued(&t.body(&r, "/access_token")));
             let auth = [("authorization", bearer.as_str())];
-            assert_eq!(t.json("GET", "/users/me", &auth, Value::Null).await.status, 200);
-            assert_eq!(t.json("POST", "/logout", &auth, Value::Null).await.status, 204);
-            assert_eq!(t.json("GET", "/users/me", &auth, Value::Null).await.status, 401);
+            assert_eq!(
+                t.json("GET", "/users/me", &auth, Value::Null).await.status,
+                200
+            );
+            assert_eq!(
+                t.json("POST", "/logout", &auth, Value::Null).await.status,
+                204
+            );
+            assert_eq!(
+                t.json("GET", "/users/me", &auth, Value::Null).await.status,
+                401
+            );
         }
         // a taken name, then the deletes
-        let r = t.json("POST", "/users", &[], json!({"username": name(1), "password": password(1)})).await;
+        let r = t
+            .json(
+                "POST",
+                "/users",
+                &[],
+                json!({"username": name(1), "password": password(1)}),
+            )
+            .await;
         assert_eq!(r.status, 409);
         for id in &ids {
-            assert_eq!(t.json("DELETE", &format!("/users/{id}"), &[], Value::Null).await.status, 204);
+            assert_eq!(
+                t.json("DELETE", &format!("/users/{id}"), &[], Value::Null)
+                    .await
+                    .status,
+                204
+            );
         }
     })
 }
@@ -370,22 +507,66 @@ fn keycloak_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             ids.push(id.clone());
             let one = format!("/admin/realms/acme/users/{id}");
             assert_eq!(t.json("GET", &one, &admin, Value::Null).await.status, 200);
-            assert_eq!(t.json("PUT", &one, &admin, json!({"email": format!("new.{}", email(n))})).await.status, 204);
-            let r = t.form(token, &[], &format!("grant_type=password&client_id=app&username={}&password={WRONG}", name(n))).await;
+            assert_eq!(
+                t.json(
+                    "PUT",
+                    &one,
+                    &admin,
+                    json!({"email": format!("new.{}", email(n))})
+                )
+                .await
+                .status,
+                204
+            );
+            let r = t
+                .form(
+                    token,
+                    &[],
+                    &format!(
+                        "grant_type=password&client_id=app&username={}&password={WRONG}",
+                        name(n)
+                    ),
+                )
+                .await;
             assert_eq!(r.status, 401);
-            let r = t.form(token, &[], &format!("grant_type=password&client_id=app&username={}&password={}&scope=openid", name(n), password(n))).await;
+            let r = t
+                .form(
+                    token,
+                    &[],
+                    &format!(
+                        "grant_type=password&client_id=app&username={}&password={}&scope=openid",
+                        name(n),
+                        password(n)
+                    ),
+                )
+                .await;
             assert_eq!(r.status, 200);
             let refresh = t.issued(&t.body(&r, "/refresh_token"));
             t.issued(&t.body(&r, "/access_token"));
             t.issued(&t.body(&r, "/id_token"));
-            let r = t.form("/realms/acme/protocol/openid-connect/logout", &[], &format!("client_id=app&refresh_token={refresh}")).await;
+            let r = t
+                .form(
+                    "/realms/acme/protocol/openid-connect/logout",
+                    &[],
+                    &format!("client_id=app&refresh_token={refresh}"),
+                )
+                .await;
             assert_eq!(r.status, 204);
-            let r = t.form(token, &[], &format!("grant_type=refresh_token&client_id=app&refresh_token={refresh}")).await;
+            let r = t
+                .form(
+                    token,
+                    &[],
+                    &format!("grant_type=refresh_token&client_id=app&refresh_token={refresh}"),
+                )
+                .await;
             assert_eq!(r.status, 400);
         }
         for id in &ids {
             let one = format!("/admin/realms/acme/users/{id}");
-            assert_eq!(t.json("DELETE", &one, &admin, Value::Null).await.status, 204);
+            assert_eq!(
+                t.json("DELETE", &one, &admin, Value::Null).await.status,
+                204
+            );
         }
     })
 }
@@ -393,20 +574,34 @@ fn keycloak_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 fn scim_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let auth = [("authorization", "Bearer scim-client-token-not-a-canary")];
-        let user = |n: u32, mail: String| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name(n),
-            "name": {"givenName": display(n)}, "emails": [{"value": mail, "primary": true}], "password": password(n), "active": true});
+        let user = |n: u32, mail: String| {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name(n),
+            "name": {"givenName": display(n)}, "emails": [{"value": mail, "primary": true}], "password": password(n), "active": true})
+        };
         for n in 1..=3 {
-            let r = t.json("POST", "/scim/v2/Users", &auth, user(n, email(n))).await;
+            let r = t
+                .json("POST", "/scim/v2/Users", &auth, user(n, email(n)))
+                .await;
             assert_eq!(r.status, 201);
             let id = t.body(&r, "/id");
             let one = format!("/scim/v2/Users/{id}");
             assert_eq!(t.json("GET", &one, &auth, Value::Null).await.status, 200);
-            assert_eq!(t.json("PUT", &one, &auth, user(n, format!("new.{}", email(n)))).await.status, 200);
+            assert_eq!(
+                t.json("PUT", &one, &auth, user(n, format!("new.{}", email(n))))
+                    .await
+                    .status,
+                200
+            );
             let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                 "Operations": [{"op": "replace", "path": "active", "value": false}]});
             assert_eq!(t.json("PATCH", &one, &auth, patch).await.status, 200);
         }
-        assert_eq!(t.json("POST", "/scim/v2/Users", &auth, user(1, email(1))).await.status, 409);
+        assert_eq!(
+            t.json("POST", "/scim/v2/Users", &auth, user(1, email(1)))
+                .await
+                .status,
+            409
+        );
         for n in 1..=3 {
             let one = format!("/scim/v2/Users/{}", support::conventional::scim_id(n));
             assert_eq!(t.json("DELETE", &one, &auth, Value::Null).await.status, 204);
@@ -425,14 +620,43 @@ fn dce_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             ids.push(id.clone());
             let one = format!("{base}/users/{id}");
             assert_eq!(t.json("GET", &one, &[], Value::Null).await.status, 200);
-            assert_eq!(t.json("PUT", &one, &[], json!({"email": format!("new.{}", email(n))})).await.status, 200);
-            let r = t.json("POST", &format!("{base}/login"), &[], json!({"username": name(n), "password": WRONG})).await;
+            assert_eq!(
+                t.json(
+                    "PUT",
+                    &one,
+                    &[],
+                    json!({"email": format!("new.{}", email(n))})
+                )
+                .await
+                .status,
+                200
+            );
+            let r = t
+                .json(
+                    "POST",
+                    &format!("{base}/login"),
+                    &[],
+                    json!({"username": name(n), "password": WRONG}),
+                )
+                .await;
             assert_eq!(r.status, 401);
-            let r = t.json("POST", &format!("{base}/login"), &[], json!({"username": name(n), "password": password(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    &format!("{base}/login"),
+                    &[],
+                    json!({"username": name(n), "password": password(n)}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             let bearer = format!("Bearer {}", t.issued(&t.body(&r, "/idToken")));
             let auth = [("authorization", bearer.as_str())];
-            assert_eq!(t.json("DELETE", &format!("{base}/logout"), &auth, Value::Null).await.status, 200);
+            assert_eq!(
+                t.json("DELETE", &format!("{base}/logout"), &auth, Value::Null)
+                    .await
+                    .status,
+                200
+            );
         }
         for id in &ids {
             let one = format!("{base}/users/{id}");
@@ -447,56 +671,173 @@ fn keystone_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let admin = [("x-auth-token", ADMIN_TOKEN)];
         for n in 1..=3 {
             let r = t
-                .json("POST", "/v3/users", &admin, json!({"user": {"name": name(n), "domain_id": "default", "enabled": true,
-                    "email": email(n), "description": display(n), "password": password(n)}}))
+                .json(
+                    "POST",
+                    "/v3/users",
+                    &admin,
+                    json!({"user": {"name": name(n), "domain_id": "default", "enabled": true,
+                    "email": email(n), "description": display(n), "password": password(n)}}),
+                )
                 .await;
             assert_eq!(r.status, 201);
             let id = t.body(&r, "/user/id");
             let one = format!("/v3/users/{id}");
             assert_eq!(t.json("GET", &one, &admin, Value::Null).await.status, 200);
-            assert_eq!(t.json("PATCH", &one, &admin, json!({"user": {"email": format!("new.{}", email(n))}})).await.status, 200);
+            assert_eq!(
+                t.json(
+                    "PATCH",
+                    &one,
+                    &admin,
+                    json!({"user": {"email": format!("new.{}", email(n))}})
+                )
+                .await
+                .status,
+                200
+            );
             let auth = |pw: &str| json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": name(n), "domain": {"id": "default"}, "password": pw}}}}});
-            assert_eq!(t.json("POST", "/v3/auth/tokens", &[], auth(WRONG)).await.status, 401);
-            let r = t.json("POST", "/v3/auth/tokens", &[], auth(&password(n))).await;
+            assert_eq!(
+                t.json("POST", "/v3/auth/tokens", &[], auth(WRONG))
+                    .await
+                    .status,
+                401
+            );
+            let r = t
+                .json("POST", "/v3/auth/tokens", &[], auth(&password(n)))
+                .await;
             assert_eq!(r.status, 201);
             let token = t.issued(r.headers["x-subject-token"].to_str().expect("token"));
-            let subject = [("x-auth-token", ADMIN_TOKEN), ("x-subject-token", token.as_str())];
-            assert_eq!(t.json("GET", "/v3/auth/tokens", &subject, Value::Null).await.status, 200);
-            assert_eq!(t.json("DELETE", "/v3/auth/tokens", &subject, Value::Null).await.status, 204);
-            assert_eq!(t.json("GET", "/v3/auth/tokens", &subject, Value::Null).await.status, 404);
+            let subject = [
+                ("x-auth-token", ADMIN_TOKEN),
+                ("x-subject-token", token.as_str()),
+            ];
+            assert_eq!(
+                t.json("GET", "/v3/auth/tokens", &subject, Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            assert_eq!(
+                t.json("DELETE", "/v3/auth/tokens", &subject, Value::Null)
+                    .await
+                    .status,
+                204
+            );
+            assert_eq!(
+                t.json("GET", "/v3/auth/tokens", &subject, Value::Null)
+                    .await
+                    .status,
+                404
+            );
         }
         for n in 1..=3 {
             let one = format!("/v3/users/{}", support::keystone::user_id(n));
-            assert_eq!(t.json("DELETE", &one, &admin, Value::Null).await.status, 204);
+            assert_eq!(
+                t.json("DELETE", &one, &admin, Value::Null).await.status,
+                204
+            );
         }
     })
 }
 
 fn better_auth_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
-        let cookie_of = |t: &Traffic, r: &Reply| format!("{}={}", support::better_auth::SESSION_COOKIE, t.cookie(r, support::better_auth::SESSION_COOKIE));
+        let cookie_of = |t: &Traffic, r: &Reply| {
+            format!(
+                "{}={}",
+                support::better_auth::SESSION_COOKIE,
+                t.cookie(r, support::better_auth::SESSION_COOKIE)
+            )
+        };
         for n in 1..=3 {
-            let r = t.json("POST", "/api/auth/sign-up/email", &[], json!({"name": display(n), "email": email(n), "password": password(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/auth/sign-up/email",
+                    &[],
+                    json!({"name": display(n), "email": email(n), "password": password(n)}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             t.issued(&t.body(&r, "/token"));
-            let r = t.json("POST", "/api/auth/sign-in/email", &[], json!({"email": email(n), "password": WRONG})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/auth/sign-in/email",
+                    &[],
+                    json!({"email": email(n), "password": WRONG}),
+                )
+                .await;
             assert_eq!(r.status, 401);
-            let r = t.json("POST", "/api/auth/sign-in/email", &[], json!({"email": email(n), "password": password(n), "rememberMe": true})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/auth/sign-in/email",
+                    &[],
+                    json!({"email": email(n), "password": password(n), "rememberMe": true}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             t.issued(&t.body(&r, "/token"));
             let c = cookie_of(t, &r);
             let cookie = [("cookie", c.as_str())];
-            assert_eq!(t.json("GET", "/api/auth/get-session", &cookie, Value::Null).await.status, 200);
-            assert_eq!(t.json("POST", "/api/auth/update-user", &cookie, json!({"name": format!("{} II", display(n))})).await.status, 200);
-            assert_eq!(t.json("POST", "/api/auth/sign-out", &cookie, json!({})).await.status, 200);
-            assert_eq!(t.json("POST", "/api/auth/update-user", &cookie, json!({"name": "x"})).await.status, 401);
+            assert_eq!(
+                t.json("GET", "/api/auth/get-session", &cookie, Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            assert_eq!(
+                t.json(
+                    "POST",
+                    "/api/auth/update-user",
+                    &cookie,
+                    json!({"name": format!("{} II", display(n))})
+                )
+                .await
+                .status,
+                200
+            );
+            assert_eq!(
+                t.json("POST", "/api/auth/sign-out", &cookie, json!({}))
+                    .await
+                    .status,
+                200
+            );
+            assert_eq!(
+                t.json(
+                    "POST",
+                    "/api/auth/update-user",
+                    &cookie,
+                    json!({"name": "x"})
+                )
+                .await
+                .status,
+                401
+            );
         }
         for n in 1..=3 {
-            let r = t.json("POST", "/api/auth/sign-in/email", &[], json!({"email": email(n), "password": password(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/auth/sign-in/email",
+                    &[],
+                    json!({"email": email(n), "password": password(n)}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             t.issued(&t.body(&r, "/token"));
             let c = cookie_of(t, &r);
-            assert_eq!(t.json("POST", "/api/auth/delete-user", &[("cookie", c.as_str())], json!({})).await.status, 200);
+            assert_eq!(
+                t.json(
+                    "POST",
+                    "/api/auth/delete-user",
+                    &[("cookie", c.as_str())],
+                    json!({})
+                )
+                .await
+                .status,
+                200
+            );
         }
     })
 }
@@ -504,16 +845,39 @@ fn better_auth_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 fn fastapi_users_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let login = |n: u32, pw: String, backend: &'static str| {
-            (format!("/auth/{backend}/login"), format!("grant_type=password&username={}&password={pw}&scope=", email(n).replace('@', "%40")))
+            (
+                format!("/auth/{backend}/login"),
+                format!(
+                    "grant_type=password&username={}&password={pw}&scope=",
+                    email(n).replace('@', "%40")
+                ),
+            )
         };
-        let r = t.json("POST", "/auth/register", &[], json!({"email": "admin@example.com", "password": password(0)})).await;
+        let r = t
+            .json(
+                "POST",
+                "/auth/register",
+                &[],
+                json!({"email": "admin@example.com", "password": password(0)}),
+            )
+            .await;
         assert_eq!(r.status, 201);
-        let b = format!("grant_type=password&username=admin%40example.com&password={}&scope=", password(0));
+        let b = format!(
+            "grant_type=password&username=admin%40example.com&password={}&scope=",
+            password(0)
+        );
         let r = t.form("/auth/jwt/login", &[], &b).await;
         let admin = format!("Bearer {}", t.issued(&t.body(&r, "/access_token")));
         let admin = [("authorization", admin.as_str())];
         for n in 1..=3 {
-            let r = t.json("POST", "/auth/register", &[], json!({"email": email(n), "password": password(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/auth/register",
+                    &[],
+                    json!({"email": email(n), "password": password(n)}),
+                )
+                .await;
             assert_eq!(r.status, 201);
             let (p, b) = login(n, WRONG.to_owned(), "jwt");
             assert_eq!(t.form(&p, &[], &b).await.status, 400);
@@ -522,15 +886,39 @@ fn fastapi_users_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             assert_eq!(r.status, 200);
             let bearer = format!("Bearer {}", t.issued(&t.body(&r, "/access_token")));
             let auth = [("authorization", bearer.as_str())];
-            assert_eq!(t.json("GET", "/users/me", &auth, Value::Null).await.status, 200);
-            assert_eq!(t.json("PATCH", "/users/me", &auth, json!({"email": format!("new.{}", email(n))})).await.status, 200);
-            assert_eq!(t.json("POST", "/auth/jwt/logout", &auth, Value::Null).await.status, 204);
-            assert_eq!(t.json("GET", "/users/me", &auth, Value::Null).await.status, 401);
+            assert_eq!(
+                t.json("GET", "/users/me", &auth, Value::Null).await.status,
+                200
+            );
+            assert_eq!(
+                t.json(
+                    "PATCH",
+                    "/users/me",
+                    &auth,
+                    json!({"email": format!("new.{}", email(n))})
+                )
+                .await
+                .status,
+                200
+            );
+            assert_eq!(
+                t.json("POST", "/auth/jwt/logout", &auth, Value::Null)
+                    .await
+                    .status,
+                204
+            );
+            assert_eq!(
+                t.json("GET", "/users/me", &auth, Value::Null).await.status,
+                401
+            );
         }
         for n in 1..=3 {
             let one = format!("/users/{}", support::fastapi_users::user_id(n + 1));
             assert_eq!(t.json("GET", &one, &admin, Value::Null).await.status, 200);
-            assert_eq!(t.json("DELETE", &one, &admin, Value::Null).await.status, 204);
+            assert_eq!(
+                t.json("DELETE", &one, &admin, Value::Null).await.status,
+                204
+            );
         }
     })
 }
@@ -539,11 +927,21 @@ fn gitea_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let admin_h = format!("token {}", support::gitea::ADMIN_TOKEN);
         let admin = [("authorization", admin_h.as_str())];
-        let sign_in = |n: u32, pw: String| format!("_csrf=Xk3Jm9Qa2Lr7Tz4Wb8Nc1Vd6Hf3&user_name={}&password={pw}&remember=", name(n));
+        let sign_in = |n: u32, pw: String| {
+            format!(
+                "_csrf=Xk3Jm9Qa2Lr7Tz4Wb8Nc1Vd6Hf3&user_name={}&password={pw}&remember=",
+                name(n)
+            )
+        };
         for n in 1..=3 {
             let r = t
-                .json("POST", "/api/v1/admin/users", &admin, json!({"username": name(n), "email": email(n), "full_name": display(n),
-                    "password": password(n), "must_change_password": false, "send_notify": false}))
+                .json(
+                    "POST",
+                    "/api/v1/admin/users",
+                    &admin,
+                    json!({"username": name(n), "email": email(n), "full_name": display(n),
+                    "password": password(n), "must_change_password": false, "send_notify": false}),
+                )
                 .await;
             assert_eq!(r.status, 201);
             let r = t.json("PATCH", &format!("/api/v1/admin/users/{}", name(n)), &admin, json!({"login_name": name(n), "source_id": 0, "full_name": format!("{} II", display(n))})).await;
@@ -551,11 +949,19 @@ fn gitea_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             let r = t.form("/user/login", &[], &sign_in(n, password(n))).await;
             assert_eq!(r.status, 303);
             let c = format!("i_like_gitea={}", t.cookie(&r, "i_like_gitea"));
-            assert_eq!(t.call("POST", "/user/logout", &[("cookie", c.as_str())], "").await.status, 200);
+            assert_eq!(
+                t.call("POST", "/user/logout", &[("cookie", c.as_str())], "")
+                    .await
+                    .status,
+                200
+            );
         }
         for n in 1..=3 {
             let one = format!("/api/v1/admin/users/{}", name(n));
-            assert_eq!(t.json("DELETE", &one, &admin, Value::Null).await.status, 204);
+            assert_eq!(
+                t.json("DELETE", &one, &admin, Value::Null).await.status,
+                204
+            );
         }
     })
 }
@@ -569,20 +975,56 @@ fn casdoor_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             assert_eq!(r.status, 200);
             let c = format!("casdoor_session_id={}", t.cookie(&r, "casdoor_session_id"));
             let cookie = [("cookie", c.as_str())];
-            assert_eq!(t.json("GET", "/api/get-account", &cookie, Value::Null).await.status, 200);
-            assert_eq!(t.json("POST", "/api/logout", &cookie, Value::Null).await.status, 200);
-            let r = t.json("POST", "/api/login", &[], json!({"application": "app-built-in", "organization": "built-in",
-                "username": name(n), "password": WRONG, "type": "login"})).await;
+            assert_eq!(
+                t.json("GET", "/api/get-account", &cookie, Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            assert_eq!(
+                t.json("POST", "/api/logout", &cookie, Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            let r = t
+                .json(
+                    "POST",
+                    "/api/login",
+                    &[],
+                    json!({"application": "app-built-in", "organization": "built-in",
+                "username": name(n), "password": WRONG, "type": "login"}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             let c = format!("casdoor_session_id={}", t.cookie(&r, "casdoor_session_id"));
             let cookie = [("cookie", c.as_str())];
-            let r = t.json("POST", "/api/login", &cookie, json!({"application": "app-built-in", "organization": "built-in",
-                "username": name(n), "password": password(n), "type": "login"})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/login",
+                    &cookie,
+                    json!({"application": "app-built-in", "organization": "built-in",
+                "username": name(n), "password": password(n), "type": "login"}),
+                )
+                .await;
             assert_eq!(r.status, 200);
-            assert_eq!(t.json("POST", "/api/logout", &cookie, Value::Null).await.status, 200);
+            assert_eq!(
+                t.json("POST", "/api/logout", &cookie, Value::Null)
+                    .await
+                    .status,
+                200
+            );
         }
         for n in 1..=3 {
-            let r = t.json("POST", "/api/delete-user", &[("authorization", ADMIN_BASIC)], json!({"owner": "built-in", "name": name(n)})).await;
+            let r = t
+                .json(
+                    "POST",
+                    "/api/delete-user",
+                    &[("authorization", ADMIN_BASIC)],
+                    json!({"owner": "built-in", "name": name(n)}),
+                )
+                .await;
             assert_eq!(r.status, 200);
         }
     })
@@ -600,16 +1042,40 @@ fn zitadel_script(t: &Traffic) -> Pin<Box<dyn Future<Output = ()> + '_>> {
                 .await;
             assert_eq!(r.status, 201);
             let id = t.body(&r, "/userId");
-            assert_eq!(t.json("GET", &format!("/v2/users/{id}"), &pat, Value::Null).await.status, 200);
-            let r = t.json("PUT", &format!("/v2/users/human/{id}"), &pat, json!({"profile": {"givenName": display(n), "familyName": "Hargreaves"}})).await;
+            assert_eq!(
+                t.json("GET", &format!("/v2/users/{id}"), &pat, Value::Null)
+                    .await
+                    .status,
+                200
+            );
+            let r = t
+                .json(
+                    "PUT",
+                    &format!("/v2/users/human/{id}"),
+                    &pat,
+                    json!({"profile": {"givenName": display(n), "familyName": "Hargreaves"}}),
+                )
+                .await;
             assert_eq!(r.status, 200);
             let check = |pw: &str| json!({"checks": {"user": {"loginName": name(n)}, "password": {"password": pw}}});
-            assert_eq!(t.json("POST", "/v2/sessions", &pat, check(WRONG)).await.status, 400);
-            let r = t.json("POST", "/v2/sessions", &pat, check(&password(n))).await;
+            assert_eq!(
+                t.json("POST", "/v2/sessions", &pat, check(WRONG))
+                    .await
+                    .status,
+                400
+            );
+            let r = t
+                .json("POST", "/v2/sessions", &pat, check(&password(n)))
+                .await;
             assert_eq!(r.status, 201);
             t.issued(&t.body(&r, "/sessionToken"));
             let sid = t.body(&r, "/sessionId");
-            assert_eq!(t.json("DELETE", &format!("/v2/sessions/{sid}"), &pat, json!({})).await.status, 200);
+            assert_eq!(
+                t.json("DELETE", &format!("/v2/sessions/{sid}"), &pat, json!({}))
+                    .await
+                    .status,
+                200
+            );
         }
         for n in 1..=3 {
             let one = format!("/v2/users/{}", support::zitadel::object_id(n * 3 - 2));
@@ -633,13 +1099,73 @@ macro_rules! case {
     };
 }
 
-case!(learns_generic, "generic", support::conventional::generic(), generic_script, (1.0, 1.0));
-case!(learns_keycloak, "keycloak", support::conventional::keycloak(), keycloak_script, (1.0, 1.0));
-case!(learns_scim, "scim", support::conventional::scim(), scim_script, (1.0, 1.0));
-case!(learns_dce, "dce", support::conventional::dce(), dce_script, (1.0, 1.0));
-case!(learns_keystone, "keystone", support::keystone::keystone(), keystone_script, (1.0, 1.0));
-case!(learns_better_auth, "better-auth", support::better_auth::better_auth(Default::default()), better_auth_script, (1.0, 1.0));
-case!(learns_fastapi_users, "fastapi-users", support::fastapi_users::fastapi_users(), fastapi_users_script, (1.0, 1.0));
-case!(learns_gitea, "gitea", support::gitea::gitea(), gitea_script, (1.0, 1.0));
-case!(learns_casdoor, "casdoor", support::casdoor::casdoor(), casdoor_script, (1.0, 1.0));
-case!(learns_zitadel, "zitadel", support::zitadel::zitadel(), zitadel_script, (1.0, 1.0));
+case!(
+    learns_generic,
+    "generic",
+    support::conventional::generic(),
+    generic_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_keycloak,
+    "keycloak",
+    support::conventional::keycloak(),
+    keycloak_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_scim,
+    "scim",
+    support::conventional::scim(),
+    scim_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_dce,
+    "dce",
+    support::conventional::dce(),
+    dce_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_keystone,
+    "keystone",
+    support::keystone::keystone(),
+    keystone_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_better_auth,
+    "better-auth",
+    support::better_auth::better_auth(Default::default()),
+    better_auth_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_fastapi_users,
+    "fastapi-users",
+    support::fastapi_users::fastapi_users(),
+    fastapi_users_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_gitea,
+    "gitea",
+    support::gitea::gitea(),
+    gitea_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_casdoor,
+    "casdoor",
+    support::casdoor::casdoor(),
+    casdoor_script,
+    (1.0, 1.0)
+);
+case!(
+    learns_zitadel,
+    "zitadel",
+    support::zitadel::zitadel(),
+    zitadel_script,
+    (1.0, 1.0)
+);

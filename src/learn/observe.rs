@@ -85,7 +85,15 @@ const OUTCOME_KEYS: &[&str] = &["status", "success", "ok", "result", "state", "c
 
 /// The only values ever kept: words that say whether a call worked.
 pub const OUTCOME_WORDS: &[&str] = &[
-    "ok", "success", "succeeded", "true", "error", "fail", "failed", "failure", "false",
+    "ok",
+    "success",
+    "succeeded",
+    "true",
+    "error",
+    "fail",
+    "failed",
+    "failure",
+    "false",
 ];
 
 /// The outcome words of a JSON answer: (key, word).
@@ -295,7 +303,9 @@ impl Learned {
             .endpoints
             .keys()
             .filter(|k| {
-                k.segs.len() > at && k.segs[..at] == *prefix && matches!(k.segs[at], Seg::Literal(_))
+                k.segs.len() > at
+                    && k.segs[..at] == *prefix
+                    && matches!(k.segs[at], Seg::Literal(_))
             })
             .cloned()
             .collect();
@@ -362,11 +372,9 @@ impl Learned {
                 }
             }
         }
-        if let Some(Value::Object(map)) = json_body(
-            &ex.response_body.bytes,
-            &ex.response_headers,
-            decode_limit,
-        ) {
+        if let Some(Value::Object(map)) =
+            json_body(&ex.response_body.bytes, &ex.response_headers, decode_limit)
+        {
             collect_tokens(&Value::Object(map), 0, &mut values);
         }
         for v in values {
@@ -442,7 +450,9 @@ fn leaves(v: &Value, prefix: &mut String, depth: usize, out: &mut Vec<(String, S
                 prefix.truncate(len);
             }
         }
-        Value::String(s) if !s.is_empty() && s.len() <= 256 => out.push((prefix.clone(), s.clone())),
+        Value::String(s) if !s.is_empty() && s.len() <= 256 => {
+            out.push((prefix.clone(), s.clone()))
+        }
         Value::Number(n) => out.push((prefix.clone(), n.to_string())),
         _ => {}
     }
@@ -488,7 +498,9 @@ fn echoes(ex: &Exchange, limit: usize) -> Vec<(String, &'static str)> {
     leaves(&resp, &mut String::new(), 0, &mut out);
     let mut found = Vec::new();
     for (path, value) in out {
-        if shape::meaning(&path) == Some(shape::Meaning::Token) || path.split('.').any(|p| p.parse::<usize>().is_ok()) {
+        if shape::meaning(&path) == Some(shape::Meaning::Token)
+            || path.split('.').any(|p| p.parse::<usize>().is_ok())
+        {
             continue;
         }
         for (f, v) in &named {
@@ -524,7 +536,10 @@ fn body_credentials(ex: &Exchange, limit: usize) -> Vec<(CredentialSource, Strin
         if let Some(decoded) = decode::decode(raw, &ex.request_headers, limit) {
             for (k, v) in view::parse_urlencoded(&decoded.bytes) {
                 if let (Some(k), Some(v)) = (k, v) {
-                    if shape::meaning(&k) == Some(shape::Meaning::Token) && !v.is_empty() && cookie_name_ok(&k) {
+                    if shape::meaning(&k) == Some(shape::Meaning::Token)
+                        && !v.is_empty()
+                        && cookie_name_ok(&k)
+                    {
                         out.push((format!("request.form.{k}"), v, false));
                     }
                 }
@@ -533,7 +548,10 @@ fn body_credentials(ex: &Exchange, limit: usize) -> Vec<(CredentialSource, Strin
     } else if let Some(Value::Object(map)) = json_body(raw, &ex.request_headers, limit) {
         for (k, v) in map {
             if let Value::String(v) = v {
-                if shape::meaning(&k) == Some(shape::Meaning::Token) && !v.is_empty() && cookie_name_ok(&k) {
+                if shape::meaning(&k) == Some(shape::Meaning::Token)
+                    && !v.is_empty()
+                    && cookie_name_ok(&k)
+                {
                     out.push((format!("request.body.{k}"), v, false));
                 }
             }
@@ -558,7 +576,12 @@ fn set_cookie_names(headers: &HeaderMap) -> Vec<String> {
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .filter_map(|line| line.split(';').next()?.split_once('=').map(|(k, _)| k.trim().to_owned()))
+        .filter_map(|line| {
+            line.split(';')
+                .next()?
+                .split_once('=')
+                .map(|(k, _)| k.trim().to_owned())
+        })
         .filter(|k| cookie_name_ok(k))
         .collect();
     names.sort();
@@ -581,7 +604,10 @@ fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }
 
 /// The body as JSON, when it is JSON (decoded first).
@@ -601,14 +627,17 @@ fn read_request_body(shape: &mut StatusShape, ex: &Exchange, limit: usize) {
                 .into_iter()
                 .filter_map(|(k, v)| {
                     let t = match v {
-                        Some(v) if shape::looks_like_email(&v) => shape::types::STRING | shape::types::EMAIL,
+                        Some(v) if shape::looks_like_email(&v) => {
+                            shape::types::STRING | shape::types::EMAIL
+                        }
                         _ => shape::types::STRING,
                     };
                     Some((k?, t))
                 })
                 .filter(|(k, _)| {
                     k.len() <= 48
-                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
                 })
                 .collect();
             names.sort();
@@ -627,12 +656,18 @@ fn read_response(shape: &mut StatusShape, ex: &Exchange, limit: usize) {
     if let Some(v) = json_body(&ex.response_body.bytes, headers, limit) {
         shape::add_json(&mut shape.response_json, &v);
         for (key, word) in outcome_words(&v) {
-            *shape.outcomes.entry(key).or_default().entry(word).or_default() += 1;
+            *shape
+                .outcomes
+                .entry(key)
+                .or_default()
+                .entry(word)
+                .or_default() += 1;
         }
         let mut jwts = Vec::new();
         find_jwts(&v, &mut String::new(), 0, &mut jwts);
         for (path, claims) in jwts {
-            if shape.response_claims.len() < MAX_NAMES || shape.response_claims.contains_key(&path) {
+            if shape.response_claims.len() < MAX_NAMES || shape.response_claims.contains_key(&path)
+            {
                 let set = shape.response_claims.entry(path).or_default();
                 for c in claims.into_iter().take(MAX_NAMES) {
                     set.insert(c);
@@ -642,7 +677,13 @@ fn read_response(shape: &mut StatusShape, ex: &Exchange, limit: usize) {
     }
     if let Some(loc) = headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
         shape.location += 1;
-        let last = loc.split(['?', '#']).next().unwrap_or("").rsplit('/').next().unwrap_or("");
+        let last = loc
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         if segment::classify(last).is_identifier() {
             shape.location_id += 1;
         }

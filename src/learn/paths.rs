@@ -202,14 +202,23 @@ mod tests {
         let mut p = Paths::default();
         assert_eq!(template(&mut p, "/users/42"), "/users/{user}");
         assert_eq!(
-            template(&mut p, "/scim/v2/Users/9b2f4c1e-8d3a-4f6b-9c7e-1a2b3c4d5e6f"),
+            template(
+                &mut p,
+                "/scim/v2/Users/9b2f4c1e-8d3a-4f6b-9c7e-1a2b3c4d5e6f"
+            ),
             "/scim/v2/Users/{user}"
         );
         assert_eq!(
-            template(&mut p, "/api/v1/accounts/01ARZ3NDEKTSV4RRFFQ69G5FAV/keys/5f1e2d3c4b5a69788796a5b4"),
+            template(
+                &mut p,
+                "/api/v1/accounts/01ARZ3NDEKTSV4RRFFQ69G5FAV/keys/5f1e2d3c4b5a69788796a5b4"
+            ),
             "/api/v1/accounts/{account}/keys/{key}"
         );
-        assert_eq!(template(&mut p, "/by-email/ann@example.com"), "/by-email/{by_email}");
+        assert_eq!(
+            template(&mut p, "/by-email/ann@example.com"),
+            "/by-email/{by_email}"
+        );
         // never the first segment, never a version
         assert_eq!(template(&mut p, "/42/v1/api"), "/42/v1/api");
         // a parameter after a parameter is named `id`, then numbered
@@ -220,18 +229,36 @@ mod tests {
     #[test]
     fn words_collapse_once_several_siblings_are_seen() {
         let mut p = Paths::default();
-        assert_eq!(template(&mut p, "/api/v1/admin/users/ann"), "/api/v1/admin/users/ann");
-        assert_eq!(template(&mut p, "/api/v1/admin/users/bob/rename"), "/api/v1/admin/users/bob/rename");
+        assert_eq!(
+            template(&mut p, "/api/v1/admin/users/ann"),
+            "/api/v1/admin/users/ann"
+        );
+        assert_eq!(
+            template(&mut p, "/api/v1/admin/users/bob/rename"),
+            "/api/v1/admin/users/bob/rename"
+        );
         let n = p.normalize("/api/v1/admin/users/cy");
         assert_eq!(n.collapsed, Some(4));
         assert_eq!(render(&n.segs).0, "/api/v1/admin/users/{user}");
-        assert_eq!(template(&mut p, "/api/v1/admin/users/bob/rename"), "/api/v1/admin/users/{user}/rename");
-        assert_eq!(template(&mut p, "/api/v1/admin/users/dee"), "/api/v1/admin/users/{user}");
+        assert_eq!(
+            template(&mut p, "/api/v1/admin/users/bob/rename"),
+            "/api/v1/admin/users/{user}/rename"
+        );
+        assert_eq!(
+            template(&mut p, "/api/v1/admin/users/dee"),
+            "/api/v1/admin/users/{user}"
+        );
         // siblings under a word that is no collection stay literal
         for w in ["users", "orgs", "repos", "teams"] {
-            assert_eq!(template(&mut p, &format!("/api/v1/admin/{w}")), format!("/api/v1/admin/{w}"));
+            assert_eq!(
+                template(&mut p, &format!("/api/v1/admin/{w}")),
+                format!("/api/v1/admin/{w}")
+            );
         }
         // the words are forgotten once collapsed
-        assert!(p.positions.values().all(|pos| !pos.words.iter().any(|w| w == "ann")));
+        assert!(p
+            .positions
+            .values()
+            .all(|pos| !pos.words.iter().any(|w| w == "ann")));
     }
 }

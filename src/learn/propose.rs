@@ -33,15 +33,44 @@ struct Proposal {
 }
 
 const USER_WORDS: &[&str] = &[
-    "user", "users", "account", "accounts", "member", "members", "identity", "identities",
-    "people", "person", "profile", "me", "human", "humans", "principal", "principals",
+    "user",
+    "users",
+    "account",
+    "accounts",
+    "member",
+    "members",
+    "identity",
+    "identities",
+    "people",
+    "person",
+    "profile",
+    "me",
+    "human",
+    "humans",
+    "principal",
+    "principals",
 ];
 const LOGIN_WORDS: &[&str] = &[
-    "login", "signin", "sign-in", "sign_in", "token", "tokens", "session", "sessions",
-    "authenticate", "authentication", "jwt",
+    "login",
+    "signin",
+    "sign-in",
+    "sign_in",
+    "token",
+    "tokens",
+    "session",
+    "sessions",
+    "authenticate",
+    "authentication",
+    "jwt",
 ];
 const LOGOUT_WORDS: &[&str] = &[
-    "logout", "signout", "sign-out", "sign_out", "logoff", "revoke", "end_session",
+    "logout",
+    "signout",
+    "sign-out",
+    "sign_out",
+    "logoff",
+    "revoke",
+    "end_session",
 ];
 const SIGNUP_WORDS: &[&str] = &["signup", "sign-up", "sign_up", "register", "registration"];
 
@@ -101,7 +130,11 @@ fn keys_meaning(keys: &Keys, m: Meaning) -> Vec<String> {
         })
         .map(|(k, s)| (k, s.count))
         .collect();
-    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.len().cmp(&b.0.len())).then(a.0.cmp(b.0)));
+    found.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(a.0.len().cmp(&b.0.len()))
+            .then(a.0.cmp(b.0))
+    });
     found.into_iter().map(|(k, _)| k.clone()).take(2).collect()
 }
 
@@ -187,7 +220,12 @@ fn body_fields(sh: &StatusShape, with_request: bool) -> Vec<(&'static str, Vec<S
     fields
 }
 
-fn add_source(fields: &mut Vec<(&'static str, Vec<String>)>, name: &'static str, source: String, first: bool) {
+fn add_source(
+    fields: &mut Vec<(&'static str, Vec<String>)>,
+    name: &'static str,
+    source: String,
+    first: bool,
+) {
     match fields.iter_mut().find(|(n, _)| *n == name) {
         Some((_, list)) if !list.contains(&source) => {
             if first {
@@ -199,7 +237,11 @@ fn add_source(fields: &mut Vec<(&'static str, Vec<String>)>, name: &'static str,
         Some(_) => {}
         None => fields.push((name, vec![source])),
     }
-    fields.sort_by_key(|(n, _)| ["ID", "Email", "Name", "FirstName", "LastName"].iter().position(|x| x == n));
+    fields.sort_by_key(|(n, _)| {
+        ["ID", "Email", "Name", "FirstName", "LastName"]
+            .iter()
+            .position(|x| x == n)
+    });
 }
 
 /// The user a refused call names: only what the request says (a login name or email).
@@ -230,7 +272,10 @@ fn issued_sources(sh: &StatusShape) -> (Vec<String>, Vec<String>) {
         evidence.push(format!("answers header {h} ({n}x)"));
     }
     for (k, s) in &sh.response_json {
-        if shape::meaning(k) == Some(Meaning::Token) && s.types & types::STRING != 0 && !k.contains(".0") {
+        if shape::meaning(k) == Some(Meaning::Token)
+            && s.types & types::STRING != 0
+            && !k.contains(".0")
+        {
             sources.push(format!("response.body.{k}"));
             evidence.push(format!("answers body key {k} ({}x)", s.count));
         }
@@ -244,12 +289,21 @@ fn has_meaning(keys: &Keys, m: Meaning) -> bool {
 }
 
 fn list(keys: &Keys) -> String {
-    let v: Vec<&str> = keys.keys().map(String::as_str).filter(|k| !k.contains('.')).take(8).collect();
+    let v: Vec<&str> = keys
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.contains('.'))
+        .take(8)
+        .collect();
     v.join(", ")
 }
 
 fn success(e: &Endpoint) -> Vec<u16> {
-    e.statuses.keys().copied().filter(|s| (200..400).contains(s)).collect()
+    e.statuses
+        .keys()
+        .copied()
+        .filter(|s| (200..400).contains(s))
+        .collect()
 }
 
 /// What the proposal for one endpoint may know of the others.
@@ -331,8 +385,13 @@ fn verb(key: &EndpointKey) -> Option<&'static str> {
 fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Proposal> {
     let (path, params) = paths::render(&key.segs);
     let resolve = |source: &String| -> String {
-        match source.strip_prefix("path#").and_then(|i| i.parse::<usize>().ok()) {
-            Some(i) => params.get(i).map_or(source.clone(), |n| format!("path.{n}")),
+        match source
+            .strip_prefix("path#")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            Some(i) => params
+                .get(i)
+                .map_or(source.clone(), |n| format!("path.{n}")),
             None => source.clone(),
         }
     };
@@ -361,7 +420,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
     let path_fields = |fields: &mut Vec<(&'static str, Vec<String>)>| {
         if member {
             let i = params.len() - 1;
-            add_source(fields, param_field(e, i), format!("path.{}", params[i]), true);
+            add_source(
+                fields,
+                param_field(e, i),
+                format!("path.{}", params[i]),
+                true,
+            );
         }
     };
 
@@ -369,10 +433,15 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
     let issuing: Vec<u16> = ok
         .iter()
         .copied()
-        .filter(|s| e.statuses.get(s).is_some_and(|sh| !issued_sources(sh).0.is_empty()))
+        .filter(|s| {
+            e.statuses
+                .get(s)
+                .is_some_and(|sh| !issued_sources(sh).0.is_empty())
+        })
         .collect();
     // `auth` names a login only as the call itself (`POST /auth`), not as a prefix (`/api/auth/…`)
-    let login_path = (has_word(key, LOGIN_WORDS) || matches!(last_word(key).as_str(), "auth" | "oauth"))
+    let login_path = (has_word(key, LOGIN_WORDS)
+        || matches!(last_word(key).as_str(), "auth" | "oauth"))
         && !has_word(key, LOGOUT_WORDS);
     let mut login = None;
     if !issuing.is_empty() && method != "GET" && method != "DELETE" {
@@ -380,7 +449,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         let mut p = new(vec!["login"], issuing.clone());
         let (sources, ev) = issued_sources(&sh);
         p.score += 2;
-        p.evidence.push(format!("a credential issued in the answer: {}", ev.join(", ")));
+        p.evidence.push(format!(
+            "a credential issued in the answer: {}",
+            ev.join(", ")
+        ));
         let password = has_meaning(&sh.request_json, Meaning::Password)
             || has_meaning(&sh.request_form, Meaning::Password);
         if password {
@@ -395,25 +467,39 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         // the answer repeats who logged in: the IAM's word, ahead of the client's
         for ((source, field), n) in &sh.echoes {
             if let Some(field) = ["ID", "Email", "Name"].into_iter().find(|f| f == field) {
-                p.evidence.push(format!("{source} repeats the request's {field} ({n}x)"));
+                p.evidence
+                    .push(format!("{source} repeats the request's {field} ({n}x)"));
                 add_source(&mut p.fields, field, source.clone(), false);
                 if let Some((_, list)) = p.fields.iter_mut().find(|(n, _)| *n == field) {
                     // after other answer sources, before the request's
                     list.retain(|s| s != source);
-                    let at = list.iter().position(|s| s.starts_with("request.")).unwrap_or(list.len());
+                    let at = list
+                        .iter()
+                        .position(|s| s.starts_with("request."))
+                        .unwrap_or(list.len());
                     list.insert(at, source.clone());
                 }
             }
         }
         for (k, claims) in &sh.response_claims {
-            for (field, claim) in [("ID", "sub"), ("Email", "email"), ("Name", "preferred_username")] {
+            for (field, claim) in [
+                ("ID", "sub"),
+                ("Email", "email"),
+                ("Name", "preferred_username"),
+            ] {
                 if claims.contains(claim) {
-                    add_source(&mut p.fields, field, format!("response.body.{k} | jwt.{claim}"), false);
+                    add_source(
+                        &mut p.fields,
+                        field,
+                        format!("response.body.{k} | jwt.{claim}"),
+                        false,
+                    );
                 }
             }
         }
         if let Some(exp) = keys_meaning(&sh.response_json, Meaning::Expiry).first() {
-            p.session.push(("expires", vec![format!("response.body.{exp}")]));
+            p.session
+                .push(("expires", vec![format!("response.body.{exp}")]));
         }
         // A session cookie the client already holds and the login makes authenticated (the
         // IAM does not set it again): the answer names the user, so the index learns it.
@@ -428,7 +514,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             .collect();
         p.session.insert(0, ("issues", sources));
         if !held.is_empty() {
-            p.evidence.push(format!("the session cookie is also presented, already held: {}", held.join(", ")));
+            p.evidence.push(format!(
+                "the session cookie is also presented, already held: {}",
+                held.join(", ")
+            ));
             p.session.push(("presents", held));
         }
         p.when = password_condition(&sh);
@@ -458,7 +547,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             || has_meaning(&sh.request_form, Meaning::Email);
         if user_keys {
             p.score += 1;
-            p.evidence.push(format!("user keys in the request ({})", list(&sh.request_json)));
+            p.evidence.push(format!(
+                "user keys in the request ({})",
+                list(&sh.request_json)
+            ));
         }
         if user_path {
             p.score += 1;
@@ -470,7 +562,8 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         if ctx.collections.contains(&key.segs) {
             p.score += 1;
-            p.evidence.push(format!("its members are called at {path}/{{…}}"));
+            p.evidence
+                .push(format!("its members are called at {path}/{{…}}"));
         }
         if verb(key) == Some("created") {
             p.score += 1;
@@ -484,14 +577,23 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         p.fields = body_fields(&sh, true);
         if sh.location_id > 0 {
-            add_source(&mut p.fields, "ID", "response.header.location | last_segment".into(), false);
+            add_source(
+                &mut p.fields,
+                "ID",
+                "response.header.location | last_segment".into(),
+                false,
+            );
         }
         if p.score >= 2 {
             // a sign-up that also logs in: one rule, both events
-            if let Some(l) = login.as_ref().filter(|l| l.statuses == p.statuses && p.score >= CERTAIN && !login_path) {
+            if let Some(l) = login
+                .as_ref()
+                .filter(|l| l.statuses == p.statuses && p.score >= CERTAIN && !login_path)
+            {
                 p.actions.push("login");
                 p.session = l.session.clone();
-                p.evidence.push("and a credential issued in the answer".into());
+                p.evidence
+                    .push("and a credential issued in the answer".into());
                 login = None;
             }
             out.push(p);
@@ -502,10 +604,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         if let Some((k, good, bad)) = outcome_of(&merged(e, &l.statuses)) {
             // An IAM that answers 200 either way: the body says which
             let source = format!("response.body.{k}");
-            l.evidence.push(format!("the answer's `{k}` says {good} or {bad}"));
+            l.evidence
+                .push(format!("the answer's `{k}` says {good} or {bad}"));
             let mut f = new(vec!["login_failed"], l.statuses.clone());
             f.score = l.score;
-            f.evidence.push(format!("the login call answered `{k}: {bad}`"));
+            f.evidence
+                .push(format!("the login call answered `{k}: {bad}`"));
             f.when = password_condition(&merged(e, &l.statuses));
             f.when.push((source.clone(), bad.to_owned()));
             f.fields = request_fields(&merged(e, &l.statuses));
@@ -526,10 +630,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
                 .iter()
                 .map(|s| format!("{s} x{}", e.statuses[s].count))
                 .collect();
-            f.evidence.push(format!("the login call refused: {}", counts.join(", ")));
+            f.evidence
+                .push(format!("the login call refused: {}", counts.join(", ")));
             f.when = password_condition(&sh);
             if !f.when.is_empty() {
-                f.evidence.push("only calls that carry a password (others, e.g. a refresh, are no login)".into());
+                f.evidence.push(
+                    "only calls that carry a password (others, e.g. a refresh, are no login)"
+                        .into(),
+                );
             }
             f.fields = request_fields(&sh);
             out.push(l);
@@ -548,7 +656,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
     };
     let rpc_score = |p: &mut Proposal, action: &str| {
         p.score += 3;
-        p.evidence.push(format!("a POST named for this ({}) on a user", last_word(key)));
+        p.evidence.push(format!(
+            "a POST named for this ({}) on a user",
+            last_word(key)
+        ));
         let _ = action;
     };
 
@@ -560,7 +671,8 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             rpc_score(&mut p, "updated");
         } else {
             p.score += 2;
-            p.evidence.push(format!("{method} answered {}", codes(e, &ok2xx)));
+            p.evidence
+                .push(format!("{method} answered {}", codes(e, &ok2xx)));
         }
         if member {
             p.score += 2;
@@ -569,9 +681,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             p.score += 1;
             p.evidence.push("a user-like path".into());
         }
-        if has_meaning(&sh.request_json, Meaning::Name) || has_meaning(&sh.request_json, Meaning::Email) {
+        if has_meaning(&sh.request_json, Meaning::Name)
+            || has_meaning(&sh.request_json, Meaning::Email)
+        {
             p.score += 1;
-            p.evidence.push(format!("user keys in the request ({})", list(&sh.request_json)));
+            p.evidence.push(format!(
+                "user keys in the request ({})",
+                list(&sh.request_json)
+            ));
         }
         p.fields = body_fields(&sh, true);
         path_fields(&mut p.fields);
@@ -589,7 +706,8 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             rpc_score(&mut p, "deleted");
         } else {
             p.score += 2;
-            p.evidence.push(format!("DELETE answered {}", codes(e, &ok2xx)));
+            p.evidence
+                .push(format!("DELETE answered {}", codes(e, &ok2xx)));
         }
         if member {
             p.score += 2;
@@ -599,7 +717,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         let last = EndpointKey {
             method: key.method.clone(),
-            segs: key.segs.iter().filter(|s| **s != Seg::Param).last().cloned().into_iter().collect(),
+            segs: key
+                .segs
+                .iter()
+                .filter(|s| **s != Seg::Param)
+                .last()
+                .cloned()
+                .into_iter()
+                .collect(),
         };
         if has_word(&last, LOGIN_WORDS) || has_word(&last, LOGOUT_WORDS) {
             // `DELETE /auth/tokens`, `DELETE /sessions/{id}`: a credential, not a user
@@ -607,7 +732,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         p.fields = body_fields(&sh, method == "POST");
         path_fields(&mut p.fields);
-        if !member && !p.fields.iter().any(|(n, _)| matches!(*n, "ID" | "Name" | "Email")) {
+        if !member
+            && !p
+                .fields
+                .iter()
+                .any(|(n, _)| matches!(*n, "ID" | "Name" | "Email"))
+        {
             presents(&mut p, &sh);
         }
         if p.score > 0 {
@@ -615,9 +745,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
     }
     // A call that changes a user and also clears cookies is that change, not a logout.
-    let changes_user = out
-        .iter()
-        .any(|o| o.score >= CERTAIN && o.actions.iter().any(|a| matches!(*a, "created" | "updated" | "deleted")));
+    let changes_user = out.iter().any(|o| {
+        o.score >= CERTAIN
+            && o.actions
+                .iter()
+                .any(|a| matches!(*a, "created" | "updated" | "deleted"))
+    });
 
     // logout: a presented credential refused after this call, a deleted cookie, the path
     let ended: u32 = e.ended.values().sum();
@@ -630,7 +763,8 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         let mut p = new(vec!["logout"], ok.clone());
         if delete_issued {
             p.score += 2;
-            p.evidence.push("a DELETE of what a login call creates".into());
+            p.evidence
+                .push("a DELETE of what a login call creates".into());
         }
         if ended > 0 {
             p.score += 3;
@@ -643,7 +777,8 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         if deleted_cookies > 0 {
             p.score += 2;
             let which: Vec<&str> = all_ok.cookies_deleted.keys().map(String::as_str).collect();
-            p.evidence.push(format!("the answer deletes cookie {}", which.join(", ")));
+            p.evidence
+                .push(format!("the answer deletes cookie {}", which.join(", ")));
         }
         if has_word(key, LOGOUT_WORDS) {
             p.score += 2;
@@ -673,7 +808,11 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             sources.extend(all_ok.presented.keys().cloned());
             p.score = p.score.min(CERTAIN - 1);
         }
-        if !sources.is_empty() && !out.iter().any(|o| o.actions.contains(&"login") && o.score >= CERTAIN) {
+        if !sources.is_empty()
+            && !out
+                .iter()
+                .any(|o| o.actions.contains(&"login") && o.score >= CERTAIN)
+        {
             sources.truncate(3);
             p.session.push(("presents", sources));
             p.ends = true;
@@ -689,11 +828,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         p.fields = body_fields(&sh, false);
         if p.fields.iter().any(|(n, _)| *n == "ID") {
             p.score = if member { CERTAIN } else { 3 };
-            p.evidence.push("a read of a user whose answer names them (feeds the user cache, no event)".into());
+            p.evidence.push(
+                "a read of a user whose answer names them (feeds the user cache, no event)".into(),
+            );
             if !member && !sh.presented.is_empty() {
                 presents(&mut p, &sh);
                 p.score = CERTAIN;
-                p.evidence.push("the caller's own record: binds the credential it presents".into());
+                p.evidence
+                    .push("the caller's own record: binds the credential it presents".into());
             } else {
                 path_fields(&mut p.fields);
                 if let Some((_, ids)) = p.fields.iter_mut().find(|(n, _)| *n == "ID") {
@@ -712,9 +854,14 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
                 .outcomes
                 .get(k)
                 .is_some_and(|w| w.contains_key(good));
-            if says && !p.when.iter().any(|(s, _)| *s == source) && !p.actions.contains(&"login_failed") {
+            if says
+                && !p.when.iter().any(|(s, _)| *s == source)
+                && !p.actions.contains(&"login_failed")
+            {
                 p.when.push((source.clone(), (*good).to_owned()));
-                p.evidence.push(format!("the answers say `{k}: {good}` (this API answers failures in the body)"));
+                p.evidence.push(format!(
+                    "the answers say `{k}: {good}` (this API answers failures in the body)"
+                ));
             }
         }
     }
@@ -727,7 +874,9 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         for e in &mut p.evidence {
             if let Some(i) = e.find("path#") {
-                let end = e[i..].find(|c: char| c == ' ' || c == ',').map_or(e.len(), |n| i + n);
+                let end = e[i..]
+                    .find(|c: char| c == ' ' || c == ',')
+                    .map_or(e.len(), |n| i + n);
                 let name = resolve(&e[i..end].to_owned());
                 e.replace_range(i..end, &name);
             }
@@ -739,7 +888,10 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
 /// When some calls of these statuses carry a password and others do not (a refresh grant
 /// beside the password grant), the condition that keeps only the first.
 fn password_condition(sh: &StatusShape) -> Vec<(String, String)> {
-    for (side, keys) in [("request.form", &sh.request_form), ("request.body", &sh.request_json)] {
+    for (side, keys) in [
+        ("request.form", &sh.request_form),
+        ("request.body", &sh.request_json),
+    ] {
         let found = keys
             .iter()
             .filter(|(k, _)| shape::meaning(k) == Some(Meaning::Password))
@@ -782,11 +934,20 @@ fn summary(e: &Endpoint) -> String {
 /// The proposed config text: `upstream` (when known) and the `routes:`.
 pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
     let mut keys: Vec<(&EndpointKey, &Endpoint)> = learned.endpoints.iter().collect();
-    keys.sort_by(|a, b| (paths::render(&a.0.segs).0, &a.0.method).cmp(&(paths::render(&b.0.segs).0, &b.0.method)));
+    keys.sort_by(|a, b| {
+        (paths::render(&a.0.segs).0, &a.0.method).cmp(&(paths::render(&b.0.segs).0, &b.0.method))
+    });
     let ctx = Context::of(learned);
-    let mut proposals: Vec<Proposal> = keys.iter().flat_map(|(k, e)| propose_endpoint(k, e, &ctx)).collect();
+    let mut proposals: Vec<Proposal> = keys
+        .iter()
+        .flat_map(|(k, e)| propose_endpoint(k, e, &ctx))
+        .collect();
     // a rule per method and template: more certain first; the rest commented out
-    proposals.sort_by(|a, b| (a.path.as_str(), a.method.as_str()).cmp(&(b.path.as_str(), b.method.as_str())).then(b.score.cmp(&a.score)));
+    proposals.sort_by(|a, b| {
+        (a.path.as_str(), a.method.as_str())
+            .cmp(&(b.path.as_str(), b.method.as_str()))
+            .then(b.score.cmp(&a.score))
+    });
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -796,7 +957,11 @@ pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
         learned.exchanges,
         learned.endpoints.len(),
         if learned.overflow > 0 {
-            format!(", {} exchanges past the cap of {} endpoints not counted", learned.overflow, super::observe::MAX_ENDPOINTS)
+            format!(
+                ", {} exchanges past the cap of {} endpoints not counted",
+                learned.overflow,
+                super::observe::MAX_ENDPOINTS
+            )
         } else {
             String::new()
         }
@@ -805,15 +970,25 @@ pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
         let _ = writeln!(text, "upstream: {}", yaml_scalar(u));
     }
     let certain: Vec<&Proposal> = proposals.iter().filter(|p| p.score >= CERTAIN).collect();
-    let unsure: Vec<&Proposal> = proposals.iter().filter(|p| p.score < CERTAIN && p.score > 0).collect();
+    let unsure: Vec<&Proposal> = proposals
+        .iter()
+        .filter(|p| p.score < CERTAIN && p.score > 0)
+        .collect();
     if certain.is_empty() {
         text.push_str("routes: []\n");
     } else {
         text.push_str("routes:\n");
     }
-    let mut seen: BTreeMap<(String, String, Vec<u16>, Vec<&str>, Vec<(String, String)>), ()> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String, Vec<u16>, Vec<&str>, Vec<(String, String)>), ()> =
+        BTreeMap::new();
     for p in certain {
-        let k = (p.method.clone(), p.path.clone(), p.statuses.clone(), p.actions.clone(), p.when.clone());
+        let k = (
+            p.method.clone(),
+            p.path.clone(),
+            p.statuses.clone(),
+            p.actions.clone(),
+            p.when.clone(),
+        );
         if seen.insert(k, ()).is_some() {
             continue;
         }
@@ -875,7 +1050,8 @@ fn write_rule(text: &mut String, p: &Proposal, prefix: &str) {
 /// A YAML scalar: plain when safe, single-quoted otherwise.
 fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b':'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b':'))
         && !s.starts_with(['-', ':'])
         && !s.contains(": ");
     if plain && !s.contains('{') {

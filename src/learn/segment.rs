@@ -91,7 +91,9 @@ fn is_ulid(s: &str) -> bool {
 }
 
 fn is_email(s: &str) -> bool {
-    let s = s.replace("%40", "@").replace("%40".to_uppercase().as_str(), "@");
+    let s = s
+        .replace("%40", "@")
+        .replace("%40".to_uppercase().as_str(), "@");
     match s.split_once('@') {
         Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@'),
         None => false,
@@ -133,7 +135,10 @@ pub fn singular(word: &str) -> String {
     if let Some(stem) = w.strip_suffix("sses") {
         return format!("{stem}ss");
     }
-    if let Some(stem) = w.strip_suffix('s').filter(|s| !s.is_empty() && !s.ends_with('s')) {
+    if let Some(stem) = w
+        .strip_suffix('s')
+        .filter(|s| !s.is_empty() && !s.ends_with('s'))
+    {
         return stem.to_owned();
     }
     w
@@ -142,7 +147,10 @@ pub fn singular(word: &str) -> String {
 /// A plural-looking word (`users`, `Users`, `identities`): its members are parameters.
 pub fn is_plural(word: &str) -> bool {
     let w = word.to_ascii_lowercase();
-    w.len() > 2 && w.ends_with('s') && !w.ends_with("ss") && w.bytes().all(|b| b.is_ascii_alphabetic())
+    w.len() > 2
+        && w.ends_with('s')
+        && !w.ends_with("ss")
+        && w.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// A parameter name from its parent segment (`users` -> `user`), letters, digits and `_`
@@ -177,7 +185,15 @@ mod tests {
         assert_eq!(classify("ann%40example.com"), Kind::Email);
         assert_eq!(classify("291847362918473629"), Kind::Numeric);
         assert_eq!(classify("aB3xY9kQ2z7W"), Kind::Opaque);
-        for word in ["users", "sign-in", "v1", "me", "realms", "token", "openid-connect"] {
+        for word in [
+            "users",
+            "sign-in",
+            "v1",
+            "me",
+            "realms",
+            "token",
+            "openid-connect",
+        ] {
             assert_eq!(classify(word), Kind::Word, "{word}");
         }
     }
@@ -193,6 +209,8 @@ mod tests {
         assert_eq!(param_name(Some("admin")), "admin");
         assert_eq!(param_name(Some("oauth-clients")), "oauth_client");
         assert_eq!(param_name(None), "id");
-        assert!(is_plural("users") && is_plural("Groups") && !is_plural("access") && !is_plural("v1"));
+        assert!(
+            is_plural("users") && is_plural("Groups") && !is_plural("access") && !is_plural("v1")
+        );
     }
 }

@@ -115,7 +115,8 @@ fn walk(v: &Value, prefix: &mut String, depth: usize, out: &mut Vec<(String, u8)
 fn is_key_word(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 48
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'$'))
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'$'))
         && !k.contains("@")
         && super::segment::classify(k) == super::segment::Kind::Word
 }
@@ -241,9 +242,11 @@ fn credential_word(leaf: &str) -> bool {
 /// `session`, `i_like_gitea`, `better-auth.session_token`, `fastapiusersauth`).
 pub fn credential_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["token", "session", "sess", "sid", "auth", "jwt", "like", "login"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "token", "session", "sess", "sid", "auth", "jwt", "like", "login",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
         && !n.contains("csrf")
         && !n.contains("xsrf")
         && n != "authorization"
@@ -263,7 +266,17 @@ mod tests {
                     "token": "eyJhbGciOi.eyJzdWIiOi.c2ln", "ann@example.com": 1}),
         );
         let names: Vec<&str> = keys.keys().map(String::as_str).collect();
-        assert_eq!(names, ["id", "token", "user", "user.email", "user.roles", "user.roles.0"]);
+        assert_eq!(
+            names,
+            [
+                "id",
+                "token",
+                "user",
+                "user.email",
+                "user.roles",
+                "user.roles.0"
+            ]
+        );
         assert_eq!(keys["id"].types, types::NUMBER);
         assert_eq!(keys["token"].types, types::STRING | types::JWT);
         let text = format!("{keys:?}");

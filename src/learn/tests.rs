@@ -64,7 +64,8 @@ fn traffic(l: &Learner) {
     for i in 0..5 {
         let id = format!("0192f3a4-5b6c-7d8e-9f01-23456789ab{i:02}");
         let user = format!("{name}{i}");
-        let created = format!(r#"{{"id":"{id}","username":"{user}","email":"{user}@example.com"}}"#);
+        let created =
+            format!(r#"{{"id":"{id}","username":"{user}","email":"{user}@example.com"}}"#);
         l.observe(&ex(
             "POST",
             "/api/v1/users",
@@ -74,7 +75,15 @@ fn traffic(l: &Learner) {
             &[JSON],
             &created,
         ));
-        l.observe(&ex("GET", &format!("/api/v1/users/{id}"), &[], "", 200, &[JSON], &created));
+        l.observe(&ex(
+            "GET",
+            &format!("/api/v1/users/{id}"),
+            &[],
+            "",
+            200,
+            &[JSON],
+            &created,
+        ));
         l.observe(&ex(
             "PATCH",
             &format!("/api/v1/users/{id}"),
@@ -91,7 +100,10 @@ fn traffic(l: &Learner) {
             &[JSON],
             &format!(r#"{{"username":"{user}","password":"{pw}"}}"#),
             200,
-            &[JSON, ("set-cookie", &format!("sid={sid}; Path=/; HttpOnly"))],
+            &[
+                JSON,
+                ("set-cookie", &format!("sid={sid}; Path=/; HttpOnly")),
+            ],
             &format!(r#"{{"user":{{"id":"{id}","username":"{user}"}}}}"#),
         ));
         l.observe(&ex(
@@ -104,17 +116,61 @@ fn traffic(l: &Learner) {
             r#"{"error":"invalid credentials"}"#,
         ));
         let c = format!("sid={sid}");
-        l.observe(&ex("GET", "/api/v1/me", &[("cookie", &c)], "", 200, &[JSON], &created));
-        l.observe(&ex("POST", "/api/v1/session/end", &[("cookie", &c)], "", 204, &[], ""));
-        l.observe(&ex("GET", "/api/v1/me", &[("cookie", &c)], "", 401, &[JSON], r#"{"error":"no"}"#));
-        l.observe(&ex("DELETE", &format!("/api/v1/users/{id}"), &[], "", 204, &[], ""));
-        l.observe(&ex("GET", "/static/app.js", &[], "", 200, &[("content-type", "text/javascript")], "x"));
+        l.observe(&ex(
+            "GET",
+            "/api/v1/me",
+            &[("cookie", &c)],
+            "",
+            200,
+            &[JSON],
+            &created,
+        ));
+        l.observe(&ex(
+            "POST",
+            "/api/v1/session/end",
+            &[("cookie", &c)],
+            "",
+            204,
+            &[],
+            "",
+        ));
+        l.observe(&ex(
+            "GET",
+            "/api/v1/me",
+            &[("cookie", &c)],
+            "",
+            401,
+            &[JSON],
+            r#"{"error":"no"}"#,
+        ));
+        l.observe(&ex(
+            "DELETE",
+            &format!("/api/v1/users/{id}"),
+            &[],
+            "",
+            204,
+            &[],
+            "",
+        ));
+        l.observe(&ex(
+            "GET",
+            "/static/app.js",
+            &[],
+            "",
+            200,
+            &[("content-type", "text/javascript")],
+            "x",
+        ));
     }
 }
 
 #[test]
 fn a_home_grown_iam_is_learned_and_the_proposal_compiles() {
-    let l = Learner::new("/nonexistent/learned.yaml".into(), "http://127.0.0.1:8081", 1 << 20);
+    let l = Learner::new(
+        "/nonexistent/learned.yaml".into(),
+        "http://127.0.0.1:8081",
+        1 << 20,
+    );
     traffic(&l);
     let text = l.proposal();
     for c in CANARIES {
@@ -146,9 +202,17 @@ fn a_home_grown_iam_is_learned_and_the_proposal_compiles() {
         assert!(rules.contains(want), "no rule for {want}:\n{rules}\n{text}");
     }
     assert!(text.contains("- action: created\n    method: POST\n    path: /api/v1/users\n    status: [201]\n    fields:\n      ID: [response.body.id]"), "{text}");
-    assert!(text.contains("- action: login_failed\n    method: POST\n    path: /api/v1/login\n    status: [401]"), "{text}");
+    assert!(
+        text.contains(
+            "- action: login_failed\n    method: POST\n    path: /api/v1/login\n    status: [401]"
+        ),
+        "{text}"
+    );
     assert!(text.contains("issues: [response.cookie.sid]"), "{text}");
-    assert!(text.contains("presents: [request.cookie.sid]\n      ends: true"), "{text}");
+    assert!(
+        text.contains("presents: [request.cookie.sid]\n      ends: true"),
+        "{text}"
+    );
     assert!(text.contains("ID: [path.user]"), "{text}");
     assert!(!text.contains("/static"), "{text}");
 }

@@ -438,10 +438,7 @@ async fn response_body(
         return Ok(ClientBody::Plain(body));
     }
     Ok(ClientBody::Tapped(Box::new(ResponseTap::new(
-        body,
-        limit,
-        pending,
-        strict,
+        body, limit, pending, strict,
     ))))
 }
 

@@ -70,7 +70,9 @@ fn json_reply(status: u16, v: &Value) -> Canned {
 
 /// The `n`th token a fake issues: a JWT naming `sub`, long and unique (a canary).
 pub(crate) fn token(kind: &str, n: u32, sub: &str) -> String {
-    jwt(&json!({"sub": sub, "typ": kind, "jti": format!("CANARY-TOKEN-{kind}-{n:04}-9f8e7d6c5b4a3")}))
+    jwt(
+        &json!({"sub": sub, "typ": kind, "jti": format!("CANARY-TOKEN-{kind}-{n:04}-9f8e7d6c5b4a3")}),
+    )
 }
 
 /// The generic fake's `n`th user id (numeric).
