@@ -333,7 +333,7 @@ impl Learned {
     fn track_credentials(
         &mut self,
         key: &EndpointKey,
-        presented: &mut Vec<(CredentialSource, String, bool)>,
+        presented: &mut [(CredentialSource, String, bool)],
         status: u16,
     ) {
         for (source, value, was_issued) in presented.iter_mut() {

@@ -5,7 +5,7 @@
 //! Only shapes reach the text: methods, templates, statuses, key names and counts. The
 //! output parses as a config `userhook check` accepts (tests compile it).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::observe::{Endpoint, EndpointKey, Learned, StatusShape};
@@ -720,8 +720,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             segs: key
                 .segs
                 .iter()
-                .filter(|s| **s != Seg::Param)
-                .last()
+                .rfind(|s| **s != Seg::Param)
                 .cloned()
                 .into_iter()
                 .collect(),
@@ -874,9 +873,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         }
         for e in &mut p.evidence {
             if let Some(i) = e.find("path#") {
-                let end = e[i..]
-                    .find(|c: char| c == ' ' || c == ',')
-                    .map_or(e.len(), |n| i + n);
+                let end = e[i..].find([' ', ',']).map_or(e.len(), |n| i + n);
                 let name = resolve(&e[i..end].to_owned());
                 e.replace_range(i..end, &name);
             }
@@ -931,6 +928,15 @@ fn summary(e: &Endpoint) -> String {
     format!("{} calls; {}", e.count, codes(e, &all))
 }
 
+/// What makes two proposals the same rule: method, path, statuses, actions, conditions.
+type RuleKey<'a> = (
+    String,
+    String,
+    Vec<u16>,
+    Vec<&'a str>,
+    Vec<(String, String)>,
+);
+
 /// The proposed config text: `upstream` (when known) and the `routes:`.
 pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
     let mut keys: Vec<(&EndpointKey, &Endpoint)> = learned.endpoints.iter().collect();
@@ -979,8 +985,7 @@ pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
     } else {
         text.push_str("routes:\n");
     }
-    let mut seen: BTreeMap<(String, String, Vec<u16>, Vec<&str>, Vec<(String, String)>), ()> =
-        BTreeMap::new();
+    let mut seen: HashSet<RuleKey<'_>> = HashSet::new();
     for p in certain {
         let k = (
             p.method.clone(),
@@ -989,7 +994,7 @@ pub fn render(learned: &Learned, upstream: Option<&str>) -> String {
             p.actions.clone(),
             p.when.clone(),
         );
-        if seen.insert(k, ()).is_some() {
+        if !seen.insert(k) {
             continue;
         }
         write_rule(&mut text, p, "");
