@@ -96,6 +96,10 @@ async fn learn_mode_learns_everything_and_changes_nothing() {
         !text.contains("/static"),
         "a script download is no lifecycle call: {text}"
     );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("written on GET /learn"),
+        text
+    );
 
     uh.handle.stop().await;
     assert_eq!(

@@ -88,11 +88,15 @@ impl Learner {
     /// Writes the proposal to `learn.out` (a temporary file renamed into place, so a reader
     /// never sees half of it).
     pub fn write(&self) -> Result<(), WriteError> {
+        self.write_text(&self.proposal())
+    }
+
+    /// Writes `text` (a proposal this learner made) to `learn.out`, as [`Learner::write`].
+    pub fn write_text(&self, text: &str) -> Result<(), WriteError> {
         let err = |source| WriteError {
             path: self.out.display().to_string(),
             source,
         };
-        let text = self.proposal();
         let tmp = self.out.with_extension("learn-tmp");
         std::fs::write(&tmp, text).map_err(err)?;
         std::fs::rename(&tmp, &self.out).map_err(err)

@@ -654,13 +654,12 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
             w.split(['-', '_', '.']).any(|p| USER_WORDS.contains(&p)) || user_path
         }
     };
-    let rpc_score = |p: &mut Proposal, action: &str| {
+    let rpc_score = |p: &mut Proposal| {
         p.score += 3;
         p.evidence.push(format!(
             "a POST named for this ({}) on a user",
             last_word(key)
         ));
-        let _ = action;
     };
 
     // updated: PUT/PATCH on a user
@@ -668,7 +667,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         let sh = merged(e, &ok2xx);
         let mut p = new(vec!["updated"], ok2xx.clone());
         if method == "POST" {
-            rpc_score(&mut p, "updated");
+            rpc_score(&mut p);
         } else {
             p.score += 2;
             p.evidence
@@ -703,7 +702,7 @@ fn propose_endpoint(key: &EndpointKey, e: &Endpoint, ctx: &Context) -> Vec<Propo
         let sh = merged(e, &ok2xx);
         let mut p = new(vec!["deleted"], ok2xx.clone());
         if method == "POST" {
-            rpc_score(&mut p, "deleted");
+            rpc_score(&mut p);
         } else {
             p.score += 2;
             p.evidence
