@@ -1,12 +1,13 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
 //! the spool's `/spool` and `/deadletters…` (see `spool`), and `/events`, the live feed as
-//! Server-Sent Events (see `events`). Bound to localhost by
-//! default because it shows internals; every request but the probes passes the checks of
-//! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
-//! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
+//! Server-Sent Events (see `events`), and the web console at `/` (see `console`). Bound to
+//! localhost by default because it shows internals; every request but the probes and the
+//! console's files passes the checks of `access` first (bearer token, Host, cross-site).
+//! Never proxies anything, never blocks the proxy, and never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
 mod access;
+mod console;
 mod events;
 mod respond;
 mod spool;
@@ -83,6 +84,13 @@ async fn respond(
         let head = req.method() == Method::HEAD;
         let feed = state.deliveries.live();
         return events::stream(feed, req.uri().query(), req.headers(), head, signal);
+    }
+    if read && console::is_console(req.uri().path()) {
+        // No data in these files: `access` lets them through without the token.
+        if let Err(refusal) = guard(state, &req) {
+            return refusal.response().map(Either::Left);
+        }
+        return console::asset(req.uri().path()).map(Either::Left);
     }
     route(state, req).await.map(Either::Left)
 }
