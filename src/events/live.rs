@@ -290,7 +290,7 @@ impl LiveFeed {
         let body = DeliveryJson {
             kind: "delivery",
             event_id: &delivery.event.id,
-            delivery_id: &delivery.id,
+            delivery_id: Some(&delivery.id),
             webhook: &delivery.webhook,
             outcome: outcome.as_str(),
             status: http_status,
@@ -312,6 +312,43 @@ impl LiveFeed {
                 users: user_keys(&delivery.event),
                 webhooks: vec![delivery.webhook.clone()],
                 outcome: Some(outcome),
+                frame: Bytes::new(),
+            },
+        );
+    }
+
+    /// Publishes that a webhook's filter left `event` out: a `delivery` item with outcome
+    /// `filtered` and no delivery id (none was made). For the dispatcher's webhook filters.
+    pub fn filtered(&self, event: &UserEvent, webhook: &str, now_ms: u64) {
+        let body = DeliveryJson {
+            kind: "delivery",
+            event_id: &event.id,
+            delivery_id: None,
+            webhook,
+            outcome: Outcome::Filtered.as_str(),
+            status: None,
+            attempt: 0,
+            time: rfc3339(now_ms),
+            action: event.action.as_str(),
+            event: &event.event_type,
+            user_id: event
+                .user
+                .get("ID")
+                .filter(|v| !v.is_empty())
+                .map(|v| cut(v)),
+            error: None,
+            next_attempt: None,
+        };
+        let data = serde_json::to_string(&body);
+        self.publish(
+            data,
+            Item {
+                n: 0,
+                kind: Kind::Delivery,
+                action: event.action.clone(),
+                users: user_keys(event),
+                webhooks: vec![webhook.to_owned()],
+                outcome: Some(Outcome::Filtered),
                 frame: Bytes::new(),
             },
         );
@@ -462,7 +499,7 @@ struct RequestJson<'a> {
 struct DeliveryJson<'a> {
     kind: &'static str,
     event_id: &'a str,
-    delivery_id: &'a str,
+    delivery_id: Option<&'a str>,
     webhook: &'a str,
     outcome: &'static str,
     status: Option<u16>,
@@ -679,6 +716,19 @@ mod tests {
         assert_eq!(
             pick(f(vec![Action::Deleted], &[], &[], vec![])),
             [] as [u64; 0]
+        );
+        // A filtered event: an outcome item for that webhook, without a delivery id.
+        feed.filtered(&ev, "crm", 5_000);
+        let last = feed.subscribe(&Start::Replay(1)).backlog;
+        assert!(f(vec![], &["42"], &["crm"], vec![Outcome::Filtered]).matches(&last[0]));
+        let v = data(&last[0]);
+        assert_eq!(
+            (
+                v["outcome"].as_str(),
+                v["delivery_id"].is_null(),
+                v["user_id"].as_str()
+            ),
+            (Some("filtered"), true, Some("42"))
         );
     }
 
