@@ -27,6 +27,8 @@ struct Tail {
     child: tokio::process::Child,
     out: Arc<Mutex<Vec<String>>>,
     err: Arc<Mutex<Vec<String>>>,
+    /// The readers of stdout and stderr: done once the process closed them.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Tail {
@@ -45,9 +47,14 @@ impl Tail {
             cmd.env("USERHOOK_ADMIN_TOKEN", t);
         }
         let mut child = cmd.spawn().expect("spawn userhook tail");
-        let out = collect(child.stdout.take().expect("stdout"));
-        let err = collect(child.stderr.take().expect("stderr"));
-        Tail { child, out, err }
+        let (out, r1) = collect(child.stdout.take().expect("stdout"));
+        let (err, r2) = collect(child.stderr.take().expect("stderr"));
+        Tail {
+            child,
+            out,
+            err,
+            readers: vec![r1, r2],
+        }
     }
 
     fn lines(&self) -> Vec<String> {
@@ -79,25 +86,35 @@ impl Tail {
         self.exit().await
     }
 
+    /// Waits for the exit code, and for everything it printed to be read.
     async fn exit(&mut self) -> Option<i32> {
-        tokio::time::timeout(WAIT, self.child.wait())
+        let code = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("tail exits")
             .expect("wait")
-            .code()
+            .code();
+        for r in self.readers.drain(..) {
+            tokio::time::timeout(WAIT, r)
+                .await
+                .expect("output closed")
+                .expect("reader");
+        }
+        code
     }
 }
 
-fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: R) -> Arc<Mutex<Vec<String>>> {
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: R,
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut reader = BufReader::new(r).lines();
         while let Ok(Some(line)) = reader.next_line().await {
             sink.lock().expect("lock").push(line);
         }
     });
-    lines
+    (lines, reader)
 }
 
 fn json(line: &str) -> Value {
