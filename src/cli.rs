@@ -1,6 +1,6 @@
 //! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
-//! `deliveries`. It parses arguments and reports outcomes with exit codes; the work is never
-//! done here but in the modules it calls.
+//! `deliveries`, `learn`, `tail`. It parses arguments and reports outcomes with exit codes;
+//! the work is never done here but in the modules it calls.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::event::Action;
 use crate::events::deadletter::{SpoolCommand, WindowArgs};
+use crate::events::live::Outcome;
 use crate::events::records::UnknownStatus;
 use crate::events::DeliveryStatus;
 use crate::snapshot::Snapshot;
@@ -80,6 +81,49 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<DeliveriesAction>,
     },
+    /// Follow a running instance's detected events and delivery outcomes live (admin API
+    /// `GET /events`), one line each; reconnects and resumes by itself; Ctrl-C ends it.
+    /// The token is the config's admin.token, or USERHOOK_ADMIN_TOKEN when set.
+    Tail {
+        /// Only these actions (repeat or comma-separate: created,deleted).
+        #[arg(long, value_parser = parse_action, value_delimiter = ',')]
+        action: Vec<Action>,
+        /// Only events about this user: its ID, Email or Name (repeatable).
+        #[arg(long, value_delimiter = ',')]
+        user: Vec<String>,
+        /// Only deliveries to this webhook or sink, and events dispatched to it (repeatable).
+        #[arg(long, value_delimiter = ',')]
+        webhook: Vec<String>,
+        /// Only delivery outcomes: delivered, retrying, dead, filtered, paused, refused.
+        #[arg(long, value_parser = parse_outcome, value_delimiter = ',')]
+        outcome: Vec<Outcome>,
+        /// Start with the last N items the instance still keeps (`all`: everything kept).
+        #[arg(long, value_name = "N", value_parser = parse_replay)]
+        replay: Option<usize>,
+        /// Print the feed's JSON, one object a line, instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The admin API's base URL (default: admin.listen of --config).
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+    },
+    /// Proxy an IAM and learn its API from the traffic: on SIGINT/SIGTERM, write a proposed
+    /// config (path templates, lifecycle rules, fields, sessions) to --out. Nothing changes
+    /// for clients; nothing is delivered; only shapes are kept, never values.
+    Learn {
+        /// The IAM's base URL (`http://127.0.0.1:8081`).
+        #[arg(long)]
+        upstream: String,
+        /// Where clients connect.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: String,
+        /// The admin port (`GET /learn` shows the proposal so far).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// The file the proposed config is written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// What to do with past deliveries.
@@ -144,8 +188,24 @@ fn parse_action(s: &str) -> Result<Action, String> {
     s.parse()
 }
 
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    s.parse()
+}
+
+fn parse_replay(s: &str) -> Result<usize, String> {
+    match s {
+        "all" => Ok(crate::events::live::RING_ITEMS),
+        n => n
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number or `all`")),
+    }
+}
+
 /// Runs the parsed command line; the exit code is what the process returns.
 pub fn run(cli: Cli) -> ExitCode {
+    // One TLS provider for every HTTPS client the process builds (webhooks, JWKS, the admin
+    // API clients of `deadletter`, `tail` and the rest): rustls refuses to pick one itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, cli.workers),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
@@ -194,7 +254,106 @@ pub fn run(cli: Cli) -> ExitCode {
             status,
             action: None,
         } => spool_command(&cli.config, SpoolCommand::Deliveries(status)),
+        Command::Tail {
+            action,
+            user,
+            webhook,
+            outcome,
+            replay,
+            json,
+            admin,
+        } => tail(crate::tail::Options {
+            config: cli.config,
+            admin,
+            token: std::env::var("USERHOOK_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            actions: action,
+            users: user,
+            webhooks: webhook,
+            outcomes: outcome,
+            replay,
+            json,
+        }),
+        Command::Learn {
+            upstream,
+            listen,
+            admin,
+            out,
+        } => learn(&upstream, &listen, &admin, out, cli.workers),
     }
+}
+
+/// Follows the live feed until Ctrl-C (exit 0); 1 when the instance refused, 2 on a config
+/// problem.
+fn tail(options: crate::tail::Options) -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    match runtime.block_on(crate::tail::run(&options, &mut out, &mut err)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ crate::tail::TailError::Config(_)) => {
+            eprintln!("userhook tail: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("userhook tail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config `userhook learn` runs with: the proxy, the admin port and `learn:`, nothing
+/// else (no profiles, no webhooks). Values are JSON strings, which YAML reads as they are.
+fn learn_config(upstream: &str, listen: &str, admin: &str, out: &std::path::Path) -> String {
+    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    format!(
+        "listen: {}\nupstream: {}\nadmin:\n  listen: {}\nlearn:\n  out: {}\n",
+        q(listen),
+        q(upstream),
+        q(admin),
+        q(&out.display().to_string())
+    )
+}
+
+fn learn(
+    upstream: &str,
+    listen: &str,
+    admin: &str,
+    out: PathBuf,
+    workers: Option<usize>,
+) -> ExitCode {
+    let out = std::path::absolute(&out).unwrap_or(out);
+    let text = learn_config(upstream, listen, admin, &out);
+    let initial = match Snapshot::from_text(&text, None) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            eprint!("userhook learn: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        crate::telemetry::init(&initial.file.log);
+        let options = crate::app::Options {
+            config_path: out,
+            watch: false,
+        };
+        match crate::app::learn(options, initial, workers).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// Runs a dead-letter or deliveries command; exit 1 when it failed, with the reason on stderr.

@@ -21,12 +21,12 @@
 //! | model | [`config`], [`template`] | the YAML model and its checks, webhook templates |
 //! | reading | [`telemetry`], [`extract`] | logs; reading values out of an exchange |
 //! | detection | [`detect`] | route table, rules, the outcome of an exchange, built-in profiles |
-//! | clients | [`upstream`], [`webhook`], [`sink`] | the IAM client; compiled webhooks and sinks (NATS JetStream) |
+//! | clients | [`upstream`], [`webhook`], [`sink`], [`learn`] | the IAM client; compiled webhooks and sinks (NATS JetStream); learn mode's inference |
 //! | snapshot | [`snapshot`] | one config compiled into what a request uses start to end |
 //! | reload | [`reload`] | watching the file, swapping snapshots, reporting outcomes |
 //! | event path | [`events`] | hand-off, extractor, dispatch, spool, engine, dead letters |
 //! | request path | [`proxy`] | the reverse proxy in phases, its listener and workers |
-//! | admin | [`admin`] | health, readiness, metrics, config view, spool admin |
+//! | admin | [`admin`], [`tail`] | health, readiness, metrics, config view, spool admin, the live feed; its live client |
 //! | wiring | [`app`], [`demo`], [`cli`] | start and stop everything; the commands |
 #![forbid(unsafe_code)]
 // Nothing a user or the network controls may panic; tests may unwrap their own fixtures.
@@ -44,6 +44,7 @@ pub mod events;
 pub mod exchange;
 pub mod extract;
 pub mod headers;
+pub mod learn;
 pub mod metrics;
 pub mod proxy;
 pub mod redact;
@@ -51,6 +52,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod sink;
 pub mod snapshot;
+pub mod tail;
 pub mod telemetry;
 pub mod template;
 pub mod upstream;

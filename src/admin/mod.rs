@@ -1,11 +1,15 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
-//! and the spool's `/spool` and `/deadletters…` (see `spool`). Bound to localhost by
-//! default because it shows internals; every request but the probes passes the checks of
-//! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
-//! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
+//! the spool's `/spool` and `/deadletters…` (see `spool`), learn mode's proposed rules
+//! (`/learn`), `/events`, the live feed as Server-Sent Events (see `events`), and the web
+//! console at `/` (see `console`). Bound to localhost by default because it shows internals;
+//! every request but the probes and the console's files passes the checks of `access` first
+//! (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and never
+//! shows a secret (the config view goes through [`crate::config::summary::redacted`]).
 
 mod access;
+mod console;
+mod events;
 mod respond;
 mod spool;
 mod state;
@@ -50,9 +54,13 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
         let conn = builder
             .serve_connection(
                 TokioIo::new(stream),
-                service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, req).await) }
+                service_fn({
+                    let signal = signal.clone();
+                    move |req| {
+                        let state = state.clone();
+                        let signal = signal.clone();
+                        async move { Ok::<_, Infallible>(respond(&state, req, signal).await) }
+                    }
                 }),
             )
             .into_owned();
@@ -60,6 +68,32 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
             let _ = conn.await;
         });
     }
+}
+
+/// The streams first (their body is not a whole one), then [`route`] for everything else.
+async fn respond(
+    state: &AdminState,
+    req: Request<Incoming>,
+    signal: ShutdownSignal,
+) -> Response<events::AdminBody> {
+    use http_body_util::Either;
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    if read && req.uri().path() == "/events" {
+        if let Err(refusal) = guard(state, &req) {
+            return refusal.response().map(Either::Left);
+        }
+        let head = req.method() == Method::HEAD;
+        let feed = state.deliveries.live();
+        return events::stream(feed, req.uri().query(), req.headers(), head, signal);
+    }
+    if read && console::is_console(req.uri().path()) {
+        // No data in these files: `access` lets them through without the token.
+        if let Err(refusal) = guard(state, &req) {
+            return refusal.response().map(Either::Left);
+        }
+        return console::asset(req.uri().path()).map(Either::Left);
+    }
+    route(state, req).await.map(Either::Left)
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -110,8 +144,26 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             )
         }
         "/deliveries" => deliveries(state, req.uri().query()),
+        "/learn" => learn(state).await,
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// `GET /learn`: the proposal so far, also written to `learn.out` (on the blocking pool), so
+/// the file on disk is what the operator just read; a failed write is logged, the answer is
+/// still the proposal.
+async fn learn(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(learner) = state.learner.clone() else {
+        return error(StatusCode::NOT_FOUND, "learn mode is off");
+    };
+    let text = learner.proposal();
+    let copy = text.clone();
+    match tokio::task::spawn_blocking(move || learner.write_text(&copy)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "learn: GET /learn could not write the file"),
+        Err(e) => tracing::warn!(error = %e, "learn: the writer task failed"),
+    }
+    respond::yaml(text)
 }
 
 /// The access checks of [`access`], with the running config's token and the bound address.

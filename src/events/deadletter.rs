@@ -126,8 +126,8 @@ pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, Comman
 }
 
 /// Where to reach the admin API: an unspecified bind address is reached on loopback; port 0
-/// cannot be reached at all.
-fn admin_address(listen: SocketAddr) -> Option<SocketAddr> {
+/// cannot be reached at all. (`userhook tail` finds the instance the same way.)
+pub fn admin_address(listen: SocketAddr) -> Option<SocketAddr> {
     if listen.port() == 0 {
         return None;
     }
@@ -156,6 +156,7 @@ async fn via_admin(
     token: Option<&str>,
     command: &SpoolCommand,
 ) -> Result<String, Via> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(ADMIN_TIMEOUT)
         .no_proxy()

@@ -4,7 +4,8 @@
 //! webhooks of the snapshot its caller passes (the current config: it never reaches for the
 //! engine's config cell), builds the deliveries and hands them to the engine (short locks; the
 //! spool's writer commits them in the background). It never renders or sends anything; that
-//! happens per attempt, with the webhook's config as it is then.
+//! happens per attempt, with the webhook's config as it is then. Every event is published on
+//! the engine's live feed (`GET /events`) with the targets it went to, before its deliveries.
 
 use super::clock::now_ms;
 use super::engine::DeliveryEngine;
@@ -38,9 +39,18 @@ impl Dispatcher {
     /// [`Dispatcher::dispatch`], also saying how many deliveries the engine refused (a
     /// `strict` response must not be released as durable then).
     pub fn dispatch_counted(&self, snapshot: &Snapshot, event: &UserEvent) -> Dispatched {
-        let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
+        let mut filtered = Vec::new();
+        let mut deliveries = plan_noting(event, &snapshot.webhooks, now_ms(), &mut |w| {
+            filtered.push(w.to_owned())
+        });
         deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
         let planned = deliveries.len();
+        // Watchers see the event before any outcome of its deliveries.
+        let targets: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
+        self.engine.live().detected(event, &targets);
+        for webhook in &filtered {
+            self.engine.live().filtered(event, webhook, now_ms());
+        }
         let refused = deliveries
             .into_iter()
             .filter_map(|d| self.engine.enqueue(d))
@@ -71,6 +81,17 @@ pub struct Dispatched {
 /// turns away is counted for that webhook (`userhook_webhook_filtered_total`) and never
 /// spooled.
 pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery> {
+    plan_noting(event, webhooks, now_ms, &mut |_| {})
+}
+
+/// [`plan`], telling `turned_away` each webhook whose filter turned the event away (for the
+/// live feed's `filtered` outcome).
+pub fn plan_noting(
+    event: &UserEvent,
+    webhooks: &Webhooks,
+    now_ms: u64,
+    turned_away: &mut dyn FnMut(&str),
+) -> Vec<Delivery> {
     webhooks
         .iter()
         .filter(|w| w.enabled && event.object == "user" && w.subscribes(&event.action))
@@ -78,6 +99,7 @@ pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery
             let accepted = w.filter.accepts(event);
             if !accepted {
                 crate::metrics::webhook_filtered(&w.name);
+                turned_away(&w.name);
             }
             accepted
         })

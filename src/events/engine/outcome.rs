@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::state::{forget_resident, lock, Shared};
 use crate::events::attempt::{self, RenderedRequest};
 use crate::events::clock::now_ms;
+use crate::events::live::Outcome;
 use crate::events::outbox::Delivery;
 use crate::events::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus};
 use crate::events::retry::Backoff;
@@ -337,15 +338,34 @@ pub(super) fn announce_orphans(
 }
 
 /// Keeps the delivery's latest outcome, in memory for listing and in the spool for listing a
-/// stopped instance.
+/// stopped instance, and publishes it on the live feed.
 pub(super) fn record(
     shared: &Shared,
     delivery: &Delivery,
     status: DeliveryStatus,
     http: Option<u16>,
 ) {
+    let outcome = match status {
+        DeliveryStatus::Successful => Outcome::Delivered,
+        DeliveryStatus::Retrying => Outcome::Retrying,
+        DeliveryStatus::Failed => Outcome::Dead,
+    };
+    record_as(shared, delivery, status, http, outcome);
+}
+
+/// [`record`], with the live feed's outcome given (a refusal is recorded as failed but is no
+/// dead letter).
+pub(super) fn record_as(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+    outcome: Outcome,
+) {
+    let now = now_ms();
+    shared.live.delivery(delivery, outcome, http, now);
     let capacity = shared.runtime.load().file.delivery.records;
-    let rec = DeliveryRecord::of(delivery, status, http, now_ms());
+    let rec = DeliveryRecord::of(delivery, status, http, now);
     if let Ok(bytes) = serde_json::to_vec(&rec) {
         shared.committer.push(Write::Record {
             id: rec.delivery_id.clone(),

@@ -133,16 +133,19 @@ impl Extractor {
     /// `when:` on `Actor.Sub`, a template with `{{$$.ActorVerified$$}}`), so `Actor.Verified`
     /// says whether the IAM's keys vouch for it.
     pub async fn verify_tokens(&self, snapshot: &Snapshot, ex: &Exchange) -> VerifiedTokens {
+        let Some(route) = &ex.route else {
+            return VerifiedTokens::default();
+        };
         let actor_token = actor::bearer_jwt(&ex.request_headers)
             .filter(|_| snapshot.webhooks.reads_actor_claims());
         if ClientTokens::of(snapshot) != ClientTokens::Verify
-            || (!snapshot.routes.reads_client_tokens(&ex.route) && actor_token.is_none())
+            || (!snapshot.routes.reads_client_tokens(route) && actor_token.is_none())
         {
             return VerifiedTokens::default();
         }
         let (tokens, url) = {
             let view = Self::view(snapshot, ex);
-            let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+            let Some(rule) = snapshot.routes.resolve(route, &view) else {
                 return VerifiedTokens::default();
             };
             // A token the session index knows was issued by the IAM: no key needed.
@@ -162,7 +165,7 @@ impl Extractor {
                 .as_deref()
                 .or(rule.jwks.as_deref());
             let url =
-                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
+                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &route.params));
             (tokens, url)
         };
         let mut verified = VerifiedTokens::default();
@@ -201,8 +204,10 @@ impl Extractor {
         verified: &VerifiedTokens,
         out: &mut Vec<UserEvent>,
     ) {
+        // An unmatched call copied for learn mode is never an event.
+        let Some(route) = &ex.route else { return };
         let view = Self::view(snapshot, ex);
-        let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+        let Some(rule) = snapshot.routes.resolve(route, &view) else {
             return;
         };
         let now = unix_now();
@@ -458,12 +463,16 @@ fn sources(rule: &Rule) -> impl Iterator<Item = &FieldSource> {
 ///
 /// The exchange is judged by the rules of the snapshot that served it; its deliveries go to
 /// the webhooks of the `current` config, so a webhook removed by a reload gets no new ones.
+///
+/// In learn mode every exchange (matched or not) is shown to `learner` first; an unmatched
+/// one goes no further.
 pub async fn run(
     mut exchanges: HandoffReceiver,
     extractor: Arc<Extractor>,
     events: broadcast::Sender<UserEvent>,
     dispatcher: Dispatcher,
     current: Arc<ArcSwap<Snapshot>>,
+    learner: Option<Arc<crate::learn::Learner>>,
 ) {
     let mut batch = Vec::new();
     while let Some(Handoff {
@@ -471,7 +480,13 @@ pub async fn run(
         mut exchange,
     }) = exchanges.recv().await
     {
+        if let Some(learner) = &learner {
+            learner.observe(&exchange);
+        }
         let mut durable = exchange.durable.take();
+        if exchange.route.is_none() {
+            continue;
+        }
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
         extractor.process_verified(&snapshot, &exchange, &verified, &mut batch);
         if batch.is_empty() {
