@@ -89,6 +89,7 @@ impl DeliveryEngine {
                 resident: 0,
                 next_seq,
                 stopping: false,
+                pace: HashMap::new(),
             }),
             wake: Notify::new(),
         });
