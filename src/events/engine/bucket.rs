@@ -78,7 +78,12 @@ impl Bucket {
 
     /// Drops send times older than the longest window (they no longer count).
     fn forget_old(&mut self, rate: &Rate, now: u64) {
-        let longest = rate.limits.iter().map(|l| span(l.window)).max().unwrap_or(0);
+        let longest = rate
+            .limits
+            .iter()
+            .map(|l| span(l.window))
+            .max()
+            .unwrap_or(0);
         while self
             .sent
             .front()

@@ -157,6 +157,9 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
                 let t = p
                     .health
                     .failed(&w.health, status == Some(410), status, &reason, now);
+                if t == Transition::Paused {
+                    p.paused_under = Arc::as_ptr(&w) as usize;
+                }
                 match &p.health.paused {
                     Some(paused) => (
                         Plan::Hold {

@@ -39,6 +39,9 @@ pub(super) struct Pace {
     /// Rate-limit refusals in a row: each doubles the pause.
     pub(super) rate_strikes: u32,
     pub(super) health: Health,
+    /// The compiled webhook (its address) it was paused under: a reload compiles a new one,
+    /// and a paused webhook whose config was reloaded (a fixed URL or key) resumes at once.
+    pub(super) paused_under: usize,
 }
 
 impl Pace {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::alert::health_changed;
 use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::{run_attempt, Batch};
 use super::pace::Start;
@@ -32,6 +33,7 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
         let mut paced = None;
         if !shared.committer.is_faulted() {
             refill(&shared);
+            resume_reloaded(&shared);
             paced = start_ready(&shared, &mut attempts);
         }
         let wait = {
@@ -139,6 +141,33 @@ fn refill(shared: &Shared) {
                 w.backlog_upto = None;
             }
         }
+    }
+}
+
+/// Resumes every paused webhook whose config was reloaded since it paused (the operator may
+/// have fixed its URL or key): its waiting deliveries are due at once. If it still fails, it
+/// pauses again after `pause_after` failures.
+fn resume_reloaded(shared: &Arc<Shared>) {
+    let rt = shared.runtime.load_full();
+    let now = now_ms();
+    let mut resumed = Vec::new();
+    {
+        let mut st = shared.memory.lock();
+        let State { outbox, pace, .. } = &mut *st;
+        for (name, p) in pace.iter_mut() {
+            let Some(w) = rt.webhooks.get(name) else {
+                continue;
+            };
+            if p.health.paused.is_some() && p.paused_under != Arc::as_ptr(w) as usize {
+                let t = p.health.resume();
+                outbox.due_now(name, now);
+                resumed.push((w.clone(), p.health.clone(), t));
+            }
+        }
+    }
+    for (w, health, t) in resumed {
+        tracing::info!(webhook = %w.name, "paused webhook resumed: its config was reloaded");
+        health_changed(shared, &w, &health, t, now);
     }
 }
 
