@@ -248,7 +248,7 @@ async fn a_burst_of_500_to_a_dingtalk_robot_stays_within_its_limit_and_names_eve
     assert_eq!(ids.len(), digests, "one id per digest message");
     let digest_ids: BTreeSet<String> = taken
         .iter()
-        .filter(|r| r.header("webhook-digest-count") != "")
+        .filter(|r| !r.header("webhook-digest-count").is_empty())
         .map(|r| r.header("webhook-id"))
         .collect();
     assert_eq!(

@@ -250,6 +250,6 @@ mod tests {
         h.failed(&policy(1), false, None, "x", 0);
         assert!(h.paused.is_some());
         assert_eq!(h.resume(), Transition::Resumed);
-        assert!(!h.paused.is_some());
+        assert!(h.paused.is_none());
     }
 }
