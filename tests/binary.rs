@@ -136,3 +136,44 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = FakeUpstream::start(|_| async move { respond(200, "ok") }).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("userhook.yaml");
+    // A grace far longer than the test may take: only a prompt close of the idle connection
+    // lets the process exit in time.
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nupstream: {}\nadmin:\n  listen: 127.0.0.1:0\ntimeouts:\n  upstream: 2s\n  shutdown_grace: 120s\n",
+        up.url()
+    );
+    std::fs::write(&path, yaml).expect("write");
+    let mut bin = Binary::start(&path).await;
+    let mut idle = tokio::net::TcpStream::connect(bin.proxy_addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /x HTTP/1.1\r\nHost: iam\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.ends_with(b"ok") {
+        let n = idle.read(&mut buf).await.expect("read response");
+        assert!(n > 0, "closed before answering: {head:?}");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"), "{head:?}");
+    // Kept alive and idle: now shut down.
+    bin.signal("TERM");
+    let eof = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the idle connection is closed within 10 s, not at the end of the grace");
+    assert_eq!(eof.expect("read"), 0, "closed cleanly, nothing more sent");
+    let exit = tokio::time::timeout(Duration::from_secs(10), bin.child.wait())
+        .await
+        .expect("exits without waiting out the grace period")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0), "{}", bin.log_text());
+}

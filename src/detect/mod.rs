@@ -210,10 +210,7 @@ impl RouteTable {
     /// is matched in its normal form (dot segments, repeated slashes, encoded unreserved
     /// characters); one already normal is not copied.
     pub fn classify(&self, method: &Method, path: &str) -> Option<RouteMatch> {
-        let path = match path.find('?') {
-            Some(i) => &path[..i],
-            None => path,
-        };
+        let path = normalize::without_query(path);
         self.classify_path(method, &normalize::detection_path(path))
     }
 
@@ -222,10 +219,7 @@ impl RouteTable {
     /// a call userhook cannot see, so the proxy refuses it. Runs only for unmatched requests
     /// whose path has a `%`; allocates only when it has an encoded slash.
     pub fn dodges_by_encoded_slash(&self, method: &Method, path: &str) -> bool {
-        let path = match path.find('?') {
-            Some(i) => &path[..i],
-            None => path,
-        };
+        let path = normalize::without_query(path);
         if !path.as_bytes().contains(&b'%') {
             return false;
         }

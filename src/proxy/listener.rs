@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
@@ -20,7 +19,7 @@ use super::edge::{self, AcceptBackoff};
 use super::first_head::{self, Prefixed};
 use super::service::{ProxyService, ProxyShared};
 use super::tls::{ListenerTls, TlsListenError};
-use super::watch::{Activity, Clock, Verdict, WatchedIo};
+use super::watch::{Activity, Clock, Drained, Verdict, WatchedIo};
 use crate::metrics::ClientFault;
 use crate::shutdown::ShutdownSignal;
 use crate::snapshot::Snapshot;
@@ -135,7 +134,6 @@ pub async fn serve_proxy(
         )
     };
     let mut backoff = AcceptBackoff::default();
-    let graceful = GracefulShutdown::new();
     // Connections are owned here so the ones still open when the grace period ends can be
     // closed for real (each holds the extractor's sender, which `stop` waits on).
     let mut connections = tokio::task::JoinSet::new();
@@ -167,8 +165,7 @@ pub async fn serve_proxy(
         let activity = Arc::new(Activity::default());
         let served = if let Some(tls) = &tls {
             // The handshake runs on the connection's own task, within the head timeout.
-            let (acceptor, builder, watcher) =
-                (tls.acceptor(), builder.clone(), graceful.watcher());
+            let (acceptor, builder) = (tls.acceptor(), builder.clone());
             let service = ProxyService::new(
                 shared.clone(),
                 remote,
@@ -192,7 +189,7 @@ pub async fn serve_proxy(
                     }
                 };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let mut io = WatchedIo::new(stream, activity);
+                let mut io = WatchedIo::new(stream, activity.clone());
                 let head = if h2 {
                     Vec::new()
                 } else {
@@ -202,9 +199,13 @@ pub async fn serve_proxy(
                     }
                 };
                 let io = TokioIo::new(Prefixed::new(head, io));
-                let conn =
-                    builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
-                ended(Box::pin(watcher.watch(conn.into_owned())).await, remote);
+                let conn = builder
+                    .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                    .into_owned();
+                ended(
+                    Drained::new(conn, activity, |c| c.graceful_shutdown()).await,
+                    remote,
+                );
             })
         } else {
             let service = ProxyService::new(
@@ -213,8 +214,9 @@ pub async fn serve_proxy(
                 &crate::headers::PROTO_HTTP,
                 activity.clone(),
             );
-            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let builder = builder.clone();
             let mut io = WatchedIo::new(stream, activity.clone());
+            let drain = activity.clone();
             connections.spawn(async move {
                 let _admitted = admitted;
                 // Until its first head is in, a connection holds a small buffer, not hyper's.
@@ -225,40 +227,66 @@ pub async fn serve_proxy(
                 let conn = builder
                     .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
                     .into_owned();
-                // Boxed: the task stays small while it waits for the head.
-                ended(Box::pin(watcher.watch(conn)).await, remote);
+                // Boxed (in `Drained`): the task stays small while it waits for the head.
+                ended(
+                    Drained::new(conn, drain, |c| c.graceful_shutdown()).await,
+                    remote,
+                );
             })
         };
         // The clock runs beside the connection, never inside it: a connection's own polls
         // pay nothing for it.
-        tokio::spawn(watch(served, activity, clock));
+        tokio::spawn(watch(served, activity, clock, signal.clone()));
     }
     drop(listener);
+    // Each connection's clock has seen the signal too and started its graceful close.
     let grace = runtime.load().file.timeouts.shutdown_grace.0;
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all client connections drained"),
-        _ = tokio::time::sleep(grace) => {
-            tracing::warn!(
-                grace = %humantime::format_duration(grace),
-                open = connections.len(),
-                "grace period over; closing remaining connections"
-            );
-            connections.abort_all();
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = connections.join_next() => if next.is_none() {
+                tracing::info!("all client connections drained");
+                break;
+            },
+            _ = &mut deadline => {
+                tracing::warn!(
+                    grace = %humantime::format_duration(grace),
+                    open = connections.len(),
+                    "grace period over; closing remaining connections"
+                );
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
+                break;
+            }
         }
     }
-    while connections.join_next().await.is_some() {}
 }
 
 /// One connection's clock: ticks until the connection has ended, and closes it (drops its
 /// task) when a head is too slow (counted as the client's), HTTP/2 control frames flood in
-/// (counted), or it sat idle too long (not a fault).
-async fn watch(connection: tokio::task::AbortHandle, activity: Arc<Activity>, clock: Clock) {
+/// (counted), or it sat idle too long (not a fault). At shutdown it starts the connection's
+/// graceful close, and keeps ticking until the connection is gone.
+async fn watch(
+    connection: tokio::task::AbortHandle,
+    activity: Arc<Activity>,
+    clock: Clock,
+    mut shutdown: ShutdownSignal,
+) {
     let mut ticks = tokio::time::interval(clock.tick());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.reset();
     let mut control_frames = 0;
+    let mut draining = false;
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.recv(), if !draining => {
+                draining = true;
+                activity.drain();
+                continue;
+            }
+        }
         if connection.is_finished() {
             return;
         }

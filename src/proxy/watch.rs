@@ -13,10 +13,15 @@
 //! copied or changed) to count the client's SETTINGS and PING frames: h2 answers each one
 //! forever, so a client could keep userhook busy with them (nginx closes such a connection
 //! after a few thousand). They fill a leaky bucket that drains [`CONTROL_FRAMES_PER_SEC`] a
-//! second; past [`CONTROL_FRAMES_BURST`] the connection is closed and counted. Never: change
+//! second; past [`CONTROL_FRAMES_BURST`] the connection is closed and counted.
+//!
+//! The clock also carries shutdown to its connection: it marks the [`Activity`] draining and
+//! wakes the connection, which [`Drained`] then closes gracefully. So the connection's own
+//! polls read one flag instead of polling a shutdown channel each time. Never: change
 //! a byte, or close a connection with a request in flight for being slow (the body timeouts
 //! and `timeouts.upstream` cover those).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -64,6 +70,11 @@ pub struct Activity {
     last_active: AtomicU64,
     /// HTTP/2 SETTINGS and PING frames (not ACKs) seen since the last tick.
     control_frames: AtomicU64,
+    /// Shutdown began: the connection finishes what is in flight and closes.
+    draining: AtomicBool,
+    /// The connection's task, woken when draining begins (an idle connection has nothing
+    /// else to wake it).
+    waker: AtomicWaker,
 }
 
 impl Activity {
@@ -76,6 +87,12 @@ impl Activity {
             self.head_started.store(now, Ordering::Relaxed);
             self.head_pending.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Starts the connection's graceful close: called by its clock when shutdown begins.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// A request head reached the service; the returned guard ends the request when its
@@ -374,6 +391,47 @@ impl Body for WatchedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A connection that closes gracefully once its [`Activity`] drains: in-flight requests
+/// finish, an idle keep-alive connection closes at once. hyper-util's graceful watcher polls a
+/// channel's `changed()` (a lock) at every poll of the connection; here a poll registers the
+/// task's waker and reads one flag, and only the clock, at shutdown, does more.
+pub struct Drained<C> {
+    conn: Pin<Box<C>>,
+    activity: Arc<Activity>,
+    /// Starts the connection's own graceful shutdown (hyper's `graceful_shutdown`).
+    start: fn(Pin<&mut C>),
+    started: bool,
+}
+
+impl<C> Drained<C> {
+    /// Watches `conn` for `activity`'s drain; `start` begins its graceful shutdown.
+    pub fn new(conn: C, activity: Arc<Activity>, start: fn(Pin<&mut C>)) -> Self {
+        Drained {
+            conn: Box::pin(conn),
+            activity,
+            start,
+            started: false,
+        }
+    }
+}
+
+impl<C: Future> Future for Drained<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let this = self.get_mut();
+        if !this.started {
+            // Registered before the flag is read, so a drain between the two still wakes us.
+            this.activity.waker.register(cx.waker());
+            if this.activity.draining.load(Ordering::Acquire) {
+                this.started = true;
+                (this.start)(this.conn.as_mut());
+            }
+        }
+        this.conn.as_mut().poll(cx)
     }
 }
 

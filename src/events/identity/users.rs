@@ -60,6 +60,8 @@ impl Inner {
         let Inner { lru, by_key, .. } = self;
         let Some(lru) = lru.as_mut() else { return };
         let evicted = match lru.get_mut(id) {
+            // A repeat of what is known (a user seen again): nothing to re-index or merge.
+            Some(known) if fields.iter().all(|(k, v)| known.get(k) == Some(v)) => None,
             Some(known) => {
                 for key in SECONDARY {
                     let Some(new) = fields.get(key) else { continue };
@@ -435,6 +437,25 @@ mod tests {
         let mut evicted = user(&[("Name", "a")]);
         small.fill(&mut evicted);
         assert_eq!(evicted, user(&[("Name", "a")]));
+    }
+
+    #[test]
+    fn a_repeat_keeps_the_keys_and_still_counts_as_recent() {
+        let c = UserCache::tracked(2);
+        let alice = user(&[("ID", "1"), ("Email", "a@x"), ("Name", "alice")]);
+        c.remember(&alice);
+        c.remember(&user(&[("ID", "2")]));
+        let _ = c.take_dirty();
+        // Seen again unchanged: marked (its recency is what the store restores), and the
+        // least recently used is now 2, not 1.
+        c.remember(&alice);
+        assert_eq!(c.take_dirty(), vec![("1".to_owned(), Some(alice.clone()))]);
+        c.remember(&user(&[("ID", "3")]));
+        assert_eq!(c.get("1"), Some(alice));
+        assert_eq!(c.get("2"), None, "the older user went");
+        let mut by_name = user(&[("Name", "alice")]);
+        c.fill(&mut by_name);
+        assert_eq!(by_name.get("ID").map(String::as_str), Some("1"));
     }
 
     #[test]

@@ -119,7 +119,13 @@ async fn exchange(
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
     );
     loop {
-        match parse_head(&mut conn.buf) {
+        // Nothing read yet (the usual case right after the write): nothing to parse.
+        let parsed = if conn.buf.is_empty() {
+            Ok(None)
+        } else {
+            parse_head(&mut conn.buf)
+        };
+        match parsed {
             Ok(Some(head)) if head.status.is_informational() => {
                 if head.status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(ResponseError::UnaskedSwitch.into());
