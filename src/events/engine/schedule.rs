@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::alert::health_changed;
 use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 use super::outcome::{run_attempt, Batch};
-use super::pace::Start;
+use super::pace::{Pace, Start};
 use super::state::{Shared, State};
 use crate::config::model::DigestMode;
 use crate::events::clock::now_ms;
@@ -206,11 +206,14 @@ fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) -> Option<u64> 
             let Some(w) = hook.filter(|w| w.enabled) else {
                 return true;
             };
-            match pace
-                .entry(name.to_string())
-                .or_default()
-                .may_start(w, busy, first_due, now)
-            {
+            // The entry is made once per webhook, not allocated on every look.
+            if !pace.contains_key(name) {
+                pace.insert(name.to_string(), Pace::default());
+            }
+            let Some(p) = pace.get_mut(name) else {
+                return true;
+            };
+            match p.may_start(w, busy, first_due, now) {
                 Ok(s) => {
                     start = s;
                     true
