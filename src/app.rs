@@ -22,6 +22,7 @@ use crate::events::extractor::Extractor;
 use crate::events::identity::Identity;
 use crate::events::spool::{Spool, SpoolErrorKind, SpoolSource};
 use crate::events::DeliveryEngine;
+use crate::learn::Learner;
 use crate::proxy::listener::bind_reuseport;
 use crate::proxy::{ProxyShared, ProxyThreads};
 use crate::reload::{ReloadStats, ReloadTrigger, Reloader};
@@ -99,6 +100,7 @@ pub struct ServerHandle {
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<()>>,
     identity: Arc<Identity>,
+    learner: Option<Arc<Learner>>,
 }
 
 impl ServerHandle {
@@ -115,11 +117,35 @@ impl ServerHandle {
         })
     }
 
+    /// Learn mode's learner, when the config has `learn:`.
+    pub fn learner(&self) -> Option<&Arc<Learner>> {
+        self.learner.as_ref()
+    }
+
     /// Stops accepting, drains in-flight requests within the grace period, and returns.
+    /// In learn mode the proposed rules are written once extraction is done.
     pub async fn stop(self) {
         self.shutdown.trigger();
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(learner) = self.learner.clone() {
+            let exchanges = learner.exchanges();
+            let skipped = crate::events::handoff::learn_skipped();
+            if skipped > 0 {
+                tracing::warn!(skipped, "learn: unmatched exchanges were not learned because the hand-off queue was half full (matched calls keep the room they need)");
+            }
+            match tokio::task::spawn_blocking(move || learner.write().map(|()| learner)).await {
+                Ok(Ok(learner)) => tracing::info!(
+                    out = %learner.out().display(),
+                    exchanges,
+                    "learn: the proposed rules were written; review them, then `userhook check` the file"
+                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "learn: the proposed rules were not written (GET /learn showed them while running)")
+                }
+                Err(e) => tracing::error!(error = %e, "learn: the writer task failed"),
+            }
         }
         // Extraction is done: write what identity learned since the last flush.
         let identity = self.identity.clone();
@@ -187,10 +213,21 @@ pub async fn start_with_spool(
         &runtime.load().file.delivery.spool_dir,
     );
     let source = spool_source.unwrap_or(SpoolSource::Dir(spool_dir));
+    // A spool in memory keeps nothing on disk; identity then stays in memory too.
+    let in_memory = matches!(source, SpoolSource::Memory);
     let spool = open_spool(source, runtime.load().strict)?;
     let deliveries = DeliveryEngine::start_with(runtime.clone(), spool)?;
     // After the spool: its lock tells a second instance to stop before it touches identity.
-    let identity = open_identity(&options.config_path, &runtime.load());
+    let identity = if in_memory {
+        let file = &runtime.load().file;
+        Arc::new(Identity::in_memory(
+            crate::events::identity::max_users(file),
+            file.identity.max_sessions,
+        ))
+    } else {
+        open_identity(&options.config_path, &runtime.load())
+    };
+    let learner = learner(&options.config_path, &runtime.load());
     let extractor = Arc::new(Extractor::with_identity(identity.clone()));
     let on_demand = reloader(&runtime, &reloads, &extractor);
 
@@ -207,6 +244,7 @@ pub async fn start_with_spool(
         events.clone(),
         Dispatcher::new(deliveries.clone()),
         runtime.clone(),
+        learner.clone(),
     )));
     if options.watch {
         let triggers = crate::reload::spawn_watcher(options.config_path.clone(), RELOAD_DEBOUNCE)
@@ -224,6 +262,7 @@ pub async fn start_with_spool(
             reloads: reloads.clone(),
             deliveries: deliveries.clone(),
             bound: admin_addr,
+            learner: learner.clone(),
         },
         signal.clone(),
     )));
@@ -231,6 +270,7 @@ pub async fn start_with_spool(
         runtime: runtime.clone(),
         exchanges: handoff_tx,
         connections: Default::default(),
+        learn: learner.is_some(),
     });
     tasks.extend(crate::proxy::listener::serve(
         proxy_listener,
@@ -252,7 +292,24 @@ pub async fn start_with_spool(
         shutdown,
         tasks,
         identity,
+        learner,
     })
+}
+
+/// Learn mode's learner when the config has `learn:` (its `out` relative to the config
+/// file's directory).
+fn learner(config_path: &std::path::Path, initial: &Snapshot) -> Option<Arc<Learner>> {
+    let spec = initial.file.learn.as_ref()?;
+    let out = std::path::Path::new(&spec.out);
+    let out = match config_path.parent() {
+        Some(dir) if out.is_relative() => dir.join(out),
+        _ => out.to_path_buf(),
+    };
+    let limit = initial
+        .capture_limit
+        .saturating_mul(crate::extract::decode::EXPANSION_FACTOR);
+    tracing::info!(out = %out.display(), "learn mode: every exchange is copied (bounded) and learned from; the proposed rules are written at shutdown and shown by GET /learn on the admin port");
+    Some(Arc::new(Learner::new(out, &initial.file.upstream, limit)))
 }
 
 /// Opens the spool. Another instance's lock always stops the start. Otherwise `strict` refuses
@@ -338,6 +395,22 @@ pub async fn serve(options: Options, initial: Snapshot, workers: usize) -> Resul
     crate::shutdown::termination_signal().await;
     handle.stop().await;
     tracing::info!("userhook stopped");
+    Ok(())
+}
+
+/// `userhook learn`: [`serve`] with the spool and identity in memory (nothing is delivered,
+/// nothing but the proposal is written), until SIGTERM/SIGINT, then the proposal is written.
+pub async fn learn(options: Options, initial: Snapshot, workers: usize) -> Result<(), StartError> {
+    let handle = start_with_spool(
+        options,
+        initial,
+        ProxyThreads::Dedicated(workers),
+        Some(SpoolSource::Memory),
+    )
+    .await?;
+    crate::shutdown::termination_signal().await;
+    handle.stop().await;
+    tracing::info!("userhook learn stopped");
     Ok(())
 }
 

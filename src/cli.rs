@@ -1,5 +1,6 @@
 //! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
-//! `deliveries`, `webhooks [list|resume NAME]`. It parses arguments and reports outcomes with exit codes; the work is never
+//! `deliveries`, `webhooks [list|resume NAME]`, `learn`. It parses arguments and reports
+//! outcomes with exit codes; the work is never
 //! done here but in the modules it calls.
 
 use std::path::PathBuf;
@@ -78,6 +79,23 @@ pub enum Command {
         #[arg(long, value_parser = parse_status)]
         status: Option<DeliveryStatus>,
     },
+    /// Proxy an IAM and learn its API from the traffic: on SIGINT/SIGTERM, write a proposed
+    /// config (path templates, lifecycle rules, fields, sessions) to --out. Nothing changes
+    /// for clients; nothing is delivered; only shapes are kept, never values.
+    Learn {
+        /// The IAM's base URL (`http://127.0.0.1:8081`).
+        #[arg(long)]
+        upstream: String,
+        /// Where clients connect.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: String,
+        /// The admin port (`GET /learn` shows the proposal so far).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// The file the proposed config is written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// What to do with dead letters.
@@ -149,6 +167,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 WebhooksAction::Resume { name } => WebhooksCommand::Resume(name),
             },
         ),
+        Command::Learn {
+            upstream,
+            listen,
+            admin,
+            out,
+        } => learn(&upstream, &listen, &admin, out, cli.workers),
     }
 }
 
@@ -167,6 +191,57 @@ fn webhooks_command(config: &std::path::Path, command: WebhooksCommand) -> ExitC
             ExitCode::FAILURE
         }
     }
+}
+
+/// The config `userhook learn` runs with: the proxy, the admin port and `learn:`, nothing
+/// else (no profiles, no webhooks). Values are JSON strings, which YAML reads as they are.
+fn learn_config(upstream: &str, listen: &str, admin: &str, out: &std::path::Path) -> String {
+    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    format!(
+        "listen: {}\nupstream: {}\nadmin:\n  listen: {}\nlearn:\n  out: {}\n",
+        q(listen),
+        q(upstream),
+        q(admin),
+        q(&out.display().to_string())
+    )
+}
+
+fn learn(
+    upstream: &str,
+    listen: &str,
+    admin: &str,
+    out: PathBuf,
+    workers: Option<usize>,
+) -> ExitCode {
+    let out = std::path::absolute(&out).unwrap_or(out);
+    let text = learn_config(upstream, listen, admin, &out);
+    let initial = match Snapshot::from_text(&text, None) {
+        Ok(rt) => rt,
+        Err(errors) => {
+            eprint!("userhook learn: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let workers = workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        crate::telemetry::init(&initial.file.log);
+        let options = crate::app::Options {
+            config_path: out,
+            watch: false,
+        };
+        match crate::app::learn(options, initial, workers).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// Runs a dead-letter or deliveries command; exit 1 when it failed, with the reason on stderr.

@@ -22,8 +22,9 @@ pub struct CapturedBody {
 /// One matched request and its response.
 #[derive(Debug)]
 pub struct Exchange {
-    /// Which rules' method and path matched, with the path parameters.
-    pub route: RouteMatch,
+    /// Which rules' method and path matched, with the path parameters; `None` for an
+    /// unmatched call copied only for learn mode (it is learned from, never detected).
+    pub route: Option<RouteMatch>,
     /// The request method.
     pub method: Method,
     /// The URI the client sent (path and query, as received).

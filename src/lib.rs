@@ -21,7 +21,7 @@
 //! | model | [`config`], [`template`] | the YAML model and its checks, webhook templates |
 //! | reading | [`telemetry`], [`extract`] | logs; reading values out of an exchange |
 //! | detection | [`detect`] | route table, rules, the outcome of an exchange, built-in profiles |
-//! | clients | [`upstream`], [`webhook`], [`sink`] | the IAM client; compiled webhooks and sinks (NATS JetStream) |
+//! | clients | [`upstream`], [`webhook`], [`sink`], [`learn`] | the IAM client; compiled webhooks and sinks (NATS JetStream); learn mode's inference |
 //! | snapshot | [`snapshot`] | one config compiled into what a request uses start to end |
 //! | reload | [`reload`] | watching the file, swapping snapshots, reporting outcomes |
 //! | event path | [`events`] | hand-off, extractor, dispatch, spool, engine, dead letters |
@@ -44,6 +44,7 @@ pub mod events;
 pub mod exchange;
 pub mod extract;
 pub mod headers;
+pub mod learn;
 pub mod metrics;
 pub mod proxy;
 pub mod redact;

@@ -112,6 +112,14 @@ impl Snapshot {
         let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut errors);
         admin_access(&file.admin, admin_listen, &mut errors);
         let upstream = upstream(&file.upstream, &mut errors);
+        if let Some(learn) = &file.learn {
+            if learn.out.trim().is_empty() {
+                errors.push(ConfigError::new(
+                    "learn.out",
+                    "is empty; expected the file the proposed rules are written to, e.g. learned.yaml",
+                ));
+            }
+        }
         let ca_file = file.upstream_tls.ca_file.as_deref();
         let ca_readable =
             ca_file.is_none_or(|ca| readable_file(ca, "upstream_tls.ca_file", &mut errors));

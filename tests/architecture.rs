@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     /* 2 */ &["config", "template"],
     /* 3 */ &["telemetry", "extract"],
     /* 4 */ &["detect"],
-    /* 5 */ &["upstream", "webhook", "sink"],
+    /* 5 */ &["upstream", "webhook", "sink", "learn"],
     /* 6 */ &["snapshot"],
     /* 7 */ &["reload"],
     /* 8 */ &["events"],

@@ -150,7 +150,7 @@ fn create_exchange(rt: &std::sync::Arc<Snapshot>) -> userhook::exchange::Exchang
         .classify(&Method::POST, "/api/v1/users")
         .expect("route");
     Exchange {
-        route,
+        route: Some(route),
         method: Method::POST,
         uri: http::Uri::from_static("/api/v1/users"),
         request_headers,

@@ -56,10 +56,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let raw_param = String::from_utf8_lossy(path_value).into_owned();
     let exchange = Exchange {
-        route: RouteMatch {
+        route: Some(RouteMatch {
             entry: 0,
             params: params.iter().map(|p| (p.clone(), raw_param.clone())).collect(),
-        },
+        }),
         method: Method::POST,
         uri,
         request_headers,

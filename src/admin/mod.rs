@@ -1,6 +1,7 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
-//! the spool's `/spool` and `/deadletters…` (see `spool`), and `/webhooks` (see `webhooks`). Bound to localhost by
+//! the spool's `/spool` and `/deadletters…` (see `spool`), webhook health `/webhooks` (see
+//! `webhooks`), and learn mode's proposed rules (`/learn`). Bound to localhost by
 //! default because it shows internals; every request but the probes passes the checks of
 //! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
 //! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
@@ -115,8 +116,26 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             )
         }
         "/deliveries" => deliveries(state, req.uri().query()),
+        "/learn" => learn(state).await,
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// `GET /learn`: the proposal so far, also written to `learn.out` (on the blocking pool), so
+/// the file on disk is what the operator just read; a failed write is logged, the answer is
+/// still the proposal.
+async fn learn(state: &AdminState) -> Response<Full<Bytes>> {
+    let Some(learner) = state.learner.clone() else {
+        return error(StatusCode::NOT_FOUND, "learn mode is off");
+    };
+    let text = learner.proposal();
+    let copy = text.clone();
+    match tokio::task::spawn_blocking(move || learner.write_text(&copy)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "learn: GET /learn could not write the file"),
+        Err(e) => tracing::warn!(error = %e, "learn: the writer task failed"),
+    }
+    respond::yaml(text)
 }
 
 /// The access checks of [`access`], with the running config's token and the bound address.

@@ -28,6 +28,16 @@ pub(crate) fn ok<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
     }
 }
 
+/// 200 with YAML text (`GET /learn`).
+pub(crate) fn yaml(body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/yaml; charset=utf-8"),
+    );
+    resp
+}
+
 /// `status` with `{"error": message}`.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json(status, serde_json::json!({ "error": message }).to_string())

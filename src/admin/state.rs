@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::events::DeliveryEngine;
+use crate::learn::Learner;
 use crate::reload::ReloadStats;
 use crate::snapshot::Snapshot;
 
@@ -22,4 +23,6 @@ pub struct AdminState {
     /// The address the admin listener is bound to: whether a token is required depends on
     /// it, not on a reloaded `admin.listen` (which needs a restart to move the listener).
     pub bound: SocketAddr,
+    /// Learn mode's learner (`GET /learn`); `None` when learn mode is off.
+    pub learner: Option<Arc<Learner>>,
 }

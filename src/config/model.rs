@@ -71,6 +71,9 @@ pub struct ConfigFile {
     /// Log format and level.
     #[serde(default)]
     pub log: LogSpec,
+    /// Learn mode: watch all traffic and propose `routes:` (written to `learn.out`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<LearnSpec>,
     /// Values that came from `${VAR}`, so anything shown to people can put the names back.
     #[serde(skip)]
     pub env_values: EnvValues,
@@ -107,6 +110,16 @@ pub struct ListenerTlsSpec {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     #[serde(default)]
     pub key_file: Option<String>,
+}
+
+/// Learn mode (`learn:`): every exchange's shapes are kept and a proposed config is written
+/// to `out` at shutdown and shown by the admin API's `GET /learn`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnSpec {
+    /// The file the proposed config is written to (relative paths: to the config file's
+    /// directory).
+    pub out: String,
 }
 
 /// The admin listener.

@@ -20,6 +20,15 @@ pub const QUEUE: usize = 8192;
 /// Exchanges dropped because the queue was full (should stay 0); paces the WARN line.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Unmatched exchanges copied for learn mode that were not queued because the queue was
+/// half full: learning never takes the room matched exchanges need.
+static LEARN_SKIPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many unmatched exchanges learn mode skipped because the queue was busy.
+pub fn learn_skipped() -> u64 {
+    LEARN_SKIPPED.load(Ordering::Relaxed)
+}
+
 /// One finished exchange and the rules it is to be judged by.
 #[derive(Debug)]
 pub struct Handoff {
@@ -44,8 +53,14 @@ pub fn channel() -> (HandoffSender, HandoffReceiver) {
 }
 
 impl HandoffSender {
-    /// Queues the exchange without waiting; a full (or closed) queue drops it and counts.
+    /// Queues the exchange without waiting; a full (or closed) queue drops it and counts. An
+    /// unmatched exchange copied for learn mode is queued only while the queue is less than
+    /// half full.
     pub fn send(&self, snapshot: Arc<Snapshot>, exchange: Exchange) {
+        if exchange.route.is_none() && self.0.capacity() < QUEUE / 2 {
+            LEARN_SKIPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.0.try_send(Handoff { snapshot, exchange }).is_err() {
             count_dropped();
         }

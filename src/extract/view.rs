@@ -139,7 +139,7 @@ impl<'a> View<'a> {
             method: &ex.method,
             uri: &ex.uri,
             status: ex.status,
-            params: &ex.route.params,
+            params: ex.route.as_ref().map_or(&[][..], |r| &r.params[..]),
             request_headers: &ex.request_headers,
             response_headers: &ex.response_headers,
             request: LazyBody::new(&ex.request_body, &ex.request_headers, decode_limit),

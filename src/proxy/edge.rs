@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{header, request, Method, Version};
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 
 use crate::config::ClientSpec;
 use crate::metrics::ClientFault;
@@ -28,23 +28,35 @@ const H2_MAX_LOCAL_RESETS: usize = 256;
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The connection builder for `client`'s limits. hyper lets an unfinished head grow to
+/// The connection builders for `client`'s limits, one per protocol (what a connection speaks
+/// is known before hyper takes it: `served`).
+#[derive(Clone)]
+pub struct Builders {
+    /// HTTP/1.x connections.
+    pub http1: http1::Builder,
+    /// HTTP/2 connections.
+    pub http2: http2::Builder<TokioExecutor>,
+}
+
+/// The connection builders for `client`'s limits. hyper lets an unfinished head grow to
 /// ~400 KiB: the limit is set here. The head and idle timeouts are the connection's own
 /// clock's (`watch`), not hyper's, whose head timer costs every request a timer of its own.
-pub fn builder(client: &ClientSpec) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+pub fn builder(client: &ClientSpec) -> Builders {
     let head = usize::try_from(client.max_header_bytes.0).unwrap_or(usize::MAX);
-    builder.http1().max_buf_size(head);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.max_buf_size(head);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(client.max_concurrent_streams)
         .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
         .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
         .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
-    builder
+    Builders {
+        http1: h1,
+        http2: h2,
+    }
 }
 
 /// Open client connections over all workers, against `client.max_connections`.

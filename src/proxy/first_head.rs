@@ -6,15 +6,11 @@
 //! (nginx starts with 1 KiB, `client_header_buffer_size`). Here the first head is read into a
 //! buffer that starts at 1 KiB and doubles up to `client.max_header_bytes`; only once it is
 //! complete (or too large, or the client speaks HTTP/2) is the connection handed to hyper, with
-//! the bytes read so far replayed in front of the socket ([`Prefixed`]). Later heads on a
+//! the bytes read so far replayed in front of the socket (`watch::WatchedIo::replay`). Later heads on a
 //! kept-alive connection are hyper's. The head timeout is the connection clock's (`watch`), as
 //! for any head. Never: change, drop or reorder a byte.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The first read's buffer: nginx's `client_header_buffer_size`.
 const FIRST_BUFFER: usize = 1024;
@@ -47,8 +43,8 @@ pub async fn read<T: AsyncRead + Unpin>(io: &mut T, max: usize) -> Option<Vec<u8
     }
 }
 
-/// True when `buf` starts as the HTTP/2 preface does.
-fn is_h2_start(buf: &[u8]) -> bool {
+/// True when `buf` starts as the HTTP/2 preface does: the connection is HTTP/2's.
+pub fn is_h2_start(buf: &[u8]) -> bool {
     buf.starts_with(H2_START)
 }
 
@@ -56,78 +52,6 @@ fn is_h2_start(buf: &[u8]) -> bool {
 /// hyper's parser also accepts).
 fn head_complete(bytes: &[u8]) -> bool {
     bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
-}
-
-/// A socket with bytes already read from it put back in front, for hyper.
-pub struct Prefixed<T> {
-    prefix: Vec<u8>,
-    /// How much of `prefix` has been replayed.
-    at: usize,
-    inner: T,
-}
-
-impl<T> Prefixed<T> {
-    /// `inner`, whose next bytes are `prefix`.
-    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
-        Prefixed {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.prefix.len() {
-            let rest = &this.prefix[this.at..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            this.at += n;
-            if this.at == this.prefix.len() {
-                // Replayed: the buffer is not kept for the connection's life.
-                this.prefix = Vec::new();
-                this.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]
@@ -196,16 +120,5 @@ mod tests {
     async fn a_client_that_leaves_mid_head_has_nothing_to_answer() {
         assert_eq!(first(&[b"GET / HTTP/1.1\r\n"], 16 * 1024, true).await, None);
         assert_eq!(first(&[], 16 * 1024, true).await, None);
-    }
-
-    #[tokio::test]
-    async fn the_prefix_is_replayed_before_the_socket() {
-        let (mut client, server) = tokio::io::duplex(1024);
-        client.write_all(b" world").await.expect("write");
-        drop(client);
-        let mut io = Prefixed::new(b"hello".to_vec(), server);
-        let mut out = Vec::new();
-        io.read_to_end(&mut out).await.expect("read");
-        assert_eq!(out, b"hello world");
     }
 }

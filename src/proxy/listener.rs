@@ -11,12 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use super::edge::{self, AcceptBackoff};
-use super::first_head::{self, Prefixed};
+use super::first_head;
+use super::served::Served;
 use super::service::{ProxyService, ProxyShared};
 use super::tls::{ListenerTls, TlsListenError};
 use super::watch::{Activity, Clock, Drained, Verdict, WatchedIo};
@@ -188,22 +187,23 @@ pub async fn serve_proxy(
                         return;
                     }
                 };
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let alpn_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let mut io = WatchedIo::new(stream, activity.clone());
-                let head = if h2 {
-                    Vec::new()
+                let h2 = if alpn_h2 {
+                    true
                 } else {
                     match first_head::read(&mut io, max_head).await {
-                        Some(head) => head,
+                        Some(head) => {
+                            let h2 = first_head::is_h2_start(&head);
+                            io.replay(head);
+                            h2
+                        }
                         None => return,
                     }
                 };
-                let io = TokioIo::new(Prefixed::new(head, io));
-                let conn = builder
-                    .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-                    .into_owned();
+                let conn = Served::new(&builder, io, service, h2);
                 ended(
-                    Drained::new(conn, activity, |c| c.graceful_shutdown()).await,
+                    Drained::new(conn, activity, Served::graceful_shutdown).await,
                     remote,
                 );
             })
@@ -223,13 +223,12 @@ pub async fn serve_proxy(
                 let Some(head) = first_head::read(&mut io, max_head).await else {
                     return;
                 };
-                let io = TokioIo::new(Prefixed::new(head, io));
-                let conn = builder
-                    .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-                    .into_owned();
-                // Boxed (in `Drained`): the task stays small while it waits for the head.
+                let h2 = first_head::is_h2_start(&head);
+                io.replay(head);
+                // Boxed (in `Served`): the task stays small while it waits for the head.
+                let conn = Served::new(&builder, io, service, h2);
                 ended(
-                    Drained::new(conn, drain, |c| c.graceful_shutdown()).await,
+                    Drained::new(conn, drain, Served::graceful_shutdown).await,
                     remote,
                 );
             })
@@ -313,11 +312,11 @@ async fn watch(
 
 /// Counts and logs how a client connection ended: the client's faults (a slow or large
 /// head) as such, at most once a second; anything else at debug.
-fn ended(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, remote: SocketAddr) {
+fn ended(result: Result<(), hyper::Error>, remote: SocketAddr) {
     let Err(e) = result else {
         return;
     };
-    match edge::connection_fault(&*e) {
+    match edge::connection_fault(&e) {
         Some(fault) => {
             crate::metrics::client_error(fault);
             edge::log_client_fault(fault, &e);

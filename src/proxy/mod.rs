@@ -17,6 +17,7 @@ pub mod edge;
 pub mod error;
 pub mod first_head;
 pub mod listener;
+pub mod served;
 pub mod service;
 pub mod tap;
 pub mod tls;

@@ -58,6 +58,10 @@ use crate::upstream::{UpstreamBody, UpstreamResponseBody};
 /// so an event and the IAM's logs can be matched up.
 pub static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
+/// Bytes of each body kept of an unmatched call copied for learn mode (at most
+/// `capture_limit`): enough for the shapes of an API's JSON, little for a download.
+pub const LEARN_CAPTURE_LIMIT: usize = 64 * 1024;
+
 /// What every connection's service shares.
 pub struct ProxyShared {
     /// The current config snapshot; swapped whole by reloads.
@@ -66,6 +70,9 @@ pub struct ProxyShared {
     pub exchanges: HandoffSender,
     /// Client connections open over all workers, against `client.max_connections`.
     pub connections: Arc<ConnectionCount>,
+    /// Learn mode (fixed at start): every exchange is copied and handed off, matched or not,
+    /// for the learner on the event path. Off, unmatched traffic is a plain pass-through.
+    pub learn: bool,
 }
 
 /// The per-connection service: shared state plus who the client is.
@@ -112,9 +119,11 @@ impl tower::Service<Request<Incoming>> for ProxyService {
         let runtime = self.shared.runtime.load_full();
         let sink = self.shared.exchanges.clone();
         let in_flight = self.activity.request();
+        let learn = self.shared.learn;
         Box::pin(forward(
             runtime,
             sink,
+            learn,
             self.client_ip.clone(),
             self.proto,
             req,
@@ -128,6 +137,7 @@ impl tower::Service<Request<Incoming>> for ProxyService {
 async fn forward(
     rt: Arc<Snapshot>,
     sink: HandoffSender,
+    learn: bool,
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     req: Request<Incoming>,
@@ -137,7 +147,7 @@ async fn forward(
     let counters = rt
         .proxy_counters
         .select(route.as_ref().map(|r| r.entry), req.method());
-    let resp = phases(&rt, route, sink, client_ip, proto, req).await;
+    let resp = phases(&rt, route, sink, learn, client_ip, proto, req).await;
     counters.record(resp.status().as_u16());
     Ok(resp.map(|body| WatchedBody::new(body, in_flight)))
 }
@@ -148,6 +158,7 @@ async fn phases(
     rt: &Arc<Snapshot>,
     route: Option<RouteMatch>,
     sink: HandoffSender,
+    learn: bool,
     client_ip: Option<HeaderValue>,
     proto: &'static HeaderValue,
     mut req: Request<Incoming>,
@@ -172,8 +183,13 @@ async fn phases(
         return ProxyError::TooLarge(length).respond(parts.uri.path());
     }
 
-    // 1. Request id and the exchange's copy (matched only).
-    let matched = route.map(|route| request_filter(route, &mut parts));
+    // 1. Request id and the exchange's copy (matched only; in learn mode every request is
+    //    copied, an unmatched one without a generated id).
+    let matched = match route {
+        Some(route) => Some(request_filter(route, &mut parts)),
+        None if learn => Some(learn_copy(&parts)),
+        None => None,
+    };
 
     // 2. The upstream request.
     let client_uri = match upstream_request_head(rt, &mut parts, upgrade, client_ip.as_ref(), proto)
@@ -181,7 +197,12 @@ async fn phases(
         Ok(client_uri) => client_uri,
         Err(e) => return e.respond(parts.uri.path()),
     };
-    let (body, request_slot) = upstream_request_body(rt, body, matched.is_some() && !upgrade);
+    let limit = match &matched {
+        Some(m) if m.route.is_none() => rt.capture_limit.min(LEARN_CAPTURE_LIMIT),
+        _ => rt.capture_limit,
+    };
+    let (body, request_slot) =
+        upstream_request_body(rt, body, matched.is_some() && !upgrade, limit);
 
     // 3. The exchange with the IAM.
     let mut resp = match send_upstream(rt, Request::from_parts(parts, body)).await {
@@ -198,7 +219,7 @@ async fn phases(
         sink,
         snapshot: rt.clone(),
     });
-    match response_body(rt, body, parts.status, pending).await {
+    match response_body(rt, body, parts.status, pending, limit).await {
         Ok(body) => Response::from_parts(parts, body),
         // Counted and logged (rate-limited) where the wait ended; no path is logged.
         Err(e) => e.respond(""),
@@ -207,7 +228,8 @@ async fn phases(
 
 /// What phase 1 keeps of a matched request for its exchange.
 struct Matched {
-    route: RouteMatch,
+    /// `None`: an unmatched request copied for learn mode only.
+    route: Option<RouteMatch>,
     method: Method,
     /// The client's headers as received, plus `X-Request-Id` if userhook generated it.
     headers: HeaderMap,
@@ -253,10 +275,26 @@ fn request_filter(route: RouteMatch, parts: &mut request::Parts) -> Matched {
         }
     };
     Matched {
-        route,
+        route: Some(route),
         method: parts.method.clone(),
         headers: parts.headers.clone(),
         request_id,
+    }
+}
+
+/// Phase 1 in learn mode, for an unmatched request: the copy for the learner, and nothing
+/// changed on the request (no `X-Request-Id` is generated, so the IAM sees exactly what it
+/// saw without userhook).
+fn learn_copy(parts: &request::Parts) -> Matched {
+    Matched {
+        route: None,
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        request_id: parts
+            .headers
+            .get(&X_REQUEST_ID)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("")),
     }
 }
 
@@ -313,6 +351,7 @@ fn upstream_request_body(
     rt: &Snapshot,
     body: Incoming,
     tap: bool,
+    limit: usize,
 ) -> (UpstreamBody, Option<Arc<RequestCaptureSlot>>) {
     if !tap {
         return (
@@ -321,7 +360,7 @@ fn upstream_request_body(
         );
     }
     let slot = Arc::new(RequestCaptureSlot::default());
-    let tapped = RequestTap::new(body, rt.capture_limit, slot.clone());
+    let tapped = RequestTap::new(body, limit, slot.clone());
     (
         UpstreamBody::tapped(tapped, rt.body_timeout, rt.max_body_bytes),
         Some(slot),
@@ -376,16 +415,19 @@ async fn response_body(
     body: UpstreamResponseBody,
     status: StatusCode,
     pending: Option<PendingExchange>,
+    limit: usize,
 ) -> Result<ClientBody, ProxyError> {
     let Some(pending) = pending else {
         return Ok(ClientBody::Plain(body));
     };
     // No body will be polled for HEAD, 204, 304 or an empty body.
+    // Strict mode holds only what can be an event: never an unmatched call copied for learn.
+    let strict = rt.strict && pending.exchange.route.is_some();
     let bodiless = pending.exchange.method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || body.is_end_stream();
-    if rt.strict && bodiless {
+    if strict && bodiless {
         let ended = CapturedBody {
             bytes: bytes::Bytes::new(),
             truncated: false,
@@ -396,10 +438,7 @@ async fn response_body(
         return Ok(ClientBody::Plain(body));
     }
     Ok(ClientBody::Tapped(Box::new(ResponseTap::new(
-        body,
-        rt.capture_limit,
-        pending,
-        rt.strict,
+        body, limit, pending, strict,
     ))))
 }
 

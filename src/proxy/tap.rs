@@ -344,10 +344,10 @@ mod tests {
             .clone();
         PendingExchange {
             exchange: Exchange {
-                route: crate::detect::RouteMatch {
+                route: Some(crate::detect::RouteMatch {
                     entry: 0,
                     params: Vec::new(),
-                },
+                }),
                 method: http::Method::POST,
                 uri: http::Uri::from_static("/users"),
                 request_headers: http::HeaderMap::new(),

@@ -286,11 +286,16 @@ impl Frames {
 }
 
 /// A client connection's socket, counting its reads (and, on HTTP/2, its control frames)
-/// into the connection's [`Activity`].
+/// into the connection's [`Activity`], and replaying the bytes read before hyper took the
+/// connection (the first head, `first_head`) ahead of the socket's.
 pub struct WatchedIo<T> {
     inner: T,
     activity: Arc<Activity>,
     frames: Frames,
+    /// Bytes already read (and counted) to give back before reading the socket again.
+    prefix: Vec<u8>,
+    /// How much of `prefix` has been given back.
+    at: usize,
 }
 
 impl<T> WatchedIo<T> {
@@ -300,7 +305,15 @@ impl<T> WatchedIo<T> {
             inner,
             activity,
             frames: Frames::Sniffing(0),
+            prefix: Vec::new(),
+            at: 0,
         }
+    }
+
+    /// The next reads return `bytes` (read from this socket already) before the socket's.
+    pub fn replay(&mut self, bytes: Vec<u8>) {
+        self.prefix = bytes;
+        self.at = 0;
     }
 }
 
@@ -311,6 +324,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let rest = &this.prefix[this.at..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                // Replayed: the buffer is not kept for the connection's life.
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -399,18 +424,18 @@ impl Body for WatchedBody {
 /// channel's `changed()` (a lock) at every poll of the connection; here a poll registers the
 /// task's waker and reads one flag, and only the clock, at shutdown, does more.
 pub struct Drained<C> {
-    conn: Pin<Box<C>>,
+    conn: C,
     activity: Arc<Activity>,
     /// Starts the connection's own graceful shutdown (hyper's `graceful_shutdown`).
-    start: fn(Pin<&mut C>),
+    start: fn(&mut C),
     started: bool,
 }
 
 impl<C> Drained<C> {
     /// Watches `conn` for `activity`'s drain; `start` begins its graceful shutdown.
-    pub fn new(conn: C, activity: Arc<Activity>, start: fn(Pin<&mut C>)) -> Self {
+    pub fn new(conn: C, activity: Arc<Activity>, start: fn(&mut C)) -> Self {
         Drained {
-            conn: Box::pin(conn),
+            conn,
             activity,
             start,
             started: false,
@@ -418,7 +443,7 @@ impl<C> Drained<C> {
     }
 }
 
-impl<C: Future> Future for Drained<C> {
+impl<C: Future + Unpin> Future for Drained<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
@@ -428,16 +453,31 @@ impl<C: Future> Future for Drained<C> {
             this.activity.waker.register(cx.waker());
             if this.activity.draining.load(Ordering::Acquire) {
                 this.started = true;
-                (this.start)(this.conn.as_mut());
+                (this.start)(&mut this.conn);
             }
         }
-        this.conn.as_mut().poll(cx)
+        Pin::new(&mut this.conn).poll(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_replayed_bytes_come_before_the_socket_and_are_not_counted_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b" world").await.expect("write");
+        drop(client);
+        let activity = Arc::new(Activity::default());
+        let mut io = WatchedIo::new(server, activity.clone());
+        io.replay(b"hello".to_vec());
+        let mut out = Vec::new();
+        io.read_to_end(&mut out).await.expect("read");
+        assert_eq!(out, b"hello world");
+        assert!(io.prefix.is_empty(), "the replayed buffer is let go");
+    }
 
     fn clock() -> (Clock, Arc<Activity>) {
         // 1 s head, 2 s idle: a 250 ms tick, 4 and 8 ticks.

@@ -117,6 +117,9 @@ impl Reloader {
         if next.admin_listen != current.admin_listen {
             tracing::warn!(running = %current.admin_listen, wanted = %next.admin_listen, "`admin.listen` changed: restart userhook to move the admin port; everything else is applied");
         }
+        if current.file.learn.as_ref().map(|l| &l.out) != next.file.learn.as_ref().map(|l| &l.out) {
+            tracing::warn!("`learn` changed: restart userhook to turn learn mode on or off or move its file; everything else is applied");
+        }
         tracing::info!(
             reason = trigger.reason,
             hash = %short(&next.hash),

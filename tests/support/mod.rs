@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) mod better_auth;
 pub(crate) mod casdoor;
+pub(crate) mod conventional;
 pub(crate) mod durable;
 pub(crate) mod fastapi_users;
 pub(crate) mod gitea;
@@ -276,10 +277,14 @@ impl Binary {
     /// Starts it with extra environment variables (e.g. `RUST_LOG=debug`, `${VAR}` values);
     /// the listening line may be text or JSON.
     pub(crate) async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Binary {
+        let config = config.display().to_string();
+        Binary::start_args(&["serve", "--config", &config], env).await
+    }
+
+    /// Starts `userhook <args>` (e.g. `learn --upstream …`) and waits until it listens.
+    pub(crate) async fn start_args(args: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_userhook"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+            .args(args)
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())

@@ -128,14 +128,17 @@ impl Extractor {
     /// the IAM's keys fetched through the upstream (`identity.client_tokens: verify`). Only
     /// matched calls whose rule reads such a token pay for this; the keys are cached.
     pub async fn verify_tokens(&self, snapshot: &Snapshot, ex: &Exchange) -> VerifiedTokens {
+        let Some(route) = &ex.route else {
+            return VerifiedTokens::default();
+        };
         if ClientTokens::of(snapshot) != ClientTokens::Verify
-            || !snapshot.routes.reads_client_tokens(&ex.route)
+            || !snapshot.routes.reads_client_tokens(route)
         {
             return VerifiedTokens::default();
         }
         let (tokens, url) = {
             let view = Self::view(snapshot, ex);
-            let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+            let Some(rule) = snapshot.routes.resolve(route, &view) else {
                 return VerifiedTokens::default();
             };
             // A token the session index knows was issued by the IAM: no key needed.
@@ -154,7 +157,7 @@ impl Extractor {
                 .as_deref()
                 .or(rule.jwks.as_deref());
             let url =
-                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &ex.route.params));
+                template.and_then(|t| jwks::url_for(t, &snapshot.file.upstream, &route.params));
             (tokens, url)
         };
         let mut verified = VerifiedTokens::default();
@@ -193,8 +196,10 @@ impl Extractor {
         verified: &VerifiedTokens,
         out: &mut Vec<UserEvent>,
     ) {
+        // An unmatched call copied for learn mode is never an event.
+        let Some(route) = &ex.route else { return };
         let view = Self::view(snapshot, ex);
-        let Some(rule) = snapshot.routes.resolve(&ex.route, &view) else {
+        let Some(rule) = snapshot.routes.resolve(route, &view) else {
             return;
         };
         let now = unix_now();
@@ -417,12 +422,16 @@ fn sources(rule: &Rule) -> impl Iterator<Item = &FieldSource> {
 ///
 /// The exchange is judged by the rules of the snapshot that served it; its deliveries go to
 /// the webhooks of the `current` config, so a webhook removed by a reload gets no new ones.
+///
+/// In learn mode every exchange (matched or not) is shown to `learner` first; an unmatched
+/// one goes no further.
 pub async fn run(
     mut exchanges: HandoffReceiver,
     extractor: Arc<Extractor>,
     events: broadcast::Sender<UserEvent>,
     dispatcher: Dispatcher,
     current: Arc<ArcSwap<Snapshot>>,
+    learner: Option<Arc<crate::learn::Learner>>,
 ) {
     let mut batch = Vec::new();
     while let Some(Handoff {
@@ -430,7 +439,13 @@ pub async fn run(
         mut exchange,
     }) = exchanges.recv().await
     {
+        if let Some(learner) = &learner {
+            learner.observe(&exchange);
+        }
         let mut durable = exchange.durable.take();
+        if exchange.route.is_none() {
+            continue;
+        }
         let verified = extractor.verify_tokens(&snapshot, &exchange).await;
         extractor.process_verified(&snapshot, &exchange, &verified, &mut batch);
         if batch.is_empty() {

@@ -97,7 +97,7 @@ impl Call {
     fn exchange(self, rt: &Arc<Snapshot>) -> Option<Exchange> {
         let route = rt.routes.classify(&self.method, self.uri.path())?;
         Some(Exchange {
-            route,
+            route: Some(route),
             method: self.method,
             uri: self.uri,
             request_headers: self.request_headers,
