@@ -1,7 +1,6 @@
 //! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
-//! `deliveries`, `webhooks [list|resume NAME]`, `learn`. It parses arguments and reports
-//! outcomes with exit codes; the work is never
-//! done here but in the modules it calls.
+//! `deliveries`, `webhooks [list|resume NAME]`, `learn`, `tail`. It parses arguments and
+//! reports outcomes with exit codes; the work is never done here but in the modules it calls.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::event::Action;
 use crate::events::deadletter::SpoolCommand;
+use crate::events::live::Outcome;
 use crate::events::records::UnknownStatus;
 use crate::events::webhooks_command::WebhooksCommand;
 use crate::events::DeliveryStatus;
@@ -79,6 +79,32 @@ pub enum Command {
         #[arg(long, value_parser = parse_status)]
         status: Option<DeliveryStatus>,
     },
+    /// Follow a running instance's detected events and delivery outcomes live (admin API
+    /// `GET /events`), one line each; reconnects and resumes by itself; Ctrl-C ends it.
+    /// The token is the config's admin.token, or USERHOOK_ADMIN_TOKEN when set.
+    Tail {
+        /// Only these actions (repeat or comma-separate: created,deleted).
+        #[arg(long, value_parser = parse_action, value_delimiter = ',')]
+        action: Vec<Action>,
+        /// Only events about this user: its ID, Email or Name (repeatable).
+        #[arg(long, value_delimiter = ',')]
+        user: Vec<String>,
+        /// Only deliveries to this webhook or sink, and events dispatched to it (repeatable).
+        #[arg(long, value_delimiter = ',')]
+        webhook: Vec<String>,
+        /// Only delivery outcomes: delivered, retrying, dead, filtered, paused, refused.
+        #[arg(long, value_parser = parse_outcome, value_delimiter = ',')]
+        outcome: Vec<Outcome>,
+        /// Start with the last N items the instance still keeps (`all`: everything kept).
+        #[arg(long, value_name = "N", value_parser = parse_replay)]
+        replay: Option<usize>,
+        /// Print the feed's JSON, one object a line, instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The admin API's base URL (default: admin.listen of --config).
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+    },
     /// Proxy an IAM and learn its API from the traffic: on SIGINT/SIGTERM, write a proposed
     /// config (path templates, lifecycle rules, fields, sessions) to --out. Nothing changes
     /// for clients; nothing is delivered; only shapes are kept, never values.
@@ -141,6 +167,19 @@ fn parse_action(s: &str) -> Result<Action, String> {
     s.parse()
 }
 
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    s.parse()
+}
+
+fn parse_replay(s: &str) -> Result<usize, String> {
+    match s {
+        "all" => Ok(crate::events::live::RING_ITEMS),
+        n => n
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number or `all`")),
+    }
+}
+
 /// Runs the parsed command line; the exit code is what the process returns.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
@@ -167,6 +206,27 @@ pub fn run(cli: Cli) -> ExitCode {
                 WebhooksAction::Resume { name } => WebhooksCommand::Resume(name),
             },
         ),
+        Command::Tail {
+            action,
+            user,
+            webhook,
+            outcome,
+            replay,
+            json,
+            admin,
+        } => tail(crate::tail::Options {
+            config: cli.config,
+            admin,
+            token: std::env::var("USERHOOK_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            actions: action,
+            users: user,
+            webhooks: webhook,
+            outcomes: outcome,
+            replay,
+            json,
+        }),
         Command::Learn {
             upstream,
             listen,
@@ -188,6 +248,27 @@ fn webhooks_command(config: &std::path::Path, command: WebhooksCommand) -> ExitC
         }
         Err(e) => {
             eprintln!("{}", e.0);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Follows the live feed until Ctrl-C (exit 0); 1 when the instance refused, 2 on a config
+/// problem.
+fn tail(options: crate::tail::Options) -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    match runtime.block_on(crate::tail::run(&options, &mut out, &mut err)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ crate::tail::TailError::Config(_)) => {
+            eprintln!("userhook tail: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("userhook tail: {e}");
             ExitCode::FAILURE
         }
     }

@@ -26,7 +26,7 @@
 //! | reload | [`reload`] | watching the file, swapping snapshots, reporting outcomes |
 //! | event path | [`events`] | hand-off, extractor, dispatch, spool, engine, dead letters |
 //! | request path | [`proxy`] | the reverse proxy in phases, its listener and workers |
-//! | admin | [`admin`] | health, readiness, metrics, config view, spool admin |
+//! | admin | [`admin`], [`tail`] | health, readiness, metrics, config view, spool admin, the live feed; its live client |
 //! | wiring | [`app`], [`demo`], [`cli`] | start and stop everything; the commands |
 #![forbid(unsafe_code)]
 // Nothing a user or the network controls may panic; tests may unwrap their own fixtures.
@@ -52,6 +52,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod sink;
 pub mod snapshot;
+pub mod tail;
 pub mod telemetry;
 pub mod template;
 pub mod upstream;

@@ -30,7 +30,7 @@ const LAYERS: &[&[&str]] = &[
     /* 7 */ &["reload"],
     /* 8 */ &["events"],
     /* 9 */ &["proxy"],
-    /* 10 */ &["admin"],
+    /* 10 */ &["admin", "tail"],
     /* 11 */ &["app"],
     /* 12 */ &["demo"],
     /* 13 */ &["cli"],

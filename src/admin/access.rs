@@ -4,7 +4,8 @@
 //! purge deliveries, so it is guarded in three ways (README "Admin API security"):
 //!
 //! - **Token.** With `admin.token` set, every endpoint but the probes (`/healthz`, `/readyz`)
-//!   needs `Authorization: Bearer <token>`, `/metrics` included (Prometheus sends it with
+//!   and the web console's files (`/`, `/console/…`: the same bytes for everyone, no data;
+//!   the page reads its data with the token) needs `Authorization: Bearer <token>`, `/metrics` included (Prometheus sends it with
 //!   `authorization: {credentials: …}`). The comparison is constant-time over SHA-256
 //!   digests, so neither the content nor the length of the token leaks through timing. A
 //!   listener that is not loopback-only without a token is refused by the config check; should
@@ -38,6 +39,10 @@ use crate::snapshot::loopback_only;
 pub(crate) enum Kind {
     /// `/healthz`, `/readyz`: open, so kubelets and load balancers can probe without a secret.
     Probe,
+    /// GET/HEAD of the console's files (`/`, `/console/…`): open, since they carry no data
+    /// and a browser's navigation cannot send a token; the page's own requests are `Read`
+    /// and `Mutate` like anyone's.
+    Asset,
     /// GET/HEAD of anything else: data (records, dead letters, config, metrics).
     Read,
     /// Any other method: replay, purge, and whatever is added later.
@@ -50,6 +55,7 @@ impl Kind {
         let read = method == Method::GET || method == Method::HEAD;
         match path {
             "/healthz" | "/readyz" if read => Kind::Probe,
+            p if read && (p == "/" || p.starts_with("/console/")) => Kind::Asset,
             _ if read => Kind::Read,
             _ => Kind::Mutate,
         }
@@ -109,7 +115,7 @@ pub(crate) fn check(
     headers: &HeaderMap,
     authority: Option<&str>,
 ) -> Result<(), Refusal> {
-    if kind == Kind::Probe {
+    if matches!(kind, Kind::Probe | Kind::Asset) {
         return Ok(());
     }
     let authenticated = match policy.token {
@@ -251,6 +257,11 @@ mod tests {
         assert_eq!(Kind::of(&Method::POST, "/deadletters/purge"), Kind::Mutate);
         assert_eq!(Kind::of(&Method::DELETE, "/deadletters/x"), Kind::Mutate);
         assert_eq!(Kind::of(&Method::OPTIONS, "/deadletters"), Kind::Mutate);
+        assert_eq!(Kind::of(&Method::GET, "/"), Kind::Asset);
+        assert_eq!(Kind::of(&Method::GET, "/console/console.js"), Kind::Asset);
+        assert_eq!(Kind::of(&Method::POST, "/"), Kind::Mutate);
+        assert_eq!(Kind::of(&Method::GET, "/consolex"), Kind::Read);
+        assert_eq!(Kind::of(&Method::GET, "/events"), Kind::Read);
     }
 
     #[test]

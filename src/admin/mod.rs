@@ -1,12 +1,16 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
 //! the spool's `/spool` and `/deadletters…` (see `spool`), webhook health `/webhooks` (see
-//! `webhooks`), and learn mode's proposed rules (`/learn`). Bound to localhost by
-//! default because it shows internals; every request but the probes passes the checks of
-//! `access` first (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and
-//! never shows a secret (the config view goes through [`crate::config::summary::redacted`]).
+//! `webhooks`), learn mode's proposed rules (`/learn`), `/events`, the live feed as
+//! Server-Sent Events (see `events`), and the web console at `/` (see `console`). Bound to
+//! localhost by default because it shows internals; every request but the probes and the
+//! console's files passes the checks of `access` first (bearer token, Host, cross-site). Never
+//! proxies anything, never blocks the proxy, and never shows a secret (the config view goes
+//! through [`crate::config::summary::redacted`]).
 
 mod access;
+mod console;
+mod events;
 mod respond;
 mod spool;
 mod state;
@@ -52,9 +56,13 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
         let conn = builder
             .serve_connection(
                 TokioIo::new(stream),
-                service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, req).await) }
+                service_fn({
+                    let signal = signal.clone();
+                    move |req| {
+                        let state = state.clone();
+                        let signal = signal.clone();
+                        async move { Ok::<_, Infallible>(respond(&state, req, signal).await) }
+                    }
                 }),
             )
             .into_owned();
@@ -62,6 +70,32 @@ pub async fn serve(listener: TcpListener, state: AdminState, mut signal: Shutdow
             let _ = conn.await;
         });
     }
+}
+
+/// The streams first (their body is not a whole one), then [`route`] for everything else.
+async fn respond(
+    state: &AdminState,
+    req: Request<Incoming>,
+    signal: ShutdownSignal,
+) -> Response<events::AdminBody> {
+    use http_body_util::Either;
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    if read && req.uri().path() == "/events" {
+        if let Err(refusal) = guard(state, &req) {
+            return refusal.response().map(Either::Left);
+        }
+        let head = req.method() == Method::HEAD;
+        let feed = state.deliveries.live();
+        return events::stream(feed, req.uri().query(), req.headers(), head, signal);
+    }
+    if read && console::is_console(req.uri().path()) {
+        // No data in these files: `access` lets them through without the token.
+        if let Err(refusal) = guard(state, &req) {
+            return refusal.response().map(Either::Left);
+        }
+        return console::asset(req.uri().path()).map(Either::Left);
+    }
+    route(state, req).await.map(Either::Left)
 }
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {

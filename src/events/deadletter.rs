@@ -74,8 +74,8 @@ pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, Comman
 }
 
 /// Where to reach the admin API: an unspecified bind address is reached on loopback; port 0
-/// cannot be reached at all.
-pub(crate) fn admin_address(listen: SocketAddr) -> Option<SocketAddr> {
+/// cannot be reached at all. (`userhook tail` finds the instance the same way.)
+pub fn admin_address(listen: SocketAddr) -> Option<SocketAddr> {
     if listen.port() == 0 {
         return None;
     }

@@ -4,7 +4,8 @@
 //! webhooks of the snapshot its caller passes (the current config: it never reaches for the
 //! engine's config cell), builds the deliveries and hands them to the engine (short locks; the
 //! spool's writer commits them in the background). It never renders or sends anything; that
-//! happens per attempt, with the webhook's config as it is then.
+//! happens per attempt, with the webhook's config as it is then. Every event is published on
+//! the engine's live feed (`GET /events`) with the targets it went to, before its deliveries.
 
 use super::clock::now_ms;
 use super::engine::DeliveryEngine;
@@ -41,6 +42,9 @@ impl Dispatcher {
         let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
         deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
         let planned = deliveries.len();
+        // Watchers see the event before any outcome of its deliveries.
+        let targets: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
+        self.engine.live().detected(event, &targets);
         let refused = deliveries
             .into_iter()
             .filter_map(|d| self.engine.enqueue(d))

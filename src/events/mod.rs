@@ -16,9 +16,10 @@
 //!                                       └▶ the stopped spool (offline: `deadletter`)
 //! ```
 //!
-//! `records` keeps recent outcomes; `deadletter` is the operator's CLI over the spool (through
-//! the admin API, or the file of a stopped instance); `send_test` renders and sends one sample;
-//! `clock` is the event path's wall clock.
+//! `records` keeps recent outcomes; `live` is the feed of detected events and delivery
+//! outcomes that the admin API streams (`GET /events`); `deadletter` is the operator's CLI over
+//! the spool (through the admin API, or the file of a stopped instance); `send_test` renders
+//! and sends one sample; `clock` is the event path's wall clock.
 //!
 //! Imports go one way, down this list: a file imports only from lines above its own (inside a
 //! folder, also from siblings, one way), and never an item through a parent `mod.rs`, which
@@ -27,6 +28,7 @@
 //! ```text
 //! clock, outbox, handoff
 //! records, retry          (outbox; retry: the webhook's backoff and success check)
+//! live                    (outbox, records)
 //! attempt, publish,       (retry; outbox, records; publish: the sinks' NATS clients)
 //! spool/*
 //! committer, replay       (spool; clock, outbox, records)
@@ -50,6 +52,7 @@ pub mod engine;
 pub mod extractor;
 pub mod handoff;
 pub mod identity;
+pub mod live;
 pub mod outbox;
 pub mod publish;
 pub mod records;

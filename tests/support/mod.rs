@@ -31,8 +31,10 @@ pub(crate) mod gitea;
 pub(crate) mod iam;
 pub(crate) mod keystone;
 pub(crate) mod lifecycle;
+pub(crate) mod live;
 pub(crate) mod nats;
 pub(crate) mod scripted;
+pub(crate) mod sse;
 pub(crate) mod zitadel;
 
 /// A body type fake servers can answer with.

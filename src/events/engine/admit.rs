@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use super::error::Refusal;
 use super::limits::{MAX_UNCOMMITTED, REFUSAL_LOG_EVERY, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
-use super::outcome::record;
+use super::outcome::record_as;
 use super::state::{forget_resident, lock, DeliveryEngine, Memory, Shared};
+use crate::events::live::Outcome;
 use crate::events::outbox::Delivery;
 use crate::events::records::DeliveryStatus;
 use crate::events::spool::Write;
@@ -171,7 +172,13 @@ pub(super) fn refuse(shared: &Shared, mut delivery: Delivery, r: Refusal) {
         );
     }
     delivery.last_error = Some(reason);
-    record(shared, &delivery, DeliveryStatus::Failed, None);
+    record_as(
+        shared,
+        &delivery,
+        DeliveryStatus::Failed,
+        None,
+        Outcome::Refused,
+    );
 }
 
 /// The writer could not make these new deliveries durable (a failed commit): each leaves its

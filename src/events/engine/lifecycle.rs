@@ -19,6 +19,7 @@ use super::schedule::schedule;
 use super::state::{lock, DeliveryEngine, Memory, Orphans, Refusals, Shared, State, Window};
 use crate::events::attempt;
 use crate::events::committer::{Committer, Hooks, OnCommit, OnLost, OnRecovered, FINAL_WINDOW};
+use crate::events::live::LiveFeed;
 use crate::events::outbox::{Delivery, Outbox};
 use crate::events::publish::Publishers;
 use crate::events::records::Records;
@@ -157,6 +158,7 @@ impl DeliveryEngine {
             replaying: tokio::sync::Mutex::new(()),
             orphans: Mutex::new(Orphans::default()),
             last_counts: Mutex::new((0, 0, 0)),
+            live: LiveFeed::new(),
         });
         let _ = engine_slot.set(Arc::downgrade(&shared));
         shared.committer.set_linger(COMMIT_LINGER);

@@ -10,6 +10,7 @@ use super::health::Transition;
 use super::state::{forget_resident, lock, Shared};
 use crate::events::attempt::{self, RenderedRequest};
 use crate::events::clock::now_ms;
+use crate::events::live::Outcome;
 use crate::events::outbox::Delivery;
 use crate::events::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus};
 use crate::events::retry::Backoff;
@@ -33,7 +34,11 @@ enum Plan {
     Decide(RetryDecision),
     /// Kept pending until `until`, the attempt not counted: the robot said "too fast", or the
     /// webhook is paused.
-    Hold { until: u64, reason: String },
+    Hold {
+        until: u64,
+        reason: String,
+        paused: bool,
+    },
 }
 
 /// One attempt (one message: a delivery or a digest), from rendering to recording outcomes.
@@ -145,7 +150,14 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
                 crate::metrics::webhook_rate_limited(&name);
                 let reason =
                     format!("{reason}: the target is rate-limiting; this webhook waits (not counted as an attempt)");
-                (Plan::Hold { until, reason }, Transition::None)
+                (
+                    Plan::Hold {
+                        until,
+                        reason,
+                        paused: false,
+                    },
+                    Transition::None,
+                )
             }
             decision => {
                 let reason = match &decision {
@@ -168,6 +180,7 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
                                 "{reason}: webhook paused ({}), kept pending (not counted as an attempt)",
                                 paused.reason
                             ),
+                            paused: true,
                         },
                         t,
                     ),
@@ -205,7 +218,11 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
                 false,
                 digest_id.as_deref(),
             ),
-            Plan::Hold { until, reason } => hold(&shared, d, *until, reason, status),
+            Plan::Hold {
+                until,
+                reason,
+                paused,
+            } => hold(&shared, d, *until, reason, status, *paused),
         }
     }
     shared.memory.wake.notify_one();
@@ -282,7 +299,14 @@ fn release_slot(shared: &Shared, webhook: &str) {
 /// Keeps a delivery pending until `until` without counting the attempt: the robot asked for a
 /// pause, or the webhook is paused. Recorded as retrying with the reason; the spool keeps the
 /// delivery as it was (its attempts unchanged).
-fn hold(shared: &Shared, mut delivery: Delivery, until: u64, reason: &str, status: Option<u16>) {
+fn hold(
+    shared: &Shared,
+    mut delivery: Delivery,
+    until: u64,
+    reason: &str,
+    status: Option<u16>,
+    paused: bool,
+) {
     delivery.attempt = delivery.attempt.saturating_sub(1);
     delivery.next_attempt_at = until;
     delivery.last_error = Some(reason.to_string());
@@ -293,7 +317,12 @@ fn hold(shared: &Shared, mut delivery: Delivery, until: u64, reason: &str, statu
         error = %reason,
         "webhook attempt not counted; delivery kept pending"
     );
-    record(shared, &delivery, DeliveryStatus::Retrying, status);
+    let outcome = if paused {
+        Outcome::Paused
+    } else {
+        Outcome::Retrying
+    };
+    record_as(shared, &delivery, DeliveryStatus::Retrying, status, outcome);
     shared.memory.lock().outbox.retry_later(delivery);
 }
 
@@ -535,7 +564,7 @@ pub(super) fn announce_orphans(
 }
 
 /// Keeps the delivery's latest outcome, in memory for listing and in the spool for listing a
-/// stopped instance.
+/// stopped instance, and publishes it on the live feed.
 pub(super) fn record(
     shared: &Shared,
     delivery: &Delivery,
@@ -543,6 +572,15 @@ pub(super) fn record(
     http: Option<u16>,
 ) {
     record_digested(shared, delivery, status, http, None);
+}
+
+/// The live feed's outcome of a record of `status`.
+fn outcome_of(status: DeliveryStatus) -> Outcome {
+    match status {
+        DeliveryStatus::Successful => Outcome::Delivered,
+        DeliveryStatus::Retrying => Outcome::Retrying,
+        DeliveryStatus::Failed => Outcome::Dead,
+    }
 }
 
 /// [`record`], naming the digest message that carried the delivery, if one did.
@@ -553,8 +591,34 @@ fn record_digested(
     http: Option<u16>,
     digest: Option<&str>,
 ) {
+    record_full(shared, delivery, status, http, outcome_of(status), digest);
+}
+
+/// [`record`], with the live feed's outcome given (a refusal is recorded as failed but is no
+/// dead letter; a delivery held by a paused webhook is retrying, shown as paused).
+pub(super) fn record_as(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+    outcome: Outcome,
+) {
+    record_full(shared, delivery, status, http, outcome, None);
+}
+
+/// Keeps the record (memory and spool) and tells the live feed.
+fn record_full(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+    outcome: Outcome,
+    digest: Option<&str>,
+) {
+    let now = now_ms();
+    shared.live.delivery(delivery, outcome, http, now);
     let capacity = shared.runtime.load().file.delivery.records;
-    let mut rec = DeliveryRecord::of(delivery, status, http, now_ms());
+    let mut rec = DeliveryRecord::of(delivery, status, http, now);
     rec.digest_id = digest.map(str::to_owned);
     if let Ok(bytes) = serde_json::to_vec(&rec) {
         shared.committer.push(Write::Record {

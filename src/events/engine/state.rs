@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::error::EngineError;
 use super::pace::Pace;
 use crate::events::committer::Committer;
+use crate::events::live::LiveFeed;
 use crate::events::outbox::Outbox;
 use crate::events::publish::Publishers;
 use crate::events::records::Records;
@@ -53,6 +54,8 @@ pub(super) struct Shared {
     /// The last counts read from the spool (pending, dead, quarantined), shown while the file
     /// is busy (compacting) instead of waiting for it on the admin's thread.
     pub(super) last_counts: Mutex<(u64, u64, u64)>,
+    /// Every outcome is published here too, for `GET /events` (never waits for a reader).
+    pub(super) live: LiveFeed,
 }
 
 /// Dead-lettered deliveries of webhooks no longer in (or disabled in) the config, counted per
@@ -133,6 +136,12 @@ pub(super) fn forget_resident(st: &mut State, webhook: &str) {
 }
 
 impl DeliveryEngine {
+    /// The live feed of detected events and delivery outcomes (`GET /events`): the
+    /// dispatcher publishes events to it, every outcome the engine records goes there too.
+    pub fn live(&self) -> &LiveFeed {
+        &self.shared.live
+    }
+
     /// Runs `f` over the spool while the engine holds it (until stopped).
     pub(super) fn with_spool<T>(
         &self,

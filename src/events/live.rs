@@ -1,0 +1,745 @@
+//! The live feed: every detected event and every delivery outcome of a running instance, as
+//! the admin API's `GET /events` (Server-Sent Events), `userhook tail` and the web console show
+//! them.
+//!
+//! Publishing is what the event path pays, so it is cheap and never waits: the item is
+//! rendered once into its SSE frame (credentials masked, long values cut), pushed into a
+//! bounded ring ([`RING_ITEMS`] items, [`RING_BYTES`] bytes) and sent on a
+//! `tokio::sync::broadcast` channel, all under one short lock that no reader holds across an
+//! await. A subscriber that falls more than [`LAG_ITEMS`] behind loses the oldest items and is
+//! told how many ([`Subscription`] readers see `RecvError::Lagged`); nobody is ever waited for.
+//!
+//! Every item has a feed id, `<instance>-<n>` (`n` grows by one per item; `instance` is random
+//! per process), which the SSE stream sends as `id:`. A reconnect naming the last id it saw
+//! resumes from the ring without duplicates or gaps; an id of another instance (a restart)
+//! replays what this one kept; what the ring no longer holds is counted as missed.
+//!
+//! Never shows a credential: user fields whose name marks one are masked
+//! ([`crate::redact::is_credential_name`]), the request path goes through
+//! [`crate::redact::redact_url`], and no header, body, query or rule detail is included.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::outbox::Delivery;
+use super::records::rfc3339;
+use crate::event::{Action, UserEvent};
+use crate::redact::{is_credential_name, redact_url, REDACTED};
+
+/// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
+pub const RING_ITEMS: usize = 1000;
+
+/// Bytes of rendered frames the ring keeps at most; the oldest items go first.
+pub const RING_BYTES: usize = 4 << 20;
+
+/// How far one subscriber may fall behind before it loses items (and is told how many).
+pub const LAG_ITEMS: usize = 1024;
+
+/// Longest user field value shown; longer ones are cut (a live view, not a record).
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// What a delivery outcome was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target took it.
+    Delivered,
+    /// The attempt failed; another is scheduled.
+    Retrying,
+    /// It will not be attempted again: kept as a dead letter.
+    Dead,
+    /// A webhook's filter left this event out (no delivery made).
+    Filtered,
+    /// The webhook is paused; the delivery waits.
+    Paused,
+    /// The spool refused it (full, faulted, overloaded, stopping): recorded as failed, not
+    /// kept.
+    Refused,
+}
+
+impl Outcome {
+    /// Every outcome, in the order the docs list them.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Delivered,
+        Outcome::Retrying,
+        Outcome::Dead,
+        Outcome::Filtered,
+        Outcome::Paused,
+        Outcome::Refused,
+    ];
+
+    /// The name in the feed and in `?outcome=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retrying => "retrying",
+            Outcome::Dead => "dead",
+            Outcome::Filtered => "filtered",
+            Outcome::Paused => "paused",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown outcome `{s}`; expected delivered, retrying, dead, filtered, paused or refused"
+                )
+            })
+    }
+}
+
+/// What kind of item the feed carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A detected user event (SSE `event: detected`).
+    Detected,
+    /// One delivery's outcome (SSE `event: delivery`).
+    Delivery,
+}
+
+/// One item of the feed: what filters look at, and its SSE frame.
+#[derive(Debug)]
+pub struct Item {
+    /// The feed's number for it (the `n` of its id).
+    pub n: u64,
+    /// Detected event or delivery outcome.
+    pub kind: Kind,
+    /// The event's action.
+    pub action: Action,
+    /// The user's `ID`, `Email` and `Name` (those the event has), for `?user=`.
+    pub users: Vec<String>,
+    /// A detected event's targets (webhooks and sinks it was dispatched to); a delivery's one.
+    pub webhooks: Vec<String>,
+    /// A delivery's outcome.
+    pub outcome: Option<Outcome>,
+    /// `id: …\nevent: …\ndata: {json}\n\n`, ready to write.
+    pub frame: Bytes,
+}
+
+/// Which items a subscriber wants; empty lists allow everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these actions.
+    pub actions: Vec<Action>,
+    /// Only events about a user with one of these `ID`, `Email` or `Name` values (case-blind).
+    pub users: Vec<String>,
+    /// Only deliveries to these webhooks, and events dispatched to one of them.
+    pub webhooks: Vec<String>,
+    /// Only delivery outcomes of these kinds (detected events are left out then).
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Filter {
+    /// True when `item` passes every list that is not empty.
+    pub fn matches(&self, item: &Item) -> bool {
+        (self.actions.is_empty() || self.actions.contains(&item.action))
+            && (self.users.is_empty()
+                || item
+                    .users
+                    .iter()
+                    .any(|u| self.users.iter().any(|w| w.eq_ignore_ascii_case(u))))
+            && (self.webhooks.is_empty() || item.webhooks.iter().any(|w| self.webhooks.contains(w)))
+            && (self.outcomes.is_empty()
+                || item.outcome.is_some_and(|o| self.outcomes.contains(&o)))
+    }
+}
+
+/// Where a new subscriber starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// From now on.
+    Now,
+    /// With the last `n` retained items (before filters), then live.
+    Replay(usize),
+    /// After the item with this feed id (an SSE `Last-Event-ID`).
+    After(String),
+}
+
+/// A subscriber's start: what the ring still had for it, how much it no longer had, and the
+/// live channel from right after the backlog (nothing missing, nothing twice).
+#[derive(Debug)]
+pub struct Subscription {
+    /// Retained items to send first, oldest first (not yet filtered).
+    pub backlog: Vec<Arc<Item>>,
+    /// Items after the subscriber's last id that the ring no longer holds.
+    pub missed: u64,
+    /// True when the last id named another instance (this one restarted since).
+    pub restarted: bool,
+    /// Items published after the backlog.
+    pub live: broadcast::Receiver<Arc<Item>>,
+}
+
+/// The feed's handle; cheap to clone.
+#[derive(Clone)]
+pub struct LiveFeed {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance: String,
+    ring: Mutex<Ring>,
+    tx: broadcast::Sender<Arc<Item>>,
+}
+
+struct Ring {
+    next: u64,
+    items: VecDeque<Arc<Item>>,
+    bytes: usize,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed::new()
+    }
+}
+
+impl std::fmt::Debug for LiveFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveFeed")
+            .field("instance", &self.inner.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveFeed {
+    /// An empty feed with a fresh instance name.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(LAG_ITEMS);
+        LiveFeed {
+            inner: Arc::new(Inner {
+                instance: format!("{:08x}", fastrand::u32(..)),
+                ring: Mutex::new(Ring {
+                    next: 1,
+                    items: VecDeque::new(),
+                    bytes: 0,
+                }),
+                tx,
+            }),
+        }
+    }
+
+    /// This process's part of every feed id.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Subscribers right now.
+    pub fn watchers(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+
+    /// Publishes a detected event and the targets it was dispatched to.
+    pub fn detected(&self, event: &UserEvent, targets: &[&str]) {
+        let users = user_keys(event);
+        let webhooks: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
+        let body = DetectedJson {
+            kind: "detected",
+            id: &event.id,
+            seq: event.seq,
+            action: event.action.as_str(),
+            event: &event.event_type,
+            time: &event.occurred_at,
+            attribution: event.attribution.as_str(),
+            user: shown_fields(event),
+            changed: &event.changed,
+            truncated: event.truncated,
+            request: RequestJson {
+                method: &event.request.method,
+                path: redact_url(&event.request.path),
+                status: event.request.status,
+                request_id: &event.request.request_id,
+                remote_addr: &event.request.remote_addr,
+            },
+            webhooks: &webhooks,
+        };
+        let data = serde_json::to_string(&body);
+        self.publish(
+            data,
+            Item {
+                n: 0,
+                kind: Kind::Detected,
+                action: event.action.clone(),
+                users,
+                webhooks,
+                outcome: None,
+                frame: Bytes::new(),
+            },
+        );
+    }
+
+    /// Publishes one delivery's outcome (`http_status`: the target's reply, if there was one).
+    pub fn delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        now_ms: u64,
+    ) {
+        let body = DeliveryJson {
+            kind: "delivery",
+            event_id: &delivery.event.id,
+            delivery_id: Some(&delivery.id),
+            webhook: &delivery.webhook,
+            outcome: outcome.as_str(),
+            status: http_status,
+            attempt: delivery.attempt,
+            time: rfc3339(now_ms),
+            action: delivery.event.action.as_str(),
+            event: &delivery.event.event_type,
+            user_id: delivery.user_id().map(cut),
+            error: delivery.last_error.as_deref(),
+            next_attempt: (outcome == Outcome::Retrying).then(|| rfc3339(delivery.next_attempt_at)),
+        };
+        let data = serde_json::to_string(&body);
+        self.publish(
+            data,
+            Item {
+                n: 0,
+                kind: Kind::Delivery,
+                action: delivery.event.action.clone(),
+                users: user_keys(&delivery.event),
+                webhooks: vec![delivery.webhook.clone()],
+                outcome: Some(outcome),
+                frame: Bytes::new(),
+            },
+        );
+    }
+
+    /// Publishes that a webhook's filter left `event` out: a `delivery` item with outcome
+    /// `filtered` and no delivery id (none was made). For the dispatcher's webhook filters.
+    pub fn filtered(&self, event: &UserEvent, webhook: &str, now_ms: u64) {
+        let body = DeliveryJson {
+            kind: "delivery",
+            event_id: &event.id,
+            delivery_id: None,
+            webhook,
+            outcome: Outcome::Filtered.as_str(),
+            status: None,
+            attempt: 0,
+            time: rfc3339(now_ms),
+            action: event.action.as_str(),
+            event: &event.event_type,
+            user_id: event
+                .user
+                .get("ID")
+                .filter(|v| !v.is_empty())
+                .map(|v| cut(v)),
+            error: None,
+            next_attempt: None,
+        };
+        let data = serde_json::to_string(&body);
+        self.publish(
+            data,
+            Item {
+                n: 0,
+                kind: Kind::Delivery,
+                action: event.action.clone(),
+                users: user_keys(event),
+                webhooks: vec![webhook.to_owned()],
+                outcome: Some(Outcome::Filtered),
+                frame: Bytes::new(),
+            },
+        );
+    }
+
+    /// Numbers, frames, keeps and sends one item (its `data:` JSON rendered already); never
+    /// waits for a subscriber.
+    fn publish(&self, data: serde_json::Result<String>, mut item: Item) {
+        let Ok(data) = data else {
+            return;
+        };
+        let mut ring = self.ring();
+        item.n = ring.next;
+        ring.next += 1;
+        item.frame = frame(&self.inner.instance, item.n, item.kind, &data);
+        let item = Arc::new(item);
+        ring.bytes += item.frame.len();
+        ring.items.push_back(item.clone());
+        while ring.items.len() > RING_ITEMS || (ring.bytes > RING_BYTES && ring.items.len() > 1) {
+            if let Some(old) = ring.items.pop_front() {
+                ring.bytes -= old.frame.len();
+            }
+        }
+        // No subscriber is not an error: the ring keeps it for the next one.
+        let _ = self.inner.tx.send(item);
+    }
+
+    /// A new subscriber starting at `start`.
+    pub fn subscribe(&self, start: &Start) -> Subscription {
+        // Under the publishers' lock: nothing is published between the backlog and the
+        // channel's first item.
+        let ring = self.ring();
+        let live = self.inner.tx.subscribe();
+        let oldest = ring.items.front().map_or(ring.next, |i| i.n);
+        let (after, restarted) = match start {
+            Start::Now => (ring.next - 1, false),
+            Start::Replay(k) => {
+                let from = ring.items.len().saturating_sub(*k);
+                let after = ring.items.get(from).map_or(ring.next, |i| i.n) - 1;
+                (after, false)
+            }
+            Start::After(id) => match parse_id(id) {
+                Some((instance, n)) if instance == self.inner.instance && n < ring.next => {
+                    (n, false)
+                }
+                // Another instance's id (a restart), one from the future, or none we wrote.
+                _ => (0, true),
+            },
+        };
+        let missed = match start {
+            Start::After(_) => oldest.saturating_sub(after + 1),
+            _ => 0,
+        };
+        let backlog = ring.items.iter().filter(|i| i.n > after).cloned().collect();
+        Subscription {
+            backlog,
+            missed,
+            restarted,
+            live,
+        }
+    }
+
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        self.inner.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The SSE frame of one item.
+fn frame(instance: &str, n: u64, kind: Kind, data: &str) -> Bytes {
+    let event = match kind {
+        Kind::Detected => "detected",
+        Kind::Delivery => "delivery",
+    };
+    // JSON from serde_json has no raw newline, so one `data:` line holds it.
+    Bytes::from(format!(
+        "id: {instance}-{n}\nevent: {event}\ndata: {data}\n\n"
+    ))
+}
+
+/// `<instance>-<n>` back into its parts.
+fn parse_id(id: &str) -> Option<(&str, u64)> {
+    let (instance, n) = id.trim().rsplit_once('-')?;
+    Some((instance, n.parse().ok()?))
+}
+
+/// The user's fields as the feed shows them: credentials masked, long values cut.
+fn shown_fields(event: &UserEvent) -> std::collections::BTreeMap<&str, String> {
+    event
+        .user
+        .iter()
+        .map(|(k, v)| {
+            let shown = if is_credential_name(k) {
+                REDACTED.to_owned()
+            } else {
+                cut(v)
+            };
+            (k.as_str(), shown)
+        })
+        .collect()
+}
+
+/// `ID`, `Email` and `Name`, those present and not credentials, for the user filter.
+fn user_keys(event: &UserEvent) -> Vec<String> {
+    ["ID", "Email", "Name"]
+        .iter()
+        .filter_map(|k| event.user.get(*k))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// `value`, cut to [`MAX_VALUE_CHARS`] characters with `…` when longer.
+fn cut(value: &str) -> String {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
+}
+
+#[derive(Serialize)]
+struct DetectedJson<'a> {
+    kind: &'static str,
+    id: &'a str,
+    seq: u64,
+    action: &'a str,
+    event: &'a str,
+    time: &'a str,
+    attribution: &'static str,
+    user: std::collections::BTreeMap<&'a str, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    changed: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+    request: RequestJson<'a>,
+    webhooks: &'a [String],
+}
+
+#[derive(Serialize)]
+struct RequestJson<'a> {
+    method: &'a str,
+    path: String,
+    status: u16,
+    request_id: &'a str,
+    remote_addr: &'a str,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    kind: &'static str,
+    event_id: &'a str,
+    delivery_id: Option<&'a str>,
+    webhook: &'a str,
+    outcome: &'static str,
+    status: Option<u16>,
+    attempt: u32,
+    time: String,
+    action: &'a str,
+    event: &'a str,
+    user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{RequestInfo, UserFields};
+
+    const CANARY: &str = "CANARY-LIVE-PASSWORD-0123456789abcdef";
+
+    fn event(id: &str, email: &str, action: Action) -> UserEvent {
+        let mut user = UserFields::new();
+        user.insert("ID".into(), id.into());
+        user.insert("Email".into(), email.into());
+        user.insert("password".into(), CANARY.into());
+        user.insert("Bio".into(), "x".repeat(1000));
+        let request = RequestInfo {
+            method: "POST".into(),
+            path: format!("/reset/{CANARY}"),
+            status: 201,
+            ..RequestInfo::default()
+        };
+        UserEvent::new(1, action, user, request, false)
+    }
+
+    fn data(item: &Item) -> serde_json::Value {
+        let text = std::str::from_utf8(&item.frame).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
+    fn ns(items: &[Arc<Item>]) -> Vec<u64> {
+        items.iter().map(|i| i.n).collect()
+    }
+
+    #[test]
+    fn frames_carry_id_event_and_masked_data() {
+        let feed = LiveFeed::new();
+        let ev = event("42", "a@example.com", Action::Created);
+        feed.detected(&ev, &["ops", "audit"]);
+        let mut d = Delivery::new("ops", ev.clone(), 1_000);
+        d.attempt = 1;
+        feed.delivery(&d, Outcome::Delivered, Some(200), 2_000);
+        let sub = feed.subscribe(&Start::Replay(10));
+        assert_eq!(ns(&sub.backlog), [1, 2]);
+        let first = std::str::from_utf8(&sub.backlog[0].frame).unwrap();
+        let id = format!("id: {}-1\nevent: detected\ndata: {{", feed.instance());
+        assert!(first.starts_with(&id), "{first}");
+        assert!(first.ends_with("}\n\n"));
+        assert!(!first.contains(CANARY), "{first}");
+        let v = data(&sub.backlog[0]);
+        assert_eq!(v["kind"], "detected");
+        assert_eq!(v["id"], ev.id.as_str());
+        assert_eq!(v["event"], "user.created");
+        assert_eq!(v["user"]["password"], REDACTED);
+        assert_eq!(v["user"]["ID"], "42");
+        assert_eq!(v["request"]["path"], "/reset/<redacted>");
+        assert_eq!(v["webhooks"], serde_json::json!(["ops", "audit"]));
+        let bio = v["user"]["Bio"].as_str().unwrap();
+        assert_eq!(bio.chars().count(), MAX_VALUE_CHARS + 1);
+        assert!(bio.ends_with('…'));
+        let v = data(&sub.backlog[1]);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "kind": "delivery", "event_id": ev.id, "delivery_id": d.id, "webhook": "ops",
+                "outcome": "delivered", "status": 200, "attempt": 1,
+                "time": "1970-01-01T00:00:02.000Z", "action": "created",
+                "event": "user.created", "user_id": "42",
+            })
+        );
+        assert!(!std::str::from_utf8(&sub.backlog[1].frame)
+            .unwrap()
+            .contains(CANARY));
+    }
+
+    #[test]
+    fn resuming_after_an_id_has_no_gap_and_no_duplicate() {
+        let feed = LiveFeed::new();
+        for i in 0..5 {
+            feed.detected(&event(&i.to_string(), "e", Action::Login), &[]);
+        }
+        let id = format!("{}-3", feed.instance());
+        let mut sub = feed.subscribe(&Start::After(id));
+        assert_eq!(ns(&sub.backlog), [4, 5]);
+        assert_eq!((sub.missed, sub.restarted), (0, false));
+        feed.detected(&event("6", "e", Action::Login), &[]);
+        assert_eq!(sub.live.try_recv().unwrap().n, 6);
+        assert!(sub.live.try_recv().is_err());
+        // Now: no backlog; the next item only.
+        let mut now = feed.subscribe(&Start::Now);
+        assert!(now.backlog.is_empty());
+        feed.detected(&event("7", "e", Action::Login), &[]);
+        assert_eq!(now.live.try_recv().unwrap().n, 7);
+        // Replay: the last k.
+        assert_eq!(ns(&feed.subscribe(&Start::Replay(2)).backlog), [6, 7]);
+        assert_eq!(
+            ns(&feed.subscribe(&Start::Replay(0)).backlog),
+            [] as [u64; 0]
+        );
+        assert_eq!(feed.subscribe(&Start::Replay(99)).backlog.len(), 7);
+    }
+
+    #[test]
+    fn ids_of_another_instance_or_the_future_replay_everything_kept() {
+        let feed = LiveFeed::new();
+        for i in 0..3 {
+            feed.detected(&event(&i.to_string(), "e", Action::Login), &[]);
+        }
+        for id in [
+            "deadbeef-2".to_string(),
+            format!("{}-99", feed.instance()),
+            "garbage".to_string(),
+        ] {
+            let sub = feed.subscribe(&Start::After(id.clone()));
+            assert_eq!(ns(&sub.backlog), [1, 2, 3], "{id}");
+            assert!(sub.restarted, "{id}");
+            assert_eq!(sub.missed, 0, "{id}");
+        }
+    }
+
+    #[test]
+    fn the_ring_is_bounded_and_says_what_a_late_resume_missed() {
+        let feed = LiveFeed::new();
+        let total = RING_ITEMS as u64 + 10;
+        for i in 0..total {
+            feed.detected(&event(&i.to_string(), "e", Action::Login), &[]);
+        }
+        let ring = feed.ring();
+        assert_eq!(ring.items.len(), RING_ITEMS);
+        assert_eq!(ring.items.front().unwrap().n, 11);
+        assert_eq!(
+            ring.bytes,
+            ring.items.iter().map(|i| i.frame.len()).sum::<usize>()
+        );
+        drop(ring);
+        let sub = feed.subscribe(&Start::After(format!("{}-5", feed.instance())));
+        assert_eq!(sub.missed, 5, "6..=10 are gone");
+        assert_eq!(sub.backlog.len(), RING_ITEMS);
+    }
+
+    #[test]
+    fn a_slow_subscriber_loses_the_oldest_and_is_told_never_waited_for() {
+        let feed = LiveFeed::new();
+        let mut slow = feed.subscribe(&Start::Now);
+        let extra = 7;
+        for i in 0..(LAG_ITEMS + extra) {
+            feed.detected(&event(&i.to_string(), "e", Action::Login), &[]);
+        }
+        match slow.live.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(n)) => assert_eq!(n, extra as u64),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(slow.live.try_recv().unwrap().n, extra as u64 + 1);
+    }
+
+    #[test]
+    fn filters() {
+        let feed = LiveFeed::new();
+        let ev = event("42", "Alice@Example.com", Action::Created);
+        feed.detected(&ev, &["ops"]);
+        feed.delivery(&Delivery::new("ops", ev.clone(), 0), Outcome::Dead, None, 0);
+        feed.delivery(
+            &Delivery::new("crm", ev.clone(), 0),
+            Outcome::Retrying,
+            Some(503),
+            0,
+        );
+        feed.detected(&event("7", "bob@example.com", Action::Login), &[]);
+        let items = feed.subscribe(&Start::Replay(10)).backlog;
+        let pick = |f: Filter| -> Vec<u64> {
+            items.iter().filter(|i| f.matches(i)).map(|i| i.n).collect()
+        };
+        assert_eq!(pick(Filter::default()), [1, 2, 3, 4]);
+        let f = |a: Vec<Action>, u: &[&str], w: &[&str], o: Vec<Outcome>| Filter {
+            actions: a,
+            users: u.iter().map(|s| s.to_string()).collect(),
+            webhooks: w.iter().map(|s| s.to_string()).collect(),
+            outcomes: o,
+        };
+        assert_eq!(pick(f(vec![Action::Login], &[], &[], vec![])), [4]);
+        assert_eq!(
+            pick(f(vec![], &["alice@example.COM"], &[], vec![])),
+            [1, 2, 3]
+        );
+        assert_eq!(pick(f(vec![], &["7"], &[], vec![])), [4]);
+        assert_eq!(pick(f(vec![], &[], &["ops"], vec![])), [1, 2]);
+        assert_eq!(pick(f(vec![], &[], &["crm"], vec![])), [3]);
+        assert_eq!(pick(f(vec![], &[], &[], vec![Outcome::Dead])), [2]);
+        assert_eq!(
+            pick(f(vec![], &[], &[], vec![Outcome::Dead, Outcome::Retrying])),
+            [2, 3]
+        );
+        assert_eq!(
+            pick(f(
+                vec![Action::Created],
+                &["42"],
+                &["crm"],
+                vec![Outcome::Retrying]
+            )),
+            [3]
+        );
+        assert_eq!(
+            pick(f(vec![Action::Deleted], &[], &[], vec![])),
+            [] as [u64; 0]
+        );
+        // A filtered event: an outcome item for that webhook, without a delivery id.
+        feed.filtered(&ev, "crm", 5_000);
+        let last = feed.subscribe(&Start::Replay(1)).backlog;
+        assert!(f(vec![], &["42"], &["crm"], vec![Outcome::Filtered]).matches(&last[0]));
+        let v = data(&last[0]);
+        assert_eq!(
+            (
+                v["outcome"].as_str(),
+                v["delivery_id"].is_null(),
+                v["user_id"].as_str()
+            ),
+            (Some("filtered"), true, Some("42"))
+        );
+    }
+
+    #[test]
+    fn outcomes_parse() {
+        for o in Outcome::ALL {
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
+        }
+        assert!("ok"
+            .parse::<Outcome>()
+            .unwrap_err()
+            .contains("expected delivered"));
+    }
+}
