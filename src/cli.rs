@@ -182,6 +182,9 @@ fn parse_replay(s: &str) -> Result<usize, String> {
 
 /// Runs the parsed command line; the exit code is what the process returns.
 pub fn run(cli: Cli) -> ExitCode {
+    // One TLS provider for every HTTPS client the process builds (webhooks, JWKS, the admin
+    // API clients of `deadletter`, `tail` and the rest): rustls refuses to pick one itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config, cli.workers),
         Command::Check { file } => check(file.unwrap_or(cli.config)),

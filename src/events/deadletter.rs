@@ -104,6 +104,7 @@ async fn via_admin(
     token: Option<&str>,
     command: &SpoolCommand,
 ) -> Result<String, Via> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(ADMIN_TIMEOUT)
         .no_proxy()
