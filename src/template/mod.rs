@@ -9,6 +9,7 @@
 //! name containing `{{$$.ID$$}}` renders literally). It never panics on any template or value.
 
 mod body;
+mod digest;
 mod error;
 mod parse;
 mod preset;
@@ -16,6 +17,10 @@ mod url;
 mod vars;
 
 pub use body::{BodyKind, BodyTemplate};
+pub use digest::{
+    preset_digest, Digest, DigestError, DigestTemplate, PresetDigest, DEFAULT_LINE,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, DIGEST_VARIABLES,
+};
 pub use error::TemplateError;
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
 pub use url::{UrlRenderError, UrlTemplate};
