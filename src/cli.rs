@@ -1,6 +1,6 @@
 //! The command line: `serve` (default), `check`, `demo`, `send-test`, `deadletter …`,
-//! `deliveries`, `learn`, `tail`. It parses arguments and reports outcomes with exit codes;
-//! the work is never done here but in the modules it calls.
+//! `deliveries`, `webhooks [list|resume NAME]`, `learn`, `tail`. It parses arguments and
+//! reports outcomes with exit codes; the work is never done here but in the modules it calls.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use crate::event::Action;
 use crate::events::deadletter::{SpoolCommand, WindowArgs};
 use crate::events::live::Outcome;
 use crate::events::records::UnknownStatus;
+use crate::events::webhooks_command::WebhooksCommand;
 use crate::events::DeliveryStatus;
 use crate::snapshot::Snapshot;
 
@@ -70,6 +71,13 @@ pub enum Command {
     Schema {
         /// event, cloudevent or variables; all three (keyed by name) when left out.
         which: Option<String>,
+    },
+    /// Webhooks' health and pace (active or paused, why, pending, rate) from the running
+    /// instance's admin API; `resume NAME` resumes a paused one now.
+    Webhooks {
+        /// `list` (the default) or `resume NAME`.
+        #[command(subcommand)]
+        action: Option<WebhooksAction>,
     },
     /// The last delivery outcomes, newest first (running or stopped instance); `resend` sends
     /// kept successful deliveries again.
@@ -180,6 +188,18 @@ pub enum DeadletterAction {
     Purge,
 }
 
+/// What to do with webhooks.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksAction {
+    /// Every webhook's state (the default).
+    List,
+    /// Resume a paused webhook now: its pending deliveries go out at once.
+    Resume {
+        /// The webhook's `name` in the config.
+        name: String,
+    },
+}
+
 fn parse_status(s: &str) -> Result<DeliveryStatus, UnknownStatus> {
     s.parse()
 }
@@ -254,6 +274,13 @@ pub fn run(cli: Cli) -> ExitCode {
             status,
             action: None,
         } => spool_command(&cli.config, SpoolCommand::Deliveries(status)),
+        Command::Webhooks { action } => webhooks_command(
+            &cli.config,
+            match action.unwrap_or(WebhooksAction::List) {
+                WebhooksAction::List => WebhooksCommand::List,
+                WebhooksAction::Resume { name } => WebhooksCommand::Resume(name),
+            },
+        ),
         Command::Tail {
             action,
             user,
@@ -281,6 +308,23 @@ pub fn run(cli: Cli) -> ExitCode {
             admin,
             out,
         } => learn(&upstream, &listen, &admin, out, cli.workers),
+    }
+}
+
+/// Runs a `webhooks` command; exit 1 when it failed, with the reason on stderr.
+fn webhooks_command(config: &std::path::Path, command: WebhooksCommand) -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(crate::events::webhooks_command::run(config, &command)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.0);
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -66,6 +66,14 @@ pub const WEBHOOK_FILTERED: &str = "userhook_webhook_filtered_total";
 pub const DEAD_LETTERS_TOTAL: &str = "userhook_dead_letters_total";
 /// Dead letters currently kept (listable and replayable).
 pub const DEAD_LETTERS: &str = "userhook_dead_letters";
+/// 1 while a webhook is paused by its health policy, 0 while active, by `webhook`.
+pub const WEBHOOK_PAUSED: &str = "userhook_webhook_paused";
+/// Replies that said "too many messages" (a robot's errcode, HTTP 429), by `webhook`.
+pub const WEBHOOK_RATE_LIMITED: &str = "userhook_webhook_rate_limited_total";
+/// Digest messages sent, by `webhook`.
+pub const DIGESTS: &str = "userhook_digests_total";
+/// Events carried by digest messages, by `webhook`.
+pub const DIGEST_EVENTS: &str = "userhook_digest_events_total";
 /// Config reload outcomes, by `result`: applied, rejected, unchanged.
 pub const CONFIG_RELOADS: &str = "userhook_config_reloads_total";
 /// Times the watcher read (and hashed) the config file, by `trigger`: change (a file event
@@ -192,6 +200,19 @@ fn describe_all() {
         "Events a webhook's when: filter turned away (never spooled), by webhook."
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters currently kept.");
+    describe_gauge!(
+        WEBHOOK_PAUSED,
+        "1 while a webhook is paused by its health policy (deliveries kept pending), 0 while active."
+    );
+    describe_counter!(
+        WEBHOOK_RATE_LIMITED,
+        "Replies that said too many messages (robot errcode, HTTP 429): the webhook waited."
+    );
+    describe_counter!(
+        DIGESTS,
+        "Digest messages sent (several events in one message)."
+    );
+    describe_counter!(DIGEST_EVENTS, "Events carried by digest messages.");
     describe_counter!(CONFIG_RELOADS, "Config reload outcomes, by result.");
     describe_counter!(
         CONFIG_READS,
@@ -436,6 +457,25 @@ pub fn delivery_dead_lettered(webhook: &str) {
     install();
     counter!(DELIVERIES, "webhook" => webhook.to_owned(), "result" => "dead_letter").increment(1);
     counter!(DEAD_LETTERS_TOTAL, "webhook" => webhook.to_owned()).increment(1);
+}
+
+/// Sets whether `webhook` is paused by its health policy.
+pub fn webhook_paused(webhook: &str, paused: bool) {
+    install();
+    gauge!(WEBHOOK_PAUSED, "webhook" => webhook.to_owned()).set(if paused { 1.0 } else { 0.0 });
+}
+
+/// Counts a reply of `webhook` that said "too many messages".
+pub fn webhook_rate_limited(webhook: &str) {
+    install();
+    counter!(WEBHOOK_RATE_LIMITED, "webhook" => webhook.to_owned()).increment(1);
+}
+
+/// Counts a digest message of `webhook` carrying `events` events.
+pub fn digest_sent(webhook: &str, events: usize) {
+    install();
+    counter!(DIGESTS, "webhook" => webhook.to_owned()).increment(1);
+    counter!(DIGEST_EVENTS, "webhook" => webhook.to_owned()).increment(events as u64);
 }
 
 /// Sets how many dead letters are kept now; the dead-letter store calls it when that changes.

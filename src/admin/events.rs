@@ -212,7 +212,7 @@ async fn pump(mut sub: Subscription, filter: Filter, mut out: Out, instance: Str
         }
     }
     for item in std::mem::take(&mut sub.backlog) {
-        if filter.matches(&item) && !out.put(item.frame.clone()).await {
+        if filter.matches(&item) && !out.put(item.frame().clone()).await {
             return;
         }
     }
@@ -222,7 +222,7 @@ async fn pump(mut sub: Subscription, filter: Filter, mut out: Out, instance: Str
     loop {
         let chunk = tokio::select! {
             item = sub.live.recv() => match item {
-                Ok(item) if filter.matches(&item) => item.frame.clone(),
+                Ok(item) if filter.matches(&item) => item.frame().clone(),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     missed(n, "this reader was too slow; the oldest items were dropped")

@@ -1,11 +1,12 @@
 //! The operator's port: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/config` (the
 //! running config, secrets redacted, with its load time and hash), `/reloads`, `/deliveries`,
-//! the spool's `/spool` and `/deadletters…` (see `spool`), learn mode's proposed rules
-//! (`/learn`), `/events`, the live feed as Server-Sent Events (see `events`), and the web
-//! console at `/` (see `console`). Bound to localhost by default because it shows internals;
-//! every request but the probes and the console's files passes the checks of `access` first
-//! (bearer token, Host, cross-site). Never proxies anything, never blocks the proxy, and never
-//! shows a secret (the config view goes through [`crate::config::summary::redacted`]).
+//! the spool's `/spool` and `/deadletters…` (see `spool`), webhook health `/webhooks` (see
+//! `webhooks`), learn mode's proposed rules (`/learn`), `/events`, the live feed as
+//! Server-Sent Events (see `events`), and the web console at `/` (see `console`). Bound to
+//! localhost by default because it shows internals; every request but the probes and the
+//! console's files passes the checks of `access` first (bearer token, Host, cross-site). Never
+//! proxies anything, never blocks the proxy, and never shows a secret (the config view goes
+//! through [`crate::config::summary::redacted`]).
 
 mod access;
 mod console;
@@ -13,6 +14,7 @@ mod events;
 mod respond;
 mod spool;
 mod state;
+mod webhooks;
 
 pub use state::AdminState;
 
@@ -101,13 +103,16 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
         return refusal.response();
     }
     if req.method() == Method::POST {
+        if let Some(rest) = req.uri().path().strip_prefix("/webhooks/") {
+            return webhooks::post(state, rest);
+        }
         return match req.uri().path() {
             "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
             "/deadletters/purge" => spool::purge(state).await,
             "/deliveries/resend" => spool::resend(state, req.uri().query()).await,
             _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "POST is only for /deadletters/replay, /deadletters/purge and /deliveries/resend",
+                "POST is only for /deadletters/replay, /deadletters/purge, /deliveries/resend and /webhooks/{name}/resume",
             ),
         };
     }
@@ -121,6 +126,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
     match path {
         "/deadletters" => spool::list(state, req.uri().query()).await,
         "/spool" => spool::stats(state),
+        "/webhooks" => webhooks::list(state),
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
         "/readyz" => readyz(state).await,
         "/metrics" => {
@@ -128,6 +134,7 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
             let spool = state.deliveries.stats();
             crate::metrics::spool_usage(spool.pending as usize, spool.payload_bytes);
             crate::metrics::dead_letters_kept(spool.dead_letters as usize);
+            state.deliveries.publish_webhook_gauges();
             metrics()
         }
         "/config" => config(state),

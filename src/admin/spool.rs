@@ -162,7 +162,7 @@ pub(crate) async fn purge(state: &AdminState) -> Response<Full<Bytes>> {
 }
 
 /// A percent-encoded id as sent by `userhook deadletter` (invalid UTF-8 stays as given).
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map_or_else(|_| s.to_string(), |c| c.into_owned())

@@ -19,6 +19,7 @@ pub mod identity_spec;
 pub mod interpolate;
 pub mod model;
 pub mod one_or_many;
+pub mod pace_spec;
 pub mod profile_spec;
 pub mod subscription;
 pub mod summary;

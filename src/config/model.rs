@@ -12,6 +12,7 @@ pub use super::condition_spec::ConditionSpec;
 pub use super::env_values::EnvValues;
 pub use super::identity_spec::{IdentitySpec, SessionSpec};
 pub use super::one_or_many::OneOrMany;
+pub use super::pace_spec::{DigestMode, DigestSpec, HealthSpec, ProbeSpec};
 pub use super::profile_spec::{ProfileSpec, ProfileWithPath};
 use super::units::{ByteSize, Duration};
 
@@ -249,6 +250,16 @@ pub struct WebhookSpec {
     /// Parallel deliveries to this webhook at most; default: the global limit.
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Messages per window at most (`20/min`, `1/s`, `5/s, 100/min`), or `off`; default: the
+    /// robot preset's documented limit, none otherwise.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Merging bursts into digest messages (see `pace_spec::DigestSpec`).
+    #[serde(default)]
+    pub digest: DigestSpec,
+    /// Pausing a failing endpoint and probing it (see `pace_spec::HealthSpec`).
+    #[serde(default)]
+    pub health: HealthSpec,
     /// A disabled webhook stays in the file but receives nothing.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,

@@ -56,6 +56,63 @@ pub fn render(
     let vars = EventVars(event);
     let url = webhook.url.render(&vars)?;
     let body = webhook.body.render(event);
+    Ok(request(webhook, delivery_id, url, body, timestamp, None))
+}
+
+/// Renders one digest message: `body` (already rendered and bounded) names `count` events,
+/// and `rest` more wait; sent with its own `webhook-id` (`message_id`), signed, and with
+/// `webhook-digest-count` / `webhook-digest-rest` so a receiver can tell it from one event.
+/// The URL has no per-event variables (the config check makes sure), so `first` only fills
+/// it for the rendering's sake.
+pub fn render_digest(
+    webhook: &Webhook,
+    message_id: &str,
+    first: Option<&UserEvent>,
+    body: Vec<u8>,
+    count: usize,
+    rest: usize,
+    timestamp: i64,
+) -> Result<RenderedRequest, UrlRenderError> {
+    let url = match first {
+        Some(ev) => webhook.url.render(&EventVars(ev))?,
+        None => webhook
+            .url
+            .render(&std::collections::BTreeMap::<String, String>::new())?,
+    };
+    Ok(request(
+        webhook,
+        message_id,
+        url,
+        body,
+        timestamp,
+        Some((count, rest)),
+    ))
+}
+
+/// Renders a message userhook itself sends (an alert about another webhook's health) to
+/// `webhook`'s URL, headers and signer; the URL's variables, if any, render empty.
+pub fn render_notice(
+    webhook: &Webhook,
+    message_id: &str,
+    body: Vec<u8>,
+    timestamp: i64,
+) -> Result<RenderedRequest, UrlRenderError> {
+    let url = webhook
+        .url
+        .render(&std::collections::BTreeMap::<String, String>::new())?;
+    Ok(request(webhook, message_id, url, body, timestamp, None))
+}
+
+/// The request around a rendered URL and body: content type, user agent, the webhook's
+/// headers, the `webhook-*` ones and the signature over exactly `body`.
+fn request(
+    webhook: &Webhook,
+    delivery_id: &str,
+    url: String,
+    body: Vec<u8>,
+    timestamp: i64,
+    digest: Option<(usize, usize)>,
+) -> RenderedRequest {
     let mut headers = HeaderMap::with_capacity(webhook.headers.len() + 6);
     headers.insert(header::CONTENT_TYPE, webhook.content_type.clone());
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -70,17 +127,21 @@ pub fn render(
         headers.insert("webhook-id", v);
     }
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+    if let Some((count, rest)) = digest {
+        headers.insert("webhook-digest-count", HeaderValue::from(count));
+        headers.insert("webhook-digest-rest", HeaderValue::from(rest));
+    }
     if let Some(signer) = &webhook.signer {
         if let Ok(v) = HeaderValue::from_str(&signer.sign(delivery_id, timestamp, &body)) {
             headers.insert("webhook-signature", v);
         }
     }
-    Ok(RenderedRequest {
+    RenderedRequest {
         method: webhook.method.clone(),
         url,
         headers,
         body,
-    })
+    }
 }
 
 /// Unix seconds now, for `webhook-timestamp`.

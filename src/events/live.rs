@@ -2,9 +2,10 @@
 //! the admin API's `GET /events` (Server-Sent Events), `userhook tail` and the web console show
 //! them.
 //!
-//! Publishing is what the event path pays, so it is cheap and never waits: the item is
-//! rendered once into its SSE frame (credentials masked, long values cut), pushed into a
-//! bounded ring ([`RING_ITEMS`] items, [`RING_BYTES`] bytes) and sent on a
+//! Publishing is what the event path pays, so it is cheap and never waits: a detected event is
+//! kept as it is and rendered into its SSE frame (credentials masked, long values cut) only
+//! when a reader first asks for it, so an instance nobody watches never renders one; a
+//! delivery outcome is rendered at once. Items are pushed into a bounded ring ([`RING_ITEMS`] items, [`RING_BYTES`] bytes) and sent on a
 //! `tokio::sync::broadcast` channel, all under one short lock that no reader holds across an
 //! await. A subscriber that falls more than [`LAG_ITEMS`] behind loses the oldest items and is
 //! told how many ([`Subscription`] readers see `RecvError::Lagged`); nobody is ever waited for.
@@ -19,7 +20,7 @@
 //! [`crate::redact::redact_url`], and no header, body, query or rule detail is included.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -33,7 +34,8 @@ use crate::redact::{is_credential_name, redact_url, REDACTED};
 /// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
 pub const RING_ITEMS: usize = 1000;
 
-/// Bytes of rendered frames the ring keeps at most; the oldest items go first.
+/// Bytes of frames (rendered, or the size of what a detected event will render to, estimated
+/// from its values) the ring keeps at most; the oldest items go first.
 pub const RING_BYTES: usize = 4 << 20;
 
 /// How far one subscriber may fall behind before it loses items (and is told how many).
@@ -118,14 +120,43 @@ pub struct Item {
     pub kind: Kind,
     /// The event's action.
     pub action: Action,
-    /// The user's `ID`, `Email` and `Name` (those the event has), for `?user=`.
-    pub users: Vec<String>,
+    /// A delivery's user `ID`, `Email` and `Name` (those it has), for `?user=`; a detected
+    /// event's are read from the event itself.
+    users: Vec<String>,
     /// A detected event's targets (webhooks and sinks it was dispatched to); a delivery's one.
     pub webhooks: Vec<String>,
     /// A delivery's outcome.
     pub outcome: Option<Outcome>,
-    /// `id: …\nevent: …\ndata: {json}\n\n`, ready to write.
-    pub frame: Bytes,
+    /// A detected event, kept until its frame is rendered (and then for its user values).
+    event: Option<Box<UserEvent>>,
+    /// The feed's instance name, for the frame's id.
+    instance: Arc<str>,
+    /// What the item counts against [`RING_BYTES`]: the frame's length, or its estimate.
+    cost: usize,
+    /// `id: …\nevent: …\ndata: {json}\n\n`, ready to write; rendered on first use.
+    frame: OnceLock<Bytes>,
+}
+
+impl Item {
+    /// The item's SSE frame, rendered the first time anyone asks.
+    pub fn frame(&self) -> &Bytes {
+        self.frame.get_or_init(|| match &self.event {
+            Some(event) => match detected_json(event, &self.webhooks) {
+                Ok(data) => frame(&self.instance, self.n, self.kind, &data),
+                // Unreachable (plain strings and numbers), but never a broken frame.
+                Err(_) => Bytes::new(),
+            },
+            None => Bytes::new(),
+        })
+    }
+
+    /// The user's `ID`, `Email` and `Name` values the item has.
+    pub fn user_values(&self) -> Vec<&str> {
+        match &self.event {
+            Some(event) => user_keys_of(event).collect(),
+            None => self.users.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// Which items a subscriber wants; empty lists allow everything.
@@ -147,7 +178,7 @@ impl Filter {
         (self.actions.is_empty() || self.actions.contains(&item.action))
             && (self.users.is_empty()
                 || item
-                    .users
+                    .user_values()
                     .iter()
                     .any(|u| self.users.iter().any(|w| w.eq_ignore_ascii_case(u))))
             && (self.webhooks.is_empty() || item.webhooks.iter().any(|w| self.webhooks.contains(w)))
@@ -188,7 +219,7 @@ pub struct LiveFeed {
 }
 
 struct Inner {
-    instance: String,
+    instance: Arc<str>,
     ring: Mutex<Ring>,
     tx: broadcast::Sender<Arc<Item>>,
 }
@@ -219,7 +250,7 @@ impl LiveFeed {
         let (tx, _) = broadcast::channel(LAG_ITEMS);
         LiveFeed {
             inner: Arc::new(Inner {
-                instance: format!("{:08x}", fastrand::u32(..)),
+                instance: Arc::from(format!("{:08x}", fastrand::u32(..))),
                 ring: Mutex::new(Ring {
                     next: 1,
                     items: VecDeque::new(),
@@ -240,43 +271,23 @@ impl LiveFeed {
         self.inner.tx.receiver_count()
     }
 
-    /// Publishes a detected event and the targets it was dispatched to.
+    /// Publishes a detected event and the targets it was dispatched to. Keeps a copy of the
+    /// event; nothing is rendered until a reader asks ([`Item::frame`]).
     pub fn detected(&self, event: &UserEvent, targets: &[&str]) {
-        let users = user_keys(event);
         let webhooks: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
-        let body = DetectedJson {
-            kind: "detected",
-            id: &event.id,
-            seq: event.seq,
-            action: event.action.as_str(),
-            event: &event.event_type,
-            time: &event.occurred_at,
-            attribution: event.attribution.as_str(),
-            user: shown_fields(event),
-            changed: &event.changed,
-            truncated: event.truncated,
-            request: RequestJson {
-                method: &event.request.method,
-                path: redact_url(&event.request.path),
-                status: event.request.status,
-                request_id: &event.request.request_id,
-                remote_addr: &event.request.remote_addr,
-            },
-            webhooks: &webhooks,
-        };
-        let data = serde_json::to_string(&body);
-        self.publish(
-            data,
-            Item {
-                n: 0,
-                kind: Kind::Detected,
-                action: event.action.clone(),
-                users,
-                webhooks,
-                outcome: None,
-                frame: Bytes::new(),
-            },
-        );
+        let cost = estimated_frame_len(event, &webhooks);
+        self.keep(Item {
+            n: 0,
+            kind: Kind::Detected,
+            action: event.action.clone(),
+            users: Vec::new(),
+            webhooks,
+            outcome: None,
+            event: Some(Box::new(event.clone())),
+            instance: self.inner.instance.clone(),
+            cost,
+            frame: OnceLock::new(),
+        });
     }
 
     /// Publishes one delivery's outcome (`http_status`: the target's reply, if there was one).
@@ -312,7 +323,10 @@ impl LiveFeed {
                 users: user_keys(&delivery.event),
                 webhooks: vec![delivery.webhook.clone()],
                 outcome: Some(outcome),
-                frame: Bytes::new(),
+                event: None,
+                instance: self.inner.instance.clone(),
+                cost: 0,
+                frame: OnceLock::new(),
             },
         );
     }
@@ -349,27 +363,45 @@ impl LiveFeed {
                 users: user_keys(event),
                 webhooks: vec![webhook.to_owned()],
                 outcome: Some(Outcome::Filtered),
-                frame: Bytes::new(),
+                event: None,
+                instance: self.inner.instance.clone(),
+                cost: 0,
+                frame: OnceLock::new(),
             },
         );
     }
 
-    /// Numbers, frames, keeps and sends one item (its `data:` JSON rendered already); never
-    /// waits for a subscriber.
-    fn publish(&self, data: serde_json::Result<String>, mut item: Item) {
+    /// Numbers, frames, keeps and sends one delivery item (its `data:` JSON rendered
+    /// already); never waits for a subscriber.
+    fn publish(&self, data: serde_json::Result<String>, item: Item) {
         let Ok(data) = data else {
             return;
         };
+        self.keep_with(item, |item| {
+            let framed = frame(&item.instance, item.n, item.kind, &data);
+            item.cost = framed.len();
+            let _ = item.frame.set(framed);
+        });
+    }
+
+    /// Numbers, keeps and sends one item whose frame is rendered when first read.
+    fn keep(&self, item: Item) {
+        self.keep_with(item, |_| {});
+    }
+
+    /// Numbers `item`, lets `ready` finish it (it knows its number then), keeps it in the ring
+    /// and sends it; never waits for a subscriber.
+    fn keep_with(&self, mut item: Item, ready: impl FnOnce(&mut Item)) {
         let mut ring = self.ring();
         item.n = ring.next;
         ring.next += 1;
-        item.frame = frame(&self.inner.instance, item.n, item.kind, &data);
+        ready(&mut item);
         let item = Arc::new(item);
-        ring.bytes += item.frame.len();
+        ring.bytes += item.cost;
         ring.items.push_back(item.clone());
         while ring.items.len() > RING_ITEMS || (ring.bytes > RING_BYTES && ring.items.len() > 1) {
             if let Some(old) = ring.items.pop_front() {
-                ring.bytes -= old.frame.len();
+                ring.bytes -= old.cost;
             }
         }
         // No subscriber is not an error: the ring keeps it for the next one.
@@ -391,7 +423,7 @@ impl LiveFeed {
                 (after, false)
             }
             Start::After(id) => match parse_id(id) {
-                Some((instance, n)) if instance == self.inner.instance && n < ring.next => {
+                Some((instance, n)) if instance == &*self.inner.instance && n < ring.next => {
                     (n, false)
                 }
                 // Another instance's id (a restart), one from the future, or none we wrote.
@@ -452,12 +484,61 @@ fn shown_fields(event: &UserEvent) -> std::collections::BTreeMap<&str, String> {
 
 /// `ID`, `Email` and `Name`, those present and not credentials, for the user filter.
 fn user_keys(event: &UserEvent) -> Vec<String> {
+    user_keys_of(event).map(str::to_owned).collect()
+}
+
+/// [`user_keys`] without copying them.
+fn user_keys_of(event: &UserEvent) -> impl Iterator<Item = &str> {
     ["ID", "Email", "Name"]
-        .iter()
-        .filter_map(|k| event.user.get(*k))
+        .into_iter()
+        .filter_map(|k| event.user.get(k))
+        .map(String::as_str)
         .filter(|v| !v.is_empty())
-        .cloned()
-        .collect()
+}
+
+/// The `data:` JSON of a detected event.
+fn detected_json(event: &UserEvent, webhooks: &[String]) -> serde_json::Result<String> {
+    serde_json::to_string(&DetectedJson {
+        kind: "detected",
+        id: &event.id,
+        seq: event.seq,
+        action: event.action.as_str(),
+        event: &event.event_type,
+        time: &event.occurred_at,
+        attribution: event.attribution.as_str(),
+        user: shown_fields(event),
+        changed: &event.changed,
+        truncated: event.truncated,
+        request: RequestJson {
+            method: &event.request.method,
+            path: redact_url(&event.request.path),
+            status: event.request.status,
+            request_id: &event.request.request_id,
+            remote_addr: &event.request.remote_addr,
+        },
+        webhooks,
+    })
+}
+
+/// About how long a detected event's frame will be (its values, cut as shown, plus the
+/// frame's and the JSON's own text), without rendering it.
+fn estimated_frame_len(event: &UserEvent, webhooks: &[String]) -> usize {
+    const FIXED: usize = 320;
+    let fields: usize = event
+        .user
+        .iter()
+        .map(|(k, v)| k.len() + v.len().min(MAX_VALUE_CHARS * 4) + 6)
+        .sum();
+    let changed: usize = event.changed.iter().map(|c| c.len() + 3).sum();
+    let targets: usize = webhooks.iter().map(|w| w.len() + 3).sum();
+    FIXED
+        + event.id.len()
+        + event.event_type.len()
+        + event.request.path.len()
+        + event.request.request_id.len()
+        + fields
+        + changed
+        + targets
 }
 
 /// `value`, cut to [`MAX_VALUE_CHARS`] characters with `…` when longer.
@@ -537,7 +618,7 @@ mod tests {
     }
 
     fn data(item: &Item) -> serde_json::Value {
-        let text = std::str::from_utf8(&item.frame).unwrap();
+        let text = std::str::from_utf8(item.frame()).unwrap();
         let line = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
         serde_json::from_str(line).unwrap()
     }
@@ -556,7 +637,7 @@ mod tests {
         feed.delivery(&d, Outcome::Delivered, Some(200), 2_000);
         let sub = feed.subscribe(&Start::Replay(10));
         assert_eq!(ns(&sub.backlog), [1, 2]);
-        let first = std::str::from_utf8(&sub.backlog[0].frame).unwrap();
+        let first = std::str::from_utf8(sub.backlog[0].frame()).unwrap();
         let id = format!("id: {}-1\nevent: detected\ndata: {{", feed.instance());
         assert!(first.starts_with(&id), "{first}");
         assert!(first.ends_with("}\n\n"));
@@ -582,7 +663,7 @@ mod tests {
                 "event": "user.created", "user_id": "42",
             })
         );
-        assert!(!std::str::from_utf8(&sub.backlog[1].frame)
+        assert!(!std::str::from_utf8(sub.backlog[1].frame())
             .unwrap()
             .contains(CANARY));
     }
@@ -642,10 +723,7 @@ mod tests {
         let ring = feed.ring();
         assert_eq!(ring.items.len(), RING_ITEMS);
         assert_eq!(ring.items.front().unwrap().n, 11);
-        assert_eq!(
-            ring.bytes,
-            ring.items.iter().map(|i| i.frame.len()).sum::<usize>()
-        );
+        assert_eq!(ring.bytes, ring.items.iter().map(|i| i.cost).sum::<usize>());
         drop(ring);
         let sub = feed.subscribe(&Start::After(format!("{}-5", feed.instance())));
         assert_eq!(sub.missed, 5, "6..=10 are gone");

@@ -36,6 +36,7 @@
 //! dispatch, send_test     (engine; attempt, retry)
 //! identity/*              (spool: the file's directory)
 //! extractor/*, deadletter (dispatch, handoff, identity; replay, spool)
+//! webhooks_command       (deadletter: the admin API's address; engine: its answer)
 //! ```
 //!
 //! Nothing here runs on the request path, and nothing here logs or stores a secret, a header
@@ -59,9 +60,10 @@ pub mod replay;
 pub mod retry;
 pub mod send_test;
 pub mod spool;
+pub mod webhooks_command;
 
 pub use clock::now_ms;
-pub use engine::{DeliveryEngine, EngineError, SpoolStats};
+pub use engine::{DeliveryEngine, EngineError, SpoolStats, WebhookState, WebhooksError};
 pub use outbox::{Delivery, Outbox};
 pub use records::{DeadLetter, DeliveryRecord, DeliveryStatus};
 pub use replay::Replay;

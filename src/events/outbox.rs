@@ -93,6 +93,8 @@ pub struct Outbox {
     /// Lane heads not in flight, per webhook, by due time.
     due: HashMap<String, BTreeSet<Slot>>,
     in_flight: HashSet<String>,
+    /// Deliveries held per webhook (waiting or in flight), for digests' "and N more".
+    per_webhook: HashMap<String, usize>,
     next_order: u64,
     capacity: usize,
 }
@@ -106,6 +108,7 @@ impl Outbox {
             lanes: HashMap::new(),
             due: HashMap::new(),
             in_flight: HashSet::new(),
+            per_webhook: HashMap::new(),
             next_order: 0,
             capacity,
         }
@@ -117,6 +120,10 @@ impl Outbox {
             return Err(Box::new(delivery));
         }
         let lane = delivery.lane();
+        *self
+            .per_webhook
+            .entry(delivery.webhook.clone())
+            .or_default() += 1;
         let order = self.next_order;
         self.next_order += 1;
         let queue = self.lanes.entry(lane.clone()).or_default();
@@ -147,10 +154,20 @@ impl Outbox {
         now_ms: u64,
         mut can_start: impl FnMut(&str) -> bool,
     ) -> Option<Delivery> {
+        self.next_ready_by(now_ms, |w, _| can_start(w))
+    }
+
+    /// [`Outbox::next_ready`], with the webhook's earliest due time given to `can_start` too
+    /// (a digest window counts from it).
+    pub fn next_ready_by(
+        &mut self,
+        now_ms: u64,
+        mut can_start: impl FnMut(&str, u64) -> bool,
+    ) -> Option<Delivery> {
         let mut best: Option<(&String, &Slot)> = None;
         for (webhook, slots) in &self.due {
             let Some(first) = slots.first() else { continue };
-            if first.0 > now_ms || !can_start(webhook) {
+            if first.0 > now_ms || !can_start(webhook, first.0) {
                 continue;
             }
             if best.is_none_or(|(_, b)| (first.0, first.1) < (b.0, b.1)) {
@@ -166,6 +183,56 @@ impl Outbox {
         }
         self.in_flight.insert(slot.2.clone());
         self.entries.get(&slot.2).map(|e| e.delivery.clone())
+    }
+
+    /// Takes the earliest due lane head of `webhook` (due at or before `now_ms`) and marks it
+    /// in flight: the further members of a digest. Lane heads only, so a digest holds at most
+    /// one event per user and per-user order holds across digests.
+    pub fn next_ready_of(&mut self, webhook: &str, now_ms: u64) -> Option<Delivery> {
+        let slots = self.due.get_mut(webhook)?;
+        let first = slots.first().filter(|s| s.0 <= now_ms)?.clone();
+        slots.remove(&first);
+        if slots.is_empty() {
+            self.due.remove(webhook);
+        }
+        self.in_flight.insert(first.2.clone());
+        self.entries.get(&first.2).map(|e| e.delivery.clone())
+    }
+
+    /// Lane heads of `webhook` due at `now_ms`, counted up to `limit`.
+    pub fn ready_count(&self, webhook: &str, now_ms: u64, limit: usize) -> usize {
+        self.due.get(webhook).map_or(0, |slots| {
+            slots
+                .iter()
+                .take(limit)
+                .take_while(|s| s.0 <= now_ms)
+                .count()
+        })
+    }
+
+    /// The earliest due time of `webhook`'s waiting lane heads.
+    pub fn first_due_of(&self, webhook: &str) -> Option<u64> {
+        self.due.get(webhook).and_then(|s| s.first()).map(|s| s.0)
+    }
+
+    /// Makes every waiting lane head of `webhook` due at `now_ms` (a webhook resumed by hand).
+    pub fn due_now(&mut self, webhook: &str, now_ms: u64) {
+        let Some(slots) = self.due.get_mut(webhook) else {
+            return;
+        };
+        let later: Vec<Slot> = slots.iter().filter(|s| s.0 > now_ms).cloned().collect();
+        for slot in later {
+            slots.remove(&slot);
+            if let Some(e) = self.entries.get_mut(&slot.2) {
+                e.delivery.next_attempt_at = now_ms;
+            }
+            slots.insert((now_ms, slot.1, slot.2));
+        }
+    }
+
+    /// Deliveries of `webhook` held (waiting or in flight).
+    pub fn count_of(&self, webhook: &str) -> usize {
+        self.per_webhook.get(webhook).copied().unwrap_or(0)
     }
 
     /// The earliest due time of any waiting lane head, for the scheduler's timer.
@@ -260,6 +327,12 @@ impl Outbox {
     fn remove(&mut self, id: &str) -> Option<Delivery> {
         self.in_flight.remove(id);
         let entry = self.entries.remove(id)?;
+        if let Some(n) = self.per_webhook.get_mut(&entry.delivery.webhook) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_webhook.remove(&entry.delivery.webhook);
+            }
+        }
         if let Some(slots) = self.due.get_mut(&entry.delivery.webhook) {
             slots.remove(&(entry.delivery.next_attempt_at, entry.order, id.to_string()));
         }
@@ -383,6 +456,39 @@ mod tests {
         assert_eq!(got, Some(free.id));
         assert_eq!(o.next_ready(10, |w| w != "busy"), None);
         assert_eq!(o.next_ready(10, |_| true).map(|d| d.id), Some(busy.id));
+    }
+
+    #[test]
+    fn digests_take_lane_heads_of_one_webhook_only() {
+        let mut o = Outbox::new(100);
+        let a1 = delivery("w", Some("a"), 0);
+        let a2 = delivery("w", Some("a"), 0);
+        let b1 = delivery("w", Some("b"), 5);
+        let c1 = delivery("w", Some("c"), 50);
+        let other = delivery("v", Some("a"), 0);
+        for d in [&a1, &a2, &b1, &c1, &other] {
+            o.enqueue(d.clone()).expect("room");
+        }
+        assert_eq!(
+            (o.count_of("w"), o.count_of("v"), o.count_of("x")),
+            (4, 1, 0)
+        );
+        assert_eq!(
+            o.ready_count("w", 10, 100),
+            2,
+            "a1 and b1: a2 waits behind a1"
+        );
+        assert_eq!(o.ready_count("w", 10, 1), 1);
+        assert_eq!(o.first_due_of("w"), Some(0));
+        let got: Vec<String> =
+            std::iter::from_fn(|| o.next_ready_of("w", 10).map(|d| d.id)).collect();
+        assert_eq!(got, [a1.id.clone(), b1.id.clone()]);
+        assert_eq!(o.first_due_of("w"), Some(50));
+        o.ack(&a1.id);
+        assert_eq!(o.next_ready_of("w", 10).map(|d| d.id), Some(a2.id.clone()));
+        assert_eq!(o.count_of("w"), 3);
+        o.release(&b1.id);
+        assert_eq!(o.ready_count("w", 10, 100), 1);
     }
 
     #[test]

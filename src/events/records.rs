@@ -74,6 +74,9 @@ pub struct DeliveryRecord {
     pub updated_at: String,
     /// RFC 3339: the next attempt, while retrying.
     pub next_attempt_at: Option<String>,
+    /// The digest message (its `webhook-id`) that delivered this event with others, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_id: Option<String>,
 }
 
 impl DeliveryRecord {
@@ -98,6 +101,7 @@ impl DeliveryRecord {
             updated_at: rfc3339(now_ms),
             next_attempt_at: (status == DeliveryStatus::Retrying)
                 .then(|| rfc3339(delivery.next_attempt_at)),
+            digest_id: None,
         }
     }
 }

@@ -103,7 +103,7 @@ pub fn decide(check: SuccessCheck, result: &AttemptResult) -> RetryDecision {
 }
 
 /// Whether a robot's JSON reply carries one of the known rate-limit codes.
-fn robot_rate_limited(body: &[u8]) -> bool {
+pub fn robot_rate_limited(body: &[u8]) -> bool {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
         return false;
     };

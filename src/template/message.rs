@@ -35,6 +35,16 @@ impl MessageBody {
         }
     }
 
+    /// The bytes of a template body rendered from `vars` (one entry of a digest); a
+    /// CloudEvent needs the event itself, so it renders nothing here (the webhook compiler
+    /// refuses digests with `preset: cloudevents`).
+    pub fn render_vars(&self, vars: &dyn super::vars::VarSource) -> Vec<u8> {
+        match self {
+            MessageBody::Template(t) => t.render(vars),
+            MessageBody::CloudEvent(_) => Vec::new(),
+        }
+    }
+
     /// JSON or text (a CloudEvent is JSON).
     pub fn kind(&self) -> BodyKind {
         match self {

@@ -9,6 +9,7 @@
 //! name containing `{{$$.ID$$}}` renders literally). It never panics on any template or value.
 
 mod body;
+mod digest;
 mod error;
 mod message;
 mod parse;
@@ -18,6 +19,10 @@ mod url;
 mod vars;
 
 pub use body::{BodyKind, BodyTemplate};
+pub use digest::{
+    preset_digest, Digest, DigestError, DigestTemplate, PresetDigest, DEFAULT_LINE,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, DIGEST_VARIABLES,
+};
 pub use error::TemplateError;
 pub use message::{
     source_problem, CloudEvent, CloudEventBody, MessageBody, CLOUDEVENTS_CONTENT_TYPE,

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 pub mod backoff;
 pub mod filter;
+pub mod pace;
 pub mod sign;
 
 use crate::config::model::{ConfigFile, WebhookSpec};
@@ -27,6 +28,7 @@ use crate::template::{
 };
 pub use backoff::Backoff;
 use filter::Filter;
+pub use pace::{DigestPolicy, HealthPolicy, Limit, Rate};
 use sign::Signer;
 
 /// Headers userhook sets itself on every request; a config may not override them.
@@ -70,6 +72,14 @@ pub struct Webhook {
     pub concurrency: Option<usize>,
     /// How a reply is judged a success.
     pub success: SuccessCheck,
+    /// Messages per window at most; `None`: as fast as the concurrency allows.
+    pub rate: Option<Rate>,
+    /// Merging pending events into digest messages; `None`: one message per event.
+    pub digest: Option<DigestPolicy>,
+    /// When the endpoint is paused and probed.
+    pub health: HealthPolicy,
+    /// The preset's name, when one is set (alerts to this webhook take its robot's shape).
+    pub preset: Option<&'static str>,
 }
 
 impl fmt::Debug for Webhook {
@@ -80,6 +90,7 @@ impl fmt::Debug for Webhook {
             .field("method", &self.method)
             .field("signed", &self.signer.is_some())
             .field("success", &self.success)
+            .field("rate", &self.rate.as_ref().map(|r| r.text.as_str()))
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +162,24 @@ impl Webhooks {
                     out.list.push(Arc::new(w));
                 }
                 Err(e) => errors.extend(e),
+            }
+        }
+        for (i, spec) in file.webhooks.iter().enumerate() {
+            let Some(alert) = spec.health.alert_webhook.as_deref() else {
+                continue;
+            };
+            let problem = if alert == spec.name {
+                Some("names this webhook itself; an alert about a failing endpoint must go elsewhere")
+            } else if !names.contains(alert) {
+                Some("is not a webhook in this config")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                errors.push(ConfigError::new(
+                    format!("webhooks[{i}].health.alert_webhook"),
+                    format!("`{alert}` {p}"),
+                ));
             }
         }
         if errors.is_empty() {
@@ -473,6 +502,21 @@ fn compile_one(
             "expected at least 1 (or remove it for the global limit)".into(),
         );
     }
+    let rate = pace::compile_rate(spec, &mut err);
+    let digest = pace::compile_digest(spec, kind, known, &mut err);
+    let health = pace::compile_health(&spec.health, &mut err);
+    if digest.is_some() && preset.is_some_and(|p| p.cloudevents) {
+        err(
+            "digest",
+            "a CloudEvent carries one event; set digest.mode: off with preset: cloudevents".into(),
+        );
+    }
+    if digest.is_some() && url.as_ref().is_some_and(|u| !u.is_static()) {
+        err(
+            "digest",
+            "a digest of many events goes to one URL, but url uses per-event variables; use a URL without them or set digest.mode: off".into(),
+        );
+    }
     // Robot presets judge the robot's verdict; a custom body keeps its preset's check, and a
     // webhook without a preset is judged on the status alone.
     let success = preset.map_or(SuccessCheck::Http2xx, |p| p.success);
@@ -497,6 +541,10 @@ fn compile_one(
                 backoff,
                 concurrency: spec.concurrency,
                 success,
+                rate,
+                digest,
+                health,
+                preset: preset.map(|p| p.name),
             })
         }
         _ => Err(errors),

@@ -287,3 +287,70 @@ fn webhook_timeout_and_retry() {
     );
     assert!(hook(", concurrency: 4, retry: {attempts: 1, initial: 1s, max: 1s}").is_empty());
 }
+
+#[test]
+fn pace_defaults_follow_the_preset() {
+    let robot = one("  - {name: a, actions: ['*'], url: 'http://x/h', preset: dingtalk}\n");
+    assert_eq!(robot.rate.as_ref().map(|r| r.text.as_str()), Some("20/min"));
+    let d = robot
+        .digest
+        .as_ref()
+        .expect("robots digest when over their rate");
+    assert_eq!(d.mode, crate::config::model::DigestMode::Auto);
+    assert_eq!(d.template.max_items(), 50);
+    assert_eq!(robot.health.pause_after, 10);
+    assert_eq!(robot.health.probe_initial, Duration::from_secs(30));
+    assert_eq!(robot.health.probe_max, Duration::from_secs(600));
+    let plain = one("  - {name: a, actions: ['*'], url: 'http://x/h'}\n");
+    assert!(plain.rate.is_none() && plain.digest.is_none());
+    let off = one("  - {name: a, actions: ['*'], url: 'http://x/h', preset: slack, rate: 'off', digest: {mode: 'off'}}\n");
+    assert!(off.rate.is_none() && off.digest.is_none());
+    let always = one(
+        "  - {name: a, actions: ['*'], url: 'http://x/h', digest: {mode: always, max_items: 7}}\n",
+    );
+    assert_eq!(
+        always.digest.as_ref().map(|d| d.template.max_items()),
+        Some(7)
+    );
+}
+
+#[test]
+fn pace_problems_are_reported_with_their_keys() {
+    let errors = |yaml: &str| compile(yaml).err().unwrap_or_default().join("\n");
+    let e = errors("  - {name: a, actions: ['*'], url: 'http://x/h', rate: '20'}\n");
+    assert!(e.contains("webhooks[0].rate: `20` is not a rate"), "{e}");
+    let e =
+        errors("  - {name: a, actions: ['*'], url: 'http://x/h', health: {alert_webhook: b}}\n");
+    assert!(
+        e.contains("webhooks[0].health.alert_webhook: `b` is not a webhook in this config"),
+        "{e}"
+    );
+    let e =
+        errors("  - {name: a, actions: ['*'], url: 'http://x/h', health: {alert_webhook: a}}\n");
+    assert!(e.contains("names this webhook itself"), "{e}");
+    let e = errors("  - {name: a, actions: ['*'], url: 'http://x/h', health: {probe: {initial: 1h, max: 1m}}}\n");
+    assert!(
+        e.contains("webhooks[0].health.probe.initial: 1h is longer"),
+        "{e}"
+    );
+    let e = errors(
+        "  - {name: a, actions: ['*'], url: 'http://x/u/{{$$.ID$$}}', preset: wecom-text}\n",
+    );
+    assert!(
+        e.contains("webhooks[0].digest: a digest of many events goes to one URL"),
+        "{e}"
+    );
+    let e = errors("  - {name: a, actions: ['*'], url: 'http://x/h', digest: {mode: always, body: '{\"t\":\"{{$$.Name$$}}\"}'}}\n");
+    assert!(
+        e.contains("webhooks[0].digest: the digest body names {{$$.Name$$}}"),
+        "{e}"
+    );
+    let e = errors("  - {name: a, actions: ['*'], url: 'http://x/h', digest: {max_items: 0}}\n");
+    assert!(
+        e.contains("webhooks[0].digest.max_items: expected at least 1"),
+        "{e}"
+    );
+    let e = errors("  - {name: a, actions: ['*'], url: 'http://x/h', digest: {mode: sometimes}}\n");
+    assert!(e.contains("digest.mode"), "{e}");
+    assert!(errors("  - {name: a, actions: ['*'], url: 'http://x/h', health: {alert_webhook: b}}\n  - {name: b, actions: [deleted], url: 'http://y/h'}\n").is_empty());
+}

@@ -90,6 +90,7 @@ impl DeliveryEngine {
                 resident: 0,
                 next_seq,
                 stopping: false,
+                pace: HashMap::new(),
             }),
             wake: Notify::new(),
         });

@@ -41,21 +41,31 @@
 //! - `outcome`: one attempt and what its outcome does to the delivery and the spool;
 //! - `dead_letters`: listing, replaying and purging dead letters on a running engine;
 //! - `stats`: counters and listings for the admin API;
+//! - `bucket`, `health`, `pace`: a webhook's send budget, its health state machine, and the
+//!   two together with a robot's "too fast" pause, as the scheduler and the outcome use them;
+//! - `alert`: telling another webhook that one paused or resumed;
+//! - `webhooks`: each webhook's pace and health for the admin API, and resuming one;
 //! - `error`: [`Refusal`] (one delivery not taken) and [`EngineError`] (an operation failed);
 //! - `limits`: the bounds above.
 
 mod admit;
+mod alert;
+mod bucket;
 mod dead_letters;
 mod error;
+mod health;
 mod lifecycle;
 mod limits;
 mod outcome;
+mod pace;
 mod schedule;
 mod state;
 mod stats;
+mod webhooks;
 
 pub use error::{EngineError, Refusal};
 pub use limits::{COMMIT_LINGER, LIST_LIMIT, MAX_UNCOMMITTED, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
 pub use outcome::loggable_url;
 pub use state::DeliveryEngine;
 pub use stats::SpoolStats;
+pub use webhooks::{WebhookState, WebhooksError};

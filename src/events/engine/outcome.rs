@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::health::Transition;
 use super::state::{forget_resident, lock, Shared};
 use crate::events::attempt::{self, RenderedRequest};
 use crate::events::clock::now_ms;
@@ -17,69 +18,312 @@ use crate::events::retry::{decide, AttemptResult, RetryDecision};
 use crate::events::spool::{Retain, Write};
 use crate::metrics::AttemptOutcome;
 use crate::sink::Sink;
+use crate::template::{EventVars, VarSource};
 
-/// One attempt of one delivery, from rendering to recording its outcome.
-pub(super) async fn run_attempt(shared: Arc<Shared>, mut delivery: Delivery) {
-    let rt = shared.runtime.load_full();
-    if let Some(sink) = rt.sinks.get(&delivery.webhook).cloned() {
-        drop(rt);
-        return run_sink_attempt(shared, delivery, sink).await;
-    }
-    let webhook = rt.webhooks.get(&delivery.webhook).cloned();
-    delivery.attempt += 1;
-    let (decision, http_status, url) = match &webhook {
-        None => (
-            RetryDecision::Final {
-                reason: format!("webhook `{}` is no longer in the config", delivery.webhook),
-            },
-            None,
-            String::new(),
-        ),
-        Some(w) if !w.enabled => (
-            RetryDecision::Final {
-                reason: format!("webhook `{}` is disabled in the config", delivery.webhook),
-            },
-            None,
-            String::new(),
-        ),
-        Some(w) => match attempt::render(w, &delivery.id, &delivery.event, attempt::unix_now()) {
-            // Nothing is sent to a URL the event does not fill: the delivery fails, with the
-            // reason in its dead letter, its record and the log.
-            Err(e) => (
-                RetryDecision::Final {
-                    reason: e.to_string(),
-                },
-                None,
-                String::new(),
-            ),
-            Ok(request) => {
-                let request: RenderedRequest = request;
-                let url = loggable_url(&request.url);
-                let result = match attempt::send(&shared.client, &request, w.timeout).await {
-                    Ok(reply) => attempt::result_of(reply),
-                    Err(e) => e,
-                };
-                let status = match &result {
-                    AttemptResult::Reply { status, .. } => Some(*status),
-                    _ => None,
-                };
-                (decide(w.success, &result), status, url)
-            }
-        },
+/// What the scheduler starts as one attempt: one delivery, or several of one webhook sent as
+/// one digest message; `probe` when it tests a paused webhook.
+pub(super) struct Batch {
+    pub(super) deliveries: Vec<Delivery>,
+    pub(super) probe: bool,
+    pub(super) digest: bool,
+}
+
+/// How the outcome of one message applies to each delivery in it.
+enum Plan {
+    /// As the retry decision says (delivered, retry with backoff, or dead letter).
+    Decide(RetryDecision),
+    /// Kept pending until `until`, the attempt not counted: the robot said "too fast", or the
+    /// webhook is paused.
+    Hold {
+        until: u64,
+        reason: String,
+        paused: bool,
+    },
+}
+
+/// One attempt (one message: a delivery or a digest), from rendering to recording outcomes.
+pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
+    let Some(name) = batch.deliveries.first().map(|d| d.webhook.clone()) else {
+        release_slot(&shared, "");
+        return;
     };
+    let rt = shared.runtime.load_full();
+    if let Some(sink) = rt.sinks.get(&name).cloned() {
+        drop(rt);
+        for delivery in batch.deliveries {
+            run_sink_attempt(shared.clone(), delivery, sink.clone()).await;
+        }
+        release_slot(&shared, &name);
+        shared.memory.wake.notify_one();
+        return;
+    }
+    let webhook = rt.webhooks.get(&name).cloned();
     drop(rt);
-    let max_attempts = webhook.as_ref().map_or(1, |w| w.attempts);
-    let backoff = webhook.as_ref().map(|w| w.backoff);
-    let orphan = !webhook.as_ref().is_some_and(|w| w.enabled);
-    finish(
-        &shared,
-        delivery,
-        decision,
-        (http_status, &url),
-        max_attempts,
-        backoff,
-        orphan,
+    let mut deliveries = batch.deliveries;
+    for d in &mut deliveries {
+        d.attempt += 1;
+    }
+    let w = match webhook {
+        Some(w) if w.enabled => w,
+        other => {
+            release_slot(&shared, &name);
+            let reason = if other.is_some() {
+                format!("webhook `{name}` is disabled in the config")
+            } else {
+                format!("webhook `{name}` is no longer in the config")
+            };
+            for d in deliveries {
+                let decision = RetryDecision::Final {
+                    reason: reason.clone(),
+                };
+                settle(&shared, d, decision, (None, ""), 1, None, true, None);
+            }
+            return;
+        }
+    };
+    let ts = attempt::unix_now();
+    let rendered = if batch.digest {
+        render_digest(&shared, &w, &mut deliveries, ts).map(|(r, id)| (r, Some(id)))
+    } else {
+        match deliveries.first() {
+            Some(d) => attempt::render(&w, &d.id, &d.event, ts)
+                .map(|r| (r, None))
+                .map_err(|e| e.to_string()),
+            None => Err(String::from("nothing to send")),
+        }
+    };
+    let (request, digest_id) = match rendered {
+        Ok(r) => r,
+        // Nothing is sent to a URL the event does not fill: the delivery fails, with the
+        // reason in its dead letter, its record and the log. Not the endpoint's fault: its
+        // health is untouched.
+        Err(reason) => {
+            release_slot(&shared, &name);
+            for d in deliveries {
+                let decision = RetryDecision::Final {
+                    reason: reason.clone(),
+                };
+                settle(
+                    &shared,
+                    d,
+                    decision,
+                    (None, ""),
+                    w.attempts,
+                    None,
+                    false,
+                    None,
+                );
+            }
+            return;
+        }
+    };
+    let url = loggable_url(&request.url);
+    let result = match attempt::send(&shared.client, &request, w.timeout).await {
+        Ok(reply) => attempt::result_of(reply),
+        Err(e) => e,
+    };
+    let (status, retry_after) = match &result {
+        AttemptResult::Reply {
+            status,
+            retry_after,
+            ..
+        } => (Some(*status), *retry_after),
+        _ => (None, None),
+    };
+    let decision = decide(w.success, &result);
+    let now = now_ms();
+    let (plan, transition, health) = {
+        let mut st = shared.memory.lock();
+        let p = st.pace.entry(name.clone()).or_default();
+        let (plan, transition) = match decision {
+            RetryDecision::Delivered => {
+                p.sent_fine();
+                (
+                    Plan::Decide(RetryDecision::Delivered),
+                    p.health.succeeded(status),
+                )
+            }
+            RetryDecision::Retry { reason, .. } | RetryDecision::Final { reason }
+                if rate_limited(&result) =>
+            {
+                let until = p.rate_limited(&w, retry_after, now);
+                crate::metrics::webhook_rate_limited(&name);
+                let reason =
+                    format!("{reason}: the target is rate-limiting; this webhook waits (not counted as an attempt)");
+                (
+                    Plan::Hold {
+                        until,
+                        reason,
+                        paused: false,
+                    },
+                    Transition::None,
+                )
+            }
+            decision => {
+                let reason = match &decision {
+                    RetryDecision::Retry { reason, .. } | RetryDecision::Final { reason } => {
+                        reason.clone()
+                    }
+                    RetryDecision::Delivered => String::new(),
+                };
+                let t = p
+                    .health
+                    .failed(&w.health, status == Some(410), status, &reason, now);
+                if t == Transition::Paused {
+                    p.paused_under = Arc::as_ptr(&w) as usize;
+                }
+                match &p.health.paused {
+                    Some(paused) => (
+                        Plan::Hold {
+                            until: paused.next_probe,
+                            reason: format!(
+                                "{reason}: webhook paused ({}), kept pending (not counted as an attempt)",
+                                paused.reason
+                            ),
+                            paused: true,
+                        },
+                        t,
+                    ),
+                    None => (Plan::Decide(decision), t),
+                }
+            }
+        };
+        let health = p.health.clone();
+        (plan, transition, health)
+    };
+    release_slot(&shared, &name);
+    if transition != Transition::None {
+        super::alert::health_changed(&shared, &w, &health, transition, now);
+    }
+    if let Some(id) = &digest_id {
+        crate::metrics::digest_sent(&name, deliveries.len());
+        tracing::info!(
+            webhook = %name,
+            digest_id = %id,
+            events = deliveries.len(),
+            http_status = status.unwrap_or(0),
+            url = %url,
+            "digest message sent"
+        );
+    }
+    for d in deliveries {
+        match &plan {
+            Plan::Decide(decision) => settle(
+                &shared,
+                d,
+                decision.clone(),
+                (status, &url),
+                w.attempts,
+                Some(w.backoff),
+                false,
+                digest_id.as_deref(),
+            ),
+            Plan::Hold {
+                until,
+                reason,
+                paused,
+            } => hold(&shared, d, *until, reason, status, *paused),
+        }
+    }
+    shared.memory.wake.notify_one();
+}
+
+/// Whether the target said "too many messages" (HTTP 429, or a robot's rate-limit errcode in
+/// a 2xx reply): the webhook waits, and the attempt does not count.
+fn rate_limited(result: &AttemptResult) -> bool {
+    match result {
+        AttemptResult::Reply { status: 429, .. } => true,
+        AttemptResult::Reply { status, body, .. } => {
+            (200..300).contains(status) && crate::events::retry::robot_rate_limited(body)
+        }
+        _ => false,
+    }
+}
+
+/// Renders one digest of `deliveries` (oldest first); those that do not fit the message are
+/// put back as they were (they lead the next digest) and removed from `deliveries`. Returns
+/// the request and the digest message's id (its `webhook-id`).
+fn render_digest(
+    shared: &Shared,
+    w: &crate::webhook::Webhook,
+    deliveries: &mut Vec<Delivery>,
+    ts: i64,
+) -> Result<(RenderedRequest, String), String> {
+    let Some(policy) = &w.digest else {
+        return Err(format!("webhook `{}` has no digest", w.name));
+    };
+    let rest = shared
+        .memory
+        .lock()
+        .outbox
+        .count_of(&w.name)
+        .saturating_sub(deliveries.len());
+    let vars: Vec<EventVars<'_>> = deliveries.iter().map(|d| EventVars(&d.event)).collect();
+    let refs: Vec<&dyn VarSource> = vars.iter().map(|v| v as &dyn VarSource).collect();
+    let digest = policy
+        .template
+        .render(&refs, rest, &|v: &dyn VarSource| w.body.render_vars(v));
+    drop(refs);
+    drop(vars);
+    if digest.included < deliveries.len() {
+        let extra = deliveries.split_off(digest.included.max(1));
+        let mut st = shared.memory.lock();
+        for d in extra {
+            st.outbox.release(&d.id);
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let first = deliveries.first().map(|d| &d.event);
+    let request = attempt::render_digest(
+        w,
+        &id,
+        first,
+        digest.body,
+        deliveries.len(),
+        digest.rest,
+        ts,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((request, id))
+}
+
+/// One message's attempt ended: its slot in the concurrency limits is free.
+fn release_slot(shared: &Shared, webhook: &str) {
+    let mut st = shared.memory.lock();
+    if let Some(n) = st.running.get_mut(webhook) {
+        *n = n.saturating_sub(1);
+    }
+    st.total = st.total.saturating_sub(1);
+}
+
+/// Keeps a delivery pending until `until` without counting the attempt: the robot asked for a
+/// pause, or the webhook is paused. Recorded as retrying with the reason; the spool keeps the
+/// delivery as it was (its attempts unchanged).
+fn hold(
+    shared: &Shared,
+    mut delivery: Delivery,
+    until: u64,
+    reason: &str,
+    status: Option<u16>,
+    paused: bool,
+) {
+    delivery.attempt = delivery.attempt.saturating_sub(1);
+    delivery.next_attempt_at = until;
+    delivery.last_error = Some(reason.to_string());
+    crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Retry);
+    tracing::debug!(
+        webhook = %delivery.webhook,
+        delivery_id = %delivery.id,
+        error = %reason,
+        "webhook attempt not counted; delivery kept pending"
     );
+    let outcome = if paused {
+        Outcome::Paused
+    } else {
+        Outcome::Retrying
+    };
+    record_as(shared, &delivery, DeliveryStatus::Retrying, status, outcome);
+    shared.memory.lock().outbox.retry_later(delivery);
 }
 
 /// One attempt of one delivery to a sink: publish, wait for the stream's acknowledgement.
@@ -97,7 +341,7 @@ async fn run_sink_attempt(shared: Arc<Shared>, mut delivery: Delivery, sink: Arc
     };
     let servers = sink.loggable_servers().join(",");
     let backoff = Backoff::new(sink.retry_initial, sink.retry_max);
-    finish(
+    settle(
         &shared,
         delivery,
         decision,
@@ -105,6 +349,7 @@ async fn run_sink_attempt(shared: Arc<Shared>, mut delivery: Delivery, sink: Arc
         sink.attempts,
         Some(backoff),
         !sink.enabled,
+        None,
     );
 }
 
@@ -131,8 +376,10 @@ fn retain(shared: &Shared, delivery: &Delivery) -> Retain {
 /// What an attempt's decision does to the delivery, the spool, the records and the metrics:
 /// the same for webhooks and sinks.
 /// `orphan`: the target is no longer in the config (or disabled), so the delivery goes to the
-/// dead letters counted in a summary line rather than logged one by one.
-fn finish(
+/// dead letters counted in a summary line rather than logged one by one. `digest`: the id of
+/// the digest message that carried it, kept in its record.
+#[allow(clippy::too_many_arguments)]
+fn settle(
     shared: &Arc<Shared>,
     mut delivery: Delivery,
     decision: RetryDecision,
@@ -140,14 +387,8 @@ fn finish(
     max_attempts: u32,
     backoff: Option<Backoff>,
     orphan: bool,
+    digest: Option<&str>,
 ) {
-    {
-        let mut st = shared.memory.lock();
-        if let Some(n) = st.running.get_mut(&delivery.webhook) {
-            *n = n.saturating_sub(1);
-        }
-        st.total = st.total.saturating_sub(1);
-    }
     match decision {
         RetryDecision::Delivered => {
             delivery.last_error = None;
@@ -173,9 +414,16 @@ fn finish(
                 http_status = http_status.unwrap_or(0),
                 url = %url,
                 status = "successful",
+                digest_id = digest.unwrap_or(""),
                 "webhook delivered"
             );
-            record(shared, &delivery, DeliveryStatus::Successful, http_status);
+            record_digested(
+                shared,
+                &delivery,
+                DeliveryStatus::Successful,
+                http_status,
+                digest,
+            );
         }
         RetryDecision::Retry {
             reason,
@@ -219,7 +467,6 @@ fn finish(
             dead_letter(shared, delivery, http_status, url, orphan);
         }
     }
-    shared.memory.wake.notify_one();
 }
 
 /// Moves a delivery that will not be attempted again to the dead letters, and records it. An
@@ -345,16 +592,31 @@ pub(super) fn record(
     status: DeliveryStatus,
     http: Option<u16>,
 ) {
-    let outcome = match status {
+    record_digested(shared, delivery, status, http, None);
+}
+
+/// The live feed's outcome of a record of `status`.
+fn outcome_of(status: DeliveryStatus) -> Outcome {
+    match status {
         DeliveryStatus::Successful => Outcome::Delivered,
         DeliveryStatus::Retrying => Outcome::Retrying,
         DeliveryStatus::Failed => Outcome::Dead,
-    };
-    record_as(shared, delivery, status, http, outcome);
+    }
+}
+
+/// [`record`], naming the digest message that carried the delivery, if one did.
+fn record_digested(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+    digest: Option<&str>,
+) {
+    record_full(shared, delivery, status, http, outcome_of(status), digest);
 }
 
 /// [`record`], with the live feed's outcome given (a refusal is recorded as failed but is no
-/// dead letter).
+/// dead letter; a delivery held by a paused webhook is retrying, shown as paused).
 pub(super) fn record_as(
     shared: &Shared,
     delivery: &Delivery,
@@ -362,10 +624,23 @@ pub(super) fn record_as(
     http: Option<u16>,
     outcome: Outcome,
 ) {
+    record_full(shared, delivery, status, http, outcome, None);
+}
+
+/// Keeps the record (memory and spool) and tells the live feed.
+fn record_full(
+    shared: &Shared,
+    delivery: &Delivery,
+    status: DeliveryStatus,
+    http: Option<u16>,
+    outcome: Outcome,
+    digest: Option<&str>,
+) {
     let now = now_ms();
     shared.live.delivery(delivery, outcome, http, now);
     let capacity = shared.runtime.load().file.delivery.records;
-    let rec = DeliveryRecord::of(delivery, status, http, now);
+    let mut rec = DeliveryRecord::of(delivery, status, http, now);
+    rec.digest_id = digest.map(str::to_owned);
     if let Ok(bytes) = serde_json::to_vec(&rec) {
         shared.committer.push(Write::Record {
             id: rec.delivery_id.clone(),

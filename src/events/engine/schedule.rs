@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::alert::health_changed;
 use super::limits::{IDLE_TICK, PAGE, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
-use super::outcome::run_attempt;
+use super::outcome::{run_attempt, Batch};
+use super::pace::{Pace, Start};
 use super::state::{Shared, State};
+use crate::config::model::DigestMode;
 use crate::events::clock::now_ms;
 use crate::events::spool::Write;
 
@@ -27,17 +30,25 @@ pub(super) async fn schedule(shared: Arc<Shared>, mut stop: watch::Receiver<Opti
         // While the spool cannot be written nothing new is attempted (an outcome that cannot
         // be recorded would be repeated after a restart, and retry state would pile up in
         // memory); attempts in flight finish. The writer wakes us when it commits again.
+        let mut paced = None;
         if !shared.committer.is_faulted() {
             refill(&shared);
-            start_ready(&shared, &mut attempts);
+            resume_reloaded(&shared);
+            paced = start_ready(&shared, &mut attempts);
         }
         let wait = {
             let now = now_ms();
-            match shared.memory.lock().outbox.next_due() {
+            let due = match shared.memory.lock().outbox.next_due() {
                 Some(due) if due > now => Duration::from_millis(due - now).min(IDLE_TICK),
                 // Nothing waiting, or due but held back by a limit: a commit or a finished
                 // attempt wakes us.
                 _ => IDLE_TICK,
+            };
+            // A webhook held back by its pace (budget, pause, probe, digest window) is due
+            // again at a time of its own.
+            match paced {
+                Some(at) => due.min(Duration::from_millis(at.saturating_sub(now))),
+                None => due,
             }
         };
         tokio::select! {
@@ -133,32 +144,124 @@ fn refill(shared: &Shared) {
     }
 }
 
-/// Starts attempts for due deliveries while the global and per-webhook limits allow.
-fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) {
+/// Resumes every paused webhook whose config was reloaded since it paused (the operator may
+/// have fixed its URL or key): its waiting deliveries are due at once. If it still fails, it
+/// pauses again after `pause_after` failures.
+fn resume_reloaded(shared: &Arc<Shared>) {
+    let rt = shared.runtime.load_full();
+    let now = now_ms();
+    let mut resumed = Vec::new();
+    {
+        let mut st = shared.memory.lock();
+        let State { outbox, pace, .. } = &mut *st;
+        for (name, p) in pace.iter_mut() {
+            let Some(w) = rt.webhooks.get(name) else {
+                continue;
+            };
+            if p.health.paused.is_some() && p.paused_under != Arc::as_ptr(w) as usize {
+                let t = p.health.resume();
+                outbox.due_now(name, now);
+                resumed.push((w.clone(), p.health.clone(), t));
+            }
+        }
+    }
+    for (w, health, t) in resumed {
+        tracing::info!(webhook = %w.name, "paused webhook resumed: its config was reloaded");
+        health_changed(shared, &w, &health, t, now);
+    }
+}
+
+/// Starts attempts for due deliveries while the global and per-webhook limits and each
+/// webhook's pace allow; several due deliveries of a webhook over its rate (or in `always`
+/// mode) go as one digest. Returns the earliest time a webhook held back by its pace may
+/// start again.
+fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) -> Option<u64> {
     let rt = shared.runtime.load();
     let global = rt.file.delivery.concurrency.max(1);
     let now = now_ms();
+    let mut wake: Option<u64> = None;
     let mut st = shared.memory.lock();
     let State {
         outbox,
         running,
         total,
+        pace,
         ..
     } = &mut *st;
     while *total < global {
-        let next = outbox.next_ready(now, |name| {
-            let limit = rt
-                .webhooks
-                .get(name)
+        let mut start = Start::Normal;
+        let next = outbox.next_ready_by(now, |name, first_due| {
+            let hook = rt.webhooks.get(name);
+            let limit = hook
                 .and_then(|w| w.concurrency)
                 .or_else(|| rt.sinks.get(name).and_then(|s| s.concurrency))
                 .unwrap_or(global)
                 .max(1);
-            running.get(name).copied().unwrap_or(0) < limit
+            let busy = running.get(name).copied().unwrap_or(0);
+            if busy >= limit {
+                return false;
+            }
+            // Sinks, and webhooks a reload removed (their deliveries are dead-lettered at
+            // once), have no pace.
+            let Some(w) = hook.filter(|w| w.enabled) else {
+                return true;
+            };
+            // The entry is made once per webhook, not allocated on every look.
+            if !pace.contains_key(name) {
+                pace.insert(name.to_string(), Pace::default());
+            }
+            let Some(p) = pace.get_mut(name) else {
+                return true;
+            };
+            match p.may_start(w, busy, first_due, now) {
+                Ok(s) => {
+                    start = s;
+                    true
+                }
+                Err(at) => {
+                    if at != u64::MAX {
+                        wake = Some(wake.map_or(at, |x: u64| x.min(at)));
+                    }
+                    false
+                }
+            }
         });
-        let Some(delivery) = next else { break };
-        *running.entry(delivery.webhook.clone()).or_default() += 1;
+        let Some(first) = next else { break };
+        let name = first.webhook.clone();
+        let mut batch = Batch {
+            deliveries: vec![first],
+            probe: start == Start::Probe,
+            digest: false,
+        };
+        if let Some(w) = rt.webhooks.get(&name).filter(|w| w.enabled) {
+            let p = pace.entry(name.clone()).or_default();
+            if let Some(d) = &w.digest {
+                let max = d.template.max_items();
+                let more = outbox.ready_count(&name, now, max);
+                let avail = p.bucket.available(w.rate.as_ref(), now) as usize;
+                batch.digest = match d.mode {
+                    DigestMode::Always => true,
+                    // Over its rate: more due now than it may send.
+                    DigestMode::Auto => 1 + more > avail,
+                    DigestMode::Off => false,
+                };
+                if batch.digest && !batch.probe {
+                    while batch.deliveries.len() < max {
+                        let Some(d) = outbox.next_ready_of(&name, now) else {
+                            break;
+                        };
+                        batch.deliveries.push(d);
+                    }
+                }
+            }
+            p.bucket.take(w.rate.as_ref(), now);
+            if batch.probe {
+                p.health.probe_started();
+            }
+        }
+        *running.entry(name).or_default() += 1;
         *total += 1;
-        attempts.spawn(run_attempt(shared.clone(), delivery));
+        attempts.spawn(run_attempt(shared.clone(), batch));
     }
+    wake
 }

@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::error::EngineError;
+use super::pace::Pace;
 use crate::events::committer::Committer;
 use crate::events::live::LiveFeed;
 use crate::events::outbox::Outbox;
@@ -105,6 +106,8 @@ pub(super) struct State {
     pub(super) resident: usize,
     pub(super) next_seq: u64,
     pub(super) stopping: bool,
+    /// Per webhook: its send budget, a robot's pause and its health.
+    pub(super) pace: HashMap<String, Pace>,
 }
 
 /// One webhook's memory window over its pending deliveries.
