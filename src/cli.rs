@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::event::Action;
-use crate::events::deadletter::SpoolCommand;
+use crate::events::deadletter::{SpoolCommand, WindowArgs};
 use crate::events::live::Outcome;
 use crate::events::records::UnknownStatus;
 use crate::events::webhooks_command::WebhooksCommand;
@@ -66,6 +66,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadletterAction,
     },
+    /// Print the JSON Schema of what userhook sends: `event` (the event JSON), `cloudevent`
+    /// (a `preset: cloudevents` body), `variables` (what templates can name), or all three.
+    Schema {
+        /// event, cloudevent or variables; all three (keyed by name) when left out.
+        which: Option<String>,
+    },
     /// Webhooks' health and pace (active or paused, why, pending, rate) from the running
     /// instance's admin API; `resume NAME` resumes a paused one now.
     Webhooks {
@@ -73,11 +79,15 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<WebhooksAction>,
     },
-    /// The last delivery outcomes, newest first (running or stopped instance).
+    /// The last delivery outcomes, newest first (running or stopped instance); `resend` sends
+    /// kept successful deliveries again.
     Deliveries {
         /// Only this status: successful, failed or retrying.
         #[arg(long, value_parser = parse_status)]
         status: Option<DeliveryStatus>,
+        /// `resend`: send kept successful deliveries again.
+        #[command(subcommand)]
+        action: Option<DeliveriesAction>,
     },
     /// Follow a running instance's detected events and delivery outcomes live (admin API
     /// `GET /events`), one line each; reconnects and resumes by itself; Ctrl-C ends it.
@@ -124,6 +134,24 @@ pub enum Command {
     },
 }
 
+/// What to do with past deliveries.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// Send the successful deliveries kept under `delivery.retain_delivered` again, with their
+    /// `webhook-id`, by webhook and time window (all kept ones without bounds).
+    Resend {
+        /// Only this webhook's deliveries.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Events from this time on: RFC 3339 (2026-12-01T00:00:00Z) or a span back (24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time: RFC 3339 or a span back from now.
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
 /// What to do with dead letters.
 #[derive(Debug, Subcommand)]
 pub enum DeadletterAction {
@@ -134,14 +162,27 @@ pub enum DeadletterAction {
         /// The delivery id (`webhook-id`).
         id: String,
     },
-    /// Put dead letters back into pending: attempts reset, same delivery id.
+    /// Put dead letters back into pending: attempts reset, same delivery id. One by id, all,
+    /// or those of a webhook and/or time window.
     Replay {
         /// The delivery id to replay.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            required_unless_present_any = ["all", "webhook", "since", "until"],
+            conflicts_with_all = ["all", "webhook", "since", "until"]
+        )]
         id: Option<String>,
         /// Replay every dead letter.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["webhook", "since", "until"])]
         all: bool,
+        /// Only this webhook's dead letters.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Events from this time on: RFC 3339 (2026-12-01T00:00:00Z) or a span back (24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time: RFC 3339 or a span back from now.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Drop every dead letter.
     Purge,
@@ -189,19 +230,50 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(cli.config, cli.workers),
         Command::Check { file } => check(file.unwrap_or(cli.config)),
         Command::Demo => demo(),
+        Command::Schema { which } => schema(which.as_deref()),
         Command::SendTest { webhook, action } => send_test(cli.config, &webhook, action),
         Command::Deadletter { action } => spool_command(
             &cli.config,
             match action {
                 DeadletterAction::List => SpoolCommand::List,
                 DeadletterAction::Show { id } => SpoolCommand::Show(id),
-                DeadletterAction::Replay { id, .. } => SpoolCommand::Replay(id),
+                DeadletterAction::Replay {
+                    id,
+                    webhook,
+                    since,
+                    until,
+                    ..
+                } => SpoolCommand::Replay(
+                    id,
+                    WindowArgs {
+                        webhook,
+                        since,
+                        until,
+                    },
+                ),
                 DeadletterAction::Purge => SpoolCommand::Purge,
             },
         ),
-        Command::Deliveries { status } => {
-            spool_command(&cli.config, SpoolCommand::Deliveries(status))
-        }
+        Command::Deliveries {
+            action:
+                Some(DeliveriesAction::Resend {
+                    webhook,
+                    since,
+                    until,
+                }),
+            ..
+        } => spool_command(
+            &cli.config,
+            SpoolCommand::Resend(WindowArgs {
+                webhook,
+                since,
+                until,
+            }),
+        ),
+        Command::Deliveries {
+            status,
+            action: None,
+        } => spool_command(&cli.config, SpoolCommand::Deliveries(status)),
         Command::Webhooks { action } => webhooks_command(
             &cli.config,
             match action.unwrap_or(WebhooksAction::List) {
@@ -345,11 +417,38 @@ fn spool_command(config: &std::path::Path, command: SpoolCommand) -> ExitCode {
     }
 }
 
+/// `userhook schema [event|cloudevent|variables]`; exit 2 for an unknown name.
+fn schema(which: Option<&str>) -> ExitCode {
+    match crate::template::schema::named(which) {
+        Some(v) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "unknown schema `{}`; expected one of {}",
+                which.unwrap_or_default(),
+                crate::template::schema::SCHEMAS.join(", ")
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn check(path: PathBuf) -> ExitCode {
     match Snapshot::load(&path, None) {
         Ok(rt) => {
             println!("{} is valid.", path.display());
             println!("{}", crate::config::summary::summary(&rt.file));
+            // Public keys only: what receivers verify `v1a` signatures with.
+            for w in rt.webhooks.iter() {
+                for key in w.signer.iter().flat_map(|s| s.public_keys()) {
+                    println!("  {}: v1a public key {key}", w.name);
+                }
+            }
             if !rt.warnings.is_empty() {
                 let n = rt.warnings.len();
                 println!("{n} warning{}:", if n == 1 { "" } else { "s" });

@@ -149,6 +149,22 @@ impl FromStr for Action {
     }
 }
 
+/// A snake_case name (`created`, `password_changed`), as the event's `action` says it.
+impl schemars::JsonSchema for Action {
+    fn schema_name() -> Cow<'static, str> {
+        "Action".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]{0,63}$",
+            "description": "What happened: created, updated, deleted, login, logout, login_failed, or a custom action a rule names (snake_case).",
+            "examples": ["created", "login_failed", "password_changed"]
+        })
+    }
+}
+
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -192,7 +208,9 @@ fn within_one_edit(a: &str, b: &str) -> bool {
 
 /// How the event's user was identified: receivers filter on it (`none` events name nobody,
 /// `unverified_token` ones name whoever a client's token claims to be).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribution {
     /// The IAM's own request or response named the user (path, body, a token it issued).
@@ -247,6 +265,13 @@ pub const EVENT_VARIABLES: &[&str] = &[
     "Status",
     "Changed",
     "Attribution",
+    "ActorSub",
+    "ActorAzp",
+    "ActorClientId",
+    "ActorBasicUser",
+    "ActorIp",
+    "ActorUserAgent",
+    "ActorVerified",
 ];
 
 /// `{{$$.Previous.<Field>$$}}`: a changed field's value before an `updated` event.
@@ -257,7 +282,7 @@ pub const PREVIOUS_PREFIX: &str = "Previous.";
 pub type UserFields = BTreeMap<String, String>;
 
 /// Where the event came from, for receivers that audit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestInfo {
     /// The request method.
     pub method: String,
@@ -273,10 +298,48 @@ pub struct RequestInfo {
     pub user_agent: String,
 }
 
+/// Who made the call an event came from: the caller's credential as the request presented
+/// it, never the credential itself. `sub`, `azp` and `client_id` are claims of the bearer JWT
+/// (read whether or not its signature verified: `verified` says which); `basic_user` is the
+/// user name of HTTP basic authentication (the password is never read into it). The caller's
+/// IP and user agent are the event's `request.remote_addr` and `request.user_agent`.
+///
+/// Omitted from the event JSON when the call presented no such credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Actor {
+    /// The bearer token's `sub` claim.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    /// The bearer token's `azp` claim (the OAuth client the token was issued to).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub azp: String,
+    /// The calling client: the token's `client_id` claim, else `azp`, else `cid` (Okta).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+    /// The user name of `Authorization: Basic` (a client id at a token endpoint).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basic_user: String,
+    /// Whether the bearer JWT is known genuine: its signature verified against the IAM's
+    /// keys, or the IAM issued it in a response userhook saw. `None`: no bearer JWT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+impl Actor {
+    /// True when the call presented no credential the actor names.
+    pub fn is_empty(&self) -> bool {
+        self.sub.is_empty()
+            && self.azp.is_empty()
+            && self.client_id.is_empty()
+            && self.basic_user.is_empty()
+            && self.verified.is_none()
+    }
+}
+
 /// One user lifecycle event, as delivered in the `default` JSON event form.
 ///
 /// Deserialisable so queued deliveries (which carry their event) can be stored and read back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserEvent {
     /// UUIDv7: sortable by time, unique across instances.
     pub id: String,
@@ -284,9 +347,11 @@ pub struct UserEvent {
     pub seq: u64,
     /// `user.<action>`, e.g. `user.created`.
     #[serde(rename = "type", deserialize_with = "event_type")]
+    #[schemars(schema_with = "event_type_schema")]
     pub event_type: Cow<'static, str>,
     /// `user`: the only object today.
     #[serde(deserialize_with = "object")]
+    #[schemars(schema_with = "object_schema")]
     pub object: StaticName,
     /// What happened.
     pub action: Action,
@@ -312,6 +377,9 @@ pub struct UserEvent {
     /// The rule's `details:`: facts about this call, never cached as the user's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: UserFields,
+    /// Who made the call (the caller's token claims or basic user name), when it said.
+    #[serde(default, skip_serializing_if = "Actor::is_empty")]
+    pub actor: Actor,
 }
 
 /// A name from a fixed set. An alias so serde's derive does not try to borrow it from the
@@ -332,6 +400,20 @@ fn event_type<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::E
         Some(t) => Cow::Borrowed(t),
         None => Cow::Owned(s),
     })
+}
+
+/// `type` is `user.` and the action.
+fn event_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^user\\.[a-z][a-z0-9_]{0,63}$",
+        "description": "`user.<action>`: user.created, user.login_failed, user.password_changed, ..."
+    })
+}
+
+/// `object` is always `user`.
+fn object_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"const": "user", "description": "The object: `user`, the only one today."})
 }
 
 /// Reads `object` back; `user` is the only object today.
@@ -381,6 +463,7 @@ impl UserEvent {
             truncated,
             attribution: Attribution::Exchange,
             details: UserFields::new(),
+            actor: Actor::default(),
         }
     }
 }

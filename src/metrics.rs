@@ -60,6 +60,8 @@ pub const DELIVERY_LATENCY: &str = "userhook_delivery_latency_seconds";
 pub const SPOOL_DEPTH: &str = "userhook_spool_depth";
 /// Bytes the spool holds on disk (0 while deliveries are held in memory).
 pub const SPOOL_BYTES: &str = "userhook_spool_bytes";
+/// Events a webhook was subscribed to but its `when:` filter turned away, by `webhook`.
+pub const WEBHOOK_FILTERED: &str = "userhook_webhook_filtered_total";
 /// Deliveries dead-lettered since start, by `webhook`.
 pub const DEAD_LETTERS_TOTAL: &str = "userhook_dead_letters_total";
 /// Dead letters currently kept (listable and replayable).
@@ -192,6 +194,10 @@ fn describe_all() {
     describe_counter!(
         DEAD_LETTERS_TOTAL,
         "Deliveries dead-lettered since start, by webhook."
+    );
+    describe_counter!(
+        WEBHOOK_FILTERED,
+        "Events a webhook's when: filter turned away (never spooled), by webhook."
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters currently kept.");
     describe_gauge!(
@@ -429,6 +435,12 @@ pub fn event_dropped(reason: DropReason) {
 pub fn attempt_finished(webhook: &str, outcome: AttemptOutcome) {
     install();
     counter!(ATTEMPTS, "webhook" => webhook.to_owned(), "outcome" => outcome.as_str()).increment(1);
+}
+
+/// Counts an event `webhook` is subscribed to but its `when:` filter turned away.
+pub fn webhook_filtered(webhook: &str) {
+    install();
+    counter!(WEBHOOK_FILTERED, "webhook" => webhook.to_owned()).increment(1);
 }
 
 /// Counts a successful delivery and its latency from the event (`event_ms`, Unix ms) to now.

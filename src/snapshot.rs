@@ -196,7 +196,7 @@ impl Snapshot {
                 Some(sinks),
             ) if errors.is_empty() => Ok(Snapshot {
                 proxy_counters: crate::metrics::ProxyCounters::register(routes.entries()),
-                warnings: warnings(&file, &routes),
+                warnings: warnings(&file, &routes, &webhooks),
                 hash,
                 loaded_at: SystemTime::now(),
                 listen,
@@ -237,10 +237,12 @@ impl Snapshot {
     }
 }
 
-/// Everything `check` points out about a config that compiled: the rules' own warnings, then
+/// Everything `check` points out about a config that compiled: the rules' own warnings, the
+/// webhook filters' (a `when:` that always holds), then
 /// each webhook or sink action that no route or profile emits (it would never be delivered).
-fn warnings(file: &ConfigFile, routes: &RouteTable) -> Vec<ConfigError> {
+fn warnings(file: &ConfigFile, routes: &RouteTable, webhooks: &Webhooks) -> Vec<ConfigError> {
     let mut out = routes.warnings().to_vec();
+    out.extend(webhooks.warnings().iter().cloned());
     let targets = file
         .webhooks
         .iter()

@@ -42,7 +42,12 @@ fn reference_config_mentions_every_key() {
     let mut schema = BTreeSet::new();
     paths(&full, "", &mut schema);
     // Free-form maps: their keys are the operator's, not the schema's.
-    let free_form = ["routes[].fields.", "routes[].when.", "webhooks[].headers."];
+    let free_form = [
+        "routes[].fields.",
+        "routes[].when.",
+        "webhooks[].headers.",
+        "webhooks[].when.",
+    ];
     let missing: Vec<&String> = schema
         .iter()
         .filter(|p| !free_form.iter().any(|f| p.starts_with(f)))

@@ -109,9 +109,10 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byte
         return match req.uri().path() {
             "/deadletters/replay" => spool::replay(state, req.uri().query()).await,
             "/deadletters/purge" => spool::purge(state).await,
+            "/deliveries/resend" => spool::resend(state, req.uri().query()).await,
             _ => error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "POST is only for /deadletters/replay, /deadletters/purge and /webhooks/{name}/resume",
+                "POST is only for /deadletters/replay, /deadletters/purge, /deliveries/resend and /webhooks/{name}/resume",
             ),
         };
     }

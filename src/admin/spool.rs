@@ -3,7 +3,10 @@
 //! - `GET /spool`: counters (commits, pending, dead letters, refusals, bytes).
 //! - `GET /deadletters[?limit=N]`: dead letters, newest first (default 100).
 //! - `GET /deadletters/{id}`: one dead letter, or 404.
-//! - `POST /deadletters/replay[?id=ID]`: back into pending (one, or all without `id`).
+//! - `POST /deadletters/replay[?id=ID]`: back into pending (one, or all without `id`), or
+//!   `?webhook=W&since=T&until=T`: those of a webhook and/or a time window.
+//! - `POST /deliveries/resend?webhook=W&since=T&until=T`: kept successful deliveries sent
+//!   again with their `webhook-id` (`delivery.retain_delivered`).
 //! - `POST /deadletters/purge`: drop them all.
 //!
 //! Dead letters carry their event (user fields): this is why the admin port is localhost by
@@ -15,7 +18,8 @@ use http_body_util::Full;
 
 use super::respond::{error, ok as to_json};
 use super::state::AdminState;
-use crate::events::{EngineError, Replay};
+use crate::events::replay::Window;
+use crate::events::{now_ms, EngineError, Replay};
 
 /// Dead letters listed when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
@@ -57,19 +61,95 @@ pub(crate) async fn show(state: &AdminState, id: &str) -> Response<Full<Bytes>> 
     }
 }
 
-/// `POST /deadletters/replay[?id=ID]`.
+/// `POST /deadletters/replay[?id=ID]` or `[?webhook=W][&since=T][&until=T]`.
 pub(crate) async fn replay(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
-    let mut which = Replay::All;
+    let mut id = None;
+    let mut window = WindowQuery::default();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("id", v)) if !v.is_empty() => which = Replay::One(decode(v)),
-            _ => return bad("unknown parameter; expected id=DELIVERY_ID or nothing for all"),
+            Some(("id", v)) if !v.is_empty() => id = Some(decode(v)),
+            Some((k, v)) if window.take(k, v) => {}
+            _ => {
+                return bad(
+                    "unknown parameter; expected id=DELIVERY_ID, or webhook=NAME, since=TIME and \
+                     until=TIME (RFC 3339 or a span back from now such as 24h), or nothing for all",
+                )
+            }
         }
     }
+    let which = match (id, window.is_empty()) {
+        (Some(id), true) => Replay::One(id),
+        (Some(_), false) => return bad("id=… names one dead letter; it takes no window"),
+        (None, true) => Replay::All,
+        (None, false) => match window.parse() {
+            Ok(w) => Replay::Window(w),
+            Err(e) => return bad(&e),
+        },
+    };
     match state.deliveries.replay(which).await {
         Ok(n) => to_json(&serde_json::json!({ "replayed": n })),
         Err(e) if e.is_not_found() => error(StatusCode::NOT_FOUND, &e.to_string()),
         Err(e) => unavailable(&e),
+    }
+}
+
+/// `POST /deliveries/resend[?webhook=W][&since=T][&until=T]`.
+pub(crate) async fn resend(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut window = WindowQuery::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) if window.take(k, v) => {}
+            _ => {
+                return bad(
+                    "unknown parameter; expected webhook=NAME, since=TIME and until=TIME (RFC \
+                     3339 or a span back from now such as 24h)",
+                )
+            }
+        }
+    }
+    let window = match window.parse() {
+        Ok(w) => w,
+        Err(e) => return bad(&e),
+    };
+    let kept = state.runtime.load().file.delivery.retain_delivered.count;
+    match state.deliveries.resend(&window).await {
+        Ok(n) => to_json(&serde_json::json!({ "resent": n, "retained": kept > 0 })),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// The `webhook`, `since` and `until` of a query, as given.
+#[derive(Debug, Default)]
+struct WindowQuery {
+    webhook: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl WindowQuery {
+    /// Takes `key=value` if it is one of the three; false for any other key.
+    fn take(&mut self, key: &str, value: &str) -> bool {
+        let slot = match key {
+            "webhook" => &mut self.webhook,
+            "since" => &mut self.since,
+            "until" => &mut self.until,
+            _ => return false,
+        };
+        *slot = Some(decode(value));
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.since.is_none() && self.until.is_none()
+    }
+
+    fn parse(&self) -> Result<Window, String> {
+        Window::parse(
+            self.webhook.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+            now_ms(),
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! A `when:` condition as written: a value or a list (the shorthand: equals any of), or a map
 //! of operators (`{not: true}`, `{exists: true}`, `{contains: password}`, `{prefix: admin@}`,
-//! `{any: [admin, owner]}`; several in one map must all hold).
+//! `{suffix: "@corp.example"}`, `{any: [admin, owner]}`; several in one map must all hold).
 //!
 //! Only the shape is read here; what the operators mean, and the checks that a condition can
 //! hold at all, belong to the condition compiler (`detect::condition`). Kept apart from the
@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::one_or_many::OneOrMany;
 
 /// The operator keys a condition map may hold, for error messages.
-pub const OPERATORS: &str = "equals, not, exists, contains, prefix, any";
+pub const OPERATORS: &str = "equals, not, exists, contains, prefix, suffix, any";
 
 /// One `when:` entry's right-hand side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +45,9 @@ pub struct ConditionOps {
     /// The value (or some element) starts with one of these.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<Vec<String>>,
+    /// The value (or some element) ends with one of these (`@corp.example`: an email domain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<Vec<String>>,
     /// Some element of the array equals one of these.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub any: Option<Vec<String>>,
@@ -74,6 +77,9 @@ impl ConditionSpec {
                 }
                 if let Some(v) = &ops.prefix {
                     parts.push(format!("starts with {}", alternatives(v)));
+                }
+                if let Some(v) = &ops.suffix {
+                    parts.push(format!("ends with {}", alternatives(v)));
                 }
                 if let Some(v) = &ops.any {
                     parts.push(format!("has an element {}", alternatives(v)));
@@ -150,6 +156,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
                 "equals" => once(&mut ops.equals, &key, map.next_value::<OneOrMany>()?.0)?,
                 "not" => once(&mut ops.not, &key, map.next_value::<OneOrMany>()?.0)?,
                 "prefix" => once(&mut ops.prefix, &key, map.next_value::<OneOrMany>()?.0)?,
+                "suffix" => once(&mut ops.suffix, &key, map.next_value::<OneOrMany>()?.0)?,
                 "any" => once(&mut ops.any, &key, map.next_value::<OneOrMany>()?.0)?,
                 "exists" => {
                     let v = map.next_value::<bool>().map_err(|_| {
@@ -211,6 +218,7 @@ mod tests {
                 exists: Some(true),
                 contains: Some("x".into()),
                 prefix: Some(vec!["a@".into()]),
+                suffix: None,
                 any: Some(vec!["p".into(), "q".into()]),
             }))
         );
@@ -247,6 +255,10 @@ mod tests {
             "is not `true` and is present"
         );
         assert_eq!(d(r#"{"exists": false}"#), "is absent");
+        assert_eq!(
+            d(r#"{"suffix": ["@a.example", "@b.example"]}"#),
+            "ends with `@a.example` or `@b.example`"
+        );
         assert_eq!(
             d(r#"{"prefix": "a@", "any": ["x", "y", "z"]}"#),
             "starts with `a@` and has an element `x`, `y` or `z`"

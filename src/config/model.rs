@@ -208,6 +208,11 @@ pub struct WebhookSpec {
     pub object: String,
     /// Actions to deliver, or `["*"]`.
     pub actions: Vec<String>,
+    /// Conditions an event must meet to be delivered here, all of them: event value
+    /// (`Email`, `Changed`, `Attribution`, `Actor.ClientId`, ...) -> accepted values or a
+    /// map of operators, as in `routes[].when`. An event that fails is counted, never spooled.
+    #[serde(default)]
+    pub when: BTreeMap<String, ConditionSpec>,
     /// Target URL; `{{$$.Var$$}}` variables are URL-encoded.
     pub url: String,
     /// GET, POST, PUT, PATCH or DELETE.
@@ -219,6 +224,10 @@ pub struct WebhookSpec {
     /// Message body template; overrides the preset's.
     #[serde(default)]
     pub body: Option<String>,
+    /// `preset: cloudevents`: the CloudEvents `source` (a URI-reference); default: the
+    /// upstream IAM's URL without credentials or query.
+    #[serde(default)]
+    pub source: Option<String>,
     /// Content type of the body; default `application/json` (bodies that are not JSON need one).
     #[serde(default)]
     pub content_type: Option<String>,
@@ -228,6 +237,10 @@ pub struct WebhookSpec {
     /// Standard Webhooks signing secret (`whsec_...` or raw).
     #[serde(default)]
     pub secret: Option<String>,
+    /// Several signing secrets at once (rotation; `whsec_` for `v1`, `whsk_` for `v1a`):
+    /// every one signs, all signatures go in one header.
+    #[serde(default)]
+    pub signing: Option<SigningSpec>,
     /// Time limit for one attempt, connect to last body byte.
     #[serde(default = "defaults::webhook_timeout")]
     pub timeout: Duration,
@@ -250,6 +263,15 @@ pub struct WebhookSpec {
     /// A disabled webhook stays in the file but receives nothing.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
+}
+
+/// A webhook's signing secrets, all active at once so they can rotate without downtime.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSpec {
+    /// `whsec_...` (HMAC-SHA256, `v1`) and/or `whsk_...` (ed25519, `v1a`) secrets, in the
+    /// order their signatures are sent. Never shown.
+    pub secrets: Vec<String>,
 }
 
 /// A message-stream target (`kind: nats`: NATS JetStream), delivered like a webhook: spooled
@@ -446,6 +468,10 @@ pub struct DeliverySpec {
     /// Delivery outcomes kept for listing.
     #[serde(default = "defaults::records")]
     pub records: usize,
+    /// Successful deliveries kept (with their event) so they can be re-sent by time window;
+    /// none by default, because a kept delivery keeps its user's data on disk.
+    #[serde(default)]
+    pub retain_delivered: RetainSpec,
 }
 
 impl Default for DeliverySpec {
@@ -456,9 +482,35 @@ impl Default for DeliverySpec {
             guarantee: defaults::guarantee(),
             max_spool_bytes: defaults::max_spool_bytes(),
             records: defaults::records(),
+            retain_delivered: RetainSpec::default(),
         }
     }
 }
+
+/// How many successful deliveries the spool keeps for `userhook deliveries resend`, and for
+/// how long: whichever bound is reached first drops the oldest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetainSpec {
+    /// Deliveries kept at most; 0 keeps none (and drops any kept before).
+    #[serde(default)]
+    pub count: usize,
+    /// A kept delivery is dropped this long after it succeeded.
+    #[serde(default = "defaults::retain_max_age")]
+    pub max_age: Duration,
+}
+
+impl Default for RetainSpec {
+    fn default() -> Self {
+        RetainSpec {
+            count: 0,
+            max_age: defaults::retain_max_age(),
+        }
+    }
+}
+
+/// Most successful deliveries `delivery.retain_delivered.count` may keep.
+pub const MAX_RETAINED: usize = 1_000_000;
 
 /// Logging.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -562,6 +614,9 @@ mod defaults {
     }
     pub(super) fn records() -> usize {
         10_000
+    }
+    pub(super) fn retain_max_age() -> Duration {
+        Duration(std::time::Duration::from_secs(24 * 3600))
     }
     pub(super) fn log_format() -> String {
         "text".into()

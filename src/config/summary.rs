@@ -89,8 +89,11 @@ pub fn summary(file: &ConfigFile) -> String {
         if w.body.is_some() {
             notes.push("custom body".into());
         }
-        if w.secret.is_some() {
-            notes.push("signed".into());
+        match w.signing.as_ref().map(|s| s.secrets.len()) {
+            Some(n) if n > 1 => notes.push(format!("signed with {n} secrets")),
+            Some(_) => notes.push("signed".into()),
+            None if w.secret.is_some() => notes.push("signed".into()),
+            None => {}
         }
         notes.push(format!(
             "timeout {}, {} attempts",
@@ -216,6 +219,13 @@ pub fn redacted(file: &ConfigFile) -> Value {
             }
             if let Some(secret) = w.get_mut("secret") {
                 if !secret.is_null() {
+                    *secret = Value::String(REDACTED.into());
+                }
+            }
+            if let Some(Value::Array(secrets)) =
+                w.get_mut("signing").and_then(|s| s.get_mut("secrets"))
+            {
+                for secret in secrets {
                     *secret = Value::String(REDACTED.into());
                 }
             }

@@ -165,6 +165,23 @@ pub fn validate(file: &ConfigFile) -> Vec<ConfigError> {
             "expected at least 1",
         ));
     }
+    if d.retain_delivered.count > super::model::MAX_RETAINED {
+        errs.push(ConfigError::new(
+            "delivery.retain_delivered.count",
+            format!(
+                "{} is more than {}; expected 0 (keep none) to {}",
+                d.retain_delivered.count,
+                super::model::MAX_RETAINED,
+                super::model::MAX_RETAINED
+            ),
+        ));
+    }
+    if d.retain_delivered.count > 0 && d.retain_delivered.max_age.0.is_zero() {
+        errs.push(ConfigError::new(
+            "delivery.retain_delivered.max_age",
+            "expected more than 0s, e.g. 24h (or count: 0 to keep none)",
+        ));
+    }
     if d.records < 1 {
         errs.push(ConfigError::new("delivery.records", "expected at least 1"));
     }

@@ -16,6 +16,7 @@
 //! | `contains: x` | some element is `x` (a scalar counts as a one-element array) |
 //! | `any: [x, y]` | some element is one of them |
 //! | `prefix: p` / `[p, q]` | `v` or some element starts with one of them |
+//! | `suffix: s` / `[s, t]` | `v` or some element ends with one of them (`@corp.example`) |
 //!
 //! Several operators in one map must all hold. Comparisons are exact text: JSON `true`, `1`
 //! and YAML `true`, `1` compare equal as `"true"`, `"1"`.
@@ -33,6 +34,7 @@ pub struct Test {
     exists: Option<bool>,
     contains: Option<String>,
     prefix: Vec<String>,
+    suffix: Vec<String>,
     any: Option<Vec<String>>,
 }
 
@@ -55,12 +57,14 @@ impl Test {
             exists: ops.exists,
             contains: ops.contains,
             prefix: ops.prefix.clone().unwrap_or_default(),
+            suffix: ops.suffix.clone().unwrap_or_default(),
             any: ops.any,
         };
         for (name, list) in [
             ("equals", test.equals.as_deref()),
             ("not", ops.not.as_deref()),
             ("prefix", ops.prefix.as_deref()),
+            ("suffix", ops.suffix.as_deref()),
             ("any", test.any.as_deref()),
         ] {
             if list.is_some_and(<[String]>::is_empty) {
@@ -99,6 +103,7 @@ impl Test {
             exists: None,
             contains: None,
             prefix: Vec::new(),
+            suffix: Vec::new(),
             any: None,
         }
     }
@@ -111,6 +116,8 @@ impl Test {
             Some("contains")
         } else if !self.prefix.is_empty() {
             Some("prefix")
+        } else if !self.suffix.is_empty() {
+            Some("suffix")
         } else if self.any.is_some() {
             Some("any")
         } else {
@@ -141,6 +148,10 @@ impl Test {
                 || elements
                     .iter()
                     .any(|e| self.prefix.iter().any(|p| e.starts_with(p.as_str()))))
+            && (self.suffix.is_empty()
+                || elements
+                    .iter()
+                    .any(|e| self.suffix.iter().any(|s| e.ends_with(s.as_str()))))
             && self.any.as_deref().is_none_or(some)
     }
 }
@@ -296,6 +307,29 @@ mod tests {
             (r#"{"prefix": "admin@"}"#, many(&["bob@x", "admin@y"]), true),
             (r#"{"prefix": "admin@"}"#, Observed::Absent, false),
         ]);
+    }
+
+    #[test]
+    fn suffix_on_the_value_or_an_element() {
+        check(&[
+            (
+                r#"{"suffix": "@corp.example"}"#,
+                one("ann@corp.example"),
+                true,
+            ),
+            (
+                r#"{"suffix": "@corp.example"}"#,
+                one("ann@corp.example.evil"),
+                false,
+            ),
+            (r#"{"suffix": ["@a.io", "@b.io"]}"#, one("x@b.io"), true),
+            (r#"{"suffix": "@a.io"}"#, many(&["x@c.io", "y@a.io"]), true),
+            (r#"{"suffix": "@a.io"}"#, Observed::Absent, false),
+        ]);
+        let e = Test::compile(&spec(r#"{"suffix": []}"#)).expect_err("empty");
+        assert!(e.contains("`suffix` needs at least one value"), "{e}");
+        let e = Test::compile(&spec(r#"{"exists": false, "suffix": "x"}"#)).expect_err("never");
+        assert!(e.contains("`suffix` needs one"), "{e}");
     }
 
     #[test]

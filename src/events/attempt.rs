@@ -55,7 +55,7 @@ pub fn render(
 ) -> Result<RenderedRequest, UrlRenderError> {
     let vars = EventVars(event);
     let url = webhook.url.render(&vars)?;
-    let body = webhook.body.render(&vars);
+    let body = webhook.body.render(event);
     Ok(request(webhook, delivery_id, url, body, timestamp, None))
 }
 

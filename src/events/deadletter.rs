@@ -1,4 +1,6 @@
-//! `userhook deadletter list | show ID | replay [ID|--all] | purge` and `userhook deliveries`:
+//! `userhook deadletter list | show ID | replay [ID|--all|--webhook W --since T --until T] |
+//! purge`, `userhook deliveries` and `userhook deliveries resend [--webhook W] [--since T]
+//! [--until T]`:
 //! the operator's view of the spool, on a running or a stopped instance.
 //!
 //! A running userhook holds the spool file's exclusive lock, so these commands first ask its
@@ -12,8 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::events::clock::now_ms;
 use crate::events::records::{DeadLetter, DeliveryRecord, DeliveryStatus};
-use crate::events::replay::{self, Replay, ReplayError, WriteBackError};
+use crate::events::replay::{self, Replay, ReplayError, Window, WriteBackError};
 use crate::events::spool::{self, Spool, SpoolError, Write, SPOOL_FILE};
 use crate::snapshot::Snapshot;
 
@@ -30,12 +33,58 @@ pub enum SpoolCommand {
     List,
     /// One dead letter in full.
     Show(String),
-    /// One dead letter (`Some(id)`) or all of them back into pending.
-    Replay(Option<String>),
+    /// One dead letter (`Some(id)`), those in a window, or all of them back into pending.
+    Replay(Option<String>, WindowArgs),
+    /// Kept successful deliveries in a window sent again (`delivery.retain_delivered`).
+    Resend(WindowArgs),
     /// Drop every dead letter.
     Purge,
     /// The last delivery outcomes, newest first, optionally of one status.
     Deliveries(Option<DeliveryStatus>),
+}
+
+/// A time window as written on the command line: passed on as written to a running instance
+/// (its clock reads `24h`), parsed here for a stopped spool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowArgs {
+    /// `--webhook`.
+    pub webhook: Option<String>,
+    /// `--since`: RFC 3339 or a span back from now (`24h`).
+    pub since: Option<String>,
+    /// `--until`: RFC 3339 or a span back from now.
+    pub until: Option<String>,
+}
+
+impl WindowArgs {
+    /// True when no bound was given.
+    pub fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.since.is_none() && self.until.is_none()
+    }
+
+    /// The window, read with this machine's clock.
+    pub fn parse(&self) -> Result<Window, String> {
+        Window::parse(
+            self.webhook.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+            now_ms(),
+        )
+    }
+
+    /// `&webhook=..&since=..&until=..` for the admin API (each percent-encoded).
+    fn query(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [
+            ("webhook", &self.webhook),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = v {
+                out.push_str(&format!("&{k}={}", encode(v)));
+            }
+        }
+        out
+    }
 }
 
 /// Why a command failed; the text is for the operator.
@@ -44,6 +93,9 @@ pub struct CommandError(pub String);
 
 /// Runs `command` against the instance configured in `config`; returns what to print.
 pub async fn run(config: &Path, command: &SpoolCommand) -> Result<String, CommandError> {
+    if let SpoolCommand::Replay(_, w) | SpoolCommand::Resend(w) = command {
+        w.parse().map_err(CommandError)?;
+    }
     let rt = Snapshot::load(config, None)
         .map_err(|e| CommandError(format!("{}: {e}", config.display())))?;
     let dir = spool::resolve_dir(config, &rt.file.delivery.spool_dir);
@@ -114,8 +166,17 @@ async fn via_admin(
     let (post, path) = match command {
         SpoolCommand::List => (false, format!("/deadletters?limit={LIST_LIMIT}")),
         SpoolCommand::Show(id) => (false, format!("/deadletters/{}", encode(id))),
-        SpoolCommand::Replay(Some(id)) => (true, format!("/deadletters/replay?id={}", encode(id))),
-        SpoolCommand::Replay(None) => (true, "/deadletters/replay".to_string()),
+        SpoolCommand::Replay(Some(id), _) => {
+            (true, format!("/deadletters/replay?id={}", encode(id)))
+        }
+        SpoolCommand::Replay(None, w) => (
+            true,
+            format!("/deadletters/replay?{}", w.query().trim_start_matches('&')),
+        ),
+        SpoolCommand::Resend(w) => (
+            true,
+            format!("/deliveries/resend?{}", w.query().trim_start_matches('&')),
+        ),
         SpoolCommand::Purge => (true, "/deadletters/purge".to_string()),
         SpoolCommand::Deliveries(None) => (false, "/deliveries".to_string()),
         SpoolCommand::Deliveries(Some(s)) => {
@@ -169,9 +230,14 @@ async fn via_admin(
             let letter: DeadLetter = parse(body, &base)?;
             pretty(&letter)
         }
-        SpoolCommand::Replay(_) => format!(
+        SpoolCommand::Replay(..) => format!(
             "{} dead letter(s) replayed by the running instance.\n",
             body["replayed"].as_u64().unwrap_or(0)
+        ),
+        SpoolCommand::Resend(_) => resent_text(
+            body["resent"].as_u64().unwrap_or(0),
+            body["retained"].as_bool().unwrap_or(true),
+            "by the running instance",
         ),
         SpoolCommand::Purge => format!(
             "{} dead letter(s) purged by the running instance.\n",
@@ -202,6 +268,9 @@ enum OfflineError {
     /// A replayed delivery could not be encoded (plain strings and numbers: a guard).
     #[error(transparent)]
     Encode(#[from] serde_json::Error),
+    /// `--since`/`--until` do not make a window.
+    #[error("{0}")]
+    Window(String),
 }
 
 impl From<ReplayError<WriteBackError>> for OfflineError {
@@ -248,10 +317,23 @@ fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, OfflineError> {
                 file,
             }),
         },
-        SpoolCommand::Replay(which) => {
+        SpoolCommand::Resend(w) => {
+            let window = w.parse().map_err(OfflineError::Window)?;
+            let n = replay::delivered_offline(&spool, &window)?;
+            Ok(resent_text(
+                n,
+                true,
+                &format!(
+                    "into pending in {}; they are sent when userhook starts",
+                    file.display()
+                ),
+            ))
+        }
+        SpoolCommand::Replay(which, w) => {
             let which = match which {
                 Some(id) => Replay::One(id.clone()),
-                None => Replay::All,
+                None if w.is_empty() => Replay::All,
+                None => Replay::Window(w.parse().map_err(OfflineError::Window)?),
             };
             let n = replay::dead_letters_offline(&spool, &which)?;
             Ok(format!(
@@ -273,6 +355,18 @@ fn offline(dir: &Path, command: &SpoolCommand) -> Result<String, OfflineError> {
             Ok(format_records(&records, &source))
         }
     }
+}
+
+/// What `deliveries resend` says: how many, and why none when nothing is kept.
+fn resent_text(n: u64, retained: bool, how: &str) -> String {
+    let mut out = format!("{n} delivered deliveries re-sent {how} (same webhook-id).\n");
+    if n == 0 && !retained {
+        out.push_str(
+            "Nothing is kept to re-send: delivery.retain_delivered.count is 0 (set it to keep \
+             successful deliveries for a while).\n",
+        );
+    }
+    out
 }
 
 fn format_letters(letters: &[DeadLetter], source: &str) -> String {

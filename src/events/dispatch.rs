@@ -39,12 +39,18 @@ impl Dispatcher {
     /// [`Dispatcher::dispatch`], also saying how many deliveries the engine refused (a
     /// `strict` response must not be released as durable then).
     pub fn dispatch_counted(&self, snapshot: &Snapshot, event: &UserEvent) -> Dispatched {
-        let mut deliveries = plan(event, &snapshot.webhooks, now_ms());
+        let mut filtered = Vec::new();
+        let mut deliveries = plan_noting(event, &snapshot.webhooks, now_ms(), &mut |w| {
+            filtered.push(w.to_owned())
+        });
         deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
         let planned = deliveries.len();
         // Watchers see the event before any outcome of its deliveries.
         let targets: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
         self.engine.live().detected(event, &targets);
+        for webhook in &filtered {
+            self.engine.live().filtered(event, webhook, now_ms());
+        }
         let refused = deliveries
             .into_iter()
             .filter_map(|d| self.engine.enqueue(d))
@@ -70,12 +76,33 @@ pub struct Dispatched {
     pub refused: usize,
 }
 
-/// The deliveries an event causes: one per enabled webhook watching its object and action,
-/// in config order, each with a fresh id.
+/// The deliveries an event causes: one per enabled webhook watching its object and action
+/// whose `when:` filter accepts it, in config order, each with a fresh id. An event a filter
+/// turns away is counted for that webhook (`userhook_webhook_filtered_total`) and never
+/// spooled.
 pub fn plan(event: &UserEvent, webhooks: &Webhooks, now_ms: u64) -> Vec<Delivery> {
+    plan_noting(event, webhooks, now_ms, &mut |_| {})
+}
+
+/// [`plan`], telling `turned_away` each webhook whose filter turned the event away (for the
+/// live feed's `filtered` outcome).
+pub fn plan_noting(
+    event: &UserEvent,
+    webhooks: &Webhooks,
+    now_ms: u64,
+    turned_away: &mut dyn FnMut(&str),
+) -> Vec<Delivery> {
     webhooks
         .iter()
         .filter(|w| w.enabled && event.object == "user" && w.subscribes(&event.action))
+        .filter(|w| {
+            let accepted = w.filter.accepts(event);
+            if !accepted {
+                crate::metrics::webhook_filtered(&w.name);
+                turned_away(&w.name);
+            }
+            accepted
+        })
         .map(|w| Delivery::new(&w.name, event.clone(), now_ms))
         .collect()
 }

@@ -5,6 +5,7 @@
 //! never keeps anything between exchanges (the user cache lives on the event path). It must
 //! never panic on any body, and never yields a credential unless an operator's rule names it.
 
+pub mod actor;
 pub mod cookie;
 pub mod decode;
 pub mod json_index;

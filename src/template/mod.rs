@@ -11,8 +11,10 @@
 mod body;
 mod digest;
 mod error;
+mod message;
 mod parse;
 mod preset;
+pub mod schema;
 mod url;
 mod vars;
 
@@ -22,6 +24,16 @@ pub use digest::{
     DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, DIGEST_VARIABLES,
 };
 pub use error::TemplateError;
+pub use message::{
+    source_problem, CloudEvent, CloudEventBody, MessageBody, CLOUDEVENTS_CONTENT_TYPE,
+    CLOUDEVENTS_TYPE_PREFIX,
+};
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
 pub use url::{UrlRenderError, UrlTemplate};
 pub use vars::{EventVars, VarSource, BUILTIN_USER_FIELDS, EVENT_VARIABLES};
+
+/// Whether a template (or a webhook filter) may name `name`: a built-in variable, a custom
+/// field `known` accepts, or `Previous.<Field>` of a user field.
+pub fn is_variable(name: &str, known: &dyn Fn(&str) -> bool) -> bool {
+    vars::is_known(name, known)
+}

@@ -246,7 +246,8 @@ mod tests {
             err.to_string(),
             "unknown variable {{$$.Emial$$}}; known: ID, Email, Name, FirstName, LastName, \
              CreatedAt, Enabled, Event, Object, Action, EventID, Timestamp, SourceIP, UserAgent, \
-             RequestID, Status, Changed, Attribution, custom fields declared under routes[].fields, and Previous.<Field> of any user field; \
+             RequestID, Status, Changed, Attribution, ActorSub, ActorAzp, ActorClientId, \
+             ActorBasicUser, ActorIp, ActorUserAgent, ActorVerified, custom fields declared under routes[].fields, and Previous.<Field> of any user field; \
              did you mean {{$$.Email$$}}?"
         );
         let err = parse("{{$$.name$$}}", &none).unwrap_err();

@@ -141,6 +141,8 @@ pub struct Preset {
     pub content_type: &'static str,
     /// How the robot says a message was posted.
     pub success: SuccessCheck,
+    /// The body is the event in a CloudEvents envelope (`body` is unused).
+    pub cloudevents: bool,
 }
 
 impl Preset {
@@ -160,18 +162,21 @@ pub const PRESETS: &[Preset] = &[
         body: DCE_DEFAULT_BODY,
         content_type: JSON,
         success: SuccessCheck::Http2xx,
+        cloudevents: false,
     },
     Preset {
         name: "wecom-text",
         body: WECOM_TEXT,
         content_type: JSON,
         success: SuccessCheck::ErrCodeZero,
+        cloudevents: false,
     },
     Preset {
         name: "wecom-markdown",
         body: WECOM_MARKDOWN,
         content_type: JSON,
         success: SuccessCheck::ErrCodeZero,
+        cloudevents: false,
     },
     Preset {
         name: "dingtalk",
@@ -180,18 +185,29 @@ pub const PRESETS: &[Preset] = &[
         body: WECOM_TEXT,
         content_type: JSON,
         success: SuccessCheck::ErrCodeZero,
+        cloudevents: false,
     },
     Preset {
         name: "feishu",
         body: FEISHU,
         content_type: JSON,
         success: SuccessCheck::FeishuCodeZero,
+        cloudevents: false,
     },
     Preset {
         name: "slack",
         body: SLACK,
         content_type: JSON,
         success: SuccessCheck::SlackOk,
+        cloudevents: false,
+    },
+    Preset {
+        name: "cloudevents",
+        // Not rendered: the body is the event in its envelope (`message::CloudEventBody`).
+        body: DCE_DEFAULT_BODY,
+        content_type: super::message::CLOUDEVENTS_CONTENT_TYPE,
+        success: SuccessCheck::Http2xx,
+        cloudevents: true,
     },
 ];
 
@@ -286,7 +302,7 @@ mod tests {
         let mut user = UserFields::new();
         user.insert("Name".into(), "evil\"}\n,{\"x\":1".into());
         let ev = UserEvent::new(1, Action::Deleted, user, RequestInfo::default(), false);
-        for p in PRESETS {
+        for p in PRESETS.iter().filter(|p| !p.cloudevents) {
             assert_eq!(p.content_type, "application/json");
             let doc: serde_json::Value = serde_json::from_str(&render(p, &ev)).expect("valid JSON");
             let text = match p.name {
@@ -297,6 +313,7 @@ mod tests {
                 "slack" => doc["text"].as_str(),
                 other => panic!("untested preset {other}"),
             };
+            // (`cloudevents` is the event itself in an envelope: template::message tests it.)
             assert!(
                 text.expect("message text").contains("evil\"}\n,{\"x\":1"),
                 "{}",

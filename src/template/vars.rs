@@ -24,6 +24,43 @@ pub(crate) fn is_known(name: &str, known: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
+/// What a built-in variable holds, for `userhook schema variables`; `None` for a name that is
+/// not built in (a test checks every built-in has one, so the list cannot fall behind).
+pub(super) fn describe(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ID" => "The user's id in the IAM.",
+        "Email" => "The user's email address.",
+        "Name" => "The user's login name.",
+        "FirstName" => "The user's given name.",
+        "LastName" => "The user's family name.",
+        "CreatedAt" => "When the IAM created the user, as the IAM wrote it.",
+        "Enabled" => "Whether the account is enabled (`true`/`false`), as the IAM wrote it.",
+        "Event" => "The event type: `user.created`, `user.password_changed`, ...",
+        "Object" => "Always `user`.",
+        "Action" => "The action: `created`, `login_failed`, a custom one, ...",
+        "EventID" => "The event's id (UUIDv7), shared by its deliveries to every webhook.",
+        "Timestamp" => "When it happened: RFC 3339 with milliseconds, UTC.",
+        "SourceIP" => "The calling client's IP address.",
+        "UserAgent" => "The calling client's User-Agent.",
+        "RequestID" => "X-Request-Id of the proxied call, as received or generated.",
+        "Status" => "The IAM's response status.",
+        "Changed" => "On `updated` events: the fields that changed, comma-separated.",
+        "Attribution" => {
+            "How the user was named: exchange, session, verified_token, unverified_token, none."
+        }
+        "ActorSub" => "The `sub` claim of the bearer JWT the caller presented.",
+        "ActorAzp" => "The `azp` claim (authorized party) of the caller's bearer JWT.",
+        "ActorClientId" => "The calling client: the token's `client_id`, else `azp`, else `cid`.",
+        "ActorBasicUser" => "The user name of the caller's HTTP basic credentials (never the password).",
+        "ActorIp" => "The caller's IP address (the TCP peer).",
+        "ActorUserAgent" => "The caller's User-Agent.",
+        "ActorVerified" => {
+            "`true` when the IAM's keys vouch for the caller's bearer JWT, `false` when it was only decoded."
+        }
+        _ => return None,
+    })
+}
+
 /// Supplies values to a rendering template. A trait so `send-test`, tests and the dispatcher
 /// can render from an event or from a fixed map alike.
 pub trait VarSource {
@@ -51,6 +88,16 @@ impl VarSource for EventVars<'_> {
             "Status" if ev.request.status == 0 => return None,
             "Status" => return Some(Cow::Owned(ev.request.status.to_string())),
             "Attribution" => ev.attribution.as_str(),
+            "ActorSub" => non_empty(&ev.actor.sub)?,
+            "ActorAzp" => non_empty(&ev.actor.azp)?,
+            "ActorClientId" => non_empty(&ev.actor.client_id)?,
+            "ActorBasicUser" => non_empty(&ev.actor.basic_user)?,
+            "ActorIp" => non_empty(ip_part(&ev.request.remote_addr))?,
+            "ActorUserAgent" => non_empty(&ev.request.user_agent)?,
+            "ActorVerified" => match ev.actor.verified? {
+                true => "true",
+                false => "false",
+            },
             "Changed" if ev.changed.is_empty() => return None,
             "Changed" => return Some(Cow::Owned(ev.changed.join(", "))),
             _ => {
@@ -76,6 +123,11 @@ impl VarSource for std::collections::BTreeMap<String, String> {
     fn var(&self, name: &str) -> Option<Cow<'_, str>> {
         self.get(name).map(|v| Cow::Borrowed(v.as_str()))
     }
+}
+
+/// `Some(text)` unless it is empty: an actor value the call did not carry is absent.
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
 }
 
 /// The IP of a `host:port` peer address: `10.0.0.1:5678` -> `10.0.0.1`, `[::1]:80` -> `::1`;
@@ -146,6 +198,47 @@ mod tests {
         assert_eq!(v(&ev, "Previous.Name").as_deref(), Some("alicia"));
         assert_eq!(v(&ev, "Previous.Department"), None);
         assert_eq!(v(&ev, "Name").as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn actor_values_and_absent_ones() {
+        let mut ev = event();
+        let v = |ev: &UserEvent, n: &str| EventVars(ev).var(n).map(Cow::into_owned);
+        for name in [
+            "ActorSub",
+            "ActorAzp",
+            "ActorClientId",
+            "ActorBasicUser",
+            "ActorVerified",
+        ] {
+            assert_eq!(v(&ev, name), None, "{name}");
+        }
+        assert_eq!(v(&ev, "ActorIp").as_deref(), Some("10.1.2.3"));
+        assert_eq!(v(&ev, "ActorUserAgent").as_deref(), Some("curl/8"));
+        ev.actor = crate::event::Actor {
+            sub: "svc-1".into(),
+            azp: "sync-service".into(),
+            client_id: "sync-service".into(),
+            basic_user: "admin".into(),
+            verified: Some(false),
+        };
+        assert_eq!(v(&ev, "ActorSub").as_deref(), Some("svc-1"));
+        assert_eq!(v(&ev, "ActorAzp").as_deref(), Some("sync-service"));
+        assert_eq!(v(&ev, "ActorClientId").as_deref(), Some("sync-service"));
+        assert_eq!(v(&ev, "ActorBasicUser").as_deref(), Some("admin"));
+        assert_eq!(v(&ev, "ActorVerified").as_deref(), Some("false"));
+        ev.request.remote_addr.clear();
+        ev.request.user_agent.clear();
+        assert_eq!(v(&ev, "ActorIp"), None);
+        assert_eq!(v(&ev, "ActorUserAgent"), None);
+    }
+
+    #[test]
+    fn every_builtin_variable_is_described() {
+        for name in BUILTIN_USER_FIELDS.iter().chain(EVENT_VARIABLES) {
+            assert!(describe(name).is_some(), "{name} has no description");
+        }
+        assert_eq!(describe("Department"), None);
     }
 
     #[test]

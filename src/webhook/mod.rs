@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 pub mod backoff;
+pub mod filter;
 pub mod pace;
 pub mod sign;
 
@@ -21,8 +22,12 @@ use crate::config::url::{http_url_problem, without_placeholders};
 use crate::config::ConfigError;
 use crate::event::Action;
 use crate::redact::redact_url;
-use crate::template::{preset, BodyKind, BodyTemplate, SuccessCheck, UrlTemplate};
+use crate::template::{
+    preset, source_problem, BodyKind, BodyTemplate, CloudEventBody, MessageBody, SuccessCheck,
+    UrlTemplate,
+};
 pub use backoff::Backoff;
+use filter::Filter;
 pub use pace::{DigestPolicy, HealthPolicy, Limit, Rate};
 use sign::Signer;
 
@@ -43,12 +48,14 @@ pub struct Webhook {
     pub enabled: bool,
     /// The actions delivered; `None` means all (`["*"]`).
     pub actions: Option<BTreeSet<Action>>,
+    /// `when:` conditions an event must meet; empty lets every subscribed event through.
+    pub filter: Filter,
     /// The request method.
     pub method: Method,
     /// Where to send, with `{{$$.X$$}}` values percent-encoded at render.
     pub url: UrlTemplate,
     /// The message body, rendered per delivery.
-    pub body: BodyTemplate,
+    pub body: MessageBody,
     /// Sent as `content-type`.
     pub content_type: HeaderValue,
     /// The operator's extra headers (may override `content-type` and `user-agent`).
@@ -93,6 +100,16 @@ impl Webhook {
     pub fn subscribes(&self, action: &Action) -> bool {
         self.actions.as_ref().is_none_or(|set| set.contains(action))
     }
+
+    /// Whether the filter or the body reads the caller's token claims, so the extractor
+    /// should check that token's signature (`Actor.Verified`).
+    pub fn reads_actor_claims(&self) -> bool {
+        self.filter.reads_actor_claims()
+            || self
+                .body
+                .variables()
+                .any(|v| filter::ACTOR_CLAIM_VARIABLES.contains(&v))
+    }
 }
 
 /// Every webhook of one config snapshot, by position and by name.
@@ -100,6 +117,8 @@ impl Webhook {
 pub struct Webhooks {
     list: Vec<Arc<Webhook>>,
     by_name: HashMap<String, usize>,
+    warnings: Vec<ConfigError>,
+    reads_actor_claims: bool,
 }
 
 impl Webhooks {
@@ -124,6 +143,7 @@ impl Webhooks {
         let mut errors = Vec::new();
         let mut out = Webhooks::default();
         let mut names = BTreeSet::new();
+        let default_source = default_source(&file.upstream);
         for (i, spec) in file.webhooks.iter().enumerate() {
             let at = format!("webhooks[{i}]");
             if !spec.name.trim().is_empty() && !names.insert(spec.name.as_str()) {
@@ -135,8 +155,9 @@ impl Webhooks {
                     ),
                 ));
             }
-            match compile_one(spec, &at, &known) {
+            match compile_one(spec, &at, &known, &default_source, &mut out.warnings) {
                 Ok(w) => {
+                    out.reads_actor_claims |= w.enabled && w.reads_actor_claims();
                     out.by_name.insert(w.name.clone(), out.list.len());
                     out.list.push(Arc::new(w));
                 }
@@ -166,6 +187,16 @@ impl Webhooks {
         } else {
             Err(errors)
         }
+    }
+
+    /// What `check` points out about webhooks that compiled (a `when:` that always holds).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    /// Whether some enabled webhook reads the caller's token claims.
+    pub fn reads_actor_claims(&self) -> bool {
+        self.reads_actor_claims
     }
 
     /// The webhook called `name` in this snapshot.
@@ -205,10 +236,27 @@ fn is_json_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
+/// The CloudEvents `source` when a webhook names none: the IAM's URL, without credentials,
+/// query or fragment (`http://iam.internal:8080`).
+fn default_source(upstream: &str) -> String {
+    match url::Url::parse(upstream) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "urn:userhook".to_owned(),
+    }
+}
+
 fn compile_one(
     spec: &WebhookSpec,
     at: &str,
     known: &dyn Fn(&str) -> bool,
+    default_source: &str,
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<Webhook, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut err = |key: &str, message: String| {
@@ -222,6 +270,23 @@ fn compile_one(
         );
     }
     let actions = crate::config::subscription::actions(&spec.object, &spec.actions, &mut err);
+    let filter = match Filter::compile(&spec.when, actions.as_ref(), at, known) {
+        Ok((filter, found)) => {
+            warnings.extend(found);
+            Some(filter)
+        }
+        Err(found) => {
+            for e in found {
+                let key = e
+                    .path
+                    .strip_prefix(&format!("{at}."))
+                    .unwrap_or(&e.path)
+                    .to_owned();
+                err(&key, e.message);
+            }
+            None
+        }
+    };
     let upper = spec.method.to_ascii_uppercase();
     let method = match Method::from_bytes(upper.as_bytes()) {
         Ok(m) if WEBHOOK_METHODS.contains(&upper.as_str()) => Some(m),
@@ -296,16 +361,40 @@ fn compile_one(
         (None, Some(p)) => (p.body, "preset"),
         (None, None) => (crate::template::DCE_DEFAULT_BODY, "body"),
     };
-    let body = BodyTemplate::compile(body_text, kind, known)
-        .map_err(|e| {
-            let hint = if kind == BodyKind::Json && spec.content_type.is_none() {
-                " (for a body that is not JSON, set content_type, e.g. text/plain)"
-            } else {
-                ""
-            };
-            err(body_key, format!("{e}{hint}"));
-        })
-        .ok();
+    let cloudevents = preset.is_some_and(|p| p.cloudevents);
+    if let (Some(_), false) = (&spec.source, cloudevents) {
+        err(
+            "source",
+            "is only used by `preset: cloudevents`; remove it or set the preset".into(),
+        );
+    }
+    let body = if cloudevents {
+        if spec.body.is_some() {
+            err(
+                "body",
+                "is not used by `preset: cloudevents` (its `data` is the event itself); remove \
+                 `body`, or drop the preset to send a template"
+                    .into(),
+            );
+        }
+        let source = spec.source.as_deref().unwrap_or(default_source);
+        if let Some(p) = source_problem(source) {
+            err("source", format!("`{source}` {p}"));
+        }
+        Some(MessageBody::CloudEvent(CloudEventBody::new(source)))
+    } else {
+        BodyTemplate::compile(body_text, kind, known)
+            .map_err(|e| {
+                let hint = if kind == BodyKind::Json && spec.content_type.is_none() {
+                    " (for a body that is not JSON, set content_type, e.g. text/plain)"
+                } else {
+                    ""
+                };
+                err(body_key, format!("{e}{hint}"));
+            })
+            .ok()
+            .map(MessageBody::Template)
+    };
     let content_type = HeaderValue::from_str(content_type)
         .ok()
         .filter(|_| !content_type.trim().is_empty());
@@ -341,18 +430,51 @@ fn compile_one(
             ),
         }
     }
-    let signer = match spec.secret.as_deref() {
-        None => None,
-        Some(s) if s.trim().is_empty() => {
+    let signer = match (spec.secret.as_deref(), &spec.signing) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
             err(
-                "secret",
-                "is empty; expected a signing secret (whsec_...), or remove the key to send unsigned"
+                "signing",
+                "is given beside `secret`; list every secret under signing.secrets and remove \
+                 `secret`"
                     .into(),
             );
             None
         }
-        Some(s) => Signer::from_secret(s)
+        (Some(s), None) if s.trim().is_empty() => {
+            err(
+                "secret",
+                "is empty; expected a signing secret (whsec_... or whsk_...), or remove the key \
+                 to send unsigned"
+                    .into(),
+            );
+            None
+        }
+        (Some(s), None) => Signer::from_secret(s)
             .map_err(|e| err("secret", e.to_string()))
+            .ok(),
+        (None, Some(signing)) if signing.secrets.is_empty() => {
+            err(
+                "signing.secrets",
+                "is empty; list at least one secret (whsec_... or whsk_...), or remove \
+                 `signing` to send unsigned"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(signing)) if signing.secrets.len() > sign::MAX_SECRETS => {
+            err(
+                "signing.secrets",
+                format!(
+                    "lists {} secrets; at most {} sign at once (a rotation needs two)",
+                    signing.secrets.len(),
+                    sign::MAX_SECRETS
+                ),
+            );
+            None
+        }
+        (None, Some(signing)) => Signer::from_secrets(&signing.secrets)
+            .map_err(|(i, e)| err(&format!("signing.secrets[{i}]"), e.to_string()))
             .ok(),
     };
     if spec.timeout.0.is_zero() {
@@ -383,6 +505,12 @@ fn compile_one(
     let rate = pace::compile_rate(spec, &mut err);
     let digest = pace::compile_digest(spec, kind, known, &mut err);
     let health = pace::compile_health(&spec.health, &mut err);
+    if digest.is_some() && preset.is_some_and(|p| p.cloudevents) {
+        err(
+            "digest",
+            "a CloudEvent carries one event; set digest.mode: off with preset: cloudevents".into(),
+        );
+    }
     if digest.is_some() && url.as_ref().is_some_and(|u| !u.is_static()) {
         err(
             "digest",
@@ -393,12 +521,15 @@ fn compile_one(
     // webhook without a preset is judged on the status alone.
     let success = preset.map_or(SuccessCheck::Http2xx, |p| p.success);
 
-    match (method, url, body, content_type) {
-        (Some(method), Some(url), Some(body), Some(content_type)) if errors.is_empty() => {
+    match (method, url, body, content_type, filter) {
+        (Some(method), Some(url), Some(body), Some(content_type), Some(filter))
+            if errors.is_empty() =>
+        {
             Ok(Webhook {
                 name: spec.name.clone(),
                 enabled: spec.enabled,
                 actions,
+                filter,
                 method,
                 url,
                 body,

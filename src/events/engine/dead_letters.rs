@@ -10,7 +10,7 @@ use super::error::EngineError;
 use super::limits::LIST_LIMIT;
 use super::state::DeliveryEngine;
 use crate::events::records::DeadLetter;
-use crate::events::replay::{self, Replay};
+use crate::events::replay::{self, Replay, Window};
 
 impl DeliveryEngine {
     /// Dead letters, newest first (at most [`LIST_LIMIT`]), as committed. Waits for the
@@ -57,6 +57,27 @@ impl DeliveryEngine {
         self.flush().await;
         if count > 0 {
             tracing::info!(replayed = count, "dead letters replayed");
+        }
+        Ok(count)
+    }
+
+    /// Re-sends the kept successful deliveries (`delivery.retain_delivered`) in `window`:
+    /// each admitted as a new pending delivery with its own delivery id (the receiver sees
+    /// the `webhook-id` it saw before), attempts reset, at the end of its lane. Returns how
+    /// many; stops early, with an error, when the engine refuses one.
+    pub async fn resend(&self, window: &Window) -> Result<u64, EngineError> {
+        let _one_at_a_time = self.shared.replaying.lock().await;
+        self.flush().await;
+        let count = self.with_spool(|spool| {
+            replay::delivered(spool, window, |d| match admit(&self.shared, d, None) {
+                None => Ok(()),
+                Some(refusal) => Err(refusal),
+            })
+            .map_err(EngineError::from)
+        })?;
+        self.flush().await;
+        if count > 0 {
+            tracing::info!(resent = count, "delivered deliveries re-sent");
         }
         Ok(count)
     }

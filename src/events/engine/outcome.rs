@@ -15,7 +15,7 @@ use crate::events::outbox::Delivery;
 use crate::events::records::{rfc3339, DeadLetter, DeliveryRecord, DeliveryStatus};
 use crate::events::retry::Backoff;
 use crate::events::retry::{decide, AttemptResult, RetryDecision};
-use crate::events::spool::Write;
+use crate::events::spool::{Retain, Write};
 use crate::metrics::AttemptOutcome;
 use crate::sink::Sink;
 use crate::template::{EventVars, VarSource};
@@ -262,7 +262,7 @@ fn render_digest(
     let refs: Vec<&dyn VarSource> = vars.iter().map(|v| v as &dyn VarSource).collect();
     let digest = policy
         .template
-        .render(&refs, rest, &|v: &dyn VarSource| w.body.render(v));
+        .render(&refs, rest, &|v: &dyn VarSource| w.body.render_vars(v));
     drop(refs);
     drop(vars);
     if digest.included < deliveries.len() {
@@ -353,6 +353,26 @@ async fn run_sink_attempt(shared: Arc<Shared>, mut delivery: Delivery, sink: Arc
     );
 }
 
+/// What `delivery.retain_delivered` keeps of a successful delivery: the delivery itself (for
+/// `deliveries resend`), or only the bounds when retention is off (which drops what an
+/// earlier config kept).
+fn retain(shared: &Shared, delivery: &Delivery) -> Retain {
+    let spec = &shared.runtime.load().file.delivery.retain_delivered;
+    let row = (spec.count > 0)
+        .then(|| {
+            serde_json::to_vec(delivery)
+                .ok()
+                .map(|b| (delivery.id.clone(), b))
+        })
+        .flatten();
+    Retain {
+        row,
+        keep: spec.count,
+        max_age_ms: u64::try_from(spec.max_age.0.as_millis()).unwrap_or(u64::MAX),
+        now_ms: now_ms(),
+    }
+}
+
 /// What an attempt's decision does to the delivery, the spool, the records and the metrics:
 /// the same for webhooks and sinks.
 /// `orphan`: the target is no longer in the config (or disabled), so the delivery goes to the
@@ -377,9 +397,10 @@ fn settle(
                 st.outbox.ack(&delivery.id);
                 forget_resident(&mut st, &delivery.webhook);
             }
-            shared.committer.push(Write::Remove {
+            shared.committer.push(Write::Delivered {
                 webhook: delivery.webhook.clone(),
                 seq: delivery.seq,
+                retain: retain(shared, &delivery),
             });
             crate::metrics::attempt_finished(&delivery.webhook, AttemptOutcome::Success);
             crate::metrics::delivery_succeeded(&delivery.webhook, delivery.created_at, now_ms());

@@ -22,11 +22,11 @@ pub use super::identity::users as user_cache;
 use super::identity::{jwks, unix_now, Identity};
 use crate::detect::outcome::read_trusted;
 use crate::detect::{Rule, RuleKind};
-use crate::event::{Action, Attribution, RequestInfo, UserEvent, UserFields};
+use crate::event::{Action, Actor, Attribution, RequestInfo, UserEvent, UserFields};
 use crate::exchange::{Durability, Exchange, Unconfirmed};
-use crate::extract::decode;
 use crate::extract::source::FieldSource;
 use crate::extract::view::View;
+use crate::extract::{actor, decode};
 use crate::snapshot::Snapshot;
 use std::sync::Arc;
 
@@ -63,6 +63,7 @@ struct Call {
     trusted: bool,
     request: RequestInfo,
     truncated: bool,
+    actor: Actor,
 }
 
 /// Client-presented tokens whose signature verified against the IAM's keys, for one exchange.
@@ -127,12 +128,18 @@ impl Extractor {
     /// Verifies the client-presented tokens the firing rule would read claims from, against
     /// the IAM's keys fetched through the upstream (`identity.client_tokens: verify`). Only
     /// matched calls whose rule reads such a token pay for this; the keys are cached.
+    ///
+    /// The actor's bearer JWT is checked too when some webhook reads the actor's claims (a
+    /// `when:` on `Actor.Sub`, a template with `{{$$.ActorVerified$$}}`), so `Actor.Verified`
+    /// says whether the IAM's keys vouch for it.
     pub async fn verify_tokens(&self, snapshot: &Snapshot, ex: &Exchange) -> VerifiedTokens {
         let Some(route) = &ex.route else {
             return VerifiedTokens::default();
         };
+        let actor_token = actor::bearer_jwt(&ex.request_headers)
+            .filter(|_| snapshot.webhooks.reads_actor_claims());
         if ClientTokens::of(snapshot) != ClientTokens::Verify
-            || !snapshot.routes.reads_client_tokens(route)
+            || (!snapshot.routes.reads_client_tokens(route) && actor_token.is_none())
         {
             return VerifiedTokens::default();
         }
@@ -145,6 +152,7 @@ impl Extractor {
             let now = unix_now();
             let tokens: Vec<String> = sources(rule)
                 .filter_map(|s| s.client_token(&view))
+                .chain(actor_token.map(str::to_owned))
                 .filter(|t| {
                     let known = self.identity.sessions.owner(&self.identity.hash(t), now);
                     known.is_none()
@@ -320,6 +328,7 @@ impl Extractor {
             trusted,
             request: request_info(ex),
             truncated: view.truncated(),
+            actor: self.actor(snapshot, ex, verified, now),
         };
         match actions.split_last() {
             // The usual single action: fields and call move into the event.
@@ -332,6 +341,37 @@ impl Extractor {
             }
             None => {}
         }
+    }
+
+    /// Who made the call, with `verified` set when its bearer JWT verified against the IAM's
+    /// keys or is one the IAM issued (the session index knows its hash). The claims of a
+    /// token nothing vouches for are kept only under `identity.client_tokens: unverified`:
+    /// otherwise a forged token could name anyone as the actor.
+    fn actor(
+        &self,
+        snapshot: &Snapshot,
+        ex: &Exchange,
+        verified: &VerifiedTokens,
+        now: u64,
+    ) -> Actor {
+        let mut actor = actor::read(&ex.request_headers);
+        if let Some(token) = actor::bearer_jwt(&ex.request_headers) {
+            if actor.verified.is_some() {
+                let genuine = verified.0.contains(token)
+                    || self
+                        .identity
+                        .sessions
+                        .owner(&self.identity.hash(token), now)
+                        .is_some();
+                actor.verified = Some(genuine);
+                if !genuine && ClientTokens::of(snapshot) != ClientTokens::Unverified {
+                    actor.sub.clear();
+                    actor.azp.clear();
+                    actor.client_id.clear();
+                }
+            }
+        }
+        actor
     }
 
     /// One action's event: the cache learns from it as the action means (only from a user
@@ -366,6 +406,7 @@ impl Extractor {
         event.previous = changes.previous;
         event.attribution = call.attribution;
         event.details = call.details;
+        event.actor = call.actor;
         event
     }
 

@@ -40,8 +40,8 @@ pub use error::{SpoolError, SpoolErrorKind};
 pub use faults::{FaultSwitch, FaultyFile};
 pub use frame::OVERHEAD as ROW_OVERHEAD;
 pub use open::{move_aside, resolve_dir, Spool, SpoolSource, SPOOL_FILE};
-pub use read::Page;
-pub use write::{Applied, Write};
+pub use read::{KeptKey, Page};
+pub use write::{Applied, Retain, Write};
 
 #[cfg(test)]
 pub(in crate::events) mod tests;

@@ -13,10 +13,13 @@ use super::error::{at, SpoolError};
 use super::frame;
 use super::open::Spool;
 use super::schema::{
-    DEAD, DEAD_IDS, META, META_NEXT_SEQ, META_PAYLOAD, PENDING, QUARANTINE, RECORDS,
+    DEAD, DEAD_IDS, DELIVERED, META, META_NEXT_SEQ, META_PAYLOAD, PENDING, QUARANTINE, RECORDS,
 };
 use crate::events::outbox::Delivery;
 use crate::events::records::{DeadLetter, DeliveryRecord};
+
+/// Where a kept successful delivery sits: (when it succeeded in Unix ms, a counter).
+pub type KeptKey = (u64, u64);
 
 /// One page of a webhook's pending deliveries.
 #[derive(Debug, Default, PartialEq)]
@@ -238,6 +241,46 @@ impl Spool {
             }
             Ok(out)
         })
+    }
+
+    /// Kept successful deliveries (`delivery.retain_delivered`) oldest first, with a key
+    /// above `after`, at most `limit`, with their keys (for re-sending page by page). A row
+    /// that fails its checksum is logged and left out.
+    pub fn delivered_page(
+        &self,
+        after: Option<KeptKey>,
+        limit: usize,
+    ) -> Result<Vec<(KeptKey, Delivery)>, SpoolError> {
+        let ctx = "cannot read kept deliveries";
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(at(ctx))?;
+            let table = txn.open_table(DELIVERED).map_err(at(ctx))?;
+            let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+            let mut out = Vec::new();
+            for row in table
+                .range::<(u64, u64)>((from, Bound::Unbounded))
+                .map_err(at(ctx))?
+            {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = row.map_err(at(ctx))?;
+                match decode::<Delivery>(v.value()) {
+                    Ok(d) => out.push((k.value(), d)),
+                    Err(e) => tracing::error!(
+                        kept_delivery = k.value().1,
+                        error = %e,
+                        "a kept delivery in the spool is damaged; left out, never re-sent"
+                    ),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many successful deliveries are kept for re-sending.
+    pub fn delivered_count(&self) -> Result<u64, SpoolError> {
+        self.count(DELIVERED)
     }
 
     /// One dead letter by delivery id.

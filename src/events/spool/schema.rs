@@ -16,6 +16,13 @@ pub(super) const DEAD_IDS: TableDefinition<'static, &str, u64> = TableDefinition
 pub(super) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("records");
 pub(super) const RECORD_IDS: TableDefinition<'static, &str, u64> =
     TableDefinition::new("record_ids");
+/// Successful deliveries kept for re-sending (`delivery.retain_delivered`), keyed by (when it
+/// succeeded in Unix ms, a counter), so the oldest come first and age out from the front.
+pub(super) const DELIVERED: TableDefinition<'static, (u64, u64), &[u8]> =
+    TableDefinition::new("delivered");
+/// Delivery id -> its row in `DELIVERED`: a delivery re-sent and delivered again is kept once.
+pub(super) const DELIVERED_IDS: TableDefinition<'static, &str, (u64, u64)> =
+    TableDefinition::new("delivered_ids");
 pub(super) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 /// Rows that failed their checksum (or no longer parse), moved out of `pending` so they are
 /// never delivered; kept as stored, for inspection, until a purge.
@@ -26,6 +33,7 @@ pub(super) const META_NEXT_SEQ: &str = "next_seq";
 pub(super) const META_PAYLOAD: &str = "payload_bytes";
 pub(super) const META_NEXT_DEAD: &str = "next_dead";
 pub(super) const META_NEXT_RECORD: &str = "next_record";
+pub(super) const META_NEXT_DELIVERED: &str = "next_delivered";
 
 /// Creates the tables so readers never meet a missing one.
 pub(super) fn create_tables(db: &Database) -> Result<(), SpoolError> {
@@ -39,6 +47,8 @@ pub(super) fn create_tables(db: &Database) -> Result<(), SpoolError> {
         txn.open_table(RECORD_IDS).map_err(at(ctx))?;
         txn.open_table(META).map_err(at(ctx))?;
         txn.open_table(QUARANTINE).map_err(at(ctx))?;
+        txn.open_table(DELIVERED).map_err(at(ctx))?;
+        txn.open_table(DELIVERED_IDS).map_err(at(ctx))?;
     }
     txn.commit().map_err(at(ctx))
 }

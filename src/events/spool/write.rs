@@ -11,8 +11,8 @@ use super::error::{at, SpoolError};
 use super::frame;
 use super::open::Spool;
 use super::schema::{
-    DEAD, DEAD_IDS, META, META_NEXT_DEAD, META_NEXT_RECORD, META_NEXT_SEQ, META_PAYLOAD, PENDING,
-    QUARANTINE, RECORDS, RECORD_IDS,
+    DEAD, DEAD_IDS, DELIVERED, DELIVERED_IDS, META, META_NEXT_DEAD, META_NEXT_DELIVERED,
+    META_NEXT_RECORD, META_NEXT_SEQ, META_PAYLOAD, PENDING, QUARANTINE, RECORDS, RECORD_IDS,
 };
 use crate::events::records::DeliveryRecord;
 
@@ -34,6 +34,16 @@ pub enum Write {
         webhook: String,
         /// The row's seq.
         seq: u64,
+    },
+    /// The delivery succeeded: drop its pending row and, under `delivery.retain_delivered`,
+    /// keep it for re-sending; the kept ones past their bounds are dropped in the same commit.
+    Delivered {
+        /// The pending row's webhook.
+        webhook: String,
+        /// The pending row's seq.
+        seq: u64,
+        /// What to keep and the bounds to keep it within.
+        retain: Retain,
     },
     /// Move a pending delivery to the dead letters.
     Dead {
@@ -77,6 +87,20 @@ pub enum Write {
     },
     /// Drop every dead letter (and every quarantined row).
     PurgeDead,
+}
+
+/// A successful delivery to keep for re-sending, and the bounds of what is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retain {
+    /// The delivery id and the [`Delivery`](crate::events::outbox::Delivery) as JSON; `None`
+    /// keeps nothing new (retention is off) but still applies the bounds.
+    pub row: Option<(String, Vec<u8>)>,
+    /// Kept deliveries at most (`delivery.retain_delivered.count`); 0 drops them all.
+    pub keep: usize,
+    /// A kept delivery older than this (ms since it succeeded) is dropped.
+    pub max_age_ms: u64,
+    /// When it succeeded, Unix ms.
+    pub now_ms: u64,
 }
 
 /// What a committed batch changed, for the committer's counters.
@@ -136,6 +160,8 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
             let mut record_ids = txn.open_table(RECORD_IDS).map_err(at(ctx))?;
             let mut meta = txn.open_table(META).map_err(at(ctx))?;
             let mut quarantine = txn.open_table(QUARANTINE).map_err(at(ctx))?;
+            let mut delivered = txn.open_table(DELIVERED).map_err(at(ctx))?;
+            let mut delivered_ids = txn.open_table(DELIVERED_IDS).map_err(at(ctx))?;
             let mut freed: i128 = 0;
             let get = |m: &redb::Table<'_, &str, u64>, k: &str| -> Result<u64, SpoolError> {
                 Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
@@ -144,6 +170,7 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
             let mut next_seq = get(&meta, META_NEXT_SEQ)?;
             let mut next_dead = get(&meta, META_NEXT_DEAD)?;
             let mut next_record = get(&meta, META_NEXT_RECORD)?;
+            let mut next_delivered = get(&meta, META_NEXT_DELIVERED)?;
             let len = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
             for w in batch {
                 match w {
@@ -167,6 +194,72 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                         {
                             payload -= len(v.value().len());
                             freed += len(v.value().len());
+                        }
+                    }
+                    Write::Delivered {
+                        webhook,
+                        seq,
+                        retain,
+                    } => {
+                        if let Some(v) =
+                            pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
+                        {
+                            payload -= len(v.value().len());
+                            freed += len(v.value().len());
+                        }
+                        if retain.keep == 0 && delivered.is_empty().map_err(at(ctx))? {
+                            continue;
+                        }
+                        if let Some((id, bytes)) = retain.row.as_ref().filter(|_| retain.keep > 0) {
+                            if let Some(old) = delivered_ids.remove(id.as_str()).map_err(at(ctx))? {
+                                let old = old.value();
+                                if let Some(v) = delivered.remove(old).map_err(at(ctx))? {
+                                    payload -= len(v.value().len());
+                                    freed += len(v.value().len());
+                                }
+                            }
+                            let key = (retain.now_ms, next_delivered);
+                            next_delivered += 1;
+                            let row = frame::seal(bytes);
+                            delivered.insert(key, row.as_slice()).map_err(at(ctx))?;
+                            delivered_ids.insert(id.as_str(), key).map_err(at(ctx))?;
+                            payload += len(row.len());
+                        }
+                        let oldest_kept = retain.now_ms.saturating_sub(retain.max_age_ms);
+                        loop {
+                            let over = delivered.len().map_err(at(ctx))? > retain.keep as u64;
+                            let first = delivered.first().map_err(at(ctx))?.map(|(k, _)| k.value());
+                            let Some(first) = first else { break };
+                            if !over && first.0 >= oldest_kept {
+                                break;
+                            }
+                            let Some((k, v)) = delivered.pop_first().map_err(at(ctx))? else {
+                                break;
+                            };
+                            payload -= len(v.value().len());
+                            freed += len(v.value().len());
+                            let k = k.value();
+                            let id = frame::open(v.value())
+                                .ok()
+                                .and_then(|json| {
+                                    serde_json::from_slice::<crate::events::outbox::Delivery>(json)
+                                        .ok()
+                                })
+                                .map(|d| d.id);
+                            drop(v);
+                            if let Some(id) = id {
+                                let points_here = delivered_ids
+                                    .get(id.as_str())
+                                    .map_err(at(ctx))?
+                                    .is_some_and(|s| s.value() == k);
+                                if points_here {
+                                    delivered_ids.remove(id.as_str()).map_err(at(ctx))?;
+                                }
+                            }
+                        }
+                        if delivered.is_empty().map_err(at(ctx))? {
+                            // Ids of rows that no longer parsed: nothing may point nowhere.
+                            while delivered_ids.pop_first().map_err(at(ctx))?.is_some() {}
                         }
                     }
                     Write::Quarantine { webhook, seq } => {
@@ -293,6 +386,8 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
             meta.insert(META_NEXT_SEQ, next_seq).map_err(at(ctx))?;
             meta.insert(META_NEXT_DEAD, next_dead).map_err(at(ctx))?;
             meta.insert(META_NEXT_RECORD, next_record)
+                .map_err(at(ctx))?;
+            meta.insert(META_NEXT_DELIVERED, next_delivered)
                 .map_err(at(ctx))?;
         }
         txn.commit().map_err(at(ctx))?;

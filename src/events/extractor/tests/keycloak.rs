@@ -297,3 +297,73 @@ fn keycloak_logout_trusts_token_claims_only_when_the_operator_says_so() {
     let ev = run(&x, &rt, logout()).expect("logout");
     assert_eq!((ev.attribution, ev.user.len()), (Attribution::None, 0));
 }
+
+#[test]
+fn the_actor_is_the_callers_token_or_basic_user_never_its_password() {
+    let rt = runtime("profiles: [keycloak]\nidentity: {client_tokens: unverified}");
+    let x = Extractor::new(10);
+    let admin = token(&json!({"sub": "svc-9", "azp": "sync-service", "client_id": "sync-service"}));
+    let path = format!("/admin/realms/acme/users/{KC_USER_ID}");
+    let ev = run(
+        &x,
+        &rt,
+        call("PUT", &path)
+            .req_header("authorization", &format!("Bearer {admin}"))
+            .req_header("user-agent", "sync/2.1")
+            .json(json!({"firstName": "Johnny"}))
+            .status(204),
+    )
+    .expect("updated");
+    assert_eq!(
+        ev.actor,
+        Actor {
+            sub: "svc-9".into(),
+            azp: "sync-service".into(),
+            client_id: "sync-service".into(),
+            basic_user: String::new(),
+            // Decoded, not verified: no key set vouched for it and the IAM did not issue it here.
+            verified: Some(false),
+        }
+    );
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("ops-admin:{CANARY}"),
+    );
+    let ev = run(
+        &x,
+        &rt,
+        call("PUT", &path)
+            .req_header("authorization", &format!("Basic {basic}"))
+            .json(json!({"firstName": "Jo"}))
+            .status(204),
+    )
+    .expect("updated");
+    assert_eq!(ev.actor.basic_user, "ops-admin");
+    assert_eq!(ev.actor.verified, None);
+    // Under `verify` (the default), the claims of a token nothing vouches for are left out:
+    // a forged token names no actor. Only the mark says a token was presented.
+    let strict = runtime("profiles: [keycloak]");
+    let ev = run(
+        &x,
+        &strict,
+        call("PUT", &path)
+            .req_header("authorization", &format!("Bearer {admin}"))
+            .json(json!({"firstName": "Jon"}))
+            .status(204),
+    )
+    .expect("updated");
+    assert_eq!(
+        ev.actor,
+        Actor {
+            verified: Some(false),
+            ..Actor::default()
+        }
+    );
+    let ev = run(&x, &rt, call("DELETE", &path).status(204)).expect("deleted");
+    assert!(ev.actor.is_empty());
+    let text = serde_json::to_string(&ev).expect("json");
+    assert!(
+        !text.contains("\"actor\""),
+        "an empty actor is left out: {text}"
+    );
+}
