@@ -37,20 +37,27 @@ impl Dispatcher {
     }
 
     /// [`Dispatcher::dispatch`], also saying how many deliveries the engine refused (a
-    /// `strict` response must not be released as durable then).
+    /// `strict` response must not be released as durable then). The live feed keeps a copy
+    /// of the event.
     pub fn dispatch_counted(&self, snapshot: &Snapshot, event: &UserEvent) -> Dispatched {
+        self.dispatch_owned(snapshot, event.clone())
+    }
+
+    /// [`Dispatcher::dispatch_counted`] of an event the caller is done with: the live feed
+    /// keeps it as it is, so an event costs no copy beyond its deliveries' own.
+    pub fn dispatch_owned(&self, snapshot: &Snapshot, event: UserEvent) -> Dispatched {
         let mut filtered = Vec::new();
-        let mut deliveries = plan_noting(event, &snapshot.webhooks, now_ms(), &mut |w| {
+        let mut deliveries = plan_noting(&event, &snapshot.webhooks, now_ms(), &mut |w| {
             filtered.push(w.to_owned())
         });
-        deliveries.extend(plan_sinks(event, &snapshot.sinks, now_ms()));
+        deliveries.extend(plan_sinks(&event, &snapshot.sinks, now_ms()));
         let planned = deliveries.len();
-        // Watchers see the event before any outcome of its deliveries.
-        let targets: Vec<&str> = deliveries.iter().map(|d| d.webhook.as_str()).collect();
-        self.engine.live().detected(event, &targets);
-        for webhook in &filtered {
-            self.engine.live().filtered(event, webhook, now_ms());
-        }
+        // Watchers see the event, then the webhooks that filtered it out, before any outcome
+        // of its deliveries.
+        let targets: Vec<String> = deliveries.iter().map(|d| d.webhook.clone()).collect();
+        self.engine
+            .live()
+            .detected_owned(event, targets, &filtered, now_ms());
         let refused = deliveries
             .into_iter()
             .filter_map(|d| self.engine.enqueue(d))

@@ -274,20 +274,38 @@ impl LiveFeed {
     /// Publishes a detected event and the targets it was dispatched to. Keeps a copy of the
     /// event; nothing is rendered until a reader asks ([`Item::frame`]).
     pub fn detected(&self, event: &UserEvent, targets: &[&str]) {
-        let webhooks: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
-        let cost = estimated_frame_len(event, &webhooks);
-        self.keep(Item {
+        let targets = targets.iter().map(|t| (*t).to_owned()).collect();
+        self.detected_owned(event.clone(), targets, &[], 0);
+    }
+
+    /// Publishes a detected event the caller is done with (kept as it is, no copy), the
+    /// targets it was dispatched to, and then a `filtered` item for each webhook in
+    /// `filtered` (at `now_ms`).
+    pub fn detected_owned(
+        &self,
+        event: UserEvent,
+        targets: Vec<String>,
+        filtered: &[String],
+        now_ms: u64,
+    ) {
+        let cost = estimated_frame_len(&event, &targets);
+        let item = self.keep(Item {
             n: 0,
             kind: Kind::Detected,
             action: event.action.clone(),
             users: Vec::new(),
-            webhooks,
+            webhooks: targets,
             outcome: None,
-            event: Some(Box::new(event.clone())),
+            event: Some(Box::new(event)),
             instance: self.inner.instance.clone(),
             cost,
             frame: OnceLock::new(),
         });
+        if let Some(event) = &item.event {
+            for webhook in filtered {
+                self.filtered(event, webhook, now_ms);
+            }
+        }
     }
 
     /// Publishes one delivery's outcome (`http_status`: the target's reply, if there was one).
@@ -385,13 +403,13 @@ impl LiveFeed {
     }
 
     /// Numbers, keeps and sends one item whose frame is rendered when first read.
-    fn keep(&self, item: Item) {
-        self.keep_with(item, |_| {});
+    fn keep(&self, item: Item) -> Arc<Item> {
+        self.keep_with(item, |_| {})
     }
 
     /// Numbers `item`, lets `ready` finish it (it knows its number then), keeps it in the ring
     /// and sends it; never waits for a subscriber.
-    fn keep_with(&self, mut item: Item, ready: impl FnOnce(&mut Item)) {
+    fn keep_with(&self, mut item: Item, ready: impl FnOnce(&mut Item)) -> Arc<Item> {
         let mut ring = self.ring();
         item.n = ring.next;
         ring.next += 1;
@@ -405,7 +423,8 @@ impl LiveFeed {
             }
         }
         // No subscriber is not an error: the ring keeps it for the next one.
-        let _ = self.inner.tx.send(item);
+        let _ = self.inner.tx.send(item.clone());
+        item
     }
 
     /// A new subscriber starting at `start`.

@@ -520,9 +520,14 @@ pub async fn run(
                 crate::metrics::event_unattributed(&event.action);
             }
             crate::metrics::event_detected(&event.action);
-            refused += dispatcher.dispatch_counted(&current.load(), &event).refused;
+            // In-process subscribers (tests, the demo) get their own copy; the live feed keeps
+            // the event itself.
+            let for_subscribers = (events.receiver_count() > 0).then(|| event.clone());
+            refused += dispatcher.dispatch_owned(&current.load(), event).refused;
             // Subscribers hear of the event before a strict-mode client sees its response.
-            let _ = events.send(event);
+            if let Some(event) = for_subscribers {
+                let _ = events.send(event);
+            }
             // A strict-mode response waits for all of its events: told after the last one.
             if i + 1 == last {
                 if let Some(ack) = durable.take() {
