@@ -2,11 +2,11 @@
 //! the admin API's `GET /events` (Server-Sent Events), `userhook tail` and the web console show
 //! them.
 //!
-//! Publishing is what the event path pays, so it is cheap and never waits: a detected event is
-//! kept as it is and rendered into its SSE frame (credentials masked, long values cut) only
-//! when a reader first asks for it, so an instance nobody watches never renders one; a
-//! delivery outcome is rendered at once. Items are pushed into a bounded ring ([`RING_ITEMS`] items, [`RING_BYTES`] bytes) and sent on a
-//! `tokio::sync::broadcast` channel, all under one short lock that no reader holds across an
+//! Publishing is what the event path pays, so it is cheap and never waits: a detected event
+//! (or a delivery outcome's values) is kept as it is and rendered into its SSE frame
+//! (credentials masked, long values cut) only when a reader first asks for it, so an instance
+//! nobody watches never renders one. Items are pushed into a bounded ring ([`RING_ITEMS`]
+//! items, [`RING_BYTES`] bytes) and sent on a `tokio::sync::broadcast` channel, all under one short lock that no reader holds across an
 //! await. A subscriber that falls more than [`LAG_ITEMS`] behind loses the oldest items and is
 //! told how many ([`Subscription`] readers see `RecvError::Lagged`); nobody is ever waited for.
 //!
@@ -129,6 +129,8 @@ pub struct Item {
     pub outcome: Option<Outcome>,
     /// A detected event, kept until its frame is rendered (and then for its user values).
     event: Option<Box<UserEvent>>,
+    /// A delivery outcome's values, kept until its frame is rendered.
+    outcome_view: Option<Box<OutcomeView>>,
     /// The feed's instance name, for the frame's id.
     instance: Arc<str>,
     /// What the item counts against [`RING_BYTES`]: the frame's length, or its estimate.
@@ -140,13 +142,17 @@ pub struct Item {
 impl Item {
     /// The item's SSE frame, rendered the first time anyone asks.
     pub fn frame(&self) -> &Bytes {
-        self.frame.get_or_init(|| match &self.event {
-            Some(event) => match detected_json(event, &self.webhooks) {
+        self.frame.get_or_init(|| {
+            let data = match (&self.event, &self.outcome_view) {
+                (Some(event), _) => detected_json(event, &self.webhooks),
+                (None, Some(view)) => view.json(self),
+                (None, None) => return Bytes::new(),
+            };
+            match data {
                 Ok(data) => frame(&self.instance, self.n, self.kind, &data),
                 // Unreachable (plain strings and numbers), but never a broken frame.
                 Err(_) => Bytes::new(),
-            },
-            None => Bytes::new(),
+            }
         })
     }
 
@@ -297,6 +303,7 @@ impl LiveFeed {
             webhooks: targets,
             outcome: None,
             event: Some(Box::new(event)),
+            outcome_view: None,
             instance: self.inner.instance.clone(),
             cost,
             frame: OnceLock::new(),
@@ -309,6 +316,7 @@ impl LiveFeed {
     }
 
     /// Publishes one delivery's outcome (`http_status`: the target's reply, if there was one).
+    /// Its values are kept and rendered when a reader first asks ([`Item::frame`]).
     pub fn delivery(
         &self,
         delivery: &Delivery,
@@ -316,104 +324,80 @@ impl LiveFeed {
         http_status: Option<u16>,
         now_ms: u64,
     ) {
-        let body = DeliveryJson {
-            kind: "delivery",
-            event_id: &delivery.event.id,
-            delivery_id: Some(&delivery.id),
-            webhook: &delivery.webhook,
-            outcome: outcome.as_str(),
+        let view = OutcomeView {
+            event_id: delivery.event.id.clone(),
+            delivery_id: Some(delivery.id.clone()),
             status: http_status,
             attempt: delivery.attempt,
-            time: rfc3339(now_ms),
-            action: delivery.event.action.as_str(),
-            event: &delivery.event.event_type,
-            user_id: delivery.user_id().map(cut),
-            error: delivery.last_error.as_deref(),
-            next_attempt: (outcome == Outcome::Retrying).then(|| rfc3339(delivery.next_attempt_at)),
+            time_ms: now_ms,
+            event_type: delivery.event.event_type.clone(),
+            user_id: delivery.user_id().map(str::to_owned),
+            error: delivery.last_error.clone(),
+            next_attempt_ms: (outcome == Outcome::Retrying).then_some(delivery.next_attempt_at),
         };
-        let data = serde_json::to_string(&body);
-        self.publish(
-            data,
-            Item {
-                n: 0,
-                kind: Kind::Delivery,
-                action: delivery.event.action.clone(),
-                users: user_keys(&delivery.event),
-                webhooks: vec![delivery.webhook.clone()],
-                outcome: Some(outcome),
-                event: None,
-                instance: self.inner.instance.clone(),
-                cost: 0,
-                frame: OnceLock::new(),
-            },
+        self.keep_outcome(
+            view,
+            delivery.event.action.clone(),
+            user_keys(&delivery.event),
+            delivery.webhook.clone(),
+            outcome,
         );
     }
 
     /// Publishes that a webhook's filter left `event` out: a `delivery` item with outcome
     /// `filtered` and no delivery id (none was made). For the dispatcher's webhook filters.
     pub fn filtered(&self, event: &UserEvent, webhook: &str, now_ms: u64) {
-        let body = DeliveryJson {
-            kind: "delivery",
-            event_id: &event.id,
+        let view = OutcomeView {
+            event_id: event.id.clone(),
             delivery_id: None,
-            webhook,
-            outcome: Outcome::Filtered.as_str(),
             status: None,
             attempt: 0,
-            time: rfc3339(now_ms),
-            action: event.action.as_str(),
-            event: &event.event_type,
-            user_id: event
-                .user
-                .get("ID")
-                .filter(|v| !v.is_empty())
-                .map(|v| cut(v)),
+            time_ms: now_ms,
+            event_type: event.event_type.clone(),
+            user_id: event.user.get("ID").filter(|v| !v.is_empty()).cloned(),
             error: None,
-            next_attempt: None,
+            next_attempt_ms: None,
         };
-        let data = serde_json::to_string(&body);
-        self.publish(
-            data,
-            Item {
-                n: 0,
-                kind: Kind::Delivery,
-                action: event.action.clone(),
-                users: user_keys(event),
-                webhooks: vec![webhook.to_owned()],
-                outcome: Some(Outcome::Filtered),
-                event: None,
-                instance: self.inner.instance.clone(),
-                cost: 0,
-                frame: OnceLock::new(),
-            },
+        self.keep_outcome(
+            view,
+            event.action.clone(),
+            user_keys(event),
+            webhook.to_owned(),
+            Outcome::Filtered,
         );
     }
 
-    /// Numbers, frames, keeps and sends one delivery item (its `data:` JSON rendered
-    /// already); never waits for a subscriber.
-    fn publish(&self, data: serde_json::Result<String>, item: Item) {
-        let Ok(data) = data else {
-            return;
-        };
-        self.keep_with(item, |item| {
-            let framed = frame(&item.instance, item.n, item.kind, &data);
-            item.cost = framed.len();
-            let _ = item.frame.set(framed);
+    /// Keeps an outcome item, to be rendered when first read.
+    fn keep_outcome(
+        &self,
+        view: OutcomeView,
+        action: Action,
+        users: Vec<String>,
+        webhook: String,
+        outcome: Outcome,
+    ) {
+        let cost = view.estimated_len() + webhook.len();
+        self.keep(Item {
+            n: 0,
+            kind: Kind::Delivery,
+            action,
+            users,
+            webhooks: vec![webhook],
+            outcome: Some(outcome),
+            event: None,
+            outcome_view: Some(Box::new(view)),
+            instance: self.inner.instance.clone(),
+            cost,
+            frame: OnceLock::new(),
         });
     }
 
-    /// Numbers, keeps and sends one item whose frame is rendered when first read.
-    fn keep(&self, item: Item) -> Arc<Item> {
-        self.keep_with(item, |_| {})
-    }
-
-    /// Numbers `item`, lets `ready` finish it (it knows its number then), keeps it in the ring
-    /// and sends it; never waits for a subscriber.
-    fn keep_with(&self, mut item: Item, ready: impl FnOnce(&mut Item)) -> Arc<Item> {
+    /// Numbers, keeps and sends one item (its frame is rendered when first read); never
+    /// waits for a subscriber.
+    fn keep(&self, mut item: Item) -> Arc<Item> {
         let mut ring = self.ring();
         item.n = ring.next;
         ring.next += 1;
-        ready(&mut item);
         let item = Arc::new(item);
         ring.bytes += item.cost;
         ring.items.push_back(item.clone());
@@ -593,6 +577,56 @@ struct RequestJson<'a> {
     status: u16,
     request_id: &'a str,
     remote_addr: &'a str,
+}
+
+/// What a delivery outcome's frame shows, kept until it is rendered.
+#[derive(Debug)]
+struct OutcomeView {
+    event_id: String,
+    delivery_id: Option<String>,
+    status: Option<u16>,
+    attempt: u32,
+    time_ms: u64,
+    event_type: std::borrow::Cow<'static, str>,
+    user_id: Option<String>,
+    error: Option<String>,
+    next_attempt_ms: Option<u64>,
+}
+
+impl OutcomeView {
+    /// The `data:` JSON of the outcome `item` carries.
+    fn json(&self, item: &Item) -> serde_json::Result<String> {
+        let outcome = item.outcome.unwrap_or(Outcome::Delivered);
+        serde_json::to_string(&DeliveryJson {
+            kind: "delivery",
+            event_id: &self.event_id,
+            delivery_id: self.delivery_id.as_deref(),
+            webhook: item.webhooks.first().map_or("", String::as_str),
+            outcome: outcome.as_str(),
+            status: self.status,
+            attempt: self.attempt,
+            time: rfc3339(self.time_ms),
+            action: item.action.as_str(),
+            event: &self.event_type,
+            user_id: self.user_id.as_deref().map(cut),
+            error: self.error.as_deref(),
+            next_attempt: self.next_attempt_ms.map(rfc3339),
+        })
+    }
+
+    /// About how long the rendered frame will be.
+    fn estimated_len(&self) -> usize {
+        const FIXED: usize = 260;
+        FIXED
+            + self.event_id.len()
+            + self.delivery_id.as_ref().map_or(0, String::len)
+            + self.event_type.len()
+            + self
+                .user_id
+                .as_ref()
+                .map_or(0, |u| u.len().min(MAX_VALUE_CHARS * 4))
+            + self.error.as_ref().map_or(0, String::len)
+    }
 }
 
 #[derive(Serialize)]
