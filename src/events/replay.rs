@@ -249,6 +249,16 @@ pub fn delivered_offline(
             Ok(())
         },
     )?;
+    write_back(spool, &writes, read)
+}
+
+/// Writes `writes` (the `read` deliveries of an offline replay) back into a stopped spool,
+/// `STOPPED_BATCH` per transaction; says how many were written before a failure.
+fn write_back(
+    spool: &Spool,
+    writes: &[Write],
+    read: u64,
+) -> Result<u64, ReplayError<WriteBackError>> {
     let mut written = 0u64;
     for batch in writes.chunks(STOPPED_BATCH) {
         spool.apply(batch).map_err(|e| ReplayError::Stopped {
@@ -310,16 +320,7 @@ pub fn dead_letters_offline(
             Ok(())
         },
     )?;
-    let mut written = 0u64;
-    for batch in writes.chunks(STOPPED_BATCH) {
-        spool.apply(batch).map_err(|e| ReplayError::Stopped {
-            replayed: written,
-            cause: e.into(),
-        })?;
-        written += batch.len() as u64;
-    }
-    debug_assert_eq!(read, written);
-    Ok(written)
+    write_back(spool, &writes, read)
 }
 
 /// The seq the next delivery gets on a stopped spool: past the meta counter and past every
