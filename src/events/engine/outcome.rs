@@ -51,7 +51,9 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
     if let Some(sink) = rt.sinks.get(&name).cloned() {
         drop(rt);
         for delivery in batch.deliveries {
-            run_sink_attempt(shared.clone(), delivery, sink.clone()).await;
+            // Boxed: a stream publish is a large future (kilobytes), and inline it would make
+            // every webhook attempt's task that large too, copied at each spawn and finish.
+            Box::pin(run_sink_attempt(shared.clone(), delivery, sink.clone())).await;
         }
         release_slot(&shared, &name);
         shared.memory.wake.notify_one();

@@ -261,7 +261,9 @@ fn start_ready(shared: &Arc<Shared>, attempts: &mut JoinSet<()>) -> Option<u64> 
         }
         *running.entry(name).or_default() += 1;
         *total += 1;
-        attempts.spawn(run_attempt(shared.clone(), batch));
+        // Boxed: the task then holds a pointer, not the attempt's state (about 2 KiB), which
+        // tokio would otherwise copy as the task is spawned and again as it finishes.
+        attempts.spawn(Box::pin(run_attempt(shared.clone(), batch)));
     }
     wake
 }
