@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderValue, Method};
 
 use super::retry::{parse_retry_after, AttemptResult};
 use crate::event::UserEvent;
-use crate::template::{EventVars, UrlRenderError};
+use crate::template::{EventVars, RenderedUrl, UrlRenderError};
 use crate::webhook::Webhook;
 
 /// The most of a reply body read: enough for any robot's verdict and an error excerpt.
@@ -25,8 +25,8 @@ pub const USER_AGENT: &str = concat!("userhook/", env!("CARGO_PKG_VERSION"));
 pub struct RenderedRequest {
     /// The webhook's method (POST unless configured otherwise).
     pub method: Method,
-    /// Full URL including any key in its query: never log it (see `redact_url`).
-    pub url: String,
+    /// Full URL including any key in its query: never log it (see [`RenderedUrl::loggable`]).
+    pub url: RenderedUrl,
     /// Content type, user agent, the webhook's own headers, and the `webhook-*` ones.
     pub headers: HeaderMap,
     /// The rendered body, exactly the bytes the signature covers.
@@ -54,7 +54,7 @@ pub fn render(
     timestamp: i64,
 ) -> Result<RenderedRequest, UrlRenderError> {
     let vars = EventVars(event);
-    let url = webhook.url.render(&vars)?;
+    let url = webhook.url.render_url(&vars)?;
     let body = webhook.body.render(event);
     Ok(request(webhook, delivery_id, url, body, timestamp, None))
 }
@@ -74,10 +74,10 @@ pub fn render_digest(
     timestamp: i64,
 ) -> Result<RenderedRequest, UrlRenderError> {
     let url = match first {
-        Some(ev) => webhook.url.render(&EventVars(ev))?,
+        Some(ev) => webhook.url.render_url(&EventVars(ev))?,
         None => webhook
             .url
-            .render(&std::collections::BTreeMap::<String, String>::new())?,
+            .render_url(&std::collections::BTreeMap::<String, String>::new())?,
     };
     Ok(request(
         webhook,
@@ -99,7 +99,7 @@ pub fn render_notice(
 ) -> Result<RenderedRequest, UrlRenderError> {
     let url = webhook
         .url
-        .render(&std::collections::BTreeMap::<String, String>::new())?;
+        .render_url(&std::collections::BTreeMap::<String, String>::new())?;
     Ok(request(webhook, message_id, url, body, timestamp, None))
 }
 
@@ -108,7 +108,7 @@ pub fn render_notice(
 fn request(
     webhook: &Webhook,
     delivery_id: &str,
-    url: String,
+    url: RenderedUrl,
     body: Vec<u8>,
     timestamp: i64,
     digest: Option<(usize, usize)>,
@@ -168,18 +168,28 @@ pub fn build_client() -> Result<reqwest::Client, ClientError> {
         .map_err(|e| ClientError(chain(&e)))
 }
 
-/// Sends one request with a time limit covering connect to the last body byte.
+/// Sends one request with a time limit covering connect to the last body byte. Takes the
+/// request by value: its headers and body go to the client without a copy.
 pub async fn send(
     client: &reqwest::Client,
-    request: &RenderedRequest,
+    request: RenderedRequest,
     timeout: Duration,
 ) -> Result<Reply, AttemptResult> {
-    let url = reqwest::Url::parse(&request.url)
-        .map_err(|e| AttemptResult::Invalid(format!("the rendered URL is invalid: {e}")))?;
+    let url = match request.url {
+        RenderedUrl::Valid(url) => url,
+        RenderedUrl::Invalid(text) => {
+            let reason = reqwest::Url::parse(&text)
+                .err()
+                .map_or_else(String::new, |e| format!(": {e}"));
+            return Err(AttemptResult::Invalid(format!(
+                "the rendered URL is invalid{reason}"
+            )));
+        }
+    };
     let builder = client
-        .request(request.method.clone(), url)
-        .headers(request.headers.clone())
-        .body(request.body.clone());
+        .request(request.method, url)
+        .headers(request.headers)
+        .body(request.body);
     let exchange = async {
         let mut resp = builder.send().await?;
         let status = resp.status().as_u16();
@@ -275,7 +285,7 @@ mod tests {
         let ev = event();
         let r = render(&w, "msg_1", &ev, 1_700_000_000).expect("renders");
         assert_eq!(r.method, Method::POST);
-        assert_eq!(r.url, "http://x/u/4%202?k=K");
+        assert_eq!(r.url.as_str(), "http://x/u/4%202?k=K");
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["user-agent"], "custom/1");
         assert_eq!(r.headers["x-source"], "iam");

@@ -118,7 +118,7 @@ pub async fn send_test(
         );
     }
     show_request(&mut text, &request);
-    let sent = attempt::send(&client, &request, webhook.timeout).await;
+    let sent = attempt::send(&client, request, webhook.timeout).await;
     let result = match sent {
         Ok(reply) => {
             show_reply(&mut text, &reply);
@@ -192,7 +192,12 @@ async fn send_test_sink(sink: &Sink, action: Action) -> SendTestReport {
 }
 
 fn show_request(out: &mut String, r: &RenderedRequest) {
-    let _ = writeln!(out, "--- request\n{} {}", r.method, redact_url(&r.url));
+    let _ = writeln!(
+        out,
+        "--- request\n{} {}",
+        r.method,
+        redact_url(r.url.as_str())
+    );
     show_headers(out, &r.headers);
     out.push('\n');
     out.push_str(&String::from_utf8_lossy(&r.body));

@@ -29,7 +29,7 @@ pub use message::{
     CLOUDEVENTS_TYPE_PREFIX,
 };
 pub use preset::{preset, Preset, SuccessCheck, DCE_DEFAULT_BODY, PRESETS};
-pub use url::{UrlRenderError, UrlTemplate};
+pub use url::{RenderedUrl, UrlRenderError, UrlTemplate};
 pub use vars::{EventVars, VarSource, BUILTIN_USER_FIELDS, EVENT_VARIABLES};
 
 /// Whether a template (or a webhook filter) may name `name`: a built-in variable, a custom

@@ -65,6 +65,49 @@ pub struct UrlTemplate {
     /// (`Some(None)`: it parses with no path segments); `None` when the sample does not
     /// parse (then attempts report the invalid URL).
     segments: Option<Option<usize>>,
+    /// A URL without variables, parsed once: every delivery reuses it (a parse costs more
+    /// than the rest of rendering a request), with its loggable form.
+    fixed: Option<(url::Url, String)>,
+}
+
+/// One delivery's URL as the HTTP client takes it: parsed, or the text that did not parse
+/// (the attempt reports it as invalid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderedUrl {
+    /// Parsed; sent as it is.
+    Valid(url::Url),
+    /// Not a URL the client can send to.
+    Invalid(String),
+}
+
+impl RenderedUrl {
+    /// The URL's text, key and all: never log it (see [`RenderedUrl::loggable`]).
+    pub fn as_str(&self) -> &str {
+        match self {
+            RenderedUrl::Valid(u) => u.as_str(),
+            RenderedUrl::Invalid(text) => text,
+        }
+    }
+
+    /// The URL as logs and records show it: no query, fragment or user info, and a robot key
+    /// in the path masked.
+    pub fn loggable(&self) -> String {
+        match self {
+            RenderedUrl::Valid(u) => loggable(u),
+            RenderedUrl::Invalid(_) => String::from("<invalid URL>"),
+        }
+    }
+}
+
+/// `u` without query, fragment and user info, with a key in its path masked (Feishu and
+/// Slack robot URLs carry it there).
+fn loggable(u: &url::Url) -> String {
+    let mut u = u.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    crate::redact::redact_url(u.as_str())
 }
 
 impl UrlTemplate {
@@ -76,13 +119,25 @@ impl UrlTemplate {
             parsed,
             positions,
             segments: None,
+            fixed: None,
         };
-        template.segments = template
+        let sample = template
             .assemble(&|_| Some("x"))
             .ok()
-            .and_then(|url| path_segments(&url));
-
+            .and_then(|text| url::Url::parse(&text).ok());
+        template.segments = sample.as_ref().map(segment_count);
+        if template.is_static() {
+            template.fixed = sample.map(|u| {
+                let shown = loggable(&u);
+                (u, shown)
+            });
+        }
         Ok(template)
+    }
+
+    /// The loggable form of a URL without variables ([`RenderedUrl::loggable`]), made once.
+    pub fn fixed_loggable(&self) -> Option<&str> {
+        self.fixed.as_ref().map(|(_, shown)| shown.as_str())
     }
 
     /// Whether the URL has no variables (the dispatcher can then reuse one rendering).
@@ -93,6 +148,23 @@ impl UrlTemplate {
     /// The URL for one delivery, values percent-encoded; missing values render empty in the
     /// query, and are refused in the path (see the module doc).
     pub fn render(&self, vars: &dyn VarSource) -> Result<String, UrlRenderError> {
+        self.rendered(vars).map(|(text, _)| text)
+    }
+
+    /// [`UrlTemplate::render`], parsed as the HTTP client takes it (once: a URL without
+    /// variables was parsed at compile time).
+    pub fn render_url(&self, vars: &dyn VarSource) -> Result<RenderedUrl, UrlRenderError> {
+        if let Some((u, _)) = &self.fixed {
+            return Ok(RenderedUrl::Valid(u.clone()));
+        }
+        Ok(match self.rendered(vars)? {
+            (_, Some(u)) => RenderedUrl::Valid(u),
+            (text, None) => RenderedUrl::Invalid(text),
+        })
+    }
+
+    /// The rendered text and its parse (`None`: it does not parse).
+    fn rendered(&self, vars: &dyn VarSource) -> Result<(String, Option<url::Url>), UrlRenderError> {
         let values: Vec<_> = self
             .parsed
             .slots
@@ -104,13 +176,13 @@ impl UrlTemplate {
         // values (it only knows `scheme://` URLs): they must leave the path with as many
         // segments as the sample has. A rendering that does not parse is left to the attempt,
         // which reports the invalid URL.
-        if let (Some(want), Some(got)) = (self.segments, path_segments(&out)) {
+        let parsed = url::Url::parse(&out).ok();
+        if let (Some(want), Some(got)) = (self.segments, parsed.as_ref().map(segment_count)) {
             if want != got {
                 return Err(UrlRenderError::PathChanged);
             }
         }
-
-        Ok(out)
+        Ok((out, parsed))
     }
 
     /// The URL with `value(i)` for slot `i` (`None`: no value); fails on an empty path value
@@ -179,12 +251,10 @@ fn positions(p: &Parsed) -> Vec<Position> {
     out
 }
 
-/// How many path segments `url` has as the WHATWG URL parser (reqwest's) reads it (`Some(None)`
-/// when it has none, e.g. only a host); `None` when it does not parse.
-fn path_segments(url: &str) -> Option<Option<usize>> {
-    url::Url::parse(url)
-        .ok()
-        .map(|u| u.path_segments().map(Iterator::count))
+/// How many path segments `url` has as the WHATWG URL parser (reqwest's) reads it (`None`
+/// when it has none, e.g. only a host).
+fn segment_count(url: &url::Url) -> Option<usize> {
+    url.path_segments().map(Iterator::count)
 }
 
 /// The path segment of `url` that contains the byte range `value`: from the `/` before it to
@@ -253,6 +323,48 @@ mod tests {
         assert_eq!(
             encoded_len(value),
             utf8_percent_encode(value, ENCODE).to_string().len()
+        );
+    }
+
+    #[test]
+    fn loggable_urls_lose_keys() {
+        let shown = |text: &str| match url::Url::parse(text) {
+            Ok(u) => RenderedUrl::Valid(u).loggable(),
+            Err(_) => RenderedUrl::Invalid(text.to_owned()).loggable(),
+        };
+        assert_eq!(
+            shown("https://u:p@qyapi.example/cgi-bin/send?key=SECRET#frag"),
+            "https://qyapi.example/cgi-bin/send"
+        );
+        assert_eq!(
+            shown(
+                "https://open.feishu.cn/open-apis/bot/v2/hook/2f1a9c7e-55b1-4d0e-9a3c-7e1f0b2d4c6a"
+            ),
+            "https://open.feishu.cn/open-apis/bot/v2/hook/<redacted>"
+        );
+        assert_eq!(shown("not a url"), "<invalid URL>");
+    }
+
+    #[test]
+    fn a_static_url_is_parsed_once_and_a_template_at_each_rendering() {
+        let fixed =
+            UrlTemplate::compile("https://u:p@h.example/send?key=K", &|_| false).expect("compiles");
+        assert_eq!(fixed.fixed_loggable(), Some("https://h.example/send"));
+        assert_eq!(
+            fixed.render_url(&vars(&[])).expect("renders").as_str(),
+            "https://u:p@h.example/send?key=K"
+        );
+        let t = UrlTemplate::compile("https://h.example/u/{{$$.ID$$}}?key=K", &|_| false)
+            .expect("compiles");
+        assert_eq!(t.fixed_loggable(), None);
+        let u = t.render_url(&vars(&[("ID", "a b")])).expect("renders");
+        assert_eq!(u.as_str(), "https://h.example/u/a%20b?key=K");
+        assert_eq!(u.loggable(), "https://h.example/u/a%20b");
+        // Text that is no URL is left to the attempt, which reports it.
+        let bad = UrlTemplate::compile("http://[::1/{{$$.ID$$}}", &|_| false).expect("compiles");
+        assert_eq!(
+            bad.render_url(&vars(&[("ID", "7")])),
+            Ok(RenderedUrl::Invalid("http://[::1/7".into()))
         );
     }
 

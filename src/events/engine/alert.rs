@@ -149,7 +149,7 @@ async fn send(shared: &Shared, target: &str, alert: &Alert) {
                     return;
                 }
             };
-        let verdict = match attempt::send(&shared.client, &request, w.timeout).await {
+        let verdict = match attempt::send(&shared.client, request, w.timeout).await {
             Ok(reply) => w.success.judge(reply.status, &reply.body),
             Err(e) => Err(format!("{e:?}")),
         };

@@ -65,7 +65,6 @@ mod webhooks;
 
 pub use error::{EngineError, Refusal};
 pub use limits::{COMMIT_LINGER, LIST_LIMIT, MAX_UNCOMMITTED, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
-pub use outcome::loggable_url;
 pub use state::DeliveryEngine;
 pub use stats::SpoolStats;
 pub use webhooks::{WebhookState, WebhooksError};

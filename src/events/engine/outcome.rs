@@ -1,7 +1,7 @@
 //! One attempt and its outcome: render and send with the webhook's *current* config (looked up
 //! by name at each attempt, so a reload applies to pending deliveries), then deliver, retry
 //! later or dead-letter, keeping the spool and the records in step. Never logs a body, a
-//! header, a secret or a URL query ([`loggable_url`]).
+//! header, a secret or a URL query (see [`crate::template::RenderedUrl::loggable`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,8 +119,11 @@ pub(super) async fn run_attempt(shared: Arc<Shared>, batch: Batch) {
             return;
         }
     };
-    let url = loggable_url(&request.url);
-    let result = match attempt::send(&shared.client, &request, w.timeout).await {
+    let url = match w.url.fixed_loggable() {
+        Some(shown) => shown.to_owned(),
+        None => request.url.loggable(),
+    };
+    let result = match attempt::send(&shared.client, request, w.timeout).await {
         Ok(reply) => attempt::result_of(reply),
         Err(e) => e,
     };
@@ -653,40 +656,4 @@ fn record_full(
     let mut records = lock(&shared.records);
     records.set_capacity(capacity);
     records.upsert(rec);
-}
-
-/// The URL as logs may show it: scheme, host, port and path only (no userinfo, query or
-/// fragment, where keys live), with key-like path segments masked.
-pub fn loggable_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            u.set_fragment(None);
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            // Robot URLs (Feishu, Slack) carry their key in the path: mask it as /config does.
-            crate::redact::redact_url(u.as_str())
-        }
-        Err(_) => String::from("<invalid URL>"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loggable_urls_lose_keys() {
-        assert_eq!(
-            loggable_url("https://u:p@qyapi.example/cgi-bin/send?key=SECRET#frag"),
-            "https://qyapi.example/cgi-bin/send"
-        );
-        assert_eq!(
-            loggable_url(
-                "https://open.feishu.cn/open-apis/bot/v2/hook/2f1a9c7e-55b1-4d0e-9a3c-7e1f0b2d4c6a"
-            ),
-            "https://open.feishu.cn/open-apis/bot/v2/hook/<redacted>"
-        );
-        assert_eq!(loggable_url("not a url"), "<invalid URL>");
-    }
 }
