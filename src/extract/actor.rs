@@ -21,14 +21,16 @@ const MAX_BASIC_LEN: usize = 4096;
 /// Longest claim value kept: an actor value is a name, not a document.
 const MAX_CLAIM_LEN: usize = 256;
 
-/// The actor of a call whose request carried `headers`; `verified` is left unset for the
-/// caller to decide (and stays `None` when no bearer JWT was presented).
-pub fn read(headers: &HeaderMap) -> Actor {
+/// The actor of a call whose request carried `headers`, and the bearer JWT its claims came
+/// from (the caller checks that one); `verified` is left unset for the caller to decide (and
+/// stays `None` when no bearer JWT was presented).
+pub fn read(headers: &HeaderMap) -> (Actor, Option<&str>) {
     let mut actor = Actor {
         basic_user: basic_user(headers).unwrap_or_default(),
         ..Actor::default()
     };
-    if let Some(claims) = bearer_jwt(headers).and_then(jwt::claims) {
+    let token = bearer_jwt(headers);
+    if let Some(claims) = token.and_then(jwt::claims) {
         actor.sub = claim(&claims, "sub");
         actor.azp = claim(&claims, "azp");
         actor.client_id = ["client_id", "azp", "cid"]
@@ -38,7 +40,7 @@ pub fn read(headers: &HeaderMap) -> Actor {
             .unwrap_or_default();
         actor.verified = Some(false);
     }
-    actor
+    (actor, token)
 }
 
 /// The bearer token, when it is a JWT (three dot-separated parts): the one whose signature
@@ -97,30 +99,33 @@ mod tests {
         let t = jwt::tests::token(&serde_json::json!({
             "sub": "7f0c", "azp": "sync-service", "email": "x@y", "preferred_username": "svc"
         }));
-        let a = read(&headers(&format!("Bearer {t}")));
+        let a = read(&headers(&format!("Bearer {t}"))).0;
         assert_eq!(a.sub, "7f0c");
         assert_eq!(a.azp, "sync-service");
         assert_eq!(a.client_id, "sync-service", "azp stands in for client_id");
         assert_eq!(a.basic_user, "");
         assert_eq!(a.verified, Some(false));
         let t = jwt::tests::token(&serde_json::json!({"sub": 42, "client_id": "c1", "azp": "a"}));
-        let a = read(&headers(&format!("bearer {t}")));
+        let a = read(&headers(&format!("bearer {t}"))).0;
         assert_eq!((a.sub.as_str(), a.client_id.as_str()), ("42", "c1"));
         let t = jwt::tests::token(&serde_json::json!({"cid": "okta-app"}));
-        assert_eq!(read(&headers(&format!("Bearer {t}"))).client_id, "okta-app");
+        assert_eq!(
+            read(&headers(&format!("Bearer {t}"))).0.client_id,
+            "okta-app"
+        );
     }
 
     #[test]
     fn basic_gives_the_user_never_the_password() {
         let enc = STANDARD.encode("sync-service:CANARY-PW-123");
-        let a = read(&headers(&format!("Basic {enc}")));
+        let a = read(&headers(&format!("Basic {enc}"))).0;
         assert_eq!(a.basic_user, "sync-service");
         assert_eq!(a.verified, None);
         assert!(!format!("{a:?}").contains("CANARY"));
         let enc = STANDARD.encode("no-colon");
-        assert_eq!(read(&headers(&format!("Basic {enc}"))).basic_user, "");
+        assert_eq!(read(&headers(&format!("Basic {enc}"))).0.basic_user, "");
         let enc = STANDARD.encode(":pw");
-        assert_eq!(read(&headers(&format!("Basic {enc}"))).basic_user, "");
+        assert_eq!(read(&headers(&format!("Basic {enc}"))).0.basic_user, "");
     }
 
     #[test]
@@ -134,13 +139,13 @@ mod tests {
             "",
         ] {
             let h = headers(bad);
-            let a = read(&h);
+            let a = read(&h).0;
             assert!(a.sub.is_empty() && a.basic_user.is_empty(), "{bad}: {a:?}");
         }
-        assert!(read(&HeaderMap::new()).is_empty());
+        assert!(read(&HeaderMap::new()).0.is_empty());
         // Overlong and control-character claims are dropped, not kept.
         let t = jwt::tests::token(&serde_json::json!({"sub": "x".repeat(300), "azp": "a\nb"}));
-        let a = read(&headers(&format!("Bearer {t}")));
+        let a = read(&headers(&format!("Bearer {t}"))).0;
         assert_eq!((a.sub.as_str(), a.azp.as_str()), ("", ""));
     }
 }

@@ -136,8 +136,11 @@ impl Extractor {
         let Some(route) = &ex.route else {
             return VerifiedTokens::default();
         };
-        let actor_token = actor::bearer_jwt(&ex.request_headers)
-            .filter(|_| snapshot.webhooks.reads_actor_claims());
+        let actor_token = snapshot
+            .webhooks
+            .reads_actor_claims()
+            .then(|| actor::bearer_jwt(&ex.request_headers))
+            .flatten();
         if ClientTokens::of(snapshot) != ClientTokens::Verify
             || (!snapshot.routes.reads_client_tokens(route) && actor_token.is_none())
         {
@@ -354,8 +357,8 @@ impl Extractor {
         verified: &VerifiedTokens,
         now: u64,
     ) -> Actor {
-        let mut actor = actor::read(&ex.request_headers);
-        if let Some(token) = actor::bearer_jwt(&ex.request_headers) {
+        let (mut actor, token) = actor::read(&ex.request_headers);
+        if let Some(token) = token {
             if actor.verified.is_some() {
                 let genuine = verified.0.contains(token)
                     || self
@@ -555,7 +558,11 @@ fn request_info(ex: &Exchange) -> RequestInfo {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
-        request_id: String::from_utf8_lossy(ex.request_id.as_bytes()).into_owned(),
+        // Visible ASCII (userhook's own ids always are) without the lossy decoder's cost.
+        request_id: ex.request_id.to_str().map_or_else(
+            |_| String::from_utf8_lossy(ex.request_id.as_bytes()).into_owned(),
+            str::to_owned,
+        ),
         user_agent: ex
             .request_headers
             .get(http::header::USER_AGENT)
