@@ -22,6 +22,11 @@ use userhook::events::dispatch::Dispatcher;
 use userhook::events::engine::DeliveryEngine;
 use userhook::snapshot::Snapshot;
 
+/// The allocator `serve` runs with (see `src/main.rs`): the engine allocates per delivery, and
+/// glibc's malloc under several threads would make this measure the allocator instead.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn receiver() -> (String, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
