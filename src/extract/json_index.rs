@@ -101,6 +101,48 @@ impl ObjectIndex {
     }
 }
 
+/// The bytes a container scan stops at: quotes and brackets.
+const CONTAINER_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
+/// Where the first byte that ends plain string content is in `s`: a quote, a backslash or a
+/// raw control character; `None` when there is none.
+///
+/// Eight bytes at a time (SWAR): `x - 0x01..` borrows into a byte's high bit only where the
+/// byte is zero (after an XOR with the quote or backslash) or below 0x20, and a borrow only
+/// ever runs upwards, so the lowest flagged byte is a genuine one.
+#[inline(always)]
+fn first_string_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let zero_at = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let stops = zero_at(x ^ (ONES * u64::from(b'"')))
+            | zero_at(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if stops != 0 {
+            return Some(offset + (stops.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| offset + i)
+}
+
 /// A cursor over the text; every step is bounds-checked and returns `None` at the end.
 struct Scanner<'t> {
     text: &'t [u8],
@@ -129,11 +171,15 @@ impl Scanner<'_> {
     }
 
     /// A string starting at the cursor: the range of its contents and whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<(Range<usize>, bool)> {
         self.expect(b'"')?;
         let start = self.pos;
         let mut escaped = false;
         loop {
+            // Plain content is skipped eight bytes at a time: most of a user body is string
+            // content.
+            self.pos += first_string_stop(self.text.get(self.pos..)?)?;
             match self.next()? {
                 b'"' => return Some((start..self.pos - 1, escaped)),
                 b'\\' => {
@@ -141,8 +187,7 @@ impl Scanner<'_> {
                     self.next()?;
                 }
                 // Raw control characters are not allowed in JSON strings.
-                0x00..=0x1f => return None,
-                _ => {}
+                _ => return None,
             }
         }
     }
@@ -181,7 +226,13 @@ impl Scanner<'_> {
                         return Some(());
                     }
                 }
-                _ => {}
+                _ => {
+                    // Numbers, literals, commas, colons, whitespace: on to the next byte
+                    // that opens, closes or quotes.
+                    let rest = self.text.get(self.pos..)?;
+                    self.pos += rest.iter().position(|&b| CONTAINER_STOP[usize::from(b)])?;
+                    continue;
+                }
             }
             self.pos += 1;
         }
@@ -293,6 +344,33 @@ mod tests {
         }
         // The seed is fixed: 131 of the mutants are valid objects and get compared.
         assert_eq!(compared, 131);
+    }
+
+    #[test]
+    fn the_word_scan_stops_where_a_byte_scan_does() {
+        let slow = |s: &[u8]| s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut x: u32 = 11;
+        for len in 0..40 {
+            for _ in 0..500 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        // Mostly plain bytes (high ones too), sometimes a stop.
+                        match x % 16 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => (x >> 8) as u8 % 0x20,
+                            _ => 0x20 + ((x >> 8) as u8 % 0xe0),
+                        }
+                    })
+                    .collect();
+                assert_eq!(first_string_stop(&s), slow(&s), "{s:?}");
+            }
+        }
+        assert_eq!(first_string_stop(b"abcdefgh\"ijk"), Some(8));
+        assert_eq!(first_string_stop(b"\xff\xfe!#\x7f\x80\x1f"), Some(6));
     }
 
     #[test]
