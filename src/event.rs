@@ -434,7 +434,7 @@ impl UserEvent {
         request: RequestInfo,
         truncated: bool,
     ) -> Self {
-        let uuid = uuid::Uuid::now_v7();
+        let uuid = crate::ids::now_v7();
         // The time is the one the id carries (milliseconds, as `occurred_at` has): one clock
         // read for both, and the two always agree.
         let now = uuid

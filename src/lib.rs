@@ -44,6 +44,7 @@ pub mod events;
 pub mod exchange;
 pub mod extract;
 pub mod headers;
+pub mod ids;
 pub mod learn;
 pub mod metrics;
 pub mod proxy;

@@ -20,20 +20,21 @@ use std::path::Path;
 /// Rank of each top-level module, bottom (index 0) to top. Edit this when a module moves: a
 /// module may use only modules on the lines above its own.
 const LAYERS: &[&[&str]] = &[
-    /* 0 */ &["shutdown", "event", "exchange", "redact"],
-    /* 1 */ &["metrics", "capture", "headers"],
-    /* 2 */ &["config", "template"],
-    /* 3 */ &["telemetry", "extract"],
-    /* 4 */ &["detect"],
-    /* 5 */ &["upstream", "webhook", "sink", "learn"],
-    /* 6 */ &["snapshot"],
-    /* 7 */ &["reload"],
-    /* 8 */ &["events"],
-    /* 9 */ &["proxy"],
-    /* 10 */ &["admin", "tail"],
-    /* 11 */ &["app"],
-    /* 12 */ &["demo"],
-    /* 13 */ &["cli"],
+    /* 0 */ &["ids"],
+    /* 1 */ &["shutdown", "event", "exchange", "redact"],
+    /* 2 */ &["metrics", "capture", "headers"],
+    /* 3 */ &["config", "template"],
+    /* 4 */ &["telemetry", "extract"],
+    /* 5 */ &["detect"],
+    /* 6 */ &["upstream", "webhook", "sink", "learn"],
+    /* 7 */ &["snapshot"],
+    /* 8 */ &["reload"],
+    /* 9 */ &["events"],
+    /* 10 */ &["proxy"],
+    /* 11 */ &["admin", "tail"],
+    /* 12 */ &["app"],
+    /* 13 */ &["demo"],
+    /* 14 */ &["cli"],
 ];
 
 /// What the analysis found, kept apart from the assertions so self-tests can inspect it.

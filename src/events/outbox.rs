@@ -45,7 +45,10 @@ impl Delivery {
     /// A fresh delivery of `event` to `webhook`, due at once.
     pub fn new(webhook: &str, event: UserEvent, now_ms: u64) -> Self {
         Delivery {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::ids::now_v7()
+                .hyphenated()
+                .encode_lower(&mut [0u8; uuid::fmt::Hyphenated::LENGTH])
+                .to_owned(),
             webhook: webhook.to_string(),
             event,
             attempt: 0,

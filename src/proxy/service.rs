@@ -446,7 +446,7 @@ async fn response_body(
 /// exchange's copy of the headers and the exchange's id.
 fn generated_request_id() -> HeaderValue {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+    crate::ids::now_v7().hyphenated().encode_lower(&mut text);
     match HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)) {
         Ok(v) => v,
         // Unreachable: hex digits and hyphens are valid header text.
