@@ -499,26 +499,25 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     let of_day = secs % 86_400;
     let (hour, minute, second) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
     let millis = u64::from(since.subsec_millis());
-    // The last decimal digit of `v` (constant divisors: multiplications, no division).
-    let digit = |v: u64| b'0' + (v % 10) as u8;
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    out[0] = digit(year / 1000);
-    out[1] = digit(year / 100);
-    out[2] = digit(year / 10);
-    out[3] = digit(year);
-    out[5] = digit(month / 10);
-    out[6] = digit(month);
-    out[8] = digit(day / 10);
-    out[9] = digit(day);
-    out[11] = digit(hour / 10);
-    out[12] = digit(hour);
-    out[14] = digit(minute / 10);
-    out[15] = digit(minute);
-    out[17] = digit(second / 10);
-    out[18] = digit(second);
-    out[20] = digit(millis / 100);
-    out[21] = digit(millis / 10);
-    out[22] = digit(millis);
+    let fields = [
+        (0, 4, year),
+        (5, 2, month),
+        (8, 2, day),
+        (11, 2, hour),
+        (14, 2, minute),
+        (17, 2, second),
+        (20, 3, millis),
+    ];
+    for (at, width, mut value) in fields {
+        // Right to left, a decimal digit each (constant divisors: no division instruction).
+        for i in (at..at + width).rev() {
+            if let Some(b) = out.get_mut(i) {
+                *b = b'0' + (value % 10) as u8;
+            }
+            value /= 10;
+        }
+    }
     // Digits and separators: always ASCII.
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
