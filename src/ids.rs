@@ -20,9 +20,11 @@ const COUNTER_BITS: u32 = 12;
 /// A new id, later than every id this process made before (also when the clock steps back: the
 /// stamp then keeps counting from the last one).
 pub fn now_v7() -> uuid::Uuid {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> COUNTER_BITS)
-    });
+    // Clamped to what the stamp holds (a clock past the year 140,000 stays there).
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .min(u64::MAX >> COUNTER_BITS);
     let stamp = next_stamp(&LAST, ms);
     // Version 4 bytes 8..16 are random but for the variant bits, which version 7 has too.
     let random = uuid::Uuid::new_v4();
@@ -42,7 +44,11 @@ fn next_stamp(last: &AtomicU64, ms: u64) -> u64 {
     let fresh = ms << COUNTER_BITS;
     let mut seen = last.load(Ordering::Relaxed);
     loop {
-        let next = if fresh > seen { fresh } else { seen + 1 };
+        let next = if fresh > seen {
+            fresh
+        } else {
+            seen.saturating_add(1)
+        };
         match last.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return next,
             Err(now) => seen = now,
@@ -96,5 +102,8 @@ mod tests {
         last.store((6 << 12) | 4095, Ordering::Relaxed);
         assert_eq!(next_stamp(&last, 6), 7 << 12);
         assert_eq!(next_stamp(&last, 9), 9 << 12);
+        // The end of the stamp's range: it stays there, it does not wrap or panic.
+        last.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(next_stamp(&last, u64::MAX >> 12), u64::MAX);
     }
 }
