@@ -162,16 +162,18 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
             let mut quarantine = txn.open_table(QUARANTINE).map_err(at(ctx))?;
             let mut delivered = txn.open_table(DELIVERED).map_err(at(ctx))?;
             let mut delivered_ids = txn.open_table(DELIVERED_IDS).map_err(at(ctx))?;
-            let mut freed: i128 = 0;
+
             let get = |m: &redb::Table<'_, &str, u64>, k: &str| -> Result<u64, SpoolError> {
                 Ok(m.get(k).map_err(at(ctx))?.map_or(0, |v| v.value()))
             };
-            let mut payload = i128::from(get(&meta, META_PAYLOAD)?);
+            let mut tally = Tally {
+                payload: i128::from(get(&meta, META_PAYLOAD)?),
+                freed: 0,
+            };
             let mut next_seq = get(&meta, META_NEXT_SEQ)?;
             let mut next_dead = get(&meta, META_NEXT_DEAD)?;
             let mut next_record = get(&meta, META_NEXT_RECORD)?;
             let mut next_delivered = get(&meta, META_NEXT_DELIVERED)?;
-            let len = |n: usize| i128::try_from(n).unwrap_or(i128::MAX);
             for w in batch {
                 match w {
                     Write::Put {
@@ -184,16 +186,15 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                             .insert((webhook.as_str(), *seq), row.as_slice())
                             .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
-                        payload += len(row.len()) - len(old);
-                        freed += len(old);
+                        tally.added(row.len());
+                        tally.dropped(old);
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Remove { webhook, seq } => {
                         if let Some(v) =
                             pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                     }
                     Write::Delivered {
@@ -204,8 +205,7 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                         if let Some(v) =
                             pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                         if retain.keep == 0 && delivered.is_empty().map_err(at(ctx))? {
                             continue;
@@ -214,8 +214,7 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                             if let Some(old) = delivered_ids.remove(id.as_str()).map_err(at(ctx))? {
                                 let old = old.value();
                                 if let Some(v) = delivered.remove(old).map_err(at(ctx))? {
-                                    payload -= len(v.value().len());
-                                    freed += len(v.value().len());
+                                    tally.dropped(v.value().len());
                                 }
                             }
                             let key = (retain.now_ms, next_delivered);
@@ -223,7 +222,7 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                             let row = frame::seal(bytes);
                             delivered.insert(key, row.as_slice()).map_err(at(ctx))?;
                             delivered_ids.insert(id.as_str(), key).map_err(at(ctx))?;
-                            payload += len(row.len());
+                            tally.added(row.len());
                         }
                         let oldest_kept = retain.now_ms.saturating_sub(retain.max_age_ms);
                         loop {
@@ -236,8 +235,7 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                             let Some((k, v)) = delivered.pop_first().map_err(at(ctx))? else {
                                 break;
                             };
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                             let k = k.value();
                             let id = frame::open(v.value())
                                 .ok()
@@ -282,20 +280,18 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                         if let Some(v) =
                             pending.remove((webhook.as_str(), *seq)).map_err(at(ctx))?
                         {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                         if let Some(old) = dead_ids.get(id.as_str()).map_err(at(ctx))? {
                             let old = old.value();
                             if let Some(v) = dead.remove(old).map_err(at(ctx))? {
-                                payload -= len(v.value().len());
-                                freed += len(v.value().len());
+                                tally.dropped(v.value().len());
                             }
                         }
                         let row = frame::seal(bytes);
                         dead.insert(next_dead, row.as_slice()).map_err(at(ctx))?;
                         dead_ids.insert(id.as_str(), next_dead).map_err(at(ctx))?;
-                        payload += len(row.len());
+                        tally.added(row.len());
                         next_dead += 1;
                     }
                     Write::Revive {
@@ -311,14 +307,13 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                         };
                         let k = k.value();
                         if let Some(v) = dead.remove(k).map_err(at(ctx))? {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                         let row = frame::seal(bytes);
                         pending
                             .insert((webhook.as_str(), *seq), row.as_slice())
                             .map_err(at(ctx))?;
-                        payload += len(row.len());
+                        tally.added(row.len());
                         next_seq = next_seq.max(seq.saturating_add(1));
                     }
                     Write::Record { id, bytes, keep } => {
@@ -337,14 +332,13 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                             .insert(slot, row.as_slice())
                             .map_err(at(ctx))?
                             .map_or(0, |v| v.value().len());
-                        payload += len(row.len()) - len(old);
-                        freed += len(old);
+                        tally.added(row.len());
+                        tally.dropped(old);
                         while records.len().map_err(at(ctx))? > (*keep).max(1) as u64 {
                             let Some((k, v)) = records.pop_first().map_err(at(ctx))? else {
                                 break;
                             };
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                             let k = k.value();
                             let id = frame::open(v.value())
                                 .ok()
@@ -367,21 +361,19 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
                     Write::PurgeDead => {
                         applied.purged += dead.len().map_err(at(ctx))?;
                         while let Some((_, v)) = dead.pop_first().map_err(at(ctx))? {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                         while dead_ids.pop_first().map_err(at(ctx))?.is_some() {}
                         applied.purged += quarantine.len().map_err(at(ctx))?;
                         while let Some((_, v)) = quarantine.pop_first().map_err(at(ctx))? {
-                            payload -= len(v.value().len());
-                            freed += len(v.value().len());
+                            tally.dropped(v.value().len());
                         }
                     }
                 }
             }
-            let payload = u64::try_from(payload.max(0)).unwrap_or(u64::MAX);
+            let payload = u64::try_from(tally.payload.max(0)).unwrap_or(u64::MAX);
             applied.payload_bytes = payload;
-            applied.freed_bytes = u64::try_from(freed.max(0)).unwrap_or(u64::MAX);
+            applied.freed_bytes = u64::try_from(tally.freed.max(0)).unwrap_or(u64::MAX);
             meta.insert(META_PAYLOAD, payload).map_err(at(ctx))?;
             meta.insert(META_NEXT_SEQ, next_seq).map_err(at(ctx))?;
             meta.insert(META_NEXT_DEAD, next_dead).map_err(at(ctx))?;
@@ -392,5 +384,25 @@ fn apply_to(db: &redb::Database, batch: &[Write]) -> Result<Applied, SpoolError>
         }
         txn.commit().map_err(at(ctx))?;
         Ok(applied)
+    }
+}
+/// A commit's running byte counts: the stored payload after it, and what its removals and
+/// overwrites freed (compaction's cue).
+struct Tally {
+    payload: i128,
+    freed: i128,
+}
+
+impl Tally {
+    /// A row of `n` bytes was stored.
+    fn added(&mut self, n: usize) {
+        self.payload += i128::try_from(n).unwrap_or(i128::MAX);
+    }
+
+    /// A row of `n` bytes was removed or overwritten.
+    fn dropped(&mut self, n: usize) {
+        let n = i128::try_from(n).unwrap_or(i128::MAX);
+        self.payload -= n;
+        self.freed += n;
     }
 }
