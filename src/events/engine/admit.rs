@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::error::Refusal;
 use super::limits::{MAX_UNCOMMITTED, REFUSAL_LOG_EVERY, WINDOW_PER_WEBHOOK, WINDOW_TOTAL};
-use super::outcome::record_as;
+use super::record::record_as;
 use super::state::{forget_resident, lock, DeliveryEngine, Memory, Shared};
 use crate::events::live::Outcome;
 use crate::events::outbox::Delivery;

@@ -58,6 +58,7 @@ mod lifecycle;
 mod limits;
 mod outcome;
 mod pace;
+mod record;
 mod schedule;
 mod state;
 mod stats;
