@@ -5,7 +5,9 @@
 # so one run of each proves nothing; alternating rounds share whatever else the machine does.
 #
 #   cargo bench --bench delivery --no-run        # prints the bench binary's path; build the
-#                                                # old commit the same way in a worktree
+#                                                # old commit the same way in a worktree,
+#                                                # with this benches/delivery.rs copied in
+#                                                # (older ones ran on glibc's malloc)
 #   bash bench/delivery-compare.sh OLD_BENCH_BINARY NEW_BENCH_BINARY   # ROUNDS=5 EVENTS=20000
 set -euo pipefail
 BEFORE=${1:?usage: delivery-compare.sh OLD_BENCH_BINARY NEW_BENCH_BINARY}
@@ -15,7 +17,9 @@ export EVENTS=${EVENTS:-20000}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 for round in $(seq "$ROUNDS"); do
-  for n in before after; do
+  # Who goes first alternates too, so neither build always runs on a cooler machine.
+  order="before after"; [ $((round % 2)) = 0 ] && order="after before"
+  for n in $order; do
     bin=$([ $n = before ] && echo "$BEFORE" || echo "$AFTER")
     # Rows are "concurrency unsigned signed"; the header lines are dropped.
     "$bin" --bench | awk '$1 ~ /^[0-9]+$/ && NF == 3' >> "$W/$n"
@@ -30,7 +34,7 @@ for c in $(awk '{print $1}' "$W/before" | sort -nu); do
   for col in 2 3; do
     old=$(awk -v c="$c" -v k="$col" '$1 == c {print $k}' "$W/before" | median)
     new=$(awk -v c="$c" -v k="$col" '$1 == c {print $k}' "$W/after" | median)
-    row+=("$old" "$new" "$(awk -v a="$old" -v b="$new" 'BEGIN {printf "%+.1f%%", (b - a) * 100 / a}')")
+    row+=("$old" "$new" "$(awk -v a="$old" -v b="$new" 'BEGIN {if (a > 0) printf "%+.1f%%", (b - a) * 100 / a; else print "n/a"}')")
   done
   printf '%12s %12.0f %12.0f %8s %12.0f %12.0f %8s\n' "$c" "${row[@]}"
 done

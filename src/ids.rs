@@ -17,14 +17,17 @@ static LAST: AtomicU64 = AtomicU64::new(0);
 /// Bits of the counter within one millisecond.
 const COUNTER_BITS: u32 = 12;
 
+/// The largest `ms << 12 | counter`: a v7 id holds 48 bits of milliseconds.
+const MAX_STAMP: u64 = (1 << (48 + COUNTER_BITS)) - 1;
+
 /// A new id, later than every id this process made before (also when the clock steps back: the
 /// stamp then keeps counting from the last one).
 pub fn now_v7() -> uuid::Uuid {
-    // Clamped to what the stamp holds (a clock past the year 140,000 stays there).
+    // Clamped to what an id holds (a clock past the year 10889 stays there).
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .min(u64::MAX >> COUNTER_BITS);
+        .min(MAX_STAMP >> COUNTER_BITS);
     let stamp = next_stamp(&LAST, ms);
     // Version 4 bytes 8..16 are random but for the variant bits, which version 7 has too.
     let random = uuid::Uuid::new_v4();
@@ -47,7 +50,7 @@ fn next_stamp(last: &AtomicU64, ms: u64) -> u64 {
         let next = if fresh > seen {
             fresh
         } else {
-            seen.saturating_add(1)
+            seen.saturating_add(1).min(MAX_STAMP)
         };
         match last.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return next,
@@ -102,8 +105,12 @@ mod tests {
         last.store((6 << 12) | 4095, Ordering::Relaxed);
         assert_eq!(next_stamp(&last, 6), 7 << 12);
         assert_eq!(next_stamp(&last, 9), 9 << 12);
-        // The end of the stamp's range: it stays there, it does not wrap or panic.
-        last.store(u64::MAX, Ordering::Relaxed);
-        assert_eq!(next_stamp(&last, u64::MAX >> 12), u64::MAX);
+        // The end of what an id holds (48 bits of milliseconds): it stays there, it does not
+        // wrap or panic.
+        last.store(MAX_STAMP, Ordering::Relaxed);
+        assert_eq!(next_stamp(&last, MAX_STAMP >> 12), MAX_STAMP);
+        let id = uuid::Builder::from_unix_timestamp_millis(MAX_STAMP >> 12, &[0; 10]).into_uuid();
+        let (secs, _) = id.get_timestamp().expect("v7").to_unix();
+        assert_eq!(secs, (MAX_STAMP >> 12) / 1000, "48 bits kept whole");
     }
 }
