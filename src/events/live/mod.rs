@@ -3,10 +3,12 @@
 //! them.
 //!
 //! Publishing is what the event path pays, so it is cheap and never waits: a detected event
-//! (or a delivery outcome's values) is kept as it is and rendered into its SSE frame
+//! is packed into its ring slot ([`kept`]: no allocation for a usual one), a delivery
+//! outcome's values are kept as they are, and either is rendered into its SSE frame
 //! (credentials masked, long values cut) only when a reader first asks for it, so an instance
 //! nobody watches never renders one. Items are pushed into a bounded ring ([`RING_ITEMS`]
-//! items, [`RING_BYTES`] bytes) and sent on a `tokio::sync::broadcast` channel, all under one short lock that no reader holds across an
+//! items, [`RING_BYTES`] bytes) and sent on a `tokio::sync::broadcast` channel (a detected
+//! event only when someone listens), all under one short lock that no reader holds across an
 //! await. A subscriber that falls more than [`LAG_ITEMS`] behind loses the oldest items and is
 //! told how many ([`Subscription`] readers see `RecvError::Lagged`); nobody is ever waited for.
 //!
@@ -19,6 +21,9 @@
 //! ([`crate::redact::is_credential_name`]), the request path goes through
 //! [`crate::redact::redact_url`], and no header, body, query or rule detail is included.
 
+mod kept;
+
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -29,7 +34,7 @@ use tokio::sync::broadcast;
 use super::outbox::Delivery;
 use super::records::rfc3339;
 use crate::event::{Action, UserEvent};
-use crate::redact::{is_credential_name, redact_url, REDACTED};
+use kept::{KeptEvent, FILTER_KEYS};
 
 /// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
 pub const RING_ITEMS: usize = 1000;
@@ -127,14 +132,13 @@ pub struct Item {
     pub webhooks: Vec<String>,
     /// A delivery's outcome.
     pub outcome: Option<Outcome>,
-    /// A detected event, kept until its frame is rendered (and then for its user values).
-    event: Option<Box<UserEvent>>,
+    /// A detected event's values, kept until its frame is rendered (and then for its user
+    /// values).
+    event: Option<KeptEvent>,
     /// A delivery outcome's values, kept until its frame is rendered.
     outcome_view: Option<Box<OutcomeView>>,
-    /// The feed's instance name, for the frame's id.
-    instance: Arc<str>,
-    /// What the item counts against [`RING_BYTES`]: the frame's length, or its estimate.
-    cost: usize,
+    /// The feed's instance number, for the frame's id.
+    instance: u32,
     /// `id: …\nevent: …\ndata: {json}\n\n`, ready to write; rendered on first use.
     frame: OnceLock<Bytes>,
 }
@@ -144,12 +148,12 @@ impl Item {
     pub fn frame(&self) -> &Bytes {
         self.frame.get_or_init(|| {
             let data = match (&self.event, &self.outcome_view) {
-                (Some(event), _) => detected_json(event, &self.webhooks),
+                (Some(event), _) => event.json(&self.webhooks),
                 (None, Some(view)) => view.json(self),
                 (None, None) => return Bytes::new(),
             };
             match data {
-                Ok(data) => frame(&self.instance, self.n, self.kind, &data),
+                Ok(data) => frame(self.instance, self.n, self.kind, &data),
                 // Unreachable (plain strings and numbers), but never a broken frame.
                 Err(_) => Bytes::new(),
             }
@@ -159,7 +163,7 @@ impl Item {
     /// The user's `ID`, `Email` and `Name` values the item has.
     pub fn user_values(&self) -> Vec<&str> {
         match &self.event {
-            Some(event) => user_keys_of(event).collect(),
+            Some(event) => event.user_values().collect(),
             None => self.users.iter().map(String::as_str).collect(),
         }
     }
@@ -225,15 +229,38 @@ pub struct LiveFeed {
 }
 
 struct Inner {
+    /// `instance_n` as the 8 hex digits of every feed id.
     instance: Arc<str>,
+    instance_n: u32,
     ring: Mutex<Ring>,
     tx: broadcast::Sender<Arc<Item>>,
 }
 
 struct Ring {
     next: u64,
-    items: VecDeque<Arc<Item>>,
+    items: VecDeque<Entry>,
     bytes: usize,
+}
+
+/// One item the ring keeps.
+struct Entry {
+    /// The feed's number for it.
+    n: u64,
+    /// What it counts against [`RING_BYTES`]: its frame's estimated length.
+    cost: usize,
+    kept: Kept,
+}
+
+/// How the ring keeps an item.
+// The packed event is large on purpose: it lives in the slot instead of an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Kept {
+    /// A detected event, packed in the slot itself: publishing one allocates nothing for
+    /// the ring and dropping it frees nothing ([`KeptEvent`]). Made an [`Item`] only for a
+    /// reader.
+    Detected(KeptEvent),
+    /// A delivery outcome, as readers get it.
+    Shared(Arc<Item>),
 }
 
 impl Default for LiveFeed {
@@ -254,9 +281,11 @@ impl LiveFeed {
     /// An empty feed with a fresh instance name.
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(LAG_ITEMS);
+        let instance_n = fastrand::u32(..);
         LiveFeed {
             inner: Arc::new(Inner {
-                instance: Arc::from(format!("{:08x}", fastrand::u32(..))),
+                instance: Arc::from(format!("{instance_n:08x}")),
+                instance_n,
                 ring: Mutex::new(Ring {
                     next: 1,
                     items: VecDeque::new(),
@@ -284,9 +313,9 @@ impl LiveFeed {
         self.detected_owned(event.clone(), targets, &[], 0);
     }
 
-    /// Publishes a detected event the caller is done with (kept as it is, no copy), the
-    /// targets it was dispatched to, and then a `filtered` item for each webhook in
-    /// `filtered` (at `now_ms`).
+    /// Publishes a detected event the caller is done with, the targets it was dispatched to,
+    /// and then a `filtered` item for each webhook in `filtered` (at `now_ms`). What the
+    /// frame shows is packed ([`KeptEvent`]) and the event freed here, while it is in cache.
     pub fn detected_owned(
         &self,
         event: UserEvent,
@@ -294,24 +323,27 @@ impl LiveFeed {
         filtered: &[String],
         now_ms: u64,
     ) {
-        let cost = estimated_frame_len(&event, &targets);
-        let item = self.keep(Item {
-            n: 0,
-            kind: Kind::Detected,
-            action: event.action.clone(),
-            users: Vec::new(),
-            webhooks: targets,
-            outcome: None,
-            event: Some(Box::new(event)),
-            outcome_view: None,
-            instance: self.inner.instance.clone(),
-            cost,
-            frame: OnceLock::new(),
-        });
-        if let Some(event) = &item.event {
-            for webhook in filtered {
-                self.filtered(event, webhook, now_ms);
+        let kept = KeptEvent::pack(&event, &targets);
+        let cost = kept.estimated_frame_len();
+        {
+            let mut ring = self.ring();
+            let n = ring.take_n();
+            // Only a reader needs an item; the ring keeps the packed event. Under the ring's
+            // lock, so a subscriber either counts here or finds it in the ring.
+            if self.inner.tx.receiver_count() > 0 {
+                let _ = self
+                    .inner
+                    .tx
+                    .send(Arc::new(self.detected_item(n, kept.clone())));
             }
+            ring.push(Entry {
+                n,
+                cost,
+                kept: Kept::Detected(kept),
+            });
+        }
+        for webhook in filtered {
+            self.filtered(&event, webhook, now_ms);
         }
     }
 
@@ -377,8 +409,10 @@ impl LiveFeed {
         outcome: Outcome,
     ) {
         let cost = view.estimated_len() + webhook.len();
-        self.keep(Item {
-            n: 0,
+        let mut ring = self.ring();
+        let n = ring.take_n();
+        let item = Arc::new(Item {
+            n,
             kind: Kind::Delivery,
             action,
             users,
@@ -386,29 +420,32 @@ impl LiveFeed {
             outcome: Some(outcome),
             event: None,
             outcome_view: Some(Box::new(view)),
-            instance: self.inner.instance.clone(),
-            cost,
+            instance: self.inner.instance_n,
             frame: OnceLock::new(),
         });
+        ring.push(Entry {
+            n,
+            cost,
+            kept: Kept::Shared(item.clone()),
+        });
+        // No subscriber is not an error: the ring keeps it for the next one.
+        let _ = self.inner.tx.send(item);
     }
 
-    /// Numbers, keeps and sends one item (its frame is rendered when first read); never
-    /// waits for a subscriber.
-    fn keep(&self, mut item: Item) -> Arc<Item> {
-        let mut ring = self.ring();
-        item.n = ring.next;
-        ring.next += 1;
-        let item = Arc::new(item);
-        ring.bytes += item.cost;
-        ring.items.push_back(item.clone());
-        while ring.items.len() > RING_ITEMS || (ring.bytes > RING_BYTES && ring.items.len() > 1) {
-            if let Some(old) = ring.items.pop_front() {
-                ring.bytes -= old.cost;
-            }
+    /// A reader's item for the detected event numbered `n`.
+    fn detected_item(&self, n: u64, event: KeptEvent) -> Item {
+        Item {
+            n,
+            kind: Kind::Detected,
+            action: event.action.clone(),
+            users: Vec::new(),
+            webhooks: event.targets().map(str::to_owned).collect(),
+            outcome: None,
+            event: Some(event),
+            outcome_view: None,
+            instance: self.inner.instance_n,
+            frame: OnceLock::new(),
         }
-        // No subscriber is not an error: the ring keeps it for the next one.
-        let _ = self.inner.tx.send(item.clone());
-        item
     }
 
     /// A new subscriber starting at `start`.
@@ -417,12 +454,12 @@ impl LiveFeed {
         // channel's first item.
         let ring = self.ring();
         let live = self.inner.tx.subscribe();
-        let oldest = ring.items.front().map_or(ring.next, |i| i.n);
+        let oldest = ring.items.front().map_or(ring.next, |e| e.n);
         let (after, restarted) = match start {
             Start::Now => (ring.next - 1, false),
             Start::Replay(k) => {
                 let from = ring.items.len().saturating_sub(*k);
-                let after = ring.items.get(from).map_or(ring.next, |i| i.n) - 1;
+                let after = ring.items.get(from).map_or(ring.next, |e| e.n) - 1;
                 (after, false)
             }
             Start::After(id) => match parse_id(id) {
@@ -437,7 +474,15 @@ impl LiveFeed {
             Start::After(_) => oldest.saturating_sub(after + 1),
             _ => 0,
         };
-        let backlog = ring.items.iter().filter(|i| i.n > after).cloned().collect();
+        let backlog = ring
+            .items
+            .iter()
+            .filter(|e| e.n > after)
+            .map(|e| match &e.kept {
+                Kept::Detected(event) => Arc::new(self.detected_item(e.n, event.clone())),
+                Kept::Shared(item) => item.clone(),
+            })
+            .collect();
         Subscription {
             backlog,
             missed,
@@ -451,15 +496,36 @@ impl LiveFeed {
     }
 }
 
+impl Ring {
+    /// The next item's number.
+    fn take_n(&mut self) -> u64 {
+        let n = self.next;
+        self.next += 1;
+        n
+    }
+
+    /// Keeps `entry`, dropping the oldest past [`RING_ITEMS`] or [`RING_BYTES`] (never the
+    /// newest).
+    fn push(&mut self, entry: Entry) {
+        self.bytes += entry.cost;
+        self.items.push_back(entry);
+        while self.items.len() > RING_ITEMS || (self.bytes > RING_BYTES && self.items.len() > 1) {
+            if let Some(old) = self.items.pop_front() {
+                self.bytes -= old.cost;
+            }
+        }
+    }
+}
+
 /// The SSE frame of one item.
-fn frame(instance: &str, n: u64, kind: Kind, data: &str) -> Bytes {
+fn frame(instance: u32, n: u64, kind: Kind, data: &str) -> Bytes {
     let event = match kind {
         Kind::Detected => "detected",
         Kind::Delivery => "delivery",
     };
     // JSON from serde_json has no raw newline, so one `data:` line holds it.
     Bytes::from(format!(
-        "id: {instance}-{n}\nevent: {event}\ndata: {data}\n\n"
+        "id: {instance:08x}-{n}\nevent: {event}\ndata: {data}\n\n"
     ))
 }
 
@@ -469,114 +535,22 @@ fn parse_id(id: &str) -> Option<(&str, u64)> {
     Some((instance, n.parse().ok()?))
 }
 
-/// The user's fields as the feed shows them: credentials masked, long values cut.
-fn shown_fields(event: &UserEvent) -> std::collections::BTreeMap<&str, String> {
-    event
-        .user
-        .iter()
-        .map(|(k, v)| {
-            let shown = if is_credential_name(k) {
-                REDACTED.to_owned()
-            } else {
-                cut(v)
-            };
-            (k.as_str(), shown)
-        })
+/// `ID`, `Email` and `Name`, those present and not credentials, for the user filter.
+fn user_keys(event: &UserEvent) -> Vec<String> {
+    FILTER_KEYS
+        .into_iter()
+        .filter_map(|k| event.user.get(k))
+        .filter(|v| !v.is_empty())
+        .cloned()
         .collect()
 }
 
-/// `ID`, `Email` and `Name`, those present and not credentials, for the user filter.
-fn user_keys(event: &UserEvent) -> Vec<String> {
-    user_keys_of(event).map(str::to_owned).collect()
-}
-
-/// [`user_keys`] without copying them.
-fn user_keys_of(event: &UserEvent) -> impl Iterator<Item = &str> {
-    ["ID", "Email", "Name"]
-        .into_iter()
-        .filter_map(|k| event.user.get(k))
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
-
-/// The `data:` JSON of a detected event.
-fn detected_json(event: &UserEvent, webhooks: &[String]) -> serde_json::Result<String> {
-    serde_json::to_string(&DetectedJson {
-        kind: "detected",
-        id: &event.id,
-        seq: event.seq,
-        action: event.action.as_str(),
-        event: &event.event_type,
-        time: &event.occurred_at,
-        attribution: event.attribution.as_str(),
-        user: shown_fields(event),
-        changed: &event.changed,
-        truncated: event.truncated,
-        request: RequestJson {
-            method: &event.request.method,
-            path: redact_url(&event.request.path),
-            status: event.request.status,
-            request_id: &event.request.request_id,
-            remote_addr: &event.request.remote_addr,
-        },
-        webhooks,
-    })
-}
-
-/// About how long a detected event's frame will be (its values, cut as shown, plus the
-/// frame's and the JSON's own text), without rendering it.
-fn estimated_frame_len(event: &UserEvent, webhooks: &[String]) -> usize {
-    const FIXED: usize = 320;
-    let fields: usize = event
-        .user
-        .iter()
-        .map(|(k, v)| k.len() + v.len().min(MAX_VALUE_CHARS * 4) + 6)
-        .sum();
-    let changed: usize = event.changed.iter().map(|c| c.len() + 3).sum();
-    let targets: usize = webhooks.iter().map(|w| w.len() + 3).sum();
-    FIXED
-        + event.id.len()
-        + event.event_type.len()
-        + event.request.path.len()
-        + event.request.request_id.len()
-        + fields
-        + changed
-        + targets
-}
-
 /// `value`, cut to [`MAX_VALUE_CHARS`] characters with `…` when longer.
-fn cut(value: &str) -> String {
+fn cut(value: &str) -> Cow<'_, str> {
     match value.char_indices().nth(MAX_VALUE_CHARS) {
-        Some((end, _)) => format!("{}…", &value[..end]),
-        None => value.to_owned(),
+        Some((end, _)) => Cow::Owned(format!("{}…", &value[..end])),
+        None => Cow::Borrowed(value),
     }
-}
-
-#[derive(Serialize)]
-struct DetectedJson<'a> {
-    kind: &'static str,
-    id: &'a str,
-    seq: u64,
-    action: &'a str,
-    event: &'a str,
-    time: &'a str,
-    attribution: &'static str,
-    user: std::collections::BTreeMap<&'a str, String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    changed: &'a [String],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-    request: RequestJson<'a>,
-    webhooks: &'a [String],
-}
-
-#[derive(Serialize)]
-struct RequestJson<'a> {
-    method: &'a str,
-    path: String,
-    status: u16,
-    request_id: &'a str,
-    remote_addr: &'a str,
 }
 
 /// What a delivery outcome's frame shows, kept until it is rendered.
@@ -587,7 +561,7 @@ struct OutcomeView {
     status: Option<u16>,
     attempt: u32,
     time_ms: u64,
-    event_type: std::borrow::Cow<'static, str>,
+    event_type: Cow<'static, str>,
     user_id: Option<String>,
     error: Option<String>,
     next_attempt_ms: Option<u64>,
@@ -641,7 +615,7 @@ struct DeliveryJson<'a> {
     time: String,
     action: &'a str,
     event: &'a str,
-    user_id: Option<String>,
+    user_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -652,6 +626,7 @@ struct DeliveryJson<'a> {
 mod tests {
     use super::*;
     use crate::event::{RequestInfo, UserFields};
+    use crate::redact::REDACTED;
 
     const CANARY: &str = "CANARY-LIVE-PASSWORD-0123456789abcdef";
 
@@ -678,6 +653,31 @@ mod tests {
 
     fn ns(items: &[Arc<Item>]) -> Vec<u64> {
         items.iter().map(|i| i.n).collect()
+    }
+
+    #[test]
+    fn a_detected_event_reads_the_same_live_and_from_the_ring() {
+        let feed = LiveFeed::new();
+        let mut live = feed.subscribe(&Start::Now);
+        let ev = event("42", "a@example.com", Action::Created);
+        feed.detected_owned(ev, vec!["ops".into()], &["quiet".into()], 5_000);
+        let first = live.live.try_recv().unwrap();
+        let filtered = live.live.try_recv().unwrap();
+        assert_eq!((first.n, filtered.n), (1, 2));
+        assert_eq!(filtered.outcome, Some(Outcome::Filtered));
+        let replayed = feed.subscribe(&Start::Replay(2)).backlog;
+        assert_eq!(ns(&replayed), [1, 2]);
+        assert_eq!(replayed[0].frame(), first.frame());
+        assert_eq!(replayed[1].frame(), filtered.frame());
+        assert_eq!(first.webhooks, ["ops"]);
+        assert_eq!(first.user_values(), ["42", "a@example.com"]);
+        // Nobody listening: the ring still keeps it, and a replay renders it the same way.
+        drop(live);
+        feed.detected(&event("43", "b@example.com", Action::Deleted), &["ops"]);
+        let kept = feed.subscribe(&Start::Replay(1)).backlog;
+        assert_eq!(ns(&kept), [3]);
+        assert_eq!(data(&kept[0])["user"]["ID"], "43");
+        assert_eq!(data(&kept[0])["action"], "deleted");
     }
 
     #[test]
