@@ -63,6 +63,26 @@ pub(super) struct KeptEvent {
 impl KeptEvent {
     /// Packs what the frame and the filters read of `event`, dispatched to `targets`.
     pub(super) fn pack(event: &UserEvent, targets: &[String]) -> KeptEvent {
+        let mut kept = KeptEvent {
+            action: Action::Created,
+            event_type: Cow::Borrowed(""),
+            seq: 0,
+            status: 0,
+            truncated: false,
+            attribution: Attribution::None,
+            fields: 0,
+            changed: 0,
+            pieces: 0,
+            len: 0,
+            inline: [0; INLINE],
+            spill: None,
+        };
+        kept.repack(event, targets);
+        kept
+    }
+
+    /// [`KeptEvent::pack`] into this one's place (the ring's slot), reusing its buffer.
+    pub(super) fn repack(&mut self, event: &UserEvent, targets: &[String]) {
         let request = &event.request;
         let head: [&str; HEAD] = [
             &event.id,
@@ -82,31 +102,28 @@ impl KeptEvent {
             + event.changed.iter().map(String::len).sum::<usize>()
             + targets.iter().map(String::len).sum::<usize>();
         let total = END * pieces + text;
-        let mut kept = KeptEvent {
-            action: event.action.clone(),
-            event_type: event.event_type.clone(),
-            seq: event.seq,
-            status: request.status,
-            truncated: event.truncated,
-            attribution: event.attribution,
-            fields: count(event.user.len()),
-            changed: count(event.changed.len()),
-            pieces: count(pieces),
-            len: 0,
-            inline: [0; INLINE],
-            spill: None,
-        };
+        self.action.clone_from(&event.action);
+        self.event_type.clone_from(&event.event_type);
+        self.seq = event.seq;
+        self.status = request.status;
+        self.truncated = event.truncated;
+        self.attribution = event.attribution;
+        self.fields = count(event.user.len());
+        self.changed = count(event.changed.len());
+        self.pieces = count(pieces);
         let mut spill = Vec::new();
         let buf: &mut [u8] = if total <= INLINE {
-            kept.len = count(total);
-            &mut kept.inline[..total]
+            self.len = count(total);
+            self.spill = None;
+            &mut self.inline[..total]
         } else {
+            self.len = 0;
             spill.resize(total, 0);
             &mut spill
         };
         let (ends, text) = buf.split_at_mut(END * pieces);
         let mut writer = Writer {
-            ends: ends.chunks_exact_mut(END),
+            ends: ends.as_chunks_mut::<END>().0.iter_mut(),
             text,
             at: 0,
         };
@@ -118,9 +135,8 @@ impl KeptEvent {
         event.changed.iter().for_each(|c| writer.push(c));
         targets.iter().for_each(|t| writer.push(t));
         if !spill.is_empty() {
-            kept.spill = Some(spill.into_boxed_slice());
+            self.spill = Some(spill.into_boxed_slice());
         }
-        kept
     }
 
     /// The packed bytes: the ends, then the text.
@@ -136,7 +152,7 @@ impl KeptEvent {
         let bytes = self.bytes();
         let (ends, text) = bytes.split_at(bytes.len().min(END * self.pieces as usize));
         Pieces {
-            ends: ends.chunks_exact(END),
+            ends: ends.as_chunks::<END>().0.iter(),
             text: std::str::from_utf8(text).unwrap_or_default(),
             at: 0,
         }
@@ -222,7 +238,7 @@ fn count(n: usize) -> u32 {
 
 /// Writes pieces into a buffer [`KeptEvent::pack`] sized for exactly them.
 struct Writer<'a> {
-    ends: std::slice::ChunksExactMut<'a, u8>,
+    ends: std::slice::IterMut<'a, [u8; END]>,
     text: &'a mut [u8],
     at: usize,
 }
@@ -232,7 +248,7 @@ impl Writer<'_> {
         let end = self.at + piece.len();
         if let (Some(slot), Some(dst)) = (self.ends.next(), self.text.get_mut(self.at..end)) {
             dst.copy_from_slice(piece.as_bytes());
-            slot.copy_from_slice(&count(end).to_le_bytes());
+            *slot = count(end).to_le_bytes();
             self.at = end;
         }
     }
@@ -240,7 +256,7 @@ impl Writer<'_> {
 
 /// Reads the pieces back.
 struct Pieces<'a> {
-    ends: std::slice::ChunksExact<'a, u8>,
+    ends: std::slice::Iter<'a, [u8; END]>,
     text: &'a str,
     at: usize,
 }
@@ -250,7 +266,7 @@ impl<'a> Iterator for Pieces<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         let end = self.ends.next()?;
-        let end = u32::from_le_bytes(end.try_into().ok()?) as usize;
+        let end = u32::from_le_bytes(*end) as usize;
         let piece = self.text.get(self.at..end)?;
         self.at = end;
         Some(piece)
@@ -480,6 +496,32 @@ mod tests {
         assert!(kept.spill.is_some());
         assert_eq!(kept.fields().next(), Some(("Bio", bio.as_str())));
         assert_eq!(kept.user_values().collect::<Vec<_>>(), ["1"]);
+    }
+
+    #[test]
+    fn repacking_in_place_leaves_nothing_of_the_event_before() {
+        let bio = "b".repeat(MAX_VALUE_CHARS);
+        let big = event(
+            &[("ID", "1"), ("Bio", &bio), ("password", "CANARY")],
+            &["Bio"],
+        );
+        let mut custom = event(&[("ID", "2")], &[]);
+        custom.action = "mfa_enrolled".parse().unwrap();
+        custom.event_type = custom.action.event_type().to_owned().into();
+        let small = event(&[("ID", "3"), ("Email", "c@x")], &[]);
+        let targets = ["ops".to_owned()];
+        let mut slot = KeptEvent::pack(&small, &[]);
+        for ev in [&big, &small, &custom, &big, &custom, &small] {
+            slot.repack(ev, &targets);
+            assert_eq!(slot.spill.is_some(), std::ptr::eq(ev, &big));
+            assert_eq!(slot.json(&targets).unwrap(), reference(ev, &targets));
+            assert_eq!(
+                slot.user_values().collect::<Vec<_>>(),
+                KeptEvent::pack(ev, &targets)
+                    .user_values()
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

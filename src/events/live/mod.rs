@@ -22,9 +22,9 @@
 //! [`crate::redact::redact_url`], and no header, body, query or rule detail is included.
 
 mod kept;
+mod ring;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -35,6 +35,7 @@ use super::outbox::Delivery;
 use super::records::rfc3339;
 use crate::event::{Action, UserEvent};
 use kept::{KeptEvent, FILTER_KEYS};
+use ring::{Kept, Ring};
 
 /// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
 pub const RING_ITEMS: usize = 1000;
@@ -236,33 +237,6 @@ struct Inner {
     tx: broadcast::Sender<Arc<Item>>,
 }
 
-struct Ring {
-    next: u64,
-    items: VecDeque<Entry>,
-    bytes: usize,
-}
-
-/// One item the ring keeps.
-struct Entry {
-    /// The feed's number for it.
-    n: u64,
-    /// What it counts against [`RING_BYTES`]: its frame's estimated length.
-    cost: usize,
-    kept: Kept,
-}
-
-/// How the ring keeps an item.
-// The packed event is large on purpose: it lives in the slot instead of an allocation.
-#[allow(clippy::large_enum_variant)]
-enum Kept {
-    /// A detected event, packed in the slot itself: publishing one allocates nothing for
-    /// the ring and dropping it frees nothing ([`KeptEvent`]). Made an [`Item`] only for a
-    /// reader.
-    Detected(KeptEvent),
-    /// A delivery outcome, as readers get it.
-    Shared(Arc<Item>),
-}
-
 impl Default for LiveFeed {
     fn default() -> Self {
         LiveFeed::new()
@@ -286,11 +260,7 @@ impl LiveFeed {
             inner: Arc::new(Inner {
                 instance: Arc::from(format!("{instance_n:08x}")),
                 instance_n,
-                ring: Mutex::new(Ring {
-                    next: 1,
-                    items: VecDeque::new(),
-                    bytes: 0,
-                }),
+                ring: Mutex::new(Ring::new()),
                 tx,
             }),
         }
@@ -323,24 +293,16 @@ impl LiveFeed {
         filtered: &[String],
         now_ms: u64,
     ) {
-        let kept = KeptEvent::pack(&event, &targets);
-        let cost = kept.estimated_frame_len();
         {
             let mut ring = self.ring();
             let n = ring.take_n();
-            // Only a reader needs an item; the ring keeps the packed event. Under the ring's
-            // lock, so a subscriber either counts here or finds it in the ring.
-            if self.inner.tx.receiver_count() > 0 {
-                let _ = self
-                    .inner
-                    .tx
-                    .send(Arc::new(self.detected_item(n, kept.clone())));
+            let kept = ring.keep_detected(n, &event, &targets);
+            // Only a reader needs an item. Under the ring's lock, so a new subscriber either
+            // counts here or finds the event in the ring.
+            if let Some(kept) = kept.filter(|_| self.inner.tx.receiver_count() > 0) {
+                let item = self.detected_item(n, kept.clone());
+                let _ = self.inner.tx.send(Arc::new(item));
             }
-            ring.push(Entry {
-                n,
-                cost,
-                kept: Kept::Detected(kept),
-            });
         }
         for webhook in filtered {
             self.filtered(&event, webhook, now_ms);
@@ -423,11 +385,7 @@ impl LiveFeed {
             instance: self.inner.instance_n,
             frame: OnceLock::new(),
         });
-        ring.push(Entry {
-            n,
-            cost,
-            kept: Kept::Shared(item.clone()),
-        });
+        ring.keep_shared(n, cost, item.clone());
         // No subscriber is not an error: the ring keeps it for the next one.
         let _ = self.inner.tx.send(item);
     }
@@ -454,12 +412,12 @@ impl LiveFeed {
         // channel's first item.
         let ring = self.ring();
         let live = self.inner.tx.subscribe();
-        let oldest = ring.items.front().map_or(ring.next, |e| e.n);
+        let oldest = ring.get(0).map_or(ring.next, |e| e.n);
         let (after, restarted) = match start {
             Start::Now => (ring.next - 1, false),
             Start::Replay(k) => {
-                let from = ring.items.len().saturating_sub(*k);
-                let after = ring.items.get(from).map_or(ring.next, |e| e.n) - 1;
+                let from = ring.len().saturating_sub(*k);
+                let after = ring.get(from).map_or(ring.next, |e| e.n) - 1;
                 (after, false)
             }
             Start::After(id) => match parse_id(id) {
@@ -475,12 +433,12 @@ impl LiveFeed {
             _ => 0,
         };
         let backlog = ring
-            .items
             .iter()
             .filter(|e| e.n > after)
-            .map(|e| match &e.kept {
-                Kept::Detected(event) => Arc::new(self.detected_item(e.n, event.clone())),
-                Kept::Shared(item) => item.clone(),
+            .filter_map(|e| match &e.kept {
+                Kept::Detected(event) => Some(Arc::new(self.detected_item(e.n, event.clone()))),
+                Kept::Shared(item) => Some(item.clone()),
+                Kept::Gone => None,
             })
             .collect();
         Subscription {
@@ -493,27 +451,6 @@ impl LiveFeed {
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
         self.inner.ring.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Ring {
-    /// The next item's number.
-    fn take_n(&mut self) -> u64 {
-        let n = self.next;
-        self.next += 1;
-        n
-    }
-
-    /// Keeps `entry`, dropping the oldest past [`RING_ITEMS`] or [`RING_BYTES`] (never the
-    /// newest).
-    fn push(&mut self, entry: Entry) {
-        self.bytes += entry.cost;
-        self.items.push_back(entry);
-        while self.items.len() > RING_ITEMS || (self.bytes > RING_BYTES && self.items.len() > 1) {
-            if let Some(old) = self.items.pop_front() {
-                self.bytes -= old.cost;
-            }
-        }
     }
 }
 
@@ -774,9 +711,9 @@ mod tests {
             feed.detected(&event(&i.to_string(), "e", Action::Login), &[]);
         }
         let ring = feed.ring();
-        assert_eq!(ring.items.len(), RING_ITEMS);
-        assert_eq!(ring.items.front().unwrap().n, 11);
-        assert_eq!(ring.bytes, ring.items.iter().map(|i| i.cost).sum::<usize>());
+        assert_eq!(ring.len(), RING_ITEMS);
+        assert_eq!(ring.get(0).unwrap().n, 11);
+        assert_eq!(ring.bytes, ring.iter().map(|i| i.cost).sum::<usize>());
         drop(ring);
         let sub = feed.subscribe(&Start::After(format!("{}-5", feed.instance())));
         assert_eq!(sub.missed, 5, "6..=10 are gone");
