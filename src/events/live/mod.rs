@@ -35,13 +35,14 @@ use super::outbox::Delivery;
 use super::records::rfc3339;
 use crate::event::{Action, UserEvent};
 use kept::{KeptEvent, FILTER_KEYS};
-use ring::{Kept, Ring};
+use ring::Ring;
 
 /// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
 pub const RING_ITEMS: usize = 1000;
 
-/// Bytes of frames (rendered, or the size of what a detected event will render to, estimated
-/// from its values) the ring keeps at most; the oldest items go first.
+/// Bytes the ring keeps at most, counted as each item's estimated frame length (for a
+/// detected event: its packed values, in which `ID`, `Email` and `Name` are whole even where
+/// the frame cuts them); the oldest items go first.
 pub const RING_BYTES: usize = 4 << 20;
 
 /// How far one subscriber may fall behind before it loses items (and is told how many).
@@ -127,7 +128,7 @@ pub struct Item {
     /// The event's action.
     pub action: Action,
     /// A delivery's user `ID`, `Email` and `Name` (those it has), for `?user=`; a detected
-    /// event's are read from the event itself.
+    /// event's are read from its packed values.
     users: Vec<String>,
     /// A detected event's targets (webhooks and sinks it was dispatched to); a delivery's one.
     pub webhooks: Vec<String>,
@@ -135,7 +136,7 @@ pub struct Item {
     pub outcome: Option<Outcome>,
     /// A detected event's values, kept until its frame is rendered (and then for its user
     /// values).
-    event: Option<KeptEvent>,
+    event: Option<Box<KeptEvent>>,
     /// A delivery outcome's values, kept until its frame is rendered.
     outcome_view: Option<Box<OutcomeView>>,
     /// The feed's instance number, for the frame's id.
@@ -276,11 +277,11 @@ impl LiveFeed {
         self.inner.tx.receiver_count()
     }
 
-    /// Publishes a detected event and the targets it was dispatched to. Keeps a copy of the
-    /// event; nothing is rendered until a reader asks ([`Item::frame`]).
+    /// Publishes a detected event and the targets it was dispatched to; nothing is rendered
+    /// until a reader asks ([`Item::frame`]).
     pub fn detected(&self, event: &UserEvent, targets: &[&str]) {
-        let targets = targets.iter().map(|t| (*t).to_owned()).collect();
-        self.detected_owned(event.clone(), targets, &[], 0);
+        let targets: Vec<String> = targets.iter().map(|t| (*t).to_owned()).collect();
+        self.publish_detected(event, &targets);
     }
 
     /// Publishes a detected event the caller is done with, the targets it was dispatched to,
@@ -293,19 +294,25 @@ impl LiveFeed {
         filtered: &[String],
         now_ms: u64,
     ) {
-        {
-            let mut ring = self.ring();
-            let n = ring.take_n();
-            let kept = ring.keep_detected(n, &event, &targets);
-            // Only a reader needs an item. Under the ring's lock, so a new subscriber either
-            // counts here or finds the event in the ring.
-            if let Some(kept) = kept.filter(|_| self.inner.tx.receiver_count() > 0) {
-                let item = self.detected_item(n, kept.clone());
-                let _ = self.inner.tx.send(Arc::new(item));
-            }
-        }
+        self.publish_detected(&event, &targets);
         for webhook in filtered {
             self.filtered(&event, webhook, now_ms);
+        }
+    }
+
+    /// Packs `event` into the ring and, when someone listens, sends it as an item.
+    fn publish_detected(&self, event: &UserEvent, targets: &[String]) {
+        let mut ring = self.ring();
+        let n = ring.take_n();
+        ring.keep_detected(n, event, targets);
+        // Only a reader needs an item; the slot then keeps it, so later readers share it and
+        // its rendered frame. Under the ring's lock, so a new subscriber either counts here
+        // or finds the event in the ring.
+        if self.inner.tx.receiver_count() > 0 {
+            let newest = ring.len() - 1;
+            if let Some(item) = ring.share(newest, |n, kept| self.detected_item(n, kept)) {
+                let _ = self.inner.tx.send(item);
+            }
         }
     }
 
@@ -399,7 +406,7 @@ impl LiveFeed {
             users: Vec::new(),
             webhooks: event.targets().map(str::to_owned).collect(),
             outcome: None,
-            event: Some(event),
+            event: Some(Box::new(event)),
             outcome_view: None,
             instance: self.inner.instance_n,
             frame: OnceLock::new(),
@@ -410,7 +417,7 @@ impl LiveFeed {
     pub fn subscribe(&self, start: &Start) -> Subscription {
         // Under the publishers' lock: nothing is published between the backlog and the
         // channel's first item.
-        let ring = self.ring();
+        let mut ring = self.ring();
         let live = self.inner.tx.subscribe();
         let oldest = ring.get(0).map_or(ring.next, |e| e.n);
         let (after, restarted) = match start {
@@ -432,14 +439,10 @@ impl LiveFeed {
             Start::After(_) => oldest.saturating_sub(after + 1),
             _ => 0,
         };
-        let backlog = ring
-            .iter()
-            .filter(|e| e.n > after)
-            .filter_map(|e| match &e.kept {
-                Kept::Detected(event) => Some(Arc::new(self.detected_item(e.n, event.clone()))),
-                Kept::Shared(item) => Some(item.clone()),
-                Kept::Gone => None,
-            })
+        // The kept items after `after` are the last ones; each becomes a shared item once.
+        let first = ring.len() - ring.iter().filter(|e| e.n > after).count();
+        let backlog = (first..ring.len())
+            .filter_map(|i| ring.share(i, |n, kept| self.detected_item(n, kept)))
             .collect();
         Subscription {
             backlog,
@@ -606,6 +609,10 @@ mod tests {
         assert_eq!(ns(&replayed), [1, 2]);
         assert_eq!(replayed[0].frame(), first.frame());
         assert_eq!(replayed[1].frame(), filtered.frame());
+        // One item per event, shared by every reader (and rendered once).
+        assert!(Arc::ptr_eq(&replayed[0], &first));
+        let again = feed.subscribe(&Start::Replay(2)).backlog;
+        assert!(Arc::ptr_eq(&again[0], &replayed[0]) && Arc::ptr_eq(&again[1], &filtered));
         assert_eq!(first.webhooks, ["ops"]);
         assert_eq!(first.user_values(), ["42", "a@example.com"]);
         // Nobody listening: the ring still keeps it, and a replay renders it the same way.
@@ -613,6 +620,10 @@ mod tests {
         feed.detected(&event("43", "b@example.com", Action::Deleted), &["ops"]);
         let kept = feed.subscribe(&Start::Replay(1)).backlog;
         assert_eq!(ns(&kept), [3]);
+        assert!(Arc::ptr_eq(
+            &kept[0],
+            &feed.subscribe(&Start::Replay(1)).backlog[0]
+        ));
         assert_eq!(data(&kept[0])["user"]["ID"], "43");
         assert_eq!(data(&kept[0])["action"], "deleted");
     }

@@ -3,8 +3,10 @@
 //!
 //! Every detected event passes through here, watched or not, so keeping one must cost next
 //! to nothing: a new event is packed straight into the slot of the one it replaces
-//! ([`KeptEvent::repack`]). Nothing is allocated, moved or freed for a usual event, and
-//! the memory written is the slot the oldest event had, in order.
+//! ([`KeptEvent::repack`]). Once the ring has grown, nothing is allocated, moved or freed for
+//! an event that fits in its slot while nobody listens, and the memory written is the slot
+//! the oldest event had, in order. A reader turns a slot into a shared [`Item`] once
+//! ([`Ring::share`]); later readers share it and its rendered frame.
 
 use std::sync::Arc;
 
@@ -56,7 +58,8 @@ impl Ring {
         Ring {
             next: 1,
             bytes: 0,
-            slots: Vec::new(),
+            // Never reallocated, so growing never copies the kept items.
+            slots: Vec::with_capacity(RING_ITEMS),
             head: 0,
             len: 0,
         }
@@ -87,14 +90,8 @@ impl Ring {
         n
     }
 
-    /// Keeps detected event `n`, packed in place of the oldest when the ring is full; returns
-    /// the packed event (for a reader listening now).
-    pub(super) fn keep_detected(
-        &mut self,
-        n: u64,
-        event: &UserEvent,
-        targets: &[String],
-    ) -> Option<&KeptEvent> {
+    /// Keeps detected event `n`, packed in place of the oldest when the ring is full.
+    pub(super) fn keep_detected(&mut self, n: u64, event: &UserEvent, targets: &[String]) {
         let at = self.claim();
         let entry = &mut self.slots[at];
         match &mut entry.kept {
@@ -109,9 +106,27 @@ impl Ring {
         entry.cost = cost;
         self.bytes += cost;
         self.trim();
-        // Just written, and `trim` never drops the newest.
-        match &self.slots[at].kept {
-            Kept::Detected(kept) => Some(kept),
+    }
+
+    /// The `i`-th oldest item as readers get it: a packed event becomes an item (`make`) the
+    /// first time, and the slot keeps that item for the next reader.
+    pub(super) fn share(
+        &mut self,
+        i: usize,
+        make: impl FnOnce(u64, KeptEvent) -> Item,
+    ) -> Option<Arc<Item>> {
+        if i >= self.len {
+            return None;
+        }
+        let at = (self.head + i) % self.slots.len();
+        let entry = self.slots.get_mut(at)?;
+        if matches!(entry.kept, Kept::Detected(_)) {
+            if let Kept::Detected(kept) = std::mem::replace(&mut entry.kept, Kept::Gone) {
+                entry.kept = Kept::Shared(Arc::new(make(entry.n, kept)));
+            }
+        }
+        match &entry.kept {
+            Kept::Shared(item) => Some(item.clone()),
             _ => None,
         }
     }
@@ -216,8 +231,7 @@ mod tests {
 
     fn keep(ring: &mut Ring, size: usize) {
         let n = ring.take_n();
-        let kept = ring.keep_detected(n, &event(n as usize, size), &[]);
-        assert!(kept.is_some());
+        ring.keep_detected(n, &event(n as usize, size), &[]);
         check(ring);
     }
 
