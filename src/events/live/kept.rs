@@ -1,6 +1,6 @@
 //! A detected event as the live feed keeps it until a reader asks for its frame.
 //!
-//! The ring holds the last [`super::RING_ITEMS`] items, and nobody may read them for hours.
+//! The ring holds the last `RING_ITEMS` items, and nobody may read them for hours.
 //! Kept as a [`UserEvent`] behind an `Arc`, each was about twenty separate allocations (a
 //! kilobyte and a half with the map's node), all of them cold by the time the ring let go of
 //! them, and freeing them cost a matched request about 0.8 µs of CPU (the benchmark's
@@ -18,9 +18,19 @@ use std::borrow::Cow;
 
 use serde::ser::{Serialize, Serializer};
 
-use super::{cut, MAX_VALUE_CHARS};
 use crate::event::{Action, Attribution, UserEvent};
 use crate::redact::{is_credential_name, redact_url, REDACTED};
+
+/// Longest user field value shown; longer ones are cut (a live view, not a record).
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// `value`, cut to [`MAX_VALUE_CHARS`] characters with `…` when longer.
+pub(super) fn cut(value: &str) -> Cow<'_, str> {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((end, _)) => Cow::Owned(format!("{}…", &value[..end])),
+        None => Cow::Borrowed(value),
+    }
+}
 
 /// The user fields the `?user=` filter compares, in the order it reads them.
 pub(super) const FILTER_KEYS: [&str; 3] = ["ID", "Email", "Name"];
@@ -202,7 +212,7 @@ impl KeptEvent {
     }
 
     /// About how long the frame will be (its values plus the frame's and the JSON's own text),
-    /// without rendering it: what the item counts against [`super::RING_BYTES`].
+    /// without rendering it: what the item counts against `RING_BYTES`.
     pub(super) fn estimated_frame_len(&self) -> usize {
         const FIXED: usize = 320;
         let text = self.bytes().len() - END * self.pieces as usize;

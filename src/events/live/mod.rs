@@ -34,22 +34,13 @@ use tokio::sync::broadcast;
 use super::outbox::Delivery;
 use super::records::rfc3339;
 use crate::event::{Action, UserEvent};
-use kept::{KeptEvent, FILTER_KEYS};
+pub use kept::MAX_VALUE_CHARS;
+use kept::{cut, KeptEvent, FILTER_KEYS};
 use ring::Ring;
-
-/// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
-pub const RING_ITEMS: usize = 1000;
-
-/// Bytes the ring keeps at most, counted as each item's estimated frame length (for a
-/// detected event: its packed values, in which `ID`, `Email` and `Name` are whole even where
-/// the frame cuts them); the oldest items go first.
-pub const RING_BYTES: usize = 4 << 20;
+pub use ring::{RING_BYTES, RING_ITEMS};
 
 /// How far one subscriber may fall behind before it loses items (and is told how many).
 pub const LAG_ITEMS: usize = 1024;
-
-/// Longest user field value shown; longer ones are cut (a live view, not a record).
-pub const MAX_VALUE_CHARS: usize = 256;
 
 /// What a delivery outcome was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -234,7 +225,7 @@ struct Inner {
     /// `instance_n` as the 8 hex digits of every feed id.
     instance: Arc<str>,
     instance_n: u32,
-    ring: Mutex<Ring>,
+    ring: Mutex<Ring<Item>>,
     tx: broadcast::Sender<Arc<Item>>,
 }
 
@@ -452,7 +443,7 @@ impl LiveFeed {
         }
     }
 
-    fn ring(&self) -> MutexGuard<'_, Ring> {
+    fn ring(&self) -> MutexGuard<'_, Ring<Item>> {
         self.inner.ring.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -483,14 +474,6 @@ fn user_keys(event: &UserEvent) -> Vec<String> {
         .filter(|v| !v.is_empty())
         .cloned()
         .collect()
-}
-
-/// `value`, cut to [`MAX_VALUE_CHARS`] characters with `…` when longer.
-fn cut(value: &str) -> Cow<'_, str> {
-    match value.char_indices().nth(MAX_VALUE_CHARS) {
-        Some((end, _)) => Cow::Owned(format!("{}…", &value[..end])),
-        None => Cow::Borrowed(value),
-    }
 }
 
 /// What a delivery outcome's frame shows, kept until it is rendered.

@@ -5,56 +5,64 @@
 //! to nothing: a new event is packed straight into the slot of the one it replaces
 //! ([`KeptEvent::repack`]). Once the ring has grown, nothing is allocated, moved or freed for
 //! an event that fits in its slot while nobody listens, and the memory written is the slot
-//! the oldest event had, in order. A reader turns a slot into a shared [`Item`] once
-//! ([`Ring::share`]); later readers share it and its rendered frame.
+//! the oldest event had, in order. A reader turns a slot into a shared item once
+//! ([`Ring::share`]); later readers share it and its rendered frame. The ring knows nothing of
+//! the feed's item type (`T`), so it depends only on [`KeptEvent`].
 
 use std::sync::Arc;
 
 use super::kept::KeptEvent;
-use super::{Item, RING_BYTES, RING_ITEMS};
 use crate::event::UserEvent;
 
-/// One item the ring keeps.
+/// Items the ring keeps for resuming (`Last-Event-ID`) and replays (`?replay=N`).
+pub const RING_ITEMS: usize = 1000;
+
+/// Bytes the ring keeps at most, counted as each item's estimated frame length (for a
+/// detected event: its packed values, in which `ID`, `Email` and `Name` are whole even where
+/// the frame cuts them); the oldest items go first.
+pub const RING_BYTES: usize = 4 << 20;
+
+/// One item the ring keeps; `T` is what readers share (the feed's item).
 #[derive(Debug)]
-pub(super) struct Entry {
+pub(super) struct Entry<T> {
     /// The feed's number for it.
     pub(super) n: u64,
     /// What it counts against [`RING_BYTES`]: its frame's estimated length.
     pub(super) cost: usize,
-    pub(super) kept: Kept,
+    pub(super) kept: Kept<T>,
 }
 
 /// How the ring keeps an item.
 // The packed event is large on purpose: it lives in the slot instead of an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(super) enum Kept {
-    /// A detected event, packed; made an [`Item`] only for a reader.
+pub(super) enum Kept<T> {
+    /// A detected event, packed; made an item only for a reader.
     Detected(KeptEvent),
-    /// A delivery outcome, as readers get it.
-    Shared(Arc<Item>),
+    /// An item as readers get it: a delivery outcome, or a detected event a reader asked for.
+    Shared(Arc<T>),
     /// A slot whose item was dropped for the byte limit, waiting to be reused.
     Gone,
 }
 
 /// The kept items, oldest first, and the numbering of new ones.
 #[derive(Debug)]
-pub(super) struct Ring {
+pub(super) struct Ring<T> {
     /// The next item's number.
     pub(super) next: u64,
     /// Frame bytes of the kept items (their `cost`s).
     pub(super) bytes: usize,
     /// Grows to [`RING_ITEMS`] and is then used as a circle.
-    slots: Vec<Entry>,
+    slots: Vec<Entry<T>>,
     /// The oldest kept item's slot.
     head: usize,
     /// How many items are kept.
     len: usize,
 }
 
-impl Ring {
+impl<T> Ring<T> {
     /// An empty ring numbering from 1.
-    pub(super) fn new() -> Ring {
+    pub(super) fn new() -> Ring<T> {
         Ring {
             next: 1,
             bytes: 0,
@@ -71,7 +79,7 @@ impl Ring {
     }
 
     /// The `i`-th oldest kept item.
-    pub(super) fn get(&self, i: usize) -> Option<&Entry> {
+    pub(super) fn get(&self, i: usize) -> Option<&Entry<T>> {
         if i >= self.len {
             return None;
         }
@@ -79,7 +87,7 @@ impl Ring {
     }
 
     /// The kept items, oldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
         (0..self.len).filter_map(|i| self.get(i))
     }
 
@@ -113,8 +121,8 @@ impl Ring {
     pub(super) fn share(
         &mut self,
         i: usize,
-        make: impl FnOnce(u64, KeptEvent) -> Item,
-    ) -> Option<Arc<Item>> {
+        make: impl FnOnce(u64, KeptEvent) -> T,
+    ) -> Option<Arc<T>> {
         if i >= self.len {
             return None;
         }
@@ -132,7 +140,7 @@ impl Ring {
     }
 
     /// Keeps an item readers share (a delivery outcome).
-    pub(super) fn keep_shared(&mut self, n: u64, cost: usize, item: Arc<Item>) {
+    pub(super) fn keep_shared(&mut self, n: u64, cost: usize, item: Arc<T>) {
         let at = self.claim();
         self.slots[at] = Entry {
             n,
@@ -203,7 +211,7 @@ mod tests {
 
     /// What must hold after every change: the newest numbers, contiguous, oldest first;
     /// the byte count adds up; both limits hold (the newest is kept whatever its size).
-    fn check(ring: &Ring) {
+    fn check(ring: &Ring<()>) {
         let ns: Vec<u64> = ring.iter().map(|e| e.n).collect();
         assert_eq!(ns.len(), ring.len());
         let newest = ring.next - 1;
@@ -229,7 +237,7 @@ mod tests {
         }
     }
 
-    fn keep(ring: &mut Ring, size: usize) {
+    fn keep(ring: &mut Ring<()>, size: usize) {
         let n = ring.take_n();
         ring.keep_detected(n, &event(n as usize, size), &[]);
         check(ring);
