@@ -479,7 +479,6 @@ mod tests {
                 let json = kept.json(&webhooks).unwrap();
                 assert_eq!(json, reference(ev, &webhooks));
                 assert!(!json.contains("CANARY"), "{json}");
-                assert_eq!(kept.clone().json(&webhooks).unwrap(), json);
             }
         }
     }

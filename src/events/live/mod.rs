@@ -601,6 +601,13 @@ mod tests {
         // Nobody listening: the ring still keeps it, and a replay renders it the same way.
         drop(live);
         feed.detected(&event("43", "b@example.com", Action::Deleted), &["ops"]);
+        {
+            // No item was made for nobody: the slot still holds the packed event.
+            let ring = feed.ring();
+            let newest = ring.get(ring.len() - 1).unwrap();
+            assert_eq!(newest.n, 3);
+            assert!(matches!(newest.kept, ring::Kept::Detected(_)));
+        }
         let kept = feed.subscribe(&Start::Replay(1)).backlog;
         assert_eq!(ns(&kept), [3]);
         assert!(Arc::ptr_eq(

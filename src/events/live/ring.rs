@@ -282,4 +282,53 @@ mod tests {
         }
         assert_eq!(ring.len(), RING_ITEMS);
     }
+
+    #[test]
+    fn shared_slots_are_reused_like_packed_ones_and_counted() {
+        // Readers share the number the slot held when it was first shared.
+        let mut ring: Ring<u64> = Ring::new();
+        let make = |n: u64, _: KeptEvent| n;
+        for round in 0..(3 * RING_ITEMS) {
+            let n = ring.take_n();
+            if round % 3 == 0 {
+                // A delivery outcome, costed as the caller says.
+                ring.keep_shared(n, 700, Arc::new(n));
+            } else {
+                ring.keep_detected(n, &event(n as usize, 10), &[]);
+            }
+            if round % 5 == 0 {
+                // A reader arrives: the newest and the oldest become shared.
+                let newest = ring.len() - 1;
+                assert_eq!(ring.share(newest, make).as_deref(), Some(&n));
+                let oldest = ring.get(0).map(|e| e.n);
+                assert_eq!(ring.share(0, make).as_deref().copied(), oldest);
+            }
+            assert!(ring.share(ring.len(), make).is_none());
+            let ns: Vec<u64> = ring.iter().map(|e| e.n).collect();
+            assert_eq!(*ns.last().unwrap(), n);
+            assert!(ns.windows(2).all(|w| w[1] == w[0] + 1));
+            assert_eq!(ring.bytes, ring.iter().map(|e| e.cost).sum::<usize>());
+            for (i, e) in ring.iter().enumerate() {
+                match &e.kept {
+                    Kept::Shared(shared) => assert_eq!(**shared, e.n, "slot {i}"),
+                    Kept::Detected(kept) => {
+                        let id = kept.user_values().next().unwrap_or_default();
+                        assert!(id.starts_with(&format!("{}-", e.n)));
+                    }
+                    Kept::Gone => panic!("slot {i} is kept but gone"),
+                }
+            }
+        }
+        assert_eq!(ring.len(), RING_ITEMS);
+        // Every slot shared, then all reused by packed events: the readers' items go.
+        for i in 0..ring.len() {
+            assert!(ring.share(i, make).is_some());
+        }
+        for _ in 0..RING_ITEMS {
+            let n = ring.take_n();
+            ring.keep_detected(n, &event(n as usize, 10), &[]);
+        }
+        assert!(ring.iter().all(|e| matches!(e.kept, Kept::Detected(_))));
+        assert_eq!(ring.bytes, ring.iter().map(|e| e.cost).sum::<usize>());
+    }
 }
